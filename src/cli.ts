@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// The command line: declares commands and options, parses, lazily loads the command module, renders its events
+// and output. This is the only module that decides exit codes and calls process.exit.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type CAC, cac } from 'cac';
+import { type Context, systemClock, systemExec } from './lib/context.js';
+import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
+import { packageVersion } from './lib/paths.js';
+import { type RenderMode, createRenderer } from './lib/render.js';
+import { closest } from './lib/suggest.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  env: Record<string, string | undefined>;
+}
+
+/** What a command hands back: text for stdout and, rarely, a non-zero exit code that is not an error. */
+export interface CommandOutcome {
+  output?: string;
+  exitCode?: number;
+}
+
+type Options = Record<string, unknown>;
+type Runner = (ctx: Context, args: string[], options: Options) => Promise<CommandOutcome | string | void>;
+
+interface CommandDef {
+  name: string;
+  /** Positional arguments as cac writes them, e.g. "<name>". */
+  args?: string;
+  description: string;
+  /** Long-running commands handle SIGINT/SIGTERM themselves (orderly teardown); the rest die on the signal. */
+  longRunning?: boolean;
+  options?: (command: ReturnType<CAC['command']>) => void;
+  examples?: string[];
+  run: Runner;
+}
+
+/** The options that describe a tunnel: shared by every command that builds one. */
+function tunnelOptions(command: ReturnType<CAC['command']>): void {
+  command
+    .option('-n, --name <name>', 'Tunnel name, a short DNS label (env INNISFREE_NAME)')
+    .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
+    .option('--port <port>', 'Same as --ports; repeatable')
+    .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
+    .option('--proxy-protocol <ports>', 'Public TCP ports that get a PROXY protocol header, or "all" (nginx forwarding)')
+    .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
+    .option('--region <slug>', 'Edge region (default nyc3)')
+    .option('--size <slug>', 'Edge droplet size (default s-1vcpu-1gb; s-1vcpu-2gb with nixos-anywhere)')
+    .option('--image <id|name>', 'Custom NixOS image for --bootstrap image')
+    .option('--bootstrap <how>', 'image or nixos-anywhere (default: image when --image is set)')
+    .option('--forwarding <how>', 'nginx (stream proxy) or nftables (kernel DNAT) on the edge (default nginx)')
+    .option('--reserved-ip <ipv4>', 'Assign this reserved IP to the edge (survives down)')
+    .option('--keep', 'Keep the edge when up exits (re-attach later to the same droplet and IP)')
+    .option('--ipv6', 'Also serve the public ports on the edge IPv6 address')
+    .option('--dns <hostname>', 'Point this A/AAAA record at the edge (domain must be in the account)')
+    .option('--edge-ssh-port <port>', 'SSH port of the edge (default 22)')
+    .option('--wireguard-port <port>', 'WireGuard UDP port of the edge (default 51820)')
+    .option('--address-pool <cidr>', 'IPv4 pool for tunnel addresses (default 10.50.0.0/16)')
+    .option('--ipv6-pool <cidr>', 'ULA /48 for tunnel IPv6 addresses (default fd49:6e6e:6973::/48)')
+    .option('--keepalive <seconds>', 'WireGuard persistent keepalive (default 25)')
+    .option('--mtu <bytes>', 'WireGuard MTU (default 1420)')
+    .option('-f, --file <path>', 'Tunnel JSON file; flags and INNISFREE_* variables override it')
+    .option('--token-file <path>', 'File holding the DigitalOcean API token');
+}
+
+const COMMANDS: CommandDef[] = [
+  {
+    name: 'plan',
+    description: "Print the edge's services.innisfree value and the home-side plan",
+    options: (command) => {
+      tunnelOptions(command);
+      command.option('--json', 'Print the edge config as JSON (exactly what edge.json holds)');
+      command.option('--home', 'With --json: print the home-side plan instead');
+    },
+    examples: [
+      'innisfree plan --name web --ports 443/tcp,80:8080/tcp,19132/udp',
+      'innisfree plan --name web --ports 443/tcp --json > edge.json',
+    ],
+    run: async (ctx, _args, options) => {
+      const { planCommand } = await import('./commands/plan.js');
+      return planCommand(ctx, { flags: options, json: options.json === true, home: options.home === true });
+    },
+  },
+  {
+    name: 'schema',
+    description: 'Print the JSON Schema of the edge config (services.innisfree)',
+    run: async () => {
+      const { schemaCommand } = await import('./commands/schema.js');
+      return schemaCommand();
+    },
+  },
+];
+
+const PROTECT = '\u0001';
+
+/**
+ * cac's parser turns numeric-looking values into numbers ("007" → 7, "1e3" → 1000). Values of options that take
+ * one are marked before parsing and unmarked after, so they reach the commands exactly as typed.
+ */
+function protectValues(argv: readonly string[], valueOptions: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const match = /^--?([^=]+)(=(.*))?$/.exec(arg);
+    if (match && valueOptions.has(camel(match[1]!))) {
+      if (match[2] !== undefined) {
+        out.push(`${arg.slice(0, arg.indexOf('=') + 1)}${PROTECT}${match[3]}`);
+        continue;
+      }
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('-')) {
+        out.push(arg, `${PROTECT}${next}`);
+        i++;
+        continue;
+      }
+    }
+    out.push(arg);
+  }
+  return out;
+}
+
+function unprotect(value: unknown): unknown {
+  if (typeof value === 'string') return value.startsWith(PROTECT) ? value.slice(1) : value;
+  if (Array.isArray(value)) return value.map(unprotect);
+  return value;
+}
+
+function camel(name: string): string {
+  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function buildCli(): { cli: CAC; defs: Map<string, CommandDef> } {
+  const cli = cac('innisfree');
+  const defs = new Map<string, CommandDef>();
+  for (const def of COMMANDS) {
+    const command = cli.command(def.args ? `${def.name} ${def.args}` : def.name, def.description);
+    def.options?.(command);
+    for (const example of def.examples ?? []) command.example(example);
+    defs.set(def.name, def);
+  }
+  cli.option('--verbose', 'Show debug output');
+  cli.help();
+  cli.version(packageVersion());
+  return { cli, defs };
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  const { cli, defs } = buildCli();
+  const args = argv.slice(2);
+  const first = args.find((a) => !a.startsWith('-'));
+  const commandNames = [...defs.keys()];
+  const renderMode: RenderMode = args.includes('--json') ? 'json' : io.stderr.isTTY ? 'tty' : 'plain';
+  const renderer = createRenderer(renderMode, io.stderr, args.includes('--verbose'));
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      // A second signal: the user wants out now.
+      renderer.close();
+      io.stderr.write(`innisfree: ${signal} again, exiting without teardown\n`);
+      process.exit(ExitCode.interrupted);
+    }
+    controller.abort(new InterruptedError(`interrupted by ${signal}`));
+  };
+  try {
+    if (first !== undefined && !defs.has(first)) {
+      const suggestion = closest(first, commandNames);
+      throw new UsageError(`unknown command "${first}"`, {
+        hint: suggestion ? `did you mean "${suggestion}"? See innisfree --help` : 'see innisfree --help for the commands',
+      });
+    }
+    const def = first === undefined ? undefined : defs.get(first);
+    const command = cli.commands.find((c) => c.name === first);
+    const valueOptions = new Set(
+      [...cli.globalCommand.options, ...(command?.options ?? [])].filter((o) => !o.isBoolean).flatMap((o) => o.names),
+    );
+    cli.parse(['node', 'innisfree', ...protectValues(args, valueOptions)], { run: false });
+    if (cli.options.help || cli.options.version) return ExitCode.ok;
+    if (def === undefined || command === undefined) {
+      cli.outputHelp();
+      return first === undefined && args.length === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    checkUnknownOptions(cli, command);
+    const options: Options = {};
+    for (const [key, value] of Object.entries(cli.options)) options[key] = unprotect(value);
+    const positional = cli.args.map((a) => String(unprotect(a)));
+    const ctx: Context = {
+      exec: systemExec,
+      clock: systemClock,
+      emit: renderer.emit,
+      env: io.env,
+      signal: controller.signal,
+    };
+    if (def.longRunning) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
+    const outcome = await def.run(ctx, positional, options);
+    renderer.close();
+    const result: CommandOutcome = typeof outcome === 'string' ? { output: outcome } : (outcome ?? {});
+    if (result.output) io.stdout.write(result.output);
+    return result.exitCode ?? ExitCode.ok;
+  } catch (error) {
+    renderer.close();
+    const failure = translateCacError(error, cli);
+    io.stderr.write(`innisfree: ${formatError(failure)}\n`);
+    if (io.env.INNISFREE_DEBUG && failure instanceof Error && failure.stack) io.stderr.write(`${failure.stack}\n`);
+    return exitCodeOf(failure);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function checkUnknownOptions(cli: CAC, command: CAC['commands'][number]): void {
+  const known = [...cli.globalCommand.options, ...command.options];
+  for (const name of Object.keys(cli.options)) {
+    if (name === '--' || known.some((o) => o.names.includes(name))) continue;
+    const flag = name.length > 1 ? `--${kebab(name)}` : `-${name}`;
+    const candidates = known.flatMap((o) => o.names.filter((n) => n.length > 1).map((n) => `--${kebab(n)}`));
+    const suggestion = closest(flag, candidates);
+    throw new UsageError(`unknown option ${flag} for "${command.name}"`, {
+      hint: suggestion ? `did you mean ${suggestion}? See innisfree ${command.name} --help` : `see innisfree ${command.name} --help`,
+    });
+  }
+  command.checkOptionValue();
+  command.checkRequiredArgs();
+  command.checkUnusedArgs();
+}
+
+function translateCacError(error: unknown, cli: CAC): unknown {
+  if (error instanceof Error && error.name === 'CACError') {
+    const name = cli.matchedCommandName;
+    return new UsageError(error.message.replace(/`/g, '"'), {
+      hint: name ? `see innisfree ${name} --help` : 'see innisfree --help',
+    });
+  }
+  return error;
+}
+
+function isEntryPoint(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  // Let stdout drain before exiting: output piped to another program must not be cut short.
+  process.stdout.write('', () => process.exit(code));
+}

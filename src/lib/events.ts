@@ -1,0 +1,40 @@
+// Progress is a stream of typed events. Core code emits them; only the CLI decides how they look (spinner on a TTY,
+// plain lines for the journal, JSON lines for machines).
+
+export type StepStatus = 'start' | 'done' | 'skipped' | 'failed';
+
+export interface StepEvent {
+  type: 'step';
+  /** Stable identifier, e.g. "edge.create", "deploy", "wireguard.up". */
+  id: string;
+  status: StepStatus;
+  title: string;
+  detail?: string;
+}
+
+export interface LogEvent {
+  type: 'log';
+  level: 'debug' | 'info' | 'warn';
+  message: string;
+  /** Where a streamed line came from, e.g. "deploy-rs" or "nginx". */
+  source?: string;
+}
+
+export type ProgressEvent = StepEvent | LogEvent;
+
+export type Emit = (event: ProgressEvent) => void;
+
+export const silent: Emit = () => {};
+
+/** Runs `work` between a start and a done/failed event for one step. */
+export async function step<T>(emit: Emit, id: string, title: string, work: () => Promise<T>): Promise<T> {
+  emit({ type: 'step', id, status: 'start', title });
+  try {
+    const result = await work();
+    emit({ type: 'step', id, status: 'done', title });
+    return result;
+  } catch (error) {
+    emit({ type: 'step', id, status: 'failed', title, detail: error instanceof Error ? error.message : String(error) });
+    throw error;
+  }
+}

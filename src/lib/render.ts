@@ -1,0 +1,76 @@
+// Turns progress events into output. Only the CLI picks a renderer: JSON lines for machines, a spinner line on a
+// terminal, plain timestamp-free lines otherwise (the journal adds its own timestamps).
+import type { Emit, ProgressEvent } from './events.js';
+
+export type RenderMode = 'json' | 'tty' | 'plain';
+
+export interface Renderer {
+  emit: Emit;
+  /** Stops any animation and leaves the cursor on a clean line. */
+  close(): void;
+}
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, verbose = false): Renderer {
+  if (mode === 'json') {
+    return {
+      emit: (event) => {
+        if (event.type === 'log' && event.level === 'debug' && !verbose) return;
+        stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+      },
+      close: () => {},
+    };
+  }
+  if (mode === 'plain') {
+    return { emit: (event) => writePlain(stream, event, verbose), close: () => {} };
+  }
+  let current: string | undefined;
+  let frame = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const draw = (): void => {
+    if (current === undefined) return;
+    stream.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${current}`);
+  };
+  const clear = (): void => {
+    if (current !== undefined) stream.write('\r\x1b[2K');
+  };
+  return {
+    emit: (event) => {
+      if (event.type === 'step') {
+        clear();
+        if (event.status === 'start') {
+          current = event.title;
+          timer ??= setInterval(draw, 80);
+          timer.unref();
+          draw();
+          return;
+        }
+        current = undefined;
+        const mark = event.status === 'done' ? '✔' : event.status === 'skipped' ? '–' : '✖';
+        stream.write(`${mark} ${event.title}${event.detail ? ` (${event.detail})` : ''}\n`);
+        return;
+      }
+      if (event.level === 'debug' && !verbose) return;
+      clear();
+      writePlain(stream, event, verbose);
+      draw();
+    },
+    close: () => {
+      if (timer) clearInterval(timer);
+      clear();
+      current = undefined;
+    },
+  };
+}
+
+function writePlain(stream: NodeJS.WritableStream, event: ProgressEvent, verbose: boolean): void {
+  if (event.type === 'step') {
+    const word = { start: '...', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
+    stream.write(`${event.title}: ${word}${event.detail ? ` (${event.detail})` : ''}\n`);
+    return;
+  }
+  if (event.level === 'debug' && !verbose) return;
+  const prefix = event.level === 'warn' ? 'warning: ' : event.source ? `[${event.source}] ` : '';
+  stream.write(`${prefix}${event.message}\n`);
+}

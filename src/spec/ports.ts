@@ -1,0 +1,230 @@
+// Port mappings: PUBLIC[:LOCAL][/PROTO], with ranges on either side. Every invalid entry is an error that names the
+// entry; nothing is dropped silently and the protocol is matched in any case.
+import { UsageError } from '../lib/errors.js';
+
+export type Protocol = 'tcp' | 'udp';
+export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
+
+/** One mapping as the user wrote it, ranges kept. */
+export interface PortRange {
+  protocol: Protocol;
+  publicStart: number;
+  publicEnd: number;
+  localStart: number;
+  localEnd: number;
+  proxyProtocol: boolean;
+  /** The text the user wrote, for messages. */
+  source: string;
+}
+
+/** One public port, as the edge and the home forwarder see it. */
+export interface ForwardPort {
+  protocol: Protocol;
+  publicPort: number;
+  localPort: number;
+  proxyProtocol: boolean;
+}
+
+export interface ReservedPorts {
+  /** The edge's SSH port (TCP). */
+  ssh: number;
+  /** The edge's WireGuard listen port (UDP). */
+  wireguard: number;
+}
+
+/** Above this many public ports a config gets unwieldy for nginx and for the home forwarder. */
+export const MAX_PUBLIC_PORTS = 4096;
+
+const TOKEN = /^(\d{1,5})(?:-(\d{1,5}))?(?::(\d{1,5})(?:-(\d{1,5}))?)?(?:\/([A-Za-z]+))?$/;
+
+const SYNTAX_HINT = 'write PUBLIC[:LOCAL][/tcp|udp], e.g. 443/tcp, 80:8080/tcp, 27015-27030/udp';
+
+export function parsePortToken(raw: string): PortRange {
+  const token = raw.trim();
+  if (token === '') throw new UsageError('ports: empty port mapping', { hint: `${SYNTAX_HINT}; remove the stray comma` });
+  const match = TOKEN.exec(token);
+  if (!match) throw new UsageError(`ports: "${token}" is not a port mapping`, { hint: SYNTAX_HINT });
+  const [, pubA, pubB, locA, locB, proto] = match;
+  const protocol = parseProtocol(proto ?? 'tcp', token);
+  const publicStart = portNumber(pubA!, token);
+  const publicEnd = pubB === undefined ? publicStart : portNumber(pubB, token);
+  const localStart = locA === undefined ? publicStart : portNumber(locA, token);
+  const localEnd = locA === undefined ? publicEnd : locB === undefined ? localStart : portNumber(locB, token);
+  if (publicEnd < publicStart) {
+    throw new UsageError(`ports: "${token}" has a public range that runs backwards`, {
+      hint: `write the lower port first, e.g. ${publicEnd}-${publicStart}`,
+    });
+  }
+  if (localEnd < localStart) {
+    throw new UsageError(`ports: "${token}" has a local range that runs backwards`, {
+      hint: `write the lower port first, e.g. ${localEnd}-${localStart}`,
+    });
+  }
+  const publicCount = publicEnd - publicStart + 1;
+  const localCount = localEnd - localStart + 1;
+  if (publicCount !== localCount) {
+    throw new UsageError(
+      `ports: "${token}" maps ${publicCount} public port${publicCount === 1 ? '' : 's'} to ${localCount} local port${localCount === 1 ? '' : 's'}`,
+      { hint: 'both sides of a range mapping need the same length, e.g. 8000-8010:9000-9010/tcp' },
+    );
+  }
+  return { protocol, publicStart, publicEnd, localStart, localEnd, proxyProtocol: false, source: token };
+}
+
+/** Parses repeated and/or comma-separated values: ["443/tcp,80:8080", "19132/udp"]. */
+export function parsePortList(values: readonly string[]): PortRange[] {
+  const ranges: PortRange[] = [];
+  for (const value of values) {
+    for (const token of value.split(',')) ranges.push(parsePortToken(token));
+  }
+  return ranges;
+}
+
+export function parseProtocol(text: string, token: string): Protocol {
+  const lower = text.toLowerCase();
+  if (lower === 'tcp' || lower === 'udp') return lower;
+  throw new UsageError(`ports: "${token}" has unknown protocol "${text}"`, { hint: 'use tcp or udp (any case)' });
+}
+
+function portNumber(text: string, token: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > 65535) {
+    throw new UsageError(`ports: "${token}" uses port ${text}, outside 1-65535`, {
+      hint: 'use ports between 1 and 65535',
+    });
+  }
+  return value;
+}
+
+/**
+ * Checks a whole set: at least one mapping, no public port of one protocol used twice, none of the edge's own
+ * ports, PROXY protocol only on TCP, and a sane total.
+ */
+export function validatePortSet(ranges: readonly PortRange[], reserved: ReservedPorts): void {
+  if (ranges.length === 0) {
+    throw new UsageError('ports: no port mappings given', { hint: `pass --ports, e.g. --ports 443/tcp; ${SYNTAX_HINT}` });
+  }
+  const byProtocol = new Map<Protocol, PortRange[]>();
+  for (const range of ranges) {
+    const list = byProtocol.get(range.protocol) ?? [];
+    list.push(range);
+    byProtocol.set(range.protocol, list);
+  }
+  for (const [protocol, list] of byProtocol) {
+    const sorted = [...list].sort((a, b) => a.publicStart - b.publicStart);
+    for (let i = 1; i < sorted.length; i++) {
+      const previous = sorted[i - 1]!;
+      const current = sorted[i]!;
+      if (current.publicStart <= previous.publicEnd) {
+        const what = previous.publicStart === current.publicStart && previous.publicEnd === current.publicEnd
+          ? `public ${protocol} port ${describePublic(current)} is given twice`
+          : `public ${protocol} ports overlap`;
+        throw new UsageError(`ports: "${previous.source}" and "${current.source}": ${what}`, {
+          hint: 'each public port of a protocol can forward to one place only; remove one of them',
+        });
+      }
+    }
+  }
+  for (const range of ranges) {
+    const reservedPort = range.protocol === 'tcp' ? reserved.ssh : reserved.wireguard;
+    if (reservedPort >= range.publicStart && reservedPort <= range.publicEnd) {
+      const owner = range.protocol === 'tcp' ? 'SSH' : 'WireGuard';
+      const option = range.protocol === 'tcp' ? '--edge-ssh-port' : '--wireguard-port';
+      throw new UsageError(
+        `ports: "${range.source}" includes ${reservedPort}/${range.protocol}, which the edge uses for ${owner}`,
+        { hint: `use another public port, or move the edge's ${owner} port with ${option}` },
+      );
+    }
+    if (range.proxyProtocol && range.protocol !== 'tcp') {
+      throw new UsageError(`ports: "${range.source}" asks for PROXY protocol on UDP`, {
+        hint: 'PROXY protocol is available for TCP ports only',
+      });
+    }
+  }
+  const total = ranges.reduce((sum, r) => sum + (r.publicEnd - r.publicStart + 1), 0);
+  if (total > MAX_PUBLIC_PORTS) {
+    throw new UsageError(`ports: ${total} public ports requested, more than ${MAX_PUBLIC_PORTS}`, {
+      hint: 'narrow the ranges',
+    });
+  }
+}
+
+/** Marks the mappings whose public TCP ports are listed (or all TCP mappings for "all") as using PROXY protocol. */
+export function applyProxyProtocol(ranges: readonly PortRange[], selection: readonly string[]): PortRange[] {
+  const tokens = selection.flatMap((value) => value.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+  if (tokens.length === 0) return [...ranges];
+  if (tokens.some((t) => t.toLowerCase() === 'all')) {
+    return ranges.map((r) => (r.protocol === 'tcp' ? { ...r, proxyProtocol: true } : r));
+  }
+  const wanted = tokens.map((token) => {
+    const range = parsePortToken(token.includes('/') ? token : `${token}/tcp`);
+    if (range.localStart !== range.publicStart || range.localEnd !== range.publicEnd) {
+      throw new UsageError(`proxy-protocol: "${token}" must name public ports only`, {
+        hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
+      });
+    }
+    return range;
+  });
+  for (const want of wanted) {
+    const covered = ranges.some(
+      (r) => r.protocol === want.protocol && r.publicStart <= want.publicStart && r.publicEnd >= want.publicEnd,
+    );
+    if (!covered) {
+      throw new UsageError(`proxy-protocol: "${want.source}" is not one of the tunnel's public ports`, {
+        hint: 'list ports that also appear in --ports',
+      });
+    }
+  }
+  const result: PortRange[] = [];
+  for (const range of ranges) {
+    // Split a range where only part of it asks for PROXY protocol, so the flag stays per port.
+    let cursor = range.publicStart;
+    const marks = wanted
+      .filter((w) => w.protocol === range.protocol && w.publicStart <= range.publicEnd && w.publicEnd >= range.publicStart)
+      .sort((a, b) => a.publicStart - b.publicStart);
+    const push = (from: number, to: number, proxyProtocol: boolean): void => {
+      if (to < from) return;
+      const offset = range.localStart - range.publicStart;
+      result.push({ ...range, publicStart: from, publicEnd: to, localStart: from + offset, localEnd: to + offset, proxyProtocol: proxyProtocol || range.proxyProtocol });
+    };
+    for (const mark of marks) {
+      push(cursor, mark.publicStart - 1, false);
+      push(Math.max(cursor, mark.publicStart), mark.publicEnd, true);
+      cursor = Math.max(cursor, mark.publicEnd + 1);
+    }
+    push(cursor, range.publicEnd, false);
+  }
+  return result;
+}
+
+/** One entry per public port, sorted by protocol and public port: the shape the edge and the forwarder use. */
+export function expandPorts(ranges: readonly PortRange[]): ForwardPort[] {
+  const ports: ForwardPort[] = [];
+  for (const range of ranges) {
+    for (let offset = 0; offset <= range.publicEnd - range.publicStart; offset++) {
+      ports.push({
+        protocol: range.protocol,
+        publicPort: range.publicStart + offset,
+        localPort: range.localStart + offset,
+        proxyProtocol: range.proxyProtocol,
+      });
+    }
+  }
+  return ports.sort((a, b) => a.protocol.localeCompare(b.protocol) || a.publicPort - b.publicPort);
+}
+
+/** Canonical text for a mapping: "443/tcp", "80:8080/tcp", "27015-27030/udp". */
+export function formatPortRange(range: Omit<PortRange, 'source'>): string {
+  const publicPart = describePublic(range);
+  const sameLocal = range.localStart === range.publicStart && range.localEnd === range.publicEnd;
+  const localPart = sameLocal
+    ? ''
+    : range.localStart === range.localEnd
+      ? `:${range.localStart}`
+      : `:${range.localStart}-${range.localEnd}`;
+  return `${publicPart}${localPart}/${range.protocol}`;
+}
+
+function describePublic(range: Pick<PortRange, 'publicStart' | 'publicEnd'>): string {
+  return range.publicStart === range.publicEnd ? `${range.publicStart}` : `${range.publicStart}-${range.publicEnd}`;
+}

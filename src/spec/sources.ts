@@ -1,0 +1,307 @@
+// Resolves a TunnelSpec from its four sources, highest first: command-line flags, INNISFREE_* environment variables,
+// a tunnel file (--file), and $XDG_CONFIG_HOME/innisfree/config.json defaults. Each value remembers where it came
+// from so that every validation message names the field and its source.
+import { z } from 'zod';
+import { UsageError } from '../lib/errors.js';
+import {
+  type PortRange,
+  applyProxyProtocol,
+  parsePortList,
+  parsePortToken,
+  parseProtocol,
+  validatePortSet,
+} from './ports.js';
+import { DEFAULTS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
+
+type Kind = 'string' | 'boolean' | 'integer' | 'list';
+
+interface FieldDef {
+  flag: string;
+  env: string;
+  kind: Kind;
+}
+
+/** Every field a tunnel can set, with its flag and environment variable. JSON files use the field name itself. */
+export const FIELDS = {
+  name: { flag: 'name', env: 'INNISFREE_NAME', kind: 'string' },
+  ports: { flag: 'ports', env: 'INNISFREE_PORTS', kind: 'list' },
+  proxyProtocol: { flag: 'proxy-protocol', env: 'INNISFREE_PROXY_PROTOCOL', kind: 'list' },
+  destination: { flag: 'destination', env: 'INNISFREE_DESTINATION', kind: 'string' },
+  provider: { flag: 'provider', env: 'INNISFREE_PROVIDER', kind: 'string' },
+  region: { flag: 'region', env: 'INNISFREE_REGION', kind: 'string' },
+  size: { flag: 'size', env: 'INNISFREE_SIZE', kind: 'string' },
+  image: { flag: 'image', env: 'INNISFREE_IMAGE', kind: 'string' },
+  bootstrap: { flag: 'bootstrap', env: 'INNISFREE_BOOTSTRAP', kind: 'string' },
+  forwarding: { flag: 'forwarding', env: 'INNISFREE_FORWARDING', kind: 'string' },
+  reservedIp: { flag: 'reserved-ip', env: 'INNISFREE_RESERVED_IP', kind: 'string' },
+  keep: { flag: 'keep', env: 'INNISFREE_KEEP', kind: 'boolean' },
+  ipv6: { flag: 'ipv6', env: 'INNISFREE_IPV6', kind: 'boolean' },
+  dns: { flag: 'dns', env: 'INNISFREE_DNS', kind: 'string' },
+  edgeSshPort: { flag: 'edge-ssh-port', env: 'INNISFREE_EDGE_SSH_PORT', kind: 'integer' },
+  wireguardPort: { flag: 'wireguard-port', env: 'INNISFREE_WIREGUARD_PORT', kind: 'integer' },
+  addressPool: { flag: 'address-pool', env: 'INNISFREE_ADDRESS_POOL', kind: 'string' },
+  ipv6Pool: { flag: 'ipv6-pool', env: 'INNISFREE_IPV6_POOL', kind: 'string' },
+  keepalive: { flag: 'keepalive', env: 'INNISFREE_KEEPALIVE', kind: 'integer' },
+  mtu: { flag: 'mtu', env: 'INNISFREE_MTU', kind: 'integer' },
+} as const satisfies Record<string, FieldDef>;
+
+export type FieldName = keyof typeof FIELDS;
+const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
+
+/** Converts a flag name as cac reports it ("reserved-ip" → "reservedIp"). */
+function camel(flag: string): string {
+  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+export interface Layer {
+  /** How messages name this source: "--flags", "environment", "web.json", "config.json". */
+  label: string;
+  values: Partial<Record<FieldName, unknown>>;
+  /** Per field, how to name it in messages ("--region", "INNISFREE_REGION", "web.json: region"). */
+  names: Partial<Record<FieldName, string>>;
+}
+
+export function flagLayer(flags: Record<string, unknown>): Layer {
+  const layer: Layer = { label: 'flags', values: {}, names: {} };
+  for (const field of FIELD_NAMES) {
+    const def = FIELDS[field];
+    let value = flags[camel(def.flag)];
+    // --port is accepted as a synonym of --ports (repeatable).
+    if (field === 'ports' && flags.port !== undefined) {
+      value = [...toArray(value), ...toArray(flags.port)];
+    }
+    if (value === undefined) continue;
+    layer.values[field] = coerceText(field, value, `--${def.flag}`);
+    layer.names[field] = `--${def.flag}`;
+  }
+  return layer;
+}
+
+export function envLayer(env: Readonly<Record<string, string | undefined>>): Layer {
+  const layer: Layer = { label: 'environment', values: {}, names: {} };
+  for (const field of FIELD_NAMES) {
+    const def = FIELDS[field];
+    const value = env[def.env];
+    if (value === undefined || value === '') continue;
+    layer.values[field] = coerceText(field, value, def.env);
+    layer.names[field] = def.env;
+  }
+  return layer;
+}
+
+const PortObject = z
+  .object({
+    public: z.union([z.number(), z.string()]),
+    local: z.union([z.number(), z.string()]).optional(),
+    protocol: z.string().optional(),
+    proxyProtocol: z.boolean().optional(),
+  })
+  .strict();
+
+const FileShape = z
+  .object({
+    name: z.string(),
+    ports: z.union([z.string(), z.array(z.union([z.string(), PortObject]))]),
+    proxyProtocol: z.union([z.string(), z.array(z.string())]),
+    destination: z.string(),
+    provider: z.string(),
+    region: z.string(),
+    size: z.string(),
+    image: z.union([z.string(), z.number()]),
+    bootstrap: z.string(),
+    forwarding: z.string(),
+    reservedIp: z.string(),
+    keep: z.boolean(),
+    ipv6: z.boolean(),
+    dns: z.string(),
+    edgeSshPort: z.number(),
+    wireguardPort: z.number(),
+    addressPool: z.string(),
+    ipv6Pool: z.string(),
+    keepalive: z.number(),
+    mtu: z.number(),
+    // Settings that are not part of a tunnel but may live in config.json.
+    tokenFile: z.string(),
+  })
+  .partial()
+  .strict();
+
+/** A tunnel file or the config.json defaults, already parsed from JSON. */
+export function fileLayer(label: string, data: unknown): Layer {
+  const parsed = FileShape.safeParse(data);
+  if (!parsed.success) throw new UsageError(issueLines(parsed.error, (path) => `${label}: ${path || '(top level)'}`));
+  const layer: Layer = { label, values: {}, names: {} };
+  for (const field of FIELD_NAMES) {
+    const value = parsed.data[field];
+    if (value === undefined) continue;
+    layer.names[field] = `${label}: ${field}`;
+    if (field === 'ports') {
+      layer.values.ports = toPortRanges(value as NonNullable<z.infer<typeof FileShape>['ports']>, `${label}: ports`);
+    } else if (field === 'image') {
+      layer.values.image = String(value);
+    } else if (field === 'proxyProtocol') {
+      layer.values.proxyProtocol = toArray(value).map(String);
+    } else {
+      layer.values[field] = value;
+    }
+  }
+  return layer;
+}
+
+export function tokenFileOf(data: unknown): string | undefined {
+  const parsed = FileShape.safeParse(data);
+  return parsed.success ? parsed.data.tokenFile : undefined;
+}
+
+/** Merges layers (highest priority first), applies defaults and validates everything. */
+export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
+  const pick = (field: FieldName): { value: unknown; name: string } | undefined => {
+    for (const layer of layers) {
+      if (layer.values[field] !== undefined) return { value: layer.values[field], name: layer.names[field] ?? field };
+    }
+    return undefined;
+  };
+  const origin: Partial<Record<string, string>> = {};
+  const raw: Record<string, unknown> = {};
+  for (const field of FIELD_NAMES) {
+    const picked = pick(field);
+    if (!picked) continue;
+    raw[field] = picked.value;
+    origin[field] = picked.name;
+  }
+
+  if (raw.name === undefined) {
+    throw new UsageError('name: no tunnel name given', { hint: 'pass --name NAME (a-z, 0-9, "-"), e.g. --name web' });
+  }
+  if (raw.ports === undefined) {
+    throw new UsageError('ports: no port mappings given', { hint: 'pass --ports, e.g. --ports 443/tcp,80:8080/tcp' });
+  }
+  let ports = raw.ports as PortRange[];
+  if (raw.proxyProtocol !== undefined) ports = applyProxyProtocol(ports, raw.proxyProtocol as string[]);
+
+  const image = raw.image as string | undefined;
+  const bootstrap = (raw.bootstrap as string | undefined) ?? (image !== undefined ? 'image' : 'nixos-anywhere');
+  const candidate = {
+    name: raw.name,
+    ports,
+    destination: raw.destination ?? DEFAULTS.destination,
+    provider: raw.provider ?? DEFAULTS.provider,
+    region: raw.region ?? DEFAULTS.region,
+    size: raw.size ?? (bootstrap === 'nixos-anywhere' ? DEFAULTS.sizeNixosAnywhere : DEFAULTS.sizeImage),
+    ...(image !== undefined ? { image } : {}),
+    bootstrap,
+    forwarding: raw.forwarding ?? DEFAULTS.forwarding,
+    ...(raw.reservedIp !== undefined ? { reservedIp: raw.reservedIp } : {}),
+    keep: raw.keep ?? false,
+    ipv6: raw.ipv6 ?? false,
+    ...(raw.dns !== undefined ? { dns: raw.dns } : {}),
+    edgeSshPort: raw.edgeSshPort ?? DEFAULTS.edgeSshPort,
+    wireguardPort: raw.wireguardPort ?? DEFAULTS.wireguardPort,
+    addressPool: raw.addressPool ?? DEFAULTS.addressPool,
+    ipv6Pool: raw.ipv6Pool ?? DEFAULTS.ipv6Pool,
+    keepalive: raw.keepalive ?? DEFAULTS.keepalive,
+    mtu: raw.mtu ?? DEFAULTS.mtu,
+  };
+  const parsed = TunnelSpec.safeParse(candidate);
+  if (!parsed.success) {
+    throw new UsageError(issueLines(parsed.error, (path) => origin[path.split('.')[0] ?? ''] ?? path), {
+      hint: 'see innisfree --help for the accepted values',
+    });
+  }
+  const spec = parsed.data;
+  validatePortSet(spec.ports, reservedPortsOf(spec));
+  checkCombinations(spec, origin);
+  return spec;
+}
+
+function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
+  if (spec.forwarding === 'nftables' && spec.ports.some((p) => p.proxyProtocol)) {
+    throw new UsageError(`${origin.proxyProtocol ?? 'proxyProtocol'}: PROXY protocol needs nginx forwarding`, {
+      hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
+    });
+  }
+  if (spec.provider === 'digitalocean') {
+    if (spec.bootstrap === 'image' && spec.image === undefined) {
+      throw new UsageError(`${origin.bootstrap ?? 'bootstrap'}: "image" needs an image id or name`, {
+        hint: 'pass --image ID|NAME (upload one with innisfree image upload), or use --bootstrap nixos-anywhere',
+      });
+    }
+    const memory = memoryOfSize(spec.size);
+    if (spec.bootstrap === 'nixos-anywhere' && memory !== undefined && memory < 2) {
+      throw new UsageError(`${origin.size ?? 'size'}: "${spec.size}" has ${memory} GB of RAM; nixos-anywhere needs 2 GB`, {
+        hint: `use --size ${DEFAULTS.sizeNixosAnywhere} or larger, or --bootstrap image`,
+      });
+    }
+  } else {
+    for (const field of ['reservedIp', 'dns'] as const) {
+      if (spec[field] !== undefined) {
+        throw new UsageError(`${origin[field] ?? field}: only the digitalocean provider supports this`, {
+          hint: `drop ${origin[field] ?? field} when using --provider ${spec.provider}`,
+        });
+      }
+    }
+  }
+}
+
+/** Turns zod issues into one readable line each, naming the field. */
+export function issueLines(error: z.ZodError, nameOf: (path: string) => string): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.map(String).join('.');
+      const name = nameOf(path);
+      const message =
+        issue.code === 'unrecognized_keys'
+          ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`
+          : issue.message;
+      return `${name}: ${message}`;
+    })
+    .join('\n');
+}
+
+function toArray(value: unknown): unknown[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? value : [value];
+}
+
+function coerceText(field: FieldName, value: unknown, name: string): unknown {
+  const kind: Kind = FIELDS[field].kind;
+  const last = (v: unknown): unknown => (Array.isArray(v) ? v[v.length - 1] : v);
+  switch (kind) {
+    case 'list': {
+      const items = toArray(value).map(String);
+      return field === 'ports' ? parsePortList(items) : items;
+    }
+    case 'boolean': {
+      const v = last(value);
+      if (typeof v === 'boolean') return v;
+      const text = String(v).toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+      if (['0', 'false', 'no', 'off'].includes(text)) return false;
+      throw new UsageError(`${name}: "${String(v)}" is not a boolean`, { hint: 'use true or false' });
+    }
+    case 'integer': {
+      const v = last(value);
+      const number = typeof v === 'number' ? v : /^\d+$/.test(String(v)) ? Number(v) : Number.NaN;
+      if (!Number.isInteger(number)) {
+        throw new UsageError(`${name}: "${String(v)}" is not a whole number`, { hint: 'pass a number, e.g. 51820' });
+      }
+      return number;
+    }
+    case 'string': {
+      const v = last(value);
+      if (v === true || v === '') throw new UsageError(`${name}: needs a value`, { hint: `write ${name} VALUE` });
+      return String(v);
+    }
+  }
+}
+
+function toPortRanges(value: string | Array<string | z.infer<typeof PortObject>>, name: string): PortRange[] {
+  const entries = toArray(value) as Array<string | z.infer<typeof PortObject>>;
+  return entries.flatMap((entry) => {
+    if (typeof entry === 'string') return parsePortList([entry]);
+    const local = entry.local === undefined ? '' : `:${entry.local}`;
+    const protocol = entry.protocol === undefined ? 'tcp' : parseProtocol(entry.protocol, `${name}: ${JSON.stringify(entry)}`);
+    const range = parsePortToken(`${entry.public}${local}/${protocol}`);
+    return [{ ...range, proxyProtocol: entry.proxyProtocol ?? false }];
+  });
+}

@@ -1,0 +1,41 @@
+// Where innisfree keeps state and configuration on the home host.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Env } from '../lib/context.js';
+
+/**
+ * The root holding one directory per tunnel. INNISFREE_STATE_DIR wins (the NixOS home module points it at the
+ * systemd StateDirectory); otherwise $XDG_STATE_HOME/innisfree, defaulting to ~/.local/state/innisfree.
+ */
+export function stateRoot(env: Env): string {
+  if (env.INNISFREE_STATE_DIR) return env.INNISFREE_STATE_DIR;
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
+  return join(base, 'innisfree');
+}
+
+/** $XDG_CONFIG_HOME/innisfree/config.json (defaults for every tunnel). */
+export function configFile(env: Env): string {
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
+  return join(base, 'innisfree', 'config.json');
+}
+
+/** The layout of one tunnel's state directory. */
+export function tunnelPaths(root: string, name: string) {
+  const dir = join(root, name);
+  return {
+    dir,
+    lock: join(dir, 'lock'),
+    tunnel: join(dir, 'tunnel.json'),
+    status: join(dir, 'status.json'),
+    wireguardPrivate: join(dir, 'wireguard', 'private'),
+    wireguardPublic: join(dir, 'wireguard', 'public'),
+    sshPrivate: join(dir, 'ssh', 'id_ed25519'),
+    sshPublic: join(dir, 'ssh', 'id_ed25519.pub'),
+    knownHosts: join(dir, 'ssh', 'known_hosts'),
+    edgeDir: join(dir, 'edge'),
+    edgeFlake: join(dir, 'edge', 'flake.nix'),
+    edgeJson: join(dir, 'edge', 'edge.json'),
+  };
+}
+
+export type TunnelPaths = ReturnType<typeof tunnelPaths>;

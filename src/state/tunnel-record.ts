@@ -1,0 +1,101 @@
+// tunnel.json: a tunnel's identity on this host (its addressing), written once and kept across runs so the edge
+// config, the interface name and the tunnel addresses stay the same. Keys live beside it in wireguard/ and ssh/.
+import { readdir } from 'node:fs/promises';
+import { z } from 'zod';
+import type { Allocation } from '../addressing.js';
+import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../home/keys.js';
+import { UsageError } from '../lib/errors.js';
+import { TUNNEL_NAME_PATTERN } from '../spec/primitives.js';
+import { PUBLIC_MODE, SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
+import { type TunnelPaths, tunnelPaths } from './paths.js';
+
+const AllocationSchema = z.object({
+  index: z.number().int().min(0),
+  pool: z.string(),
+  interface: z.string(),
+  edgeInterface: z.string(),
+  homeAddress: z.string(),
+  edgeAddress: z.string(),
+  homeAddress6: z.string().optional(),
+  edgeAddress6: z.string().optional(),
+});
+
+export const TunnelRecord = z.object({
+  version: z.literal(1),
+  name: z.string(),
+  createdAt: z.string(),
+  allocation: AllocationSchema,
+});
+
+export type TunnelRecord = z.infer<typeof TunnelRecord>;
+
+export async function readTunnelRecord(paths: TunnelPaths): Promise<TunnelRecord | undefined> {
+  const text = await readTextIfExists(paths.tunnel);
+  if (text === undefined) return undefined;
+  const parsed = TunnelRecord.safeParse(safeJson(text));
+  if (!parsed.success) {
+    throw new UsageError(`${paths.tunnel} is damaged`, {
+      hint: `remove the tunnel's state with: innisfree down ${paths.dir.split('/').pop()} (or delete ${paths.dir})`,
+    });
+  }
+  return parsed.data;
+}
+
+export async function writeTunnelRecord(paths: TunnelPaths, name: string, allocation: Allocation, now: Date): Promise<TunnelRecord> {
+  const previous = await readTunnelRecord(paths).catch(() => undefined);
+  const record: TunnelRecord = { version: 1, name, createdAt: previous?.createdAt ?? now.toISOString(), allocation };
+  await writeJsonAtomic(paths.tunnel, record);
+  return record;
+}
+
+/** Every tunnel with state under the root (directories holding a readable tunnel.json). */
+export async function listTunnelRecords(root: string): Promise<TunnelRecord[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const records: TunnelRecord[] = [];
+  for (const entry of entries.sort()) {
+    if (!TUNNEL_NAME_PATTERN.test(entry)) continue;
+    const record = await readTunnelRecord(tunnelPaths(root, entry)).catch(() => undefined);
+    if (record) records.push(record);
+  }
+  return records;
+}
+
+export interface TunnelKeys {
+  wireguardPublicKey: string;
+  sshPublicKey: string;
+}
+
+/** Creates the tunnel's WireGuard and SSH keys on first use (0600), and returns the public halves. */
+export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promise<TunnelKeys> {
+  let wgPrivate = (await readTextIfExists(paths.wireguardPrivate))?.trim();
+  if (!wgPrivate) {
+    const pair = generateWireguardKeyPair();
+    await writeFileAtomic(paths.wireguardPrivate, `${pair.privateKey}\n`, SECRET_MODE);
+    await writeFileAtomic(paths.wireguardPublic, `${pair.publicKey}\n`, PUBLIC_MODE);
+    wgPrivate = pair.privateKey;
+  }
+  const wireguardPublicKey = wireguardPublicKeyOf(wgPrivate);
+  let sshPublic = (await readTextIfExists(paths.sshPublic))?.trim();
+  const sshPrivate = await readTextIfExists(paths.sshPrivate);
+  if (!sshPublic || !sshPrivate) {
+    const pair = generateSshKeyPair(`innisfree-${name}`);
+    await writeFileAtomic(paths.sshPrivate, pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`, SECRET_MODE);
+    await writeFileAtomic(paths.sshPublic, `${pair.publicKey}\n`, PUBLIC_MODE);
+    sshPublic = pair.publicKey;
+  }
+  return { wireguardPublicKey, sshPublicKey: sshPublic };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
