@@ -32,6 +32,9 @@ export function tunnelPaths(root: string, name: string) {
     sshPrivate: join(dir, 'ssh', 'id_ed25519'),
     sshPublic: join(dir, 'ssh', 'id_ed25519.pub'),
     knownHosts: join(dir, 'ssh', 'known_hosts'),
+    /** The edge's SSH host key, made here and injected at create so the edge is pinned before first contact. */
+    hostKeyPrivate: join(dir, 'ssh', 'edge_host_ed25519_key'),
+    hostKeyPublic: join(dir, 'ssh', 'edge_host_ed25519_key.pub'),
     edgeDir: join(dir, 'edge'),
     edgeFlake: join(dir, 'edge', 'flake.nix'),
     edgeJson: join(dir, 'edge', 'edge.json'),

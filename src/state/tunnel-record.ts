@@ -69,9 +69,11 @@ export async function listTunnelRecords(root: string): Promise<TunnelRecord[]> {
 export interface TunnelKeys {
   wireguardPublicKey: string;
   sshPublicKey: string;
+  /** The edge's host key (public line); the private half is in paths.hostKeyPrivate. */
+  hostPublicKey: string;
 }
 
-/** Creates the tunnel's WireGuard and SSH keys on first use (0600), and returns the public halves. */
+/** Creates the tunnel's WireGuard key, SSH client key and edge host key on first use (0600); returns the public halves. */
 export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promise<TunnelKeys> {
   let wgPrivate = (await readTextIfExists(paths.wireguardPrivate))?.trim();
   if (!wgPrivate) {
@@ -81,15 +83,18 @@ export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promis
     wgPrivate = pair.privateKey;
   }
   const wireguardPublicKey = wireguardPublicKeyOf(wgPrivate);
-  let sshPublic = (await readTextIfExists(paths.sshPublic))?.trim();
-  const sshPrivate = await readTextIfExists(paths.sshPrivate);
-  if (!sshPublic || !sshPrivate) {
-    const pair = generateSshKeyPair(`innisfree-${name}`);
-    await writeFileAtomic(paths.sshPrivate, pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`, SECRET_MODE);
-    await writeFileAtomic(paths.sshPublic, `${pair.publicKey}\n`, PUBLIC_MODE);
-    sshPublic = pair.publicKey;
-  }
-  return { wireguardPublicKey, sshPublicKey: sshPublic };
+  const sshPublicKey = await ensureSshKeyPair(paths.sshPrivate, paths.sshPublic, `innisfree-${name}`);
+  const hostPublicKey = await ensureSshKeyPair(paths.hostKeyPrivate, paths.hostKeyPublic, `innisfree-${name}-edge`);
+  return { wireguardPublicKey, sshPublicKey, hostPublicKey };
+}
+
+async function ensureSshKeyPair(privatePath: string, publicPath: string, comment: string): Promise<string> {
+  const existingPublic = (await readTextIfExists(publicPath))?.trim();
+  if (existingPublic && (await readTextIfExists(privatePath))) return existingPublic;
+  const pair = generateSshKeyPair(comment);
+  await writeFileAtomic(privatePath, pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`, SECRET_MODE);
+  await writeFileAtomic(publicPath, `${pair.publicKey}\n`, PUBLIC_MODE);
+  return pair.publicKey;
 }
 
 function safeJson(text: string): unknown {

@@ -1,0 +1,67 @@
+// The provider port: how `up`, `down`, `list` and `clean` get an edge without knowing which cloud (or which local
+// namespace) it lives in. Adapters: providers/digitalocean (real), providers/local (network namespaces here).
+import type { Emit } from '../lib/events.js';
+import type { TunnelSpec } from '../spec/tunnel.js';
+
+export interface EdgeInfo {
+  provider: 'digitalocean' | 'local';
+  /** Provider id: the droplet id, or the local edge's namespace name. */
+  id: string;
+  /** innisfree-<tunnel> */
+  name: string;
+  /** The tunnel this edge serves (from its innisfree:<name> tag). */
+  tunnel: string;
+  /** Public IPv4 the edge answers on (a reserved IP when one is assigned). */
+  ipv4: string;
+  /** The droplet's own public IPv4, when a reserved IP fronts it. */
+  directIpv4?: string;
+  ipv6?: string;
+  region: string;
+  size: string;
+  /** Provider status: new, active, off, archive (DigitalOcean) or running (local). */
+  status: string;
+  /** ISO 8601. */
+  createdAt: string;
+  /** USD per month, when the provider prices it. */
+  priceMonthly?: number;
+  /** The image the edge was booted from, when known. */
+  image?: string;
+}
+
+/** The SSH identity an edge is created with, so the home side can pin the host key before first contact. */
+export interface EdgeIdentity {
+  /** The tunnel's SSH public key (authorized for root on the edge). */
+  sshPublicKey: string;
+  /** The host key the edge must present: OpenSSH private key text and its public line. */
+  hostKey: { privateKey: string; publicKey: string };
+}
+
+export interface EnsureEdgeRequest {
+  spec: TunnelSpec;
+  identity: EdgeIdentity;
+  emit: Emit;
+  signal: AbortSignal;
+}
+
+export interface EnsureEdgeResult {
+  edge: EdgeInfo;
+  /** False when an existing edge was found again (re-attach), true when this call created it. */
+  created: boolean;
+}
+
+export interface DestroyOptions {
+  /** Release the reserved IP too (DigitalOcean); by default it survives `down`. */
+  releaseIp?: boolean;
+  emit: Emit;
+  signal: AbortSignal;
+}
+
+export interface Provider {
+  readonly name: 'digitalocean' | 'local';
+  /** Finds the tunnel's edge by tag, or creates it; waits until it is running with its addresses known. */
+  ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult>;
+  findEdge(tunnel: string): Promise<EdgeInfo | undefined>;
+  listEdges(): Promise<EdgeInfo[]>;
+  /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
+  destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
+}
