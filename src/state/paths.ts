@@ -27,6 +27,8 @@ export function tunnelPaths(root: string, name: string) {
     lock: join(dir, 'lock'),
     tunnel: join(dir, 'tunnel.json'),
     status: join(dir, 'status.json'),
+    /** The home-side plan of the last `up` (HomeConfig JSON), read by `proxy NAME`. */
+    home: join(dir, 'home.json'),
     wireguardPrivate: join(dir, 'wireguard', 'private'),
     wireguardPublic: join(dir, 'wireguard', 'public'),
     sshPrivate: join(dir, 'ssh', 'id_ed25519'),

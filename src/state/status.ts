@@ -1,0 +1,93 @@
+// status.json: what a tunnel is doing right now, written by the process that runs it (atomically, so `status`
+// in another process never reads a torn file) and read by `status`, `ip`, `down` and `list`.
+import { z } from 'zod';
+import { readTextIfExists, writeJsonAtomic } from './files.js';
+import type { TunnelPaths } from './paths.js';
+
+export const PHASES = [
+  'planned',
+  'provisioning',
+  'bootstrapping',
+  'deploying',
+  'connecting',
+  'ready',
+  'stopping',
+  'stopped',
+  'failed',
+] as const;
+
+export type Phase = (typeof PHASES)[number];
+
+const EdgeInfoSchema = z.object({
+  provider: z.enum(['digitalocean', 'local']),
+  id: z.string(),
+  name: z.string(),
+  tunnel: z.string(),
+  ipv4: z.string(),
+  directIpv4: z.string().optional(),
+  ipv6: z.string().optional(),
+  region: z.string(),
+  size: z.string(),
+  status: z.string(),
+  createdAt: z.string(),
+  priceMonthly: z.number().optional(),
+  image: z.string().optional(),
+});
+
+const PortCounters = z.object({
+  protocol: z.enum(['tcp', 'udp']),
+  listenPort: z.number(),
+  /** TCP: connections accepted; UDP: sessions opened. */
+  opened: z.number(),
+  active: z.number(),
+  bytesIn: z.number(),
+  bytesOut: z.number(),
+  errors: z.number(),
+});
+
+export const TunnelStatus = z.object({
+  version: z.literal(1),
+  name: z.string(),
+  phase: z.enum(PHASES),
+  /** The process running the tunnel, while it runs. */
+  pid: z.number().nullable(),
+  provider: z.enum(['digitalocean', 'local']),
+  updatedAt: z.string(),
+  edge: EdgeInfoSchema.nullable(),
+  /** sha256 of the edge.json this run planned, and of the one the edge reports deployed. */
+  plannedConfigHash: z.string().nullable(),
+  deployedConfigHash: z.string().nullable(),
+  /** The last failure, in the same one-line form the CLI prints. */
+  message: z.string().nullable(),
+  /** Sampled periodically by the running process. */
+  dataPlane: z
+    .object({
+      sampledAt: z.string(),
+      interface: z.string(),
+      /** Unix seconds of the latest handshake with the edge; 0 when none yet. */
+      latestHandshake: z.number(),
+      rxBytes: z.number(),
+      txBytes: z.number(),
+      endpoint: z.string().nullable(),
+      ports: z.array(PortCounters),
+    })
+    .nullable(),
+});
+
+export type TunnelStatus = z.infer<typeof TunnelStatus>;
+export type PortCounters = z.infer<typeof PortCounters>;
+
+export async function readStatus(paths: TunnelPaths): Promise<TunnelStatus | undefined> {
+  const text = await readTextIfExists(paths.status);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = TunnelStatus.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeStatus(paths: TunnelPaths, status: TunnelStatus): Promise<void> {
+  await writeJsonAtomic(paths.status, status);
+}
