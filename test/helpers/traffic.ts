@@ -25,9 +25,13 @@ export async function startTrafficServer(host: string, port: number): Promise<Tr
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
+    let chosen = false;
+    // A client that half-closes before choosing a mode gets a half-close back.
+    socket.once('end', () => chosen || socket.end());
     socket.once('readable', function first() {
       const head = socket.read(1) as Buffer | null;
       if (!head) return socket.once('readable', first);
+      chosen = true;
       const mode = String.fromCharCode(head[0]!);
       if (mode === 'E') {
         socket.pipe(socket);
