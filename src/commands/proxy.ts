@@ -138,7 +138,7 @@ function checkDestination(destination: string): void {
 function optionalString(value: unknown, flag: string): string | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value)) throw new UsageError(`${flag} is given more than once`, { hint: `give ${flag} once` });
-  if (typeof value !== 'string' || value === '') throw new UsageError(`${flag} needs a value`);
+  if (typeof value !== 'string' || value === '') throw new UsageError(`${flag} needs a value`, { hint: `see innisfree proxy --help` });
   return value;
 }
 
@@ -154,7 +154,7 @@ function positiveInteger(value: unknown, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const number = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(number) || number < 1) {
-    throw new UsageError(`${flag}: "${text}" is not a positive whole number`);
+    throw new UsageError(`${flag}: "${text}" is not a positive whole number`, { hint: `e.g. ${flag} 1000` });
   }
   return number;
 }

@@ -6,7 +6,7 @@ import { type WireguardLink, wireguardSocketPath, wireguardUp } from '../../src/
 import { systemExec } from '../../src/lib/context.js';
 import { DataPlaneError } from '../../src/lib/errors.js';
 import { built } from '../helpers/cli.js';
-import { type Testbed, namespaceSkipReason, needsCommand, pidAlive, skipUnless, waitFor, withTestbed } from '../helpers/netns.js';
+import { type Testbed, namespaceSkipReason, needsCommand, pidAlive, pidsIn, skipUnless, waitFor, withTestbed } from '../helpers/netns.js';
 import { assertChecks, checksIn } from '../helpers/traffic.js';
 import { EDGE_TUNNEL, EDGE_VETH, EDGE_WG_PORT, type TunnelPair, keyFiles, tunnelPair } from '../helpers/tunnel.js';
 
@@ -137,8 +137,7 @@ if (!skip) {
       // The owner (an innisfree process) is killed outright: its wireguard-go must not outlive it.
       const holder = bed.spawn(undefined, process.execPath, [built('test/helpers/wg-holder.ts'), JSON.stringify(spec)]);
       await holder.waitForOutput(/^UP wireguard-go/);
-      const daemonPid = Number((await ns.runOk('ip', ['netns', 'pids', ns.name]).catch(() => '')).trim().split('\n')[0] || 0)
-        || Number((await systemExec('ip', ['netns', 'pids', ns.name])).stdout.trim().split('\n')[0]);
+      const [daemonPid = 0] = await pidsIn(ns, 'wireguard-go');
       assert.ok(daemonPid > 0 && pidAlive(daemonPid), 'wireguard-go runs in the namespace');
       await holder.stop('SIGKILL');
       await waitFor('wireguard-go to exit after its owner died', () => (pidAlive(daemonPid) ? undefined : true), 5_000);

@@ -129,6 +129,19 @@ export function socketInUse(path: string): Promise<boolean> {
   });
 }
 
+/** Processes inside namespace name, optionally only those whose command name (/proc/PID/comm) is comm. */
+export async function pidsIn(ns: { name: string }, comm?: string): Promise<number[]> {
+  const pids = (await run('ip', ['netns', 'pids', ns.name])).stdout.split('\n').filter(Boolean).map(Number);
+  if (comm === undefined) return pids.filter(pidAlive);
+  return pids.filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm && pidAlive(pid);
+    } catch {
+      return false;
+    }
+  });
+}
+
 export interface Namespace {
   name: string;
   /** Runs a command inside the namespace to completion. */

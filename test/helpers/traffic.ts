@@ -257,7 +257,7 @@ async function udpEcho(host: string, port: number, count: number, size: number):
     });
     let retries = 0;
     for (let i = 0; i < count; i++) {
-      const payload = randomBytes(size);
+      const payload = randomBytes(Math.max(4, size));
       payload.writeUInt32BE(i, 0);
       for (let attempt = 0; ; attempt++) {
         const reply = await new Promise<Buffer | undefined>((resolve) => {

@@ -16,17 +16,21 @@ export const EDGE_TUNNEL = '10.50.0.1';
 export const HOME_TUNNEL = '10.50.0.2';
 export const EDGE_WG_PORT = 51820;
 
-export interface TunnelPair {
+/** Both namespaces and the edge end; the home end is left to the test (e.g. to the data plane under test). */
+export interface TunnelEnds {
   edge: Namespace;
   home: Namespace;
   edgeLink: WireguardLink;
-  homeLink: WireguardLink;
   edgePublicKey: string;
   homePublicKey: string;
   homePrivateKeyFile: string;
   edgePrivateKeyFile: string;
   homeInterface: string;
   edgeInterface: string;
+}
+
+export interface TunnelPair extends TunnelEnds {
+  homeLink: WireguardLink;
 }
 
 export function keyFiles(bed: Testbed): { dir: string; write(name: string): { file: string; publicKey: string } } {
@@ -43,6 +47,23 @@ export function keyFiles(bed: Testbed): { dir: string; write(name: string): { fi
 }
 
 export async function tunnelPair(bed: Testbed, options: { emit?: Emit; mtu?: number } = {}): Promise<TunnelPair> {
+  const ends = await tunnelEnds(bed, options);
+  const homeLink = await wireguardUp(
+    { exec: systemExec, emit: options.emit ?? (() => {}) },
+    {
+      interface: ends.homeInterface,
+      privateKeyFile: ends.homePrivateKeyFile,
+      addresses: [`${HOME_TUNNEL}/30`],
+      mtu: options.mtu ?? 1420,
+      peer: { publicKey: ends.edgePublicKey, endpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`, allowedIps: [`${EDGE_TUNNEL}/32`], persistentKeepalive: 25 },
+      netns: ends.home.name,
+    },
+  );
+  bed.track({ describe: `link ${ends.homeInterface}`, release: () => homeLink.down(), check: async () => undefined });
+  return { ...ends, homeLink };
+}
+
+export async function tunnelEnds(bed: Testbed, options: { emit?: Emit; mtu?: number } = {}): Promise<TunnelEnds> {
   const emit = options.emit ?? (() => {});
   const edge = await bed.namespace('isfe-');
   const home = await bed.namespace('isfh-');
@@ -63,20 +84,10 @@ export async function tunnelPair(bed: Testbed, options: { emit?: Emit; mtu?: num
     netns: edge.name,
   });
   bed.track({ describe: `link ${edgeInterface}`, release: () => edgeLink.down(), check: async () => undefined });
-  const homeLink = await wireguardUp(deps, {
-    interface: homeInterface,
-    privateKeyFile: homeKey.file,
-    addresses: [`${HOME_TUNNEL}/30`],
-    mtu: options.mtu ?? 1420,
-    peer: { publicKey: edgeKey.publicKey, endpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`, allowedIps: [`${EDGE_TUNNEL}/32`], persistentKeepalive: 25 },
-    netns: home.name,
-  });
-  bed.track({ describe: `link ${homeInterface}`, release: () => homeLink.down(), check: async () => undefined });
   return {
     edge,
     home,
     edgeLink,
-    homeLink,
     edgePublicKey: edgeKey.publicKey,
     homePublicKey: homeKey.publicKey,
     edgePrivateKeyFile: edgeKey.file,
