@@ -207,6 +207,8 @@ export class Testbed {
   private readonly namespaces: string[] = [];
   private readonly pids = new Set<number>();
   private released = false;
+  /** Set once cleanup() has finished; until then the exit hook still has work to do. */
+  private finished = false;
 
   constructor(readonly label: string) {
     live.add(this);
@@ -324,6 +326,9 @@ export class Testbed {
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('close', (code, signal) => resolve({ code, signal }));
       child.once('error', () => resolve({ code: null, signal: null }));
+      // 'close' waits for the output pipes, which a forked grandchild (socat with fork) can hold open forever:
+      // after 'exit', give the last output a moment to arrive and then report the exit anyway.
+      child.once('exit', (code, signal) => setTimeout(() => resolve({ code, signal }), 300).unref());
     });
     let done = false;
     void exited.then(() => {
@@ -399,14 +404,16 @@ export class Testbed {
       const leftover = await resource.check().catch((error: Error) => `checking ${resource.describe}: ${error.message}`);
       if (leftover) failures.push(leftover);
     }
+    this.finished = true;
     live.delete(this);
     return failures;
   }
 
   /** Synchronous best effort for process exit: kill our pids, delete our namespaces. */
   releaseSync(): void {
-    if (this.released) return;
+    if (this.finished) return;
     this.released = true;
+    this.finished = true;
     for (const pid of this.pids) {
       try {
         process.kill(pid, 'SIGKILL');

@@ -1,8 +1,13 @@
 // TCP port forwarding: every accepted connection gets its own connection to the destination; bytes are copied both
 // ways with backpressure (a full receiver pauses the sender), a FIN is passed on as a FIN (half-close), and a reset
-// or error on one side resets the other. One connection's failure never touches another. The hot path is the two
-// 'data' handlers: no allocation, logging or accounting per chunk — byte counts come from the sockets themselves.
-import { type Server, type Socket, connect, createServer } from 'node:net';
+// or error on one side resets the other. One connection's failure never touches another.
+//
+// The hot path is a read callback per direction that hands the bytes to the other socket's write: no allocation,
+// logging or accounting per chunk (byte counts come from the sockets themselves). Reads land in pooled buffers
+// (the `onread` option of net.Socket) rather than in a fresh buffer per read: a bulk transfer then creates no
+// garbage, which keeps V8's collector out of the way — with per-read buffers it ran full collections many times a
+// second and used most of the CPU the copy itself needs (see docs/benchmarks.md).
+import { type Server, Socket, connect, createServer } from 'node:net';
 import type { HomeForward } from '../../plan.js';
 import { DataPlaneError } from '../../lib/errors.js';
 import { type OnFatal, type PortCounters, type PortForwarder, bindError, describeListen } from './common.js';
@@ -16,9 +21,54 @@ export interface TcpForwardOptions {
   connectTimeoutMs: number;
 }
 
-interface Connection {
-  client: Socket;
-  target: Socket;
+// A socket keeps one buffer for its next read: a small one after a small read, so thousands of quiet connections
+// stay cheap, and a large one once data streams.
+const SMALL_BUFFER = 4 * 1024;
+const LARGE_BUFFER = 64 * 1024;
+const POOL_LIMIT = 256;
+const smallPool: Buffer[] = [];
+const largePool: Buffer[] = [];
+
+function takeBuffer(large: boolean): Buffer {
+  return (large ? largePool.pop() : smallPool.pop()) ?? Buffer.allocUnsafeSlow(large ? LARGE_BUFFER : SMALL_BUFFER);
+}
+
+function returnBuffer(buffer: Buffer): void {
+  const pool = buffer.length === LARGE_BUFFER ? largePool : smallPool;
+  if (pool.length < POOL_LIMIT) pool.push(buffer);
+}
+
+/**
+ * One direction of a connection: reads of the source socket (through `onread`) are written to `to`. A buffer handed
+ * to write() stays in flight until its write callback (callbacks come in write order) and only then is reused.
+ */
+class Direction {
+  to: Socket | undefined;
+  private readonly inFlight: Buffer[] = [];
+  private next: Buffer | undefined;
+  private lastReadFilled = false;
+
+  private readonly written = (): void => {
+    returnBuffer(this.inFlight.shift()!);
+  };
+
+  readonly onread = {
+    buffer: (): Buffer => (this.next = takeBuffer(this.lastReadFilled)),
+    // Returning false pauses the source (readStop) until the destination drains.
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      const chunk = buffer as Buffer;
+      this.lastReadFilled = bytes === chunk.length;
+      this.next = undefined;
+      this.inFlight.push(chunk);
+      return this.to!.write(chunk.subarray(0, bytes), this.written);
+    },
+  };
+
+  /** The buffer kept for the next read goes back to the pool once the source socket is closed. */
+  release(): void {
+    if (this.next) returnBuffer(this.next);
+    this.next = undefined;
+  }
 }
 
 /** Resets a socket (RST) where TCP allows it, else closes it: the far side learns the connection failed. */
@@ -28,16 +78,45 @@ function abort(socket: Socket): void {
   else socket.resetAndDestroy();
 }
 
+/**
+ * net.Server cannot give accepted sockets an `onread` buffer, so the accepted connection's handle is moved into a
+ * socket that has one. This relies on net.Socket's `_handle` (stable across Node releases, but not documented): where
+ * it is missing the accepted socket is used as it is, with a `data` handler — correct, only slower.
+ */
+function adoptAccepted(accepted: Socket, direction: Direction): Socket {
+  const holder = accepted as unknown as { _handle?: { readStart?: unknown } | null };
+  const handle = holder._handle;
+  if (!handle || typeof handle.readStart !== 'function') {
+    accepted.on('data', (chunk: Buffer) => {
+      if (!direction.to!.write(chunk)) accepted.pause();
+    });
+    accepted.resume();
+    return accepted;
+  }
+  holder._handle = null;
+  accepted.destroy();
+  return new Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread: direction.onread } as ConstructorParameters<typeof Socket>[0]);
+}
+
 export async function startTcpForward(forward: HomeForward, options: TcpForwardOptions, onFatal: OnFatal): Promise<PortForwarder> {
-  const active = new Set<Connection>();
+  const active = new Set<{ client: Socket; target: Socket }>();
   let opened = 0;
   let errors = 0;
   let closedBytesIn = 0;
   let closedBytesOut = 0;
   let closing = false;
 
-  const handle = (client: Socket): void => {
+  const handle = (accepted: Socket): void => {
+    if (active.size >= options.maxConnections) {
+      // Over the cap: refused at once, and counted.
+      errors++;
+      accepted.destroy();
+      return;
+    }
     opened++;
+    const upstream = new Direction(); // public side → service
+    const downstream = new Direction(); // service → public side
+    const client = adoptAccepted(accepted, upstream);
     client.setNoDelay(true);
     const target = connect({
       host: forward.targetHost,
@@ -45,9 +124,13 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
       allowHalfOpen: true,
       noDelay: true,
       timeout: options.connectTimeoutMs,
+      onread: downstream.onread,
     });
-    const connection: Connection = { client, target };
+    upstream.to = target;
+    downstream.to = client;
+    const connection = { client, target };
     active.add(connection);
+
     let failed = false;
     let closedSockets = 0;
     const fail = (): void => {
@@ -60,22 +143,18 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
     };
     const onClose = (): void => {
       if (++closedSockets < 2) return;
+      upstream.release();
+      downstream.release();
       active.delete(connection);
       closedBytesIn += client.bytesRead;
       closedBytesOut += client.bytesWritten;
     };
 
-    // Public side → service.
-    client.on('data', (chunk: Buffer) => {
-      if (!target.write(chunk)) client.pause();
-    });
+    // Backpressure: a destination that drained lets its source read again.
     target.on('drain', () => client.resume());
-    client.on('end', () => target.end());
-    // Service → public side.
-    target.on('data', (chunk: Buffer) => {
-      if (!client.write(chunk)) target.pause();
-    });
     client.on('drain', () => target.resume());
+    // Half-close: a FIN from one side becomes a FIN to the other; the other direction keeps flowing.
+    client.on('end', () => target.end());
     target.on('end', () => client.end());
 
     target.once('connect', () => target.setTimeout(0));
@@ -95,10 +174,8 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
     target.on('close', onClose);
   };
 
-  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, handle);
-  server.maxConnections = options.maxConnections;
-  // Over the cap: the connection was closed at accept; that is a refusal worth counting.
-  server.on('drop', () => errors++);
+  // pauseOnConnect: nothing is read from an accepted socket before its handle has moved (adoptAccepted).
+  const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, handle);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(bindError(forward, error)));
