@@ -1,6 +1,5 @@
 // The narrow set of effects core code may use. Commands receive a Context (or a Pick of it); tests pass fakes,
 // because uvu has no module mocking.
-import { execa } from 'execa';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Emit } from './events.js';
 
@@ -52,6 +51,8 @@ export class ExecFailure extends Error {
 }
 
 export const systemExec: Exec = async (file, args, options = {}) => {
+  // Loaded on first use: execa adds ~13 MB to a process, and long-running commands like `proxy` never exec.
+  const { execa } = await import('execa');
   const child = await execa(file, [...args], {
     input: options.input,
     env: options.env,

@@ -25,7 +25,9 @@ export interface TcpForwardOptions {
 // stay cheap, and a large one once data streams.
 const SMALL_BUFFER = 4 * 1024;
 const LARGE_BUFFER = 64 * 1024;
-const POOL_LIMIT = 256;
+// Enough to keep busy connections supplied; beyond that buffers go back to the allocator (4 MiB per pool at most).
+const SMALL_POOL_LIMIT = 1024;
+const LARGE_POOL_LIMIT = 64;
 const smallPool: Buffer[] = [];
 const largePool: Buffer[] = [];
 
@@ -34,8 +36,11 @@ function takeBuffer(large: boolean): Buffer {
 }
 
 function returnBuffer(buffer: Buffer): void {
-  const pool = buffer.length === LARGE_BUFFER ? largePool : smallPool;
-  if (pool.length < POOL_LIMIT) pool.push(buffer);
+  if (buffer.length === LARGE_BUFFER) {
+    if (largePool.length < LARGE_POOL_LIMIT) largePool.push(buffer);
+  } else if (smallPool.length < SMALL_POOL_LIMIT) {
+    smallPool.push(buffer);
+  }
 }
 
 /**
