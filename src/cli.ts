@@ -84,6 +84,29 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'ssh',
+    args: '<name>',
+    description: "Open a shell on the tunnel's edge (pinned host key); words after -- run as a remote command",
+    examples: ['innisfree ssh web', 'innisfree ssh web -- innisfree-edge-status'],
+    run: async (ctx, args, options) => {
+      const { sshCommand } = await import('./commands/ssh.js');
+      const rest = Array.isArray(options['--']) ? options['--'].map(String) : [];
+      return sshCommand(ctx, args[0]!, rest);
+    },
+  },
+  {
+    name: 'ip',
+    args: '<name>',
+    description: "Print the edge's public IPv4 (and IPv6 when known)",
+    options: (command) => {
+      command.option('--json', 'Print {"name","ipv4","ipv6"} as JSON');
+    },
+    run: async (ctx, args, options) => {
+      const { ipCommand } = await import('./commands/ip.js');
+      return ipCommand(ctx, args[0]!, options.json === true);
+    },
+  },
+  {
     name: 'schema',
     description: 'Print the JSON Schema of the edge config (services.innisfree)',
     run: async () => {

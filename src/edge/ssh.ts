@@ -8,6 +8,7 @@ import type { Clock } from '../lib/context.js';
 import { InterruptedError, SshError } from '../lib/errors.js';
 import type { Emit } from '../lib/events.js';
 import { createLineSplitter } from '../lib/lines.js';
+import type { TunnelPaths } from '../state/paths.js';
 import type { SshTarget } from './deployer.js';
 import { type HostPublicKey, fingerprintOf, knownHostsPattern, pinHostKey, readPinnedKeys } from './known-hosts.js';
 
@@ -424,4 +425,9 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
     });
     delay = Math.min(maxDelay, delay * 2);
   }
+}
+
+/** The SSH target of a tunnel's edge: root, the tunnel's key and its pinned known_hosts. */
+export function sshTargetFor(paths: Pick<TunnelPaths, 'sshPrivate' | 'knownHosts'>, host: string, port: number): SshTarget {
+  return { host, port, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts };
 }
