@@ -40,7 +40,7 @@ interface CommandDef {
 /** The options that describe a tunnel: shared by every command that builds one. */
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
-    .option('-n, --name <name>', 'Tunnel name, a short DNS label (env INNISFREE_NAME)')
+    .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
     .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
     .option('--port <port>', 'Same as --ports; repeatable')
     .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
