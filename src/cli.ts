@@ -84,6 +84,19 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'status',
+    args: '[name]',
+    description: 'Show tunnels: phase, public IPs, edge, handshake, traffic, per-port counters, config in sync',
+    options: (command) => {
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree status', 'innisfree status web --json'],
+    run: async (ctx, args, options) => {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(ctx, { ...(args[0] ? { name: args[0] } : {}), json: options.json === true });
+    },
+  },
+  {
     name: 'schema',
     description: 'Print the JSON Schema of the edge config (services.innisfree)',
     run: async () => {
