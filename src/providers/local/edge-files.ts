@@ -1,0 +1,38 @@
+// The files that make a local edge answer like a real one: the sshd config (its own host key, the tunnel's key for
+// root, a PATH and directory for the edge commands) and the two commands on that PATH. Pure text builders.
+import type { RuntimePaths } from './layout.js';
+
+export const AGENT_COMMAND = 'innisfree-local-edge';
+export const LOCAL_EDGE_DIR_ENV = 'INNISFREE_LOCAL_EDGE_DIR';
+
+export function sshdConfigText(paths: RuntimePaths, port: number): string {
+  return [
+    '# innisfree local edge: an sshd inside the edge network namespace',
+    `Port ${port}`,
+    `HostKey ${paths.hostKey}`,
+    `AuthorizedKeysFile ${paths.authorizedKeys}`,
+    `PidFile ${paths.sshdPid}`,
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    // The runtime directory is root's own; sshd's ownership checks would refuse a temp directory in tests.
+    'StrictModes no',
+    'UsePAM no',
+    'X11Forwarding no',
+    'PrintMotd no',
+    'LogLevel INFO',
+    // The edge commands (innisfree-edge-status, innisfree-local-edge) are found like on a real edge: on PATH.
+    `SetEnv PATH=${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
+    '',
+  ].join('\n');
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A command on the edge's PATH that runs the local edge agent (the activation script shipped in this package). */
+export function agentWrapperText(nodePath: string, agentScript: string, subcommand?: string): string {
+  return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}${subcommand ? ` ${subcommand}` : ''} "$@"\n`;
+}
