@@ -11,9 +11,14 @@ export function commandExists(command: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** Prints why a test did not run; the test then returns without asserting. */
+const announced = new Set<string>();
+
+/** Says (once per process and subject) why tests did not run; each such test then returns without asserting. */
 export function skipped(what: string, why: string): void {
-  console.log(`\n  SKIPPED: ${what}: ${why}`);
+  const line = `SKIPPED: ${what}: ${why}`;
+  if (announced.has(line)) return;
+  announced.add(line);
+  console.log(`\n  ${line}`);
 }
 
 export interface RunResult {
