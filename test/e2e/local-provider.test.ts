@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
+import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
 import { systemClock } from '../../src/lib/context.js';
@@ -62,10 +63,14 @@ if (skip) {
       assert.is(dir, local.paths.dir);
       assert.match(statusCommand ?? '', /\/bin\/innisfree-edge-status$/);
 
-      // The edge reports its status (not deployed yet) and its own WireGuard public key.
-      const status = JSON.parse((await runSsh(target, 'innisfree-edge-status')).stdout) as { configHash: unknown; wireguard: { publicKey: string } };
-      assert.is(status.configHash, null);
-      assert.match(status.wireguard.publicKey, /^[A-Za-z0-9+/]{43}=$/);
+      // The edge reports its status with the same script NixOS edges run: not deployed yet.
+      const status = await readEdgeStatus(runSsh, target);
+      assert.equal(status, {
+        name,
+        configHash: null,
+        wireguard: { interface: 'none', publicKey: null, up: false, peers: [] },
+        forwarder: { kind: 'nginx', active: false },
+      });
 
       // The internet client reaches the edge's public address (its sshd answers), and has no other route.
       const banner = await provider.runInClient(name, ['socat', '-T2', '-', `TCP:${edge.ipv4}:22,connect-timeout=2`], { timeoutMs: 5000 });

@@ -7,7 +7,6 @@
 //
 //   innisfree-local-edge activate [--confirm-timeout S] [--fail]   stdin: {"edgeJson","rendered","configHash"}
 //   innisfree-local-edge confirm --generation G
-//   innisfree-local-edge status            (also installed as innisfree-edge-status)
 //   innisfree-local-edge watch --generation G --deadline MS   (internal: the confirmation watcher)
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
@@ -15,11 +14,11 @@ import { copyFile, mkdir, open, readFile, rm, unlink, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { generateWireguardKeyPair, wireguardPublicKeyOf } from '../../home/keys.js';
+import { generateWireguardKeyPair } from '../../home/keys.js';
 import { type ExecResult, systemExec } from '../../lib/context.js';
-import { EdgeConfig, type EdgeStatus } from '../../spec/edge-config.js';
+import { EdgeConfig } from '../../spec/edge-config.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
-import { LOCAL_EDGE_DIR_ENV } from './edge-files.js';
+import { LOCAL_EDGE_DIR_ENV, edgeStatusEnvText, forwarderCheckFor } from './edge-files.js';
 import { type AgentPaths, WIREGUARD_SOCKET_DIR, agentPaths, generationDir, runtimePaths } from './layout.js';
 import { livePidFrom, processAlive } from './netns.js';
 import {
@@ -76,9 +75,11 @@ export class Agent {
   readonly paths: AgentPaths;
   private readonly runtime: ReturnType<typeof runtimePaths>;
 
+  readonly tunnel: string;
+
   constructor(readonly edgeDir: string) {
-    const root = join(edgeDir, '..');
-    this.runtime = runtimePaths(root, edgeDir.split('/').filter(Boolean).pop()!);
+    this.tunnel = edgeDir.split('/').filter(Boolean).pop()!;
+    this.runtime = runtimePaths(join(edgeDir, '..'), this.tunnel);
     this.paths = agentPaths(this.runtime.agent);
   }
 
@@ -261,6 +262,15 @@ export class Agent {
     await must('nft', ['-f', '-'], 'loading the edge firewall', firewallRuleset(rendered.firewall, config.ssh.port, config.wireguard.listenPort));
     state.forwarding = config.forwarding;
     await writeFile(this.paths.configHash, `${generation.configHash}\n`);
+    await this.writeStatusEnv(config.name, config.wireguard.interface, config.forwarding, forwarderCheckFor(config.forwarding, this.paths.nginxPid, rendered.nftables.family));
+  }
+
+  /** What innisfree-edge-status (nix/edge-status.sh, as on NixOS edges) reports about. */
+  private async writeStatusEnv(name: string, wireguardInterface: string, forwarding: 'nginx' | 'nftables', forwarderCheck: string): Promise<void> {
+    await writeFileAtomic(
+      this.paths.statusEnv,
+      edgeStatusEnvText({ name, interface: wireguardInterface, forwarding, hashFile: this.paths.configHash, forwarderCheck }),
+    );
   }
 
   private async deconfigure(state: AgentState): Promise<void> {
@@ -270,6 +280,7 @@ export class Agent {
     await this.stopWireguard(state);
     state.forwarding = null;
     await rm(this.paths.configHash, { force: true });
+    await this.writeStatusEnv(this.tunnel, 'none', 'nginx', 'false');
   }
 
   private async ensurePrivateKey(): Promise<string> {
@@ -403,55 +414,9 @@ export class Agent {
   private async removeForwardingTables(): Promise<void> {
     for (const family of await forwardingTableFamilies()) await run('nft', ['delete', 'table', family, FORWARDING_TABLE]);
   }
-
-  // ---- status -----------------------------------------------------------------------------------------------
-
-  async status(): Promise<EdgeStatus> {
-    const state = await this.readState();
-    const current = state.current === null ? undefined : await this.loadGeneration(state.current).catch(() => undefined);
-    const name = state.wireguard?.interface ?? current?.config.wireguard.interface ?? 'none';
-    const privateKey = (await readTextIfExists(this.runtime.wireguardPrivate))?.trim();
-    const link = await run('ip', ['-j', 'link', 'show', 'dev', name]);
-    const up = link.exitCode === 0 && /"UP"/.test(link.stdout);
-    const dump = up ? await run('wg', ['show', name, 'dump']) : undefined;
-    const forwarding = state.forwarding ?? current?.config.forwarding ?? 'nginx';
-    const active =
-      forwarding === 'nginx'
-        ? livePidFrom(this.paths.nginxPid) !== undefined
-        : (await forwardingTableFamilies()).length > 0;
-    return {
-      name: current?.config.name ?? this.edgeDir.split('/').filter(Boolean).pop()!,
-      configHash: (await readTextIfExists(this.paths.configHash))?.trim() || null,
-      wireguard: {
-        interface: name,
-        publicKey: privateKey ? wireguardPublicKeyOf(privateKey) : null,
-        up,
-        peers: dump && dump.exitCode === 0 ? peersOfDump(dump.stdout) : [],
-      },
-      forwarder: { kind: forwarding, active },
-    };
-  }
 }
 
 class RolledBack extends Error {}
-
-/** Peers from `wg show IF dump`. The first line describes the interface (with its private key) and is skipped. */
-export function peersOfDump(dump: string): EdgeStatus['wireguard']['peers'] {
-  return dump
-    .split('\n')
-    .slice(1)
-    .filter((line) => line.trim() !== '')
-    .map((line) => {
-      const [publicKey, , endpoint, , handshake, rx, tx] = line.split('\t');
-      return {
-        publicKey: publicKey ?? '',
-        endpoint: endpoint && endpoint !== '(none)' ? endpoint : null,
-        latestHandshake: Number(handshake) || 0,
-        rxBytes: Number(rx) || 0,
-        txBytes: Number(tx) || 0,
-      };
-    });
-}
 
 /** "10.50.0.1/30"-style addresses of `ip -j addr show dev X`, link-local ones left out. */
 export function addressesOf(json: string): string[] {
@@ -547,11 +512,8 @@ export async function agentMain(args: string[]): Promise<number> {
       case 'watch':
         await agent.watch(Number(option(rest, '--generation')), Number(option(rest, '--deadline')));
         return 0;
-      case 'status':
-        process.stdout.write(`${JSON.stringify(await agent.status())}\n`);
-        return 0;
       default:
-        log('usage: innisfree-local-edge activate|confirm|status');
+        log('usage: innisfree-local-edge activate [--confirm-timeout S] [--fail] | confirm --generation G');
         return 2;
     }
   } catch (error) {

@@ -36,3 +36,37 @@ function shellQuote(value: string): string {
 export function agentWrapperText(nodePath: string, agentScript: string, subcommand?: string): string {
   return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}${subcommand ? ` ${subcommand}` : ''} "$@"\n`;
 }
+
+export interface EdgeStatusSettings {
+  name: string;
+  /** The WireGuard interface of the serving config ("none" before the first deployment). */
+  interface: string;
+  forwarding: 'nginx' | 'nftables';
+  hashFile: string;
+  /** A shell command that succeeds while the forwarder is active. */
+  forwarderCheck: string;
+}
+
+/** The settings nix/edge-status.sh reads, as a file the status command sources; rewritten on every activation. */
+export function edgeStatusEnvText(settings: EdgeStatusSettings): string {
+  return [
+    `INNISFREE_EDGE_NAME=${shellQuote(settings.name)}`,
+    `INNISFREE_EDGE_INTERFACE=${shellQuote(settings.interface)}`,
+    `INNISFREE_EDGE_FORWARDING=${shellQuote(settings.forwarding)}`,
+    `INNISFREE_EDGE_HASH_FILE=${shellQuote(settings.hashFile)}`,
+    `INNISFREE_EDGE_FORWARDER_CHECK=${shellQuote(settings.forwarderCheck)}`,
+    '',
+  ].join('\n');
+}
+
+/** innisfree-edge-status on a local edge: the same script a NixOS edge runs, with this edge's settings. */
+export function edgeStatusWrapperText(envFile: string, script: string): string {
+  return `#!/bin/sh\nset -a\n. ${shellQuote(envFile)}\nset +a\nexec bash ${shellQuote(script)}\n`;
+}
+
+/** The forwarder checks: nginx's master process is alive, or the nftables forwarding table is loaded. */
+export function forwarderCheckFor(forwarding: 'nginx' | 'nftables', nginxPidFile: string, nftFamily: string): string {
+  return forwarding === 'nginx'
+    ? `kill -0 "$(cat ${shellQuote(nginxPidFile)} 2>/dev/null)"`
+    : `nft list table ${nftFamily} innisfree`;
+}

@@ -105,6 +105,8 @@ export function agentPaths(agentDir: string) {
     nginxErrorLog: join(agentDir, 'nginx', 'error.log'),
     wireguardLog: join(agentDir, 'wireguard-go.log'),
     watcherLog: join(agentDir, 'watcher.log'),
+    /** Settings for innisfree-edge-status (nix/edge-status.sh), rewritten on every activation. */
+    statusEnv: join(agentDir, 'status.env'),
   };
 }
 

@@ -16,7 +16,8 @@ import { packageRoot } from '../../lib/paths.js';
 import { edgeNameOf } from '../../spec/tunnel.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
-import { AGENT_COMMAND, agentWrapperText, sshdConfigText } from './edge-files.js';
+import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
+import { edgeStatusScriptPath } from './render.js';
 import { type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, runtimePaths, slotCandidates } from './layout.js';
 import { hostAddressUse, killNetnsProcesses, linkExists, livePidFrom, netnsExists } from './netns.js';
 
@@ -352,6 +353,9 @@ export class LocalProvider implements Provider {
     if (!existsSync(agent)) {
       throw new EnvironmentError(`the local edge agent ${agent} is missing`, { hint: 'build innisfree first: npm run build' });
     }
+    if (!existsSync(edgeStatusScriptPath())) {
+      throw new EnvironmentError(`the edge status script ${edgeStatusScriptPath()} is missing from this innisfree`, { hint: 'reinstall innisfree' });
+    }
     await mkdir(paths.bin, { recursive: true, mode: 0o755 });
     const write = async (name: string, text: string) => {
       const path = join(paths.bin, name);
@@ -359,7 +363,16 @@ export class LocalProvider implements Provider {
       await chmod(path, 0o755);
     };
     await write(AGENT_COMMAND, agentWrapperText(process.execPath, agent));
-    await write('innisfree-edge-status', agentWrapperText(process.execPath, agent, 'status'));
+    const statusEnv = agentPaths(paths.agent).statusEnv;
+    if (!existsSync(statusEnv)) {
+      // Not deployed yet: no interface, no forwarder, no config hash.
+      const tunnel = paths.dir.split('/').filter(Boolean).pop()!;
+      await writeFileAtomic(
+        statusEnv,
+        edgeStatusEnvText({ name: tunnel, interface: 'none', forwarding: 'nginx', hashFile: agentPaths(paths.agent).configHash, forwarderCheck: 'false' }),
+      );
+    }
+    await write('innisfree-edge-status', edgeStatusWrapperText(statusEnv, edgeStatusScriptPath()));
   }
 
   private async run(args: string[], what: string): Promise<void> {

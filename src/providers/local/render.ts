@@ -12,7 +12,7 @@ export const RenderedEdge = z.object({
   /** The inside of nginx's stream { } block. */
   nginxStream: z.string(),
   nftables: z.object({ family: z.enum(['ip', 'ip6', 'inet']), content: z.string() }),
-  /** Ports the NixOS firewall opens (public ports; the module adds SSH and the WireGuard port itself). */
+  /** Every port the edge accepts from the internet: SSH, the WireGuard port and the public ports. */
   firewall: z.object({ tcp: z.array(z.number().int().min(1).max(65535)), udp: z.array(z.number().int().min(1).max(65535)) }),
 });
 
@@ -20,6 +20,11 @@ export type RenderedEdge = z.infer<typeof RenderedEdge>;
 
 export function rendererPath(): string {
   return join(packageRoot, 'nix', 'render-edge.nix');
+}
+
+/** The edge status script shared with NixOS edges. */
+export function edgeStatusScriptPath(): string {
+  return join(packageRoot, 'nix', 'edge-status.sh');
 }
 
 /** Evaluates nix/render-edge.nix for an edge.json (nix-instantiate --eval, builtins only: no nixpkgs, no network). */
@@ -96,6 +101,7 @@ export const FORWARDING_TABLE = 'innisfree';
  * the WireGuard port and exactly the public ports; everything else dropped. Replaces the table atomically.
  */
 export function firewallRuleset(firewall: RenderedEdge['firewall'], sshPort: number, wireguardPort: number): string {
+  // The renderer lists SSH and WireGuard already; adding them again keeps this edge reachable whatever it says.
   const tcp = nftPortSet([sshPort, ...firewall.tcp]);
   const udp = nftPortSet([wireguardPort, ...firewall.udp]);
   return [
