@@ -32,34 +32,33 @@ interface Tool {
   /** Executables that satisfy it (any one). */
   binaries: string[];
   why: string;
-  debian: string;
-  nix: string;
+  /** What to install, naming the Debian and the Nix package. */
+  install: string;
 }
 
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
 const HOME_TOOLS: Tool[] = [
-  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', debian: 'wireguard-tools', nix: 'wireguard-tools' },
-  { name: 'ip', binaries: ['ip'], why: 'sets up the tunnel interface and routes', debian: 'iproute2', nix: 'iproute2' },
-  { name: 'ssh', binaries: ['ssh'], why: 'deploy-rs and nixos-anywhere reach the edge with it', debian: 'openssh-client', nix: 'openssh' },
-  { name: 'nix', binaries: ['nix'], why: 'builds the edge configuration', debian: 'nix-bin', nix: 'nix' },
+  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', install: 'Debian package wireguard-tools / Nix package wireguard-tools' },
+  { name: 'ip', binaries: ['ip'], why: 'sets up the tunnel interface and routes', install: 'Debian package iproute2 / Nix package iproute2' },
+  { name: 'ssh', binaries: ['ssh'], why: 'deploy-rs and nixos-anywhere reach the edge with it', install: 'Debian package openssh-client / Nix package openssh' },
+  { name: 'nix', binaries: ['nix'], why: 'builds the edge configuration', install: 'Debian package nix-bin / Nix package nix' },
   {
     name: 'deploy',
     binaries: ['deploy'],
     why: 'deploy-rs applies edge changes with rollback',
-    debian: 'none (not packaged; use nix profile install nixpkgs#deploy-rs, or run innisfree through nix run)',
-    nix: 'deploy-rs',
+    install: 'Nix package deploy-rs (nix profile install nixpkgs#deploy-rs; Debian has no package), or run innisfree with nix run',
   },
 ];
 
 const LOCAL_TOOLS: Tool[] = [
-  { name: 'nginx', binaries: ['nginx'], why: 'forwards public ports on the local edge', debian: 'nginx', nix: 'nginx' },
-  { name: 'sshd', binaries: ['sshd'], why: 'the local edge answers SSH like a droplet', debian: 'openssh-server', nix: 'openssh' },
-  { name: 'wireguard-go', binaries: ['wireguard-go'], why: 'userspace WireGuard for the namespaces', debian: 'wireguard-go', nix: 'wireguard-go' },
-  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', debian: 'wireguard-tools', nix: 'wireguard-tools' },
-  { name: 'ip', binaries: ['ip'], why: 'creates the namespaces and links', debian: 'iproute2', nix: 'iproute2' },
-  { name: 'nft', binaries: ['nft'], why: 'the local edge firewall and DNAT forwarding', debian: 'nftables', nix: 'nftables' },
-  { name: 'nix-instantiate', binaries: ['nix-instantiate'], why: 'renders the edge config with the same Nix code as a droplet', debian: 'nix-bin', nix: 'nix' },
+  { name: 'nginx', binaries: ['nginx'], why: 'forwards public ports on the local edge', install: 'Debian package nginx / Nix package nginx' },
+  { name: 'sshd', binaries: ['sshd'], why: 'the local edge answers SSH like a droplet', install: 'Debian package openssh-server / Nix package openssh' },
+  { name: 'wireguard-go', binaries: ['wireguard-go'], why: 'userspace WireGuard for the namespaces', install: 'Debian package wireguard-go / Nix package wireguard-go' },
+  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', install: 'Debian package wireguard-tools / Nix package wireguard-tools' },
+  { name: 'ip', binaries: ['ip'], why: 'creates the namespaces and links', install: 'Debian package iproute2 / Nix package iproute2' },
+  { name: 'nft', binaries: ['nft'], why: 'the local edge firewall and DNAT forwarding', install: 'Debian package nftables / Nix package nftables' },
+  { name: 'nix-instantiate', binaries: ['nix-instantiate'], why: 'renders the edge config with the same Nix code as a droplet', install: 'Debian package nix-bin / Nix package nix' },
 ];
 
 /** The executable's path, searching PATH and the sbin directories (not always on a user's PATH). */
@@ -85,7 +84,7 @@ async function toolCheck(tool: Tool, env: Env): Promise<Check> {
   return {
     name: tool.name,
     status: 'fail',
-    detail: `not found (${tool.why}); install Debian package ${tool.debian} / Nix package ${tool.nix}`,
+    detail: `not found (${tool.why}); install ${tool.install}`,
     kind: 'environment',
   };
 }
@@ -175,7 +174,7 @@ async function digitalOceanChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
       {
         name: 'DigitalOcean token',
         status: 'fail',
-        detail: rejected ? `rejected by DigitalOcean: ${formatError(error)}` : formatError(error),
+        detail: rejected ? `the token was rejected: ${formatError(error)}` : formatError(error),
         kind: 'provider',
       },
     ];

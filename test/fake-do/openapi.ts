@@ -28,6 +28,9 @@ const subset = JSON.parse(
   readFileSync(new URL('../fixtures/digitalocean/openapi-subset.json', import.meta.url), 'utf8'),
 ) as Subset;
 
+// The spec's region list is out of date (it lacks atl1, for one); region slugs are checked as plain strings.
+delete (subset.components.schemas.region_slug as { enum?: unknown }).enum;
+
 // The spec's patterns use escapes that are fine in JavaScript's legacy RegExp but not in unicode mode.
 const regExp = Object.assign((source: string, flags?: string) => new RegExp(source, (flags ?? '').replace('u', '')), {
   code: 'new RegExp',

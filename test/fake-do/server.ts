@@ -161,6 +161,8 @@ export class FakeDigitalOcean {
     const fail = (status: number, id: string, message: string, extra: Record<string, string> = {}): void =>
       send(status, { id, message, request_id: randomUUID() }, extra);
 
+    const operation = matchOperation(method, path);
+    record.operation = operation?.key;
     this.rateLimit.remaining = Math.max(0, this.rateLimit.remaining - 1);
     const auth = req.headers.authorization;
     record.authorized = auth === `Bearer ${this.token}`;
@@ -179,8 +181,6 @@ export class FakeDigitalOcean {
       }
     }
     record.body = body;
-    const operation = matchOperation(method, path);
-    record.operation = operation?.key;
 
     const fault = this.faults.take(method, path);
     if (fault && fault.when !== 'after') {
