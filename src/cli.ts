@@ -40,7 +40,7 @@ interface CommandDef {
 /** The options that describe a tunnel: shared by every command that builds one. */
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
-    .option('-n, --name <name>', 'Tunnel name, a short DNS label (env INNISFREE_NAME)')
+    .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
     .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
     .option('--port <port>', 'Same as --ports; repeatable')
     .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
@@ -81,6 +81,19 @@ const COMMANDS: CommandDef[] = [
     run: async (ctx, _args, options) => {
       const { planCommand } = await import('./commands/plan.js');
       return planCommand(ctx, { flags: options, json: options.json === true, home: options.home === true });
+    },
+  },
+  {
+    name: 'status',
+    args: '[name]',
+    description: 'Show tunnels: phase, public IPs, edge, handshake, traffic, per-port counters, config in sync',
+    options: (command) => {
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree status', 'innisfree status web --json'],
+    run: async (ctx, args, options) => {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(ctx, { ...(args[0] ? { name: args[0] } : {}), json: options.json === true });
     },
   },
   {
