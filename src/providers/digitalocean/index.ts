@@ -1,6 +1,6 @@
 // Builds the DigitalOcean adapter from the CLI's context: token, API base URL (DIGITALOCEAN_API_URL for tests),
 // client and provider. Commands that need more than the Provider port (image, doctor) use the client directly.
-import type { Context } from '../../lib/context.js';
+import type { ProviderContext } from '../index.js';
 import { DigitalOceanClient, apiBaseUrl } from './client.js';
 import { DigitalOceanProvider } from './provider.js';
 import type { Timing } from './timing.js';
@@ -14,8 +14,6 @@ export interface DigitalOceanOptions {
   /** Per-request timeout. */
   requestTimeoutMs?: number;
 }
-
-export type ProviderContext = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
 
 export async function createDigitalOceanClient(ctx: ProviderContext, options: DigitalOceanOptions = {}): Promise<DigitalOceanClient> {
   const baseUrl = apiBaseUrl(ctx.env.DIGITALOCEAN_API_URL);

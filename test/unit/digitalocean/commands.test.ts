@@ -167,6 +167,23 @@ T('--token-file, DIGITALOCEAN_ACCESS_TOKEN and config.json tokenFile all work', 
     assert.match(missing.stderr, /token file .*nope cannot be read \(it does not exist\)/);
   }));
 
+T('failures at any verbosity, with debug stacks, never show the token', () =>
+  withCli(async (e) => {
+    await makeEdge(e.fake, 'web');
+    // A refusal that is not retried keeps this quick; retries are covered in client.test.ts.
+    e.fake.inject({
+      method: 'GET',
+      path: '/v2/droplets',
+      times: Infinity,
+      response: { kind: 'raw', status: 403, body: '{"id":"Forbidden","message":"You are not authorized to perform this operation"}' },
+    });
+    for (const args of [['list'], ['list', '--json'], ['down', 'web'], ['clean', '--yes']]) {
+      const result = await e.run(args, { INNISFREE_DEBUG: '1' });
+      assert.is(result.code, 3, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, /GET \/v2\/droplets failed with 403 forbidden: "You are not authorized to perform this operation".*hint: the token lacks a scope/);
+    }
+  }));
+
 const D = suite('cli: doctor');
 
 function toolDir(dir: string, tools: string[]): string {

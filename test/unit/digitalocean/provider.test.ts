@@ -186,6 +186,21 @@ C('custom image in another region is refused before anything is created', () =>
     assert.is(h.fake.state.droplets.size, 0);
   }));
 
+C('the fake\'s onDropletCreated hook chooses the addresses a new droplet reports', () =>
+  withFake(
+    {
+      onDropletCreated: (droplet) => {
+        assert.match(droplet.userData ?? '', /^#cloud-config\n/);
+        return { ipv4: '192.0.2.44', ipv6: '2001:db8:ffff::44' };
+      },
+    },
+    async (h) => {
+      const { edge } = await ensure(h, testSpec({ ipv6: true }));
+      assert.is(edge.ipv4, '192.0.2.44');
+      assert.is(edge.ipv6, '2001:db8:ffff::44');
+    },
+  ));
+
 const K = suite('digitalocean provider: SSH key, reserved IP, DNS, firewall');
 
 K('an SSH key already registered (under any name) is found by fingerprint, not posted', () =>
