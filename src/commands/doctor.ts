@@ -190,7 +190,14 @@ async function digitalOceanChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
       kind: 'provider',
     });
   }
-  const used = (await client.get('/v2/droplets', CountSchema, { query: { per_page: 1 } })).meta?.total ?? undefined;
+  let used: number | undefined;
+  try {
+    used = (await client.get('/v2/droplets', CountSchema, { query: { per_page: 1 } })).meta?.total ?? undefined;
+  } catch (error) {
+    if (!(error instanceof InnisfreeError)) throw error;
+    checks.push({ name: 'droplet limit', status: 'fail', detail: `could not count droplets: ${formatError(error)}`, kind: 'provider' });
+    return checks;
+  }
   const limit = account.droplet_limit ?? undefined;
   if (used !== undefined && limit !== undefined) {
     const free = limit - used;

@@ -196,7 +196,10 @@ export class DigitalOceanClient {
       const serverSide = status >= 500 && status !== 501;
       const retryable = status === 429 || transient422 || (serverSide && idempotent);
       if (retryable && attempt < this.#options.maxRetries) {
-        const wait = status === 429 ? this.rateLimitWait(headers, attempt) : this.backoff(attempt);
+        const wait =
+          status === 429 || (status === 503 && headers['retry-after'] !== undefined)
+            ? this.rateLimitWait(headers, attempt)
+            : this.backoff(attempt);
         if (wait !== undefined) {
           this.#options.emit({
             type: 'log',
@@ -222,7 +225,7 @@ export class DigitalOceanClient {
     });
   }
 
-  /** How long to wait after a 429; undefined when the wait would be too long to be worth it. */
+  /** How long to wait after a 429 (or a 503 with retry-after); undefined when that is too long to be worth it. */
   private rateLimitWait(headers: Record<string, string>, attempt: number): number | undefined {
     const retryAfter = headers['retry-after'];
     let wait: number | undefined;

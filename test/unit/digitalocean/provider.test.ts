@@ -276,6 +276,18 @@ K('DNS: the A record is created, then updated in place on the next run (never du
     assert.ok(h.fake.state.droplets.values().next().value!.tags.includes('innisfree-dns:web_example_com'));
   }));
 
+K('DNS: --dns added on a later run tags the existing edge and creates the record', () =>
+  withFake({}, async (h) => {
+    h.fake.state.addDomain('example.com');
+    const first = await ensure(h, testSpec());
+    await ensure(h, testSpec({ dns: 'www.example.com' }));
+    const droplet = h.fake.state.droplets.get(Number(first.edge.id))!;
+    assert.ok(droplet.tags.includes('innisfree-dns:www_example_com'));
+    assert.equal(h.fake.state.domainRecords('example.com').map((r) => [r.type, r.name, r.data]), [['A', 'www', first.edge.ipv4]]);
+    await h.provider.destroyEdge('web', { emit: h.events.emit, signal: h.signal });
+    assert.equal(h.fake.state.domainRecords('example.com'), []);
+  }));
+
 K('DNS: an AAAA record comes with IPv6; a name outside the account is refused clearly', () =>
   withFake({}, async (h) => {
     h.fake.state.addDomain('example.com');
