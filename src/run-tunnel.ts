@@ -17,8 +17,6 @@ import { type PortCounters, type Phase, type TunnelStatus, writeStatus } from '.
 export interface EdgeConnection {
   /** The edge's `innisfree-edge-status`, or undefined when it has none yet (not deployed, or not NixOS yet). */
   status(): Promise<EdgeStatus | undefined>;
-  /** Whether the edge runs NixOS (false on the stock Debian that nixos-anywhere replaces). */
-  isNixos(): Promise<boolean>;
   /** A TCP connection test made from the edge. */
   probeTcp(host: string, port: number): Promise<boolean>;
   close(): Promise<void>;
@@ -44,9 +42,11 @@ export interface DataPlane {
 export interface TunnelDeps {
   provider: Provider;
   deployer: Deployer;
-  connectEdge(edge: EdgeInfo, signal: AbortSignal): Promise<EdgeConnection>;
-  /** Installs NixOS with the planned config over the stock image (nixos-anywhere). */
-  bootstrapEdge(edge: EdgeInfo, signal: AbortSignal): Promise<void>;
+  /**
+   * Makes the edge run NixOS if it does not yet (nixos-anywhere over a stock image, calling `onBootstrap` first)
+   * and opens an SSH session to it with the pinned host key.
+   */
+  reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeConnection>;
   /** Writes the per-tunnel flake and edge.json into the tunnel's edge/ directory. */
   writeEdgeFiles(plan: Plan): Promise<void>;
   /** Puts back the edge/ files of the previous deployment (after a rollback). */
@@ -124,15 +124,9 @@ export async function runTunnel(
     checkAborted(ctx.signal);
 
     await deps.writeEdgeFiles(plan);
-    connection = await step(ctx.emit, 'ssh', 'Reaching the edge over SSH (pinned host key)', () => deps.connectEdge(edge!, ctx.signal));
-
-    if (spec.bootstrap === 'nixos-anywhere' && !(await connection.isNixos())) {
-      await status.update({ phase: 'bootstrapping' });
-      await connection.close();
-      connection = undefined;
-      await step(ctx.emit, 'bootstrap', 'Installing NixOS with nixos-anywhere', () => deps.bootstrapEdge(edge!, ctx.signal));
-      connection = await step(ctx.emit, 'ssh', 'Reaching the edge again after the install', () => deps.connectEdge(edge!, ctx.signal));
-    }
+    connection = await step(ctx.emit, 'ssh', 'Reaching the edge over SSH (pinned host key)', () =>
+      deps.reachEdge(edge!, created, () => status.update({ phase: 'bootstrapping' }), ctx.signal),
+    );
     checkAborted(ctx.signal);
 
     let edgeStatus = await connection.status();
@@ -208,7 +202,11 @@ export async function runTunnel(
   }
   if (edge && !keepEdge) {
     await step(ctx.emit, 'edge.destroy', `Destroying edge ${edge.name}`, () =>
-      deps.provider.destroyEdge(spec.name, { emit: ctx.emit, signal: new AbortController().signal }),
+      deps.provider.destroyEdge(spec.name, {
+        emit: ctx.emit,
+        signal: new AbortController().signal,
+        sshPublicKey: input.identity.sshPublicKey,
+      }),
     ).catch((error: unknown) => {
       ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
       failure ??= error;

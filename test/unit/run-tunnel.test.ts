@@ -80,7 +80,6 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   };
   const connection: EdgeConnection = {
     status: async () => edgeStatus(),
-    isNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
     close: async () => {
       world.log.push('ssh.close');
@@ -90,13 +89,10 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   const deps: TunnelDeps = {
     provider,
     deployer: { apply: (request) => world.deploy(request) },
-    connectEdge: async () => {
+    reachEdge: async () => {
       if (world.connectFails) throw new SshError('edge unreachable');
       world.log.push('ssh.connect');
       return connection;
-    },
-    bootstrapEdge: async () => {
-      world.log.push('bootstrap');
     },
     writeEdgeFiles: async () => {
       world.log.push('files.write');
