@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
+import { openEdgeSession } from '../../src/edge/edge-session.js';
 import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
@@ -71,6 +72,17 @@ if (skip) {
         wireguard: { interface: 'none', publicKey: null, up: false, peers: [] },
         forwarder: { kind: 'nginx', active: false },
       });
+
+      // The session `up` uses: the status command exists on a local edge; probes run inside the edge namespace.
+      const session = await openEdgeSession(target);
+      try {
+        assert.is((await session.status())?.name, name);
+        assert.is(await session.probeTcp(edge.ipv4, 22), true);
+        assert.is(await session.probeTcp('127.0.0.1', 22), true);
+        assert.is(await session.probeTcp(local.layout.addresses.home, 1, 2000), false);
+      } finally {
+        await session.close();
+      }
 
       // The internet client reaches the edge's public address (its sshd answers), and has no other route.
       const banner = await provider.runInClient(name, ['socat', '-T2', '-', `TCP:${edge.ipv4}:22,connect-timeout=2`], { timeoutMs: 5000 });

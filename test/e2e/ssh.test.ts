@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { openEdgeSession, probeCommand } from '../../src/edge/edge-session.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { SshConnectError, connectSsh, runSsh, waitReady } from '../../src/edge/ssh.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
@@ -162,6 +163,19 @@ if (skip) {
     }
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 1100 && elapsed < 4000, `took ${elapsed} ms`);
+  });
+
+  S('an edge session: no status command yet, not NixOS, TCP probes made from the edge side', async () => {
+    const session = await openEdgeSession(target());
+    try {
+      assert.is(await session.status(), undefined);
+      assert.is(await session.runsNixos(), false);
+      assert.is(await session.probeTcp('127.0.0.1', sshd.port), true);
+      assert.is(await session.probeTcp('127.0.0.1', await freePort(), 2000), false);
+      assert.throws(() => probeCommand('127.0.0.1; rm -rf /', 22, 1000));
+    } finally {
+      await session.close();
+    }
   });
 
   S('an aborted wait stops promptly', async () => {
