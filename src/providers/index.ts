@@ -21,12 +21,16 @@ export async function createProvider(name: string, ctx: ProviderContext, options
       const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
       return createDigitalOceanProvider(ctx, options);
     }
+    case 'local': {
+      const { createLocalProvider } = await import('./local/index.js');
+      return createLocalProvider(ctx);
+    }
     default:
       throw new UsageError(
         (PROVIDERS as readonly string[]).includes(name)
           ? `provider "${name}" is not available in this build`
           : `unknown provider "${name}"`,
-        { hint: 'use --provider digitalocean' },
+        { hint: 'use --provider digitalocean, or --provider local for an edge in network namespaces on this machine' },
       );
   }
 }
