@@ -38,9 +38,9 @@ I('an upload of a non-http URL is a usage error and sends nothing', () =>
 
 const F = suite('provider factory and interruption');
 
-F('unknown or unavailable providers are usage errors', async () => {
+F('unknown providers are usage errors (local is built in: test/unit/local-provider.test.ts)', async () => {
   const ctx = { clock: virtualClock(), emit: recorder().emit, env: {}, signal: new AbortController().signal };
-  for (const name of ['hetzner', 'local']) {
+  for (const name of ['hetzner']) {
     const error = await createProvider(name, ctx).catch((e: unknown) => e);
     assert.instance(error, UsageError);
     assert.match((error as UsageError).hint ?? '', /--provider digitalocean/);
