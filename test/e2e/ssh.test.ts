@@ -1,5 +1,5 @@
 // src/edge/ssh.ts against a real sshd on 127.0.0.1: login, exec, stdin, timeouts, host key pinning.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -40,11 +40,9 @@ S.before(async () => {
   sshd = await startSshd();
 });
 
+let stopped = false;
 S.after(async () => {
-  if (skip) return;
-  const pid = sshd.pid;
-  await sshd.stop();
-  assert.not.ok(processAlive(pid), 'the test sshd was left running');
+  if (!skip && !stopped) await sshd.stop();
 });
 
 S.before.each(() => {
@@ -190,6 +188,14 @@ if (skip) {
       assert.is((error as Error).message, 'stop');
     }
     assert.ok(Date.now() - started < 3000);
+  });
+
+  S('the test sshd stops and leaves nothing behind', async () => {
+    const { pid, dir } = sshd;
+    stopped = true;
+    await sshd.stop();
+    assert.not.ok(processAlive(pid), 'the test sshd was left running');
+    assert.not.ok(existsSync(dir), 'its directory was left behind');
   });
 }
 
