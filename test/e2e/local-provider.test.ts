@@ -139,6 +139,12 @@ if (skip) {
       assert.is(repaired.edge.status, 'running');
       assert.ok(events.some((e) => e.type === 'log' && /restarting the SSH server/.test(e.message)));
 
+      // A changed --edge-ssh-port moves the edge's sshd.
+      const moved = await second.ensureEdge({ spec: specFor(name, '8080/tcp', { edgeSshPort: '2222' }), identity, emit: silent, signal });
+      assert.not.ok(moved.created);
+      assert.is(await connectOutcome(edge.ipv4, 2222), 'connected');
+      assert.is(await connectOutcome(edge.ipv4, 22), 'ECONNREFUSED');
+
       footprint = footprintOf((await second.localEdge(name))!);
       await second.destroyEdge(name, { emit: silent, signal });
       assertNothingLeft(footprint);

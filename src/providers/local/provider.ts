@@ -17,9 +17,9 @@ import { edgeNameOf } from '../../spec/tunnel.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
-import { edgeStatusScriptPath } from './render.js';
+import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
 import { type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, runtimePaths, slotCandidates } from './layout.js';
-import { hostAddressUse, killNetnsProcesses, linkExists, livePidFrom, netnsExists } from './netns.js';
+import { hostAddressUse, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
 
 export const DEFAULT_RUNTIME_DIR = '/run/innisfree/local';
 export const SSHD = '/usr/sbin/sshd';
@@ -75,7 +75,18 @@ export class LocalProvider implements Provider {
     const existing = await this.localEdge(spec.name);
     if (existing && netnsExists(existing.layout.namespaces.edge) && (await linkExists(this.exec, existing.layout.links.home))) {
       await this.writeEdgeCommands(existing.paths);
-      if (livePidFrom(existing.paths.sshdPid) === undefined) {
+      const running = livePidFrom(existing.paths.sshdPid);
+      if (existing.record.sshPort !== spec.edgeSshPort) {
+        // On NixOS the deploy moves sshd; here the provider runs it, so it moves it before anyone connects.
+        emit({ type: 'log', level: 'info', message: `moving the SSH server of local edge ${existing.layout.namespaces.edge} to port ${spec.edgeSshPort}` });
+        if (running !== undefined) await stopPid(running, (ms) => this.clock.sleep(ms));
+        existing.record = { ...existing.record, sshPort: spec.edgeSshPort };
+        await writeFileAtomic(existing.paths.sshdConfig, sshdConfigText(existing.paths, spec.edgeSshPort));
+        // The deployed firewall still names the old port until the next deploy: open the new one now.
+        await this.exec('ip', ['netns', 'exec', existing.layout.namespaces.edge, 'nft', 'add', 'rule', 'inet', FIREWALL_TABLE, 'input', 'tcp', 'dport', String(spec.edgeSshPort), 'accept'], { reject: false });
+        await this.startSshd(existing);
+        await writeJsonAtomic(existing.paths.record, existing.record);
+      } else if (running === undefined) {
         emit({ type: 'log', level: 'info', message: `restarting the SSH server of local edge ${existing.layout.namespaces.edge}` });
         await this.startSshd(existing);
       }
@@ -395,6 +406,16 @@ async function wireguardInterfacesOf(paths: RuntimePaths): Promise<string[]> {
   } catch {
     return [];
   }
+}
+
+async function stopPid(pid: number, sleep: (ms: number) => Promise<void>): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
 function ensureNewline(text: string): string {
