@@ -1,7 +1,10 @@
 // Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { systemClock } from '../../src/lib/context.js';
+import { createDeployer } from '../../src/edge/create-deployer.js';
+import { DeployRsDeployer } from '../../src/edge/deploy.js';
+import { systemClock, systemExec } from '../../src/lib/context.js';
+import { LocalDeployer } from '../../src/providers/local/deployer.js';
 import { silent } from '../../src/lib/events.js';
 import { createProvider } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
@@ -94,6 +97,12 @@ S('parsers for ss and ip -j output', () => {
     { addr_info: [{ local: '10.50.0.1', prefixlen: 30, scope: 'global' }, { local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
   ]);
   assert.equal(addressesOf(json), ['10.50.0.1/30']);
+});
+
+S('the deployer for each provider', async () => {
+  const ctx = { exec: systemExec, env: {} };
+  assert.instance(await createDeployer('local', ctx), LocalDeployer);
+  assert.instance(await createDeployer('digitalocean', ctx), DeployRsDeployer);
 });
 
 S('the provider factory makes the local provider', async () => {
