@@ -20,6 +20,7 @@ import { systemClock, systemExec } from '../../src/lib/context.js';
 import { RolledBackError } from '../../src/lib/errors.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalDeployer, LocalProvider } from '../../src/providers/local/index.js';
+import { rendererPath } from '../../src/providers/local/render.js';
 import { type EdgeConfig, type EdgePort, serializeEdgeConfig } from '../../src/spec/edge-config.js';
 import { type EdgeFootprint, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -299,7 +300,7 @@ if (skip) {
     const edgeJson = serializeEdgeConfig(config);
     const renderedPath = join(world.state.path, 'edge', 'edge.json');
     writeFileSync(renderedPath, edgeJson);
-    const rendered = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', join(process.cwd(), 'nix', 'render-edge.nix'), '--argstr', 'edgeJson', renderedPath], { encoding: 'utf8' }));
+    const rendered = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', rendererPath(), '--argstr', 'edgeJson', renderedPath], { encoding: 'utf8' }));
     const configHash = createHash('sha256').update(edgeJson).digest('hex');
     // What the deployer does, minus the confirmation.
     const activation = await runSsh(world.target, 'innisfree-local-edge activate --confirm-timeout 1', {
