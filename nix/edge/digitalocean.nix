@@ -8,6 +8,7 @@
 # - The public IPv6 address and the anchor IPv4 address (where a reserved IP arrives) from the metadata.
 # - One root file system and boot loader for both layouts: the image's (MBR, one partition) and disko's (GPT with
 #   a BIOS boot partition); both label the root "nixos" and grub goes to /dev/vda.
+# - The nftables firewall, SSH keys only. Networking by DHCP, as with nixpkgs' DigitalOcean image.
 {
   lib,
   pkgs,
@@ -31,6 +32,10 @@ in
   # device twice ("You cannot have duplicated devices in mirroredBoots"), so say it once.
   boot.loader.grub.devices = lib.mkForce [ "/dev/vda" ];
   boot.loader.grub.configurationLimit = lib.mkDefault 20;
+
+  # The nftables firewall from the first boot: the edge module needs it, and switching a running system from the
+  # iptables firewall to nftables during a deploy would be needlessly risky.
+  networking.nftables.enable = true;
 
   services.openssh = {
     enable = true;

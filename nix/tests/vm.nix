@@ -67,7 +67,8 @@ let
     wantedBy = [ "multi-user.target" ];
     after = [ "wireguard-isf-vmtest.service" ];
     requires = [ "wireguard-isf-vmtest.service" ];
-    serviceConfig.ExecStart = "${pkgs.socat}/bin/socat ${listen} SYSTEM:${lib.escapeShellArg reply}";
+    # A script, not ExecStart: systemd would expand $SOCAT_PEERADDR itself.
+    script = "exec ${pkgs.socat}/bin/socat ${listen} SYSTEM:${lib.escapeShellArg reply}";
   };
 in
 pkgs.testers.runNixOSTest {
