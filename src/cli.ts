@@ -40,7 +40,7 @@ interface CommandDef {
 /** The options that describe a tunnel: shared by every command that builds one. */
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
-    .option('-n, --name <name>', 'Tunnel name, a short DNS label (env INNISFREE_NAME)')
+    .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
     .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
     .option('--port <port>', 'Same as --ports; repeatable')
     .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
@@ -84,6 +84,19 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'status',
+    args: '[name]',
+    description: 'Show tunnels: phase, public IPs, edge, handshake, traffic, per-port counters, config in sync',
+    options: (command) => {
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree status', 'innisfree status web --json'],
+    run: async (ctx, args, options) => {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(ctx, { ...(args[0] ? { name: args[0] } : {}), json: options.json === true });
+    },
+  },
+  {
     name: 'schema',
     description: 'Print the JSON Schema of the edge config (services.innisfree)',
     run: async () => {
@@ -92,6 +105,93 @@ const COMMANDS: CommandDef[] = [
     },
   },
 ];
+
+/** --provider and --token-file for commands that talk to a provider without a tunnel spec. */
+function providerOptions(command: ReturnType<CAC['command']>): void {
+  command
+    .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
+    .option('--token-file <path>', 'File holding the DigitalOcean API token');
+}
+
+COMMANDS.push(
+  {
+    name: 'list',
+    description: 'List every innisfree edge: addresses, region, size, age, monthly cost',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { listCommand } = await import('./commands/list.js');
+      return listCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'down',
+    args: '<name>',
+    description: "Destroy a tunnel's edge (and its SSH key, DNS record, firewall) and remove its local state",
+    options: (command) => {
+      providerOptions(command);
+      command.option('--release-ip', 'Also release the reserved IP (kept by default)');
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree down web', 'innisfree down web --release-ip'],
+    run: async (ctx, args, options) => {
+      const { downCommand } = await import('./commands/down.js');
+      return downCommand(ctx, args[0]!, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'clean',
+    description: 'List edges tagged innisfree that have no local state; destroy them with --yes',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--yes', 'Destroy them');
+      command.option('--release-ip', 'Also release their reserved IPs');
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { cleanCommand } = await import('./commands/clean.js');
+      return cleanCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'doctor',
+    description: 'Check the provider account and the local tools and privileges innisfree needs',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { doctorCommand } = await import('./commands/doctor.js');
+      return doctorCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'image',
+    args: '<action> [target]',
+    description: 'Custom NixOS edge images: upload --url URL --region R | list | delete ID|NAME',
+    options: (command) => {
+      command
+        .option('--url <url>', 'upload: where DigitalOcean downloads the image (qcow2/raw, optionally gzip)')
+        .option('--region <slug>', 'upload: region to import into')
+        .option('--name <name>', 'upload: image name (default innisfree-edge-<date>)')
+        .option('--description <text>', 'upload: image description')
+        .option('--no-wait', 'upload: return once the import has started')
+        .option('--token-file <path>', 'File holding the DigitalOcean API token')
+        .option('--json', 'Print JSON');
+    },
+    examples: [
+      'innisfree image upload --url https://example.com/nixos-edge.qcow2.gz --region nyc3',
+      'innisfree image list',
+      'innisfree image delete innisfree-edge-2026-01-01',
+    ],
+    run: async (ctx, args, options) => {
+      const { imageCommand } = await import('./commands/image.js');
+      return imageCommand(ctx, args[0], args[1], { flags: options, json: options.json === true });
+    },
+  },
+);
 
 const PROTECT = '\u0001';
 

@@ -52,6 +52,11 @@ export interface EnsureEdgeResult {
 export interface DestroyOptions {
   /** Release the reserved IP too (DigitalOcean); by default it survives `down`. */
   releaseIp?: boolean;
+  /**
+   * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
+   * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
+   */
+  sshPublicKey?: string;
   emit: Emit;
   signal: AbortSignal;
 }

@@ -170,9 +170,6 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     origin[field] = picked.name;
   }
 
-  if (raw.name === undefined) {
-    throw new UsageError('name: no tunnel name given', { hint: 'pass --name NAME (a-z, 0-9, "-"), e.g. --name web' });
-  }
   if (raw.ports === undefined) {
     throw new UsageError('ports: no port mappings given', { hint: 'pass --ports, e.g. --ports 443/tcp,80:8080/tcp' });
   }
@@ -182,7 +179,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   const image = raw.image as string | undefined;
   const bootstrap = (raw.bootstrap as string | undefined) ?? (image !== undefined ? 'image' : 'nixos-anywhere');
   const candidate = {
-    name: raw.name,
+    name: raw.name ?? DEFAULTS.name,
     ports,
     destination: raw.destination ?? DEFAULTS.destination,
     provider: raw.provider ?? DEFAULTS.provider,
