@@ -17,8 +17,11 @@ export interface EdgeFlakeInput {
   innisfreeFlake: string;
   /** The tunnel's name. */
   tunnel: string;
-  /** Where deploy-rs reaches the edge: its public IPv4 address or a DNS name (deploy --hostname overrides it). */
-  hostname: string;
+  /**
+   * Where deploy-rs reaches the edge: its public IPv4 address or a DNS name. Optional: without it the node's
+   * hostname is "innisfree-<tunnel>.invalid" (unresolvable on purpose) and the deployer passes --hostname.
+   */
+  hostname?: string;
   /** sha256 of edge.json, recorded in the header; the flake computes the hash the edge reports itself. */
   configHash?: string;
 }
@@ -43,8 +46,9 @@ export function renderEdgeFlake(input: EdgeFlakeInput, template = readFileSync(E
   if (!TunnelName.safeParse(input.tunnel).success) {
     throw new UsageError(`"${input.tunnel}" is not a tunnel name`, { hint: 'use a-z, 0-9 and "-", e.g. web' });
   }
-  if (!(isIP(input.hostname) === 4 || (isIP(input.hostname) === 0 && isHostname(input.hostname)))) {
-    throw new UsageError(`"${input.hostname}" is not an IPv4 address or host name for the edge`, {
+  const hostname = input.hostname ?? `innisfree-${input.tunnel}.invalid`;
+  if (!(isIP(hostname) === 4 || (isIP(hostname) === 0 && isHostname(hostname)))) {
+    throw new UsageError(`"${hostname}" is not an IPv4 address or host name for the edge`, {
       hint: "use the edge's public IPv4 address",
     });
   }
@@ -54,7 +58,7 @@ export function renderEdgeFlake(input: EdgeFlakeInput, template = readFileSync(E
   return ejs.render(template, {
     innisfreeFlake: input.innisfreeFlake,
     tunnel: input.tunnel,
-    hostname: input.hostname,
+    hostname,
     configHash: input.configHash ?? '',
   });
 }

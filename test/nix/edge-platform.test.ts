@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { renderUserData } from '../../src/edge/user-data.js';
 import { commandExists, repoRoot, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -82,6 +83,22 @@ hostKey('installs the pair and root key before sshd, removes other host keys, an
     assert.is(second.status, 0, second.stderr);
     assert.match(second.stdout, 'installed already');
     assert.is(readFileSync(authorized, 'utf8'), `${ROOT_KEY}\n`, 'no duplicate key');
+  } finally {
+    tmp.remove();
+  }
+});
+
+hostKey('reads the user data exactly as src/edge/user-data.ts writes it', () => {
+  if (!toolsReady()) return;
+  const tmp = makeTempDir('innisfree-hostkey-');
+  try {
+    const pair = keyPair(tmp.path, 'generated');
+    const data = renderUserData({ sshPublicKey: ROOT_KEY, hostKey: { privateKey: pair.private, publicKey: pair.public } });
+    const result = runHostKey(tmp.path, { user_data: data });
+    assert.is(result.status, 0, result.stderr);
+    assert.match(result.stdout, 'installed the SSH host key');
+    assert.is(readFileSync(join(tmp.path, 'etc-ssh', 'ssh_host_ed25519_key'), 'utf8').trim(), pair.private.trim());
+    assert.is(readFileSync(join(tmp.path, 'root-ssh', 'authorized_keys'), 'utf8'), `${ROOT_KEY}\n`);
   } finally {
     tmp.remove();
   }

@@ -29,7 +29,7 @@ S('renders the golden flake.nix', () => {
 
 S('is valid Nix, with and without a recorded hash', () => {
   if (!hasNix) return skipped('edge flake parsing', 'nix-instantiate is not on PATH');
-  for (const input of [INPUT, { ...INPUT, configHash: undefined }]) {
+  for (const input of [INPUT, { ...INPUT, configHash: undefined }, { ...INPUT, hostname: undefined }]) {
     const dir = makeTempDir('innisfree-flake-');
     try {
       writeFileSync(join(dir.path, 'flake.nix'), renderEdgeFlake(input));
@@ -74,6 +74,14 @@ S('its outputs call innisfree.lib with ./edge.json, the file hash, the host, and
   } finally {
     dir.remove();
   }
+});
+
+S('without a hostname the node gets an unresolvable placeholder the deployer overrides', () => {
+  const { hostname: _omit, ...input } = INPUT;
+  const text = renderEdgeFlake(input);
+  assert.match(text, 'hostname = "innisfree-web.invalid";');
+  assert.match(text, 'placeholder: pass --hostname');
+  assert.not.match(renderEdgeFlake(INPUT), 'placeholder');
 });
 
 S('refuses inputs that could break out of a Nix string or a flake reference', () => {
