@@ -61,12 +61,20 @@ in
     values:
     let
       ranges = parseList values;
+      # Sorted, each range once (two public ports may forward to one local port).
       of =
         protocol:
-        map (r: {
-          from = r.localStart;
-          to = r.localEnd;
-        }) (builtins.filter (r: r.protocol == protocol) ranges);
+        builtins.attrValues (
+          builtins.listToAttrs (
+            map (r: {
+              name = "${toString (100000 + r.localStart)}-${toString (100000 + r.localEnd)}";
+              value = {
+                from = r.localStart;
+                to = r.localEnd;
+              };
+            }) (builtins.filter (r: r.protocol == protocol) ranges)
+          )
+        );
     in
     {
       tcp = of "tcp";

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { planFixtureNames, planFixturesDir, readPlanFixture } from '../helpers/fixtures.js';
-import { hasNix, nixpkgsLib, repoRoot, run, skipped } from '../helpers/nix.js';
+import { commandExists, hasNix, nixpkgsLib, repoRoot, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 interface Evaluated {
@@ -63,6 +63,20 @@ function evaluateEdge(edge: unknown): ReturnType<typeof evaluate> {
     const file = join(dir.path, 'edge.json');
     writeFileSync(file, JSON.stringify(edge));
     return evaluate(file);
+  } finally {
+    dir.remove();
+  }
+}
+
+/** writeShellApplication runs shellcheck on its text (after its own header) and fails the build on findings. */
+function shellcheckAsWriteShellApplication(text: string): void {
+  if (!commandExists('shellcheck')) return skipped('shellcheck of innisfree-edge-status', 'shellcheck is not installed');
+  const dir = makeTempDir('innisfree-shellcheck-');
+  try {
+    const file = join(dir.path, 'innisfree-edge-status');
+    writeFileSync(file, `#!/bin/bash\nset -o errexit\nset -o nounset\nset -o pipefail\n\n${text}`);
+    const result = run('shellcheck', [file]);
+    assert.is(result.status, 0, result.stdout);
   } finally {
     dir.remove();
   }
@@ -149,6 +163,7 @@ for (const name of planFixtureNames()) {
     assert.match(c.status!.text, `export INNISFREE_EDGE_FORWARDING=${edge.forwarding}\n`);
     assert.match(c.status!.text, 'export INNISFREE_EDGE_HASH_FILE=/etc/innisfree/config-hash\n');
     assert.not.match(c.status!.text, '#!/usr/bin/env bash', 'the shebang is dropped inside writeShellApplication');
+    shellcheckAsWriteShellApplication(c.status!.text);
   });
 }
 
