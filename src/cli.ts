@@ -120,6 +120,31 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'proxy',
+    args: '[name]',
+    description: "Run the home forwarder alone: a tunnel's forwards, or any address pair",
+    longRunning: true,
+    options: (command) => {
+      command
+        .option('--listen <address>', 'Address to listen on (default with NAME: the home tunnel address)')
+        .option('-p, --ports <ports>', 'Without NAME: PUBLIC[:LOCAL][/tcp|udp], listen on PUBLIC, forward to LOCAL; comma-separated or repeated')
+        .option('--port <port>', 'Same as --ports; repeatable')
+        .option('-d, --destination <host>', 'Where to forward: address or host name (default 127.0.0.1, or the tunnel\'s)')
+        .option('--max-connections <n>', 'TCP connections at once per port (default 4096)')
+        .option('--idle-timeout <seconds>', 'Close TCP connections idle this long (default: never)')
+        .option('--udp-timeout <seconds>', 'End UDP sessions idle this long (default 60)')
+        .option('--max-sessions <n>', 'UDP sessions at once per port (default 4096)');
+    },
+    examples: [
+      'innisfree proxy web',
+      'innisfree proxy --listen 10.50.7.2 --ports 443/tcp,19132/udp --destination 192.168.1.10',
+    ],
+    run: async (ctx, args, options) => {
+      const { proxyCommand } = await import('./commands/proxy.js');
+      return proxyCommand(ctx, args, options);
+    },
+  },
+  {
     name: 'schema',
     description: 'Print the JSON Schema of the edge config (services.innisfree)',
     run: async () => {

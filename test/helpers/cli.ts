@@ -27,3 +27,8 @@ export function runCli(args: readonly string[], env: Record<string, string | und
     child.stdin.end(input ?? '');
   });
 }
+
+/** The compiled form of a repository file, e.g. built('test/helpers/traffic.ts') → …/dist/test/helpers/traffic.js. */
+export function built(path: string): string {
+  return fileURLToPath(new URL(`../../dist/${path.replace(/\.ts$/, '.js')}`, import.meta.url));
+}

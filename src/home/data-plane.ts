@@ -1,0 +1,143 @@
+// The home side of a running tunnel as one unit: WireGuard link, policy routing (nftables forwarding only) and the
+// forwarder (unless the destination is "none"). Started in that order, stopped in the reverse order — forwarder,
+// routing, link — within a bounded time, and one `failure` promise for any part that breaks while it runs.
+import type { Context } from '../lib/context.js';
+import type { SpawnDaemon } from '../lib/daemon.js';
+import { DataPlaneError } from '../lib/errors.js';
+import type { HomeConfig } from '../plan.js';
+import type { TunnelStatus } from '../state/status.js';
+import { type Forwarder, type ForwarderOptions, startForwarder } from './forwarder/index.js';
+import { policyRoutingDown, policyRoutingUp } from './routing.js';
+import { type LinkStatus, type WireguardImplementation, type WireguardLink, wireguardUp } from './wireguard.js';
+
+export interface HomeDataPlaneInput {
+  home: HomeConfig;
+  /** The home WireGuard private key file (tunnelPaths(root, name).wireguardPrivate). */
+  privateKeyFile: string;
+  edgePublicKey: string;
+  /** "203.0.113.7:51820" */
+  edgeEndpoint: string;
+  forwarder?: Omit<ForwarderOptions, 'emit'>;
+  /** How often the link is checked (a kernel link has no process to watch). Default 10 s; 0: never. */
+  monitorIntervalMs?: number;
+  implementation?: 'auto' | WireguardImplementation;
+}
+
+export type DataPlaneSample = NonNullable<TunnelStatus['dataPlane']>;
+
+export interface HomeDataPlane {
+  link: WireguardLink;
+  forwarder: Forwarder | undefined;
+  /** Link status and forwarder counters in the shape status.json records. */
+  sample(): Promise<DataPlaneSample>;
+  /** Follows the edge to a new address without dropping the link. */
+  setEndpoint(endpoint: string): Promise<void>;
+  /** Rejects with a DataPlaneError when the link or the forwarder breaks; never resolves. */
+  readonly failure: Promise<never>;
+  /** Forwarder, then routing, then link. Idempotent; bounded in time. */
+  stop(): Promise<void>;
+}
+
+export interface DataPlaneDeps {
+  exec: Context['exec'];
+  emit: Context['emit'];
+  spawn?: SpawnDaemon;
+}
+
+const FORWARDER_CLOSE_MS = 5_000;
+
+export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPlaneInput): Promise<HomeDataPlane> {
+  const { home } = input;
+  const link = await wireguardUp(deps, {
+    interface: home.interface,
+    privateKeyFile: input.privateKeyFile,
+    addresses: [home.address, ...(home.address6 ? [home.address6] : [])],
+    mtu: home.mtu,
+    peer: {
+      publicKey: input.edgePublicKey,
+      endpoint: input.edgeEndpoint,
+      allowedIps: home.allowedIps,
+      persistentKeepalive: home.persistentKeepalive,
+    },
+    ...(input.implementation ? { implementation: input.implementation } : {}),
+  });
+  const routing = home.policyRouting ? { interface: home.interface, routing: home.policyRouting } : undefined;
+  let forwarder: Forwarder | undefined;
+  try {
+    if (routing) await policyRoutingUp(deps.exec, routing);
+    if (home.forwards.length > 0) forwarder = await startForwarder(home.forwards, { ...input.forwarder, emit: deps.emit });
+  } catch (error) {
+    if (routing) await policyRoutingDown(deps.exec, routing).catch(() => {});
+    await link.down().catch(() => {});
+    throw error;
+  }
+
+  let rejectFailure: (error: DataPlaneError) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (rejectFailure = reject));
+  failure.catch(() => {});
+  link.failure.catch(rejectFailure);
+  forwarder?.failure.catch(rejectFailure);
+
+  let monitor: NodeJS.Timeout | undefined;
+  const interval = input.monitorIntervalMs ?? 10_000;
+  if (interval > 0) {
+    monitor = setInterval(() => {
+      link.status().catch((error: unknown) => {
+        rejectFailure(error instanceof DataPlaneError ? error : new DataPlaneError(`WireGuard link ${home.interface} failed: ${String(error)}`));
+      });
+    }, interval);
+    monitor.unref();
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    link,
+    forwarder,
+    failure,
+    setEndpoint: (endpoint) => link.setEndpoint(endpoint),
+    sample: async () => {
+      const status: LinkStatus = await link.status();
+      return {
+        sampledAt: new Date().toISOString(),
+        interface: status.interface,
+        latestHandshake: status.latestHandshake,
+        rxBytes: status.rxBytes,
+        txBytes: status.txBytes,
+        endpoint: status.endpoint,
+        ports: forwarder?.counters() ?? [],
+      };
+    },
+    stop: () => {
+      stopping ??= (async () => {
+        if (monitor) clearInterval(monitor);
+        await forwarder?.close(FORWARDER_CLOSE_MS);
+        if (routing) await policyRoutingDown(deps.exec, routing).catch(() => {});
+        await link.down();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Blocks until the signal aborts (orderly stop, resolves) or failure rejects (stop, then rethrow the failure), and
+ * always runs stop exactly once. A second signal is the CLI's business: it exits at once.
+ */
+export async function runUntilStopped(signal: AbortSignal, failure: Promise<never>, stop: () => Promise<void>): Promise<void> {
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([aborted, failure]);
+  } catch (error) {
+    // The failure is what the user needs to see; a teardown problem on top of it would only hide it.
+    await stop().catch(() => {});
+    throw error;
+  } finally {
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+  await stop();
+}

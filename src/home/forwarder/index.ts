@@ -1,0 +1,136 @@
+// The home forwarder: one listener per (protocol, port) mapping on the home tunnel address, each forwarding to
+// destination:LOCAL. Starting is all or nothing — a listener that cannot bind stops the whole forwarder with an
+// error naming the address and port. After that, a fault that breaks a listener rejects `failure`; faults of a
+// single connection or session only show up in the counters.
+import { isIP } from 'node:net';
+import type { HomeForward } from '../../plan.js';
+import { DataPlaneError } from '../../lib/errors.js';
+import type { Emit } from '../../lib/events.js';
+import { type PortCounters, type PortForwarder, describeListen } from './common.js';
+import { startTcpForward } from './tcp.js';
+import { startUdpForward } from './udp.js';
+
+export type { PortCounters } from './common.js';
+export { describeListen } from './common.js';
+
+export interface ForwarderOptions {
+  /** TCP connections at once per port (default 4096). */
+  maxConnections?: number;
+  /** Close a TCP connection idle this long in both directions; 0 (default): never. */
+  tcpIdleTimeoutMs?: number;
+  /** Give up connecting to the destination after this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** UDP sessions at once per port (default 4096). */
+  maxUdpSessions?: number;
+  /** A UDP session without traffic this long ends (default 60 s). */
+  udpIdleTimeoutMs?: number;
+  emit?: Emit;
+}
+
+export const FORWARDER_DEFAULTS = {
+  maxConnections: 4096,
+  tcpIdleTimeoutMs: 0,
+  connectTimeoutMs: 10_000,
+  maxUdpSessions: 4096,
+  udpIdleTimeoutMs: 60_000,
+} as const;
+
+export interface BoundListener {
+  protocol: HomeForward['protocol'];
+  address: string;
+  port: number;
+}
+
+export interface Forwarder {
+  /** Per listening port, in the order of the forwards. */
+  counters(): PortCounters[];
+  /** What is actually bound (port 0 in a forward picks a free port). */
+  listeners(): BoundListener[];
+  /** Rejects with a DataPlaneError when a listener breaks after startup; never resolves. */
+  readonly failure: Promise<never>;
+  /** Stops every listener and connection; resolves within timeoutMs (default 5 s) even if a socket lingers. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export async function startForwarder(forwards: readonly HomeForward[], options: ForwarderOptions = {}): Promise<Forwarder> {
+  for (const forward of forwards) validateForward(forward);
+  const settings = { ...FORWARDER_DEFAULTS, ...definedOnly(options) };
+  let rejectFailure: (error: DataPlaneError) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (rejectFailure = reject));
+  failure.catch(() => {});
+  let failed = false;
+  const onFatal = (error: DataPlaneError): void => {
+    if (failed) return;
+    failed = true;
+    options.emit?.({ type: 'log', level: 'warn', message: error.message });
+    rejectFailure(error);
+  };
+
+  const results = await Promise.allSettled(
+    forwards.map((forward) =>
+      forward.protocol === 'tcp'
+        ? startTcpForward(
+            forward,
+            { maxConnections: settings.maxConnections, idleTimeoutMs: settings.tcpIdleTimeoutMs, connectTimeoutMs: settings.connectTimeoutMs },
+            onFatal,
+          )
+        : startUdpForward(forward, { maxSessions: settings.maxUdpSessions, idleTimeoutMs: settings.udpIdleTimeoutMs }, onFatal),
+    ),
+  );
+  const ports = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const problems = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (problems.length > 0) {
+    await Promise.all(ports.map((port) => port.close()));
+    const first = problems[0];
+    if (first instanceof DataPlaneError && problems.length === 1) throw first;
+    const message = first instanceof Error ? first.message : String(first);
+    throw new DataPlaneError(problems.length === 1 ? message : `${message} (and ${problems.length - 1} more listeners failed)`, {
+      ...(first instanceof DataPlaneError && first.hint ? { hint: first.hint } : {}),
+      cause: first,
+    });
+  }
+  for (const port of ports) {
+    options.emit?.({
+      type: 'log',
+      level: 'debug',
+      message: `forwarding ${describeListen({ ...port.forward, listenPort: port.boundPort })} -> ${port.forward.targetHost}:${port.forward.targetPort}`,
+    });
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    counters: () => ports.map((port) => port.counters()),
+    listeners: () => ports.map((port) => ({ protocol: port.forward.protocol, address: port.forward.listenAddress, port: port.boundPort })),
+    failure,
+    close: (timeoutMs = 5_000) => {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        timer.unref();
+        void Promise.allSettled(ports.map((port) => port.close())).then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return closing;
+    },
+  };
+}
+
+function validateForward(forward: HomeForward): void {
+  const where = describeListen(forward);
+  if (isIP(forward.listenAddress) === 0) {
+    throw new DataPlaneError(`forward ${where}: the listen address must be an IP address`);
+  }
+  for (const [what, port] of [['listen', forward.listenPort], ['target', forward.targetPort]] as const) {
+    if (!Number.isInteger(port) || port < 0 || port > 65535 || (what === 'target' && port === 0)) {
+      throw new DataPlaneError(`forward ${where}: ${what} port ${port} is outside 1-65535`);
+    }
+  }
+  if (forward.targetHost === '' || forward.targetHost === 'none') {
+    throw new DataPlaneError(`forward ${where}: no destination host`);
+  }
+}
+
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -1,0 +1,340 @@
+// One WireGuard link: a kernel `wireguard` device when the kernel has the module, otherwise a wireguard-go daemon
+// kept as our child. Configured with `wg set` (the private key by file path, never its content on a command line)
+// and `ip`; optionally inside a network namespace, so the local provider can run the edge end with the same code.
+// Bringing a link up first removes a stale one of the same name (a crashed earlier run); taking it down is
+// idempotent and bounded in time.
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Context, ExecResult } from '../lib/context.js';
+import { type Daemon, type SpawnDaemon, spawnDaemon } from '../lib/daemon.js';
+import { DataPlaneError, EnvironmentError } from '../lib/errors.js';
+import { type WgPeerInfo, handshakeAgeSeconds, parseWgDump } from './wg-dump.js';
+
+export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
+
+export type WireguardImplementation = 'kernel' | 'wireguard-go';
+
+export interface WireguardPeer {
+  publicKey: string;
+  /** "host:port"; omitted on a listening end that learns the peer's address from its first handshake. */
+  endpoint?: string;
+  allowedIps: string[];
+  /** Seconds; 0 or omitted: off. */
+  persistentKeepalive?: number;
+}
+
+export interface WireguardLinkSpec {
+  interface: string;
+  /** A file holding the base64 private key (mode 0600); `wg` reads it. */
+  privateKeyFile: string;
+  /** Addresses with prefix, IPv4 and/or IPv6, e.g. ["10.50.7.2/30", "fd49:6e6e:6973:7::2/64"]. */
+  addresses: string[];
+  mtu: number;
+  /** UDP port to listen on; omitted: a random port (the dialling end). */
+  listenPort?: number;
+  peer: WireguardPeer;
+  /** Run the link inside this network namespace (it must exist). */
+  netns?: string;
+  /** Default "auto": kernel when available, else wireguard-go. */
+  implementation?: 'auto' | WireguardImplementation;
+}
+
+export interface LinkStatus {
+  interface: string;
+  /** Unix seconds of the latest handshake with the peer; 0 when none yet. */
+  latestHandshake: number;
+  /** Seconds since then; null when none yet. */
+  handshakeAge: number | null;
+  rxBytes: number;
+  txBytes: number;
+  endpoint: string | null;
+}
+
+export interface WireguardLink {
+  readonly interface: string;
+  readonly implementation: WireguardImplementation;
+  readonly netns: string | undefined;
+  /** Reads `wg show <if> dump`. */
+  status(): Promise<LinkStatus>;
+  /** Points the peer at a new endpoint in place (the edge's IP changed); the link stays up. */
+  setEndpoint(endpoint: string): Promise<void>;
+  /** Removes the link (and stops wireguard-go). Idempotent; bounded in time. */
+  down(): Promise<void>;
+  /** Rejects with a DataPlaneError if the link dies while up (wireguard-go exited); never resolves. */
+  readonly failure: Promise<never>;
+}
+
+export interface WireguardDeps {
+  exec: Context['exec'];
+  emit: Context['emit'];
+  spawn?: SpawnDaemon;
+}
+
+const INTERFACE_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
+const WG_KEY = /^[A-Za-z0-9+/]{43}=$/;
+const READY_TIMEOUT_MS = 5_000;
+const STOP_TIMEOUT_MS = 3_000;
+
+export function wireguardSocketPath(ifname: string): string {
+  return join(WIREGUARD_SOCKET_DIR, `${ifname}.sock`);
+}
+
+export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec): Promise<WireguardLink> {
+  validateSpec(spec);
+  const ifname = spec.interface;
+  const tools = linkTools(deps, spec.netns);
+  await removeStaleLink(deps, ifname, spec.netns);
+
+  let implementation: WireguardImplementation;
+  let daemon: Daemon | undefined;
+  const wanted = spec.implementation ?? 'auto';
+  if (wanted !== 'wireguard-go' && (await tools.ip(['link', 'add', 'dev', ifname, 'type', 'wireguard'], false)).exitCode === 0) {
+    implementation = 'kernel';
+  } else if (wanted === 'kernel') {
+    throw new EnvironmentError(`cannot create a kernel WireGuard link ${ifname}`, {
+      hint: 'load the wireguard kernel module (modprobe wireguard), or let innisfree use wireguard-go',
+    });
+  } else {
+    implementation = 'wireguard-go';
+    daemon = await startWireguardGo(deps, ifname, spec.netns);
+  }
+
+  let stopping = false;
+  let rejectFailure: (error: DataPlaneError) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (rejectFailure = reject));
+  // Callers may never look at failure (e.g. after down()); that must not be an unhandled rejection.
+  failure.catch(() => {});
+  if (daemon) {
+    const watched = daemon;
+    void watched.exited.then((exit) => {
+      if (stopping) return;
+      rejectFailure(
+        new DataPlaneError(`wireguard-go for ${ifname} exited unexpectedly (${describeExit(exit)})${lastLines(watched)}`, {
+          hint: 'the tunnel is down; check the log above and start it again',
+        }),
+      );
+    });
+  }
+
+  let downPromise: Promise<void> = Promise.resolve();
+  const down = async (): Promise<void> => {
+    if (stopping) return downPromise;
+    stopping = true;
+    downPromise = (async () => {
+      if (daemon) await daemon.stop('SIGTERM', STOP_TIMEOUT_MS);
+      await removeStaleLink(deps, ifname, spec.netns);
+    })();
+    return downPromise;
+  };
+
+  try {
+    await configure(tools, spec);
+  } catch (error) {
+    await down().catch(() => {});
+    throw error instanceof DataPlaneError || error instanceof EnvironmentError
+      ? error
+      : new DataPlaneError(`configuring WireGuard link ${ifname} failed: ${(error as Error).message}`, { cause: error });
+  }
+  deps.emit({ type: 'log', level: 'debug', message: `WireGuard link ${ifname} is up (${implementation}${spec.netns ? ` in ${spec.netns}` : ''})` });
+
+  return {
+    interface: ifname,
+    implementation,
+    netns: spec.netns,
+    failure,
+    down,
+    status: async () => {
+      const result = await tools.wg(['show', ifname, 'dump'], false);
+      if (result.exitCode !== 0) {
+        // Only stderr: stdout of a dump carries the private key.
+        throw new DataPlaneError(`reading WireGuard link ${ifname} failed: ${result.stderr.trim() || `wg exited with ${result.exitCode}`}`, {
+          hint: 'the link may have been removed; restart the tunnel',
+        });
+      }
+      const dump = parseWgDump(result.stdout);
+      const peer: WgPeerInfo | undefined = dump.peers.find((p) => p.publicKey === spec.peer.publicKey) ?? dump.peers[0];
+      return {
+        interface: ifname,
+        latestHandshake: peer?.latestHandshake ?? 0,
+        handshakeAge: peer ? handshakeAgeSeconds(peer, Date.now()) : null,
+        rxBytes: peer?.rxBytes ?? 0,
+        txBytes: peer?.txBytes ?? 0,
+        endpoint: peer?.endpoint ?? null,
+      };
+    },
+    setEndpoint: async (endpoint) => {
+      validateEndpoint(endpoint);
+      await tools.wg(['set', ifname, 'peer', spec.peer.publicKey, 'endpoint', endpoint]);
+    },
+  };
+}
+
+function validateSpec(spec: WireguardLinkSpec): void {
+  if (!INTERFACE_NAME.test(spec.interface)) {
+    throw new DataPlaneError(`"${spec.interface}" is not a valid interface name`, { hint: 'use at most 15 characters of a-z, 0-9, "-", "_", "."' });
+  }
+  if (!WG_KEY.test(spec.peer.publicKey)) throw new DataPlaneError('the peer public key is not a WireGuard key (44 characters of base64)');
+  if (spec.peer.endpoint !== undefined) validateEndpoint(spec.peer.endpoint);
+  if (!Number.isInteger(spec.mtu) || spec.mtu < 1280 || spec.mtu > 9000) throw new DataPlaneError(`MTU ${spec.mtu} is outside 1280-9000`);
+  for (const value of [...spec.addresses, ...spec.peer.allowedIps]) {
+    if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(value)) throw new DataPlaneError(`"${value}" is not an address with prefix`);
+  }
+}
+
+function validateEndpoint(endpoint: string): void {
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(endpoint)) {
+    throw new DataPlaneError(`"${endpoint}" is not a WireGuard endpoint`, { hint: 'write HOST:PORT or [IPv6]:PORT' });
+  }
+}
+
+interface LinkTools {
+  ip(args: string[], reject?: boolean): Promise<ExecResult>;
+  wg(args: string[], reject?: boolean): Promise<ExecResult>;
+}
+
+/** `ip` and `wg` for the root namespace or, with netns, inside it (a kernel link is only visible there to wg). */
+function linkTools(deps: WireguardDeps, netns: string | undefined): LinkTools {
+  const run = (file: string, args: string[], reject = true) =>
+    netns
+      ? deps.exec('ip', ['netns', 'exec', netns, file, ...args], { reject, timeoutMs: 10_000 })
+      : deps.exec(file, args, { reject, timeoutMs: 10_000 });
+  return {
+    ip: (args, reject = true) => run('ip', args, reject),
+    wg: (args, reject = true) => run('wg', args, reject),
+  };
+}
+
+async function configure(tools: LinkTools, spec: WireguardLinkSpec): Promise<void> {
+  const { peer } = spec;
+  const args = ['set', spec.interface, 'private-key', spec.privateKeyFile];
+  if (spec.listenPort !== undefined) args.push('listen-port', String(spec.listenPort));
+  args.push('peer', peer.publicKey);
+  if (peer.endpoint !== undefined) args.push('endpoint', peer.endpoint);
+  args.push('allowed-ips', peer.allowedIps.join(','));
+  if (peer.persistentKeepalive) args.push('persistent-keepalive', String(peer.persistentKeepalive));
+  await tools.wg(args);
+  for (const address of spec.addresses) {
+    // No duplicate address detection on a point-to-point tunnel: the address is usable at once.
+    await tools.ip(['addr', 'add', address, 'dev', spec.interface, ...(address.includes(':') ? ['nodad'] : [])]);
+  }
+  await tools.ip(['link', 'set', 'dev', spec.interface, 'mtu', String(spec.mtu), 'up']);
+}
+
+async function startWireguardGo(deps: WireguardDeps, ifname: string, netns: string | undefined): Promise<Daemon> {
+  const spawn = deps.spawn ?? spawnDaemon;
+  const [file, args] = netns ? ['ip', ['netns', 'exec', netns, 'wireguard-go', ifname]] : ['wireguard-go', [ifname]];
+  const daemon = spawn(file, args, {
+    // Foreground: the daemon stays our child, so we own its whole life and see it exit.
+    env: { WG_PROCESS_FOREGROUND: '1', LOG_LEVEL: 'error' },
+    onLine: (line) => deps.emit({ type: 'log', level: 'debug', message: line, source: 'wireguard-go' }),
+  });
+  const socket = wireguardSocketPath(ifname);
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (daemon.done) {
+      const exit = await daemon.exited;
+      const missing = daemon.tail().some((line) => /command not found|ENOENT/.test(line));
+      throw new EnvironmentError(`wireguard-go could not create ${ifname} (${describeExit(exit)})${lastLines(daemon)}`, {
+        hint: missing
+          ? 'install wireguard-go (or load the wireguard kernel module) and wireguard-tools'
+          : 'innisfree needs root (CAP_NET_ADMIN) and /dev/net/tun',
+      });
+    }
+    if (existsSync(socket) && (await socketAnswers(socket))) return daemon;
+    if (Date.now() > deadline) {
+      await daemon.stop('SIGTERM', STOP_TIMEOUT_MS);
+      throw new DataPlaneError(`wireguard-go did not open its control socket for ${ifname} within ${READY_TIMEOUT_MS / 1000} s${lastLines(daemon)}`);
+    }
+    await delay(20);
+  }
+}
+
+/**
+ * Removes a link of this name left by an earlier run: the device (a wireguard-go daemon exits once its device is
+ * gone), a daemon still holding the name's control socket, and a stale socket file. Only this exact name is
+ * touched — names are unique per tunnel on a host.
+ */
+async function removeStaleLink(deps: WireguardDeps, ifname: string, netns: string | undefined): Promise<void> {
+  const tools = linkTools(deps, netns);
+  if ((await tools.ip(['link', 'show', 'dev', ifname], false)).exitCode === 0) {
+    const removed = await tools.ip(['link', 'del', 'dev', ifname], false);
+    if (removed.exitCode !== 0 && (await tools.ip(['link', 'show', 'dev', ifname], false)).exitCode === 0) {
+      throw new DataPlaneError(`could not remove the stale interface ${ifname}: ${removed.stderr.trim()}`, {
+        hint: 'innisfree needs root (CAP_NET_ADMIN)',
+      });
+    }
+  }
+  const socket = wireguardSocketPath(ifname);
+  if (!existsSync(socket)) return;
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (existsSync(socket) && (await socketAnswers(socket)) && Date.now() < deadline) {
+    // A daemon still answering holds the name in another namespace, or is winding down after its device went away.
+    for (const pid of wireguardGoPids(ifname)) signal(pid, 'SIGTERM');
+    await delay(50);
+  }
+  if (existsSync(socket) && (await socketAnswers(socket))) {
+    for (const pid of wireguardGoPids(ifname)) signal(pid, 'SIGKILL');
+    await delay(100);
+  }
+  if (existsSync(socket)) {
+    if (await socketAnswers(socket)) {
+      throw new DataPlaneError(`another process holds the WireGuard control socket ${socket}`, {
+        hint: `stop whatever runs interface ${ifname} (another innisfree for this tunnel?) and try again`,
+      });
+    }
+    rmSync(socket, { force: true });
+  }
+}
+
+/** Processes running exactly `wireguard-go <ifname>`: the daemon of this interface name and nothing else. */
+function wireguardGoPids(ifname: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      if (argv.length === 2 && /(^|\/)wireguard-go$/.test(argv[0]!) && argv[1] === ifname) pids.push(Number(entry));
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return pids;
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone.
+  }
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(false);
+    }, 500);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+}
+
+function describeExit(exit: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+}
+
+function lastLines(daemon: Daemon): string {
+  const tail = daemon.tail().slice(-3);
+  return tail.length > 0 ? `: ${tail.join('; ')}` : '';
+}

@@ -1,0 +1,110 @@
+// Long-lived child processes (wireguard-go, and for the local provider sshd or nginx): started in the foreground so
+// they stay our children, their output passed on line by line, and — where util-linux's setpriv is available — tied
+// to our life with a parent-death signal, so a crash of innisfree (even SIGKILL) does not leave them running.
+import { spawn, spawnSync } from 'node:child_process';
+
+export interface DaemonExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface Daemon {
+  pid: number;
+  /** Resolves when the process has exited (never rejects). */
+  exited: Promise<DaemonExit>;
+  /** True once the process has exited. */
+  readonly done: boolean;
+  /** The last lines of its output, for error messages. */
+  tail(): string[];
+  /** Sends signal, waits up to timeoutMs, then SIGKILL; resolves once it is gone. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<DaemonExit>;
+}
+
+export interface DaemonOptions {
+  env?: Record<string, string | undefined>;
+  /** Called for every line the daemon writes to stdout or stderr. */
+  onLine?: (line: string) => void;
+  /** Signal the daemon receives when this process dies (needs setpriv); default SIGTERM. null: none. */
+  parentDeathSignal?: NodeJS.Signals | null;
+}
+
+export type SpawnDaemon = (file: string, args: readonly string[], options?: DaemonOptions) => Daemon;
+
+const TAIL_LINES = 20;
+
+let setprivChecked: boolean | undefined;
+
+function hasSetpriv(): boolean {
+  setprivChecked ??= spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
+  return setprivChecked;
+}
+
+export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
+  const deathSignal = options.parentDeathSignal === undefined ? 'SIGTERM' : options.parentDeathSignal;
+  // setpriv sets PR_SET_PDEATHSIG and execs the command, so the pid stays the daemon's own.
+  const [command, argv] =
+    deathSignal && hasSetpriv()
+      ? ['setpriv', ['--pdeathsig', deathSignal.replace(/^SIG/, ''), '--', file, ...args]]
+      : [file, [...args]];
+  const child = spawn(command, argv, {
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  let done = false;
+  const exited = new Promise<DaemonExit>((resolve) => {
+    child.once('error', (error) => {
+      done = true;
+      lines.push(`${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`);
+      resolve({ code: null, signal: null });
+    });
+    child.once('close', (code, signal) => {
+      done = true;
+      resolve({ code, signal });
+    });
+  });
+  const onChunk = splitLines((line) => {
+    lines.push(line);
+    if (lines.length > TAIL_LINES) lines.shift();
+    options.onLine?.(line);
+  });
+  child.stdout.on('data', onChunk.stdout);
+  child.stderr.on('data', onChunk.stderr);
+  return {
+    pid: child.pid ?? -1,
+    exited,
+    get done() {
+      return done;
+    },
+    tail: () => [...lines],
+    stop: async (signal = 'SIGTERM', timeoutMs = 3_000) => {
+      if (!done) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      return exited;
+    },
+  };
+};
+
+function splitLines(onLine: (line: string) => void): { stdout: (data: Buffer) => void; stderr: (data: Buffer) => void } {
+  const make = (): ((data: Buffer) => void) => {
+    let pending = '';
+    return (data) => {
+      pending += data.toString();
+      let index: number;
+      while ((index = pending.indexOf('\n')) !== -1) {
+        const line = pending.slice(0, index).trimEnd();
+        pending = pending.slice(index + 1);
+        if (line !== '') onLine(line);
+      }
+      if (pending.length > 8192) {
+        onLine(pending);
+        pending = '';
+      }
+    };
+  };
+  return { stdout: make(), stderr: make() };
+}
