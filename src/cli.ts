@@ -67,6 +67,25 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
 
 const COMMANDS: CommandDef[] = [
   {
+    name: 'up',
+    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM',
+    longRunning: true,
+    options: (command) => {
+      tunnelOptions(command);
+      command.option('--cloud-firewall', 'DigitalOcean: also keep a cloud firewall matching the open ports');
+      command.option('--json', 'Progress and the result as JSON lines on stdout');
+    },
+    examples: [
+      'sudo innisfree up --provider local --ports 8080/tcp',
+      'sudo innisfree up --name web --ports 443/tcp,80/tcp --image innisfree-edge --keep',
+      'sudo innisfree up --name game --ports 27015-27030/udp,27015/tcp --destination 192.168.1.20 --keep',
+    ],
+    run: async (ctx, _args, options) => {
+      const { upCommand } = await import('./commands/up.js');
+      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true });
+    },
+  },
+  {
     name: 'plan',
     description: "Print the edge's services.innisfree value and the home-side plan",
     options: (command) => {
@@ -308,15 +327,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const first = args.find((a) => !a.startsWith('-'));
   const commandNames = [...defs.keys()];
   const renderMode: RenderMode = args.includes('--json') ? 'json' : io.stderr.isTTY ? 'tty' : 'plain';
-  const renderer = createRenderer(renderMode, io.stderr, args.includes('--verbose'));
+  const renderer = createRenderer(renderMode, io.stderr, io.stdout, args.includes('--verbose'));
   const controller = new AbortController();
+  let firstSignal: { name: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
+    // The same signal delivered twice at once (a wrapper such as `timeout` forwarding what it also got) is one.
+    if (firstSignal && firstSignal.name === signal && Date.now() - firstSignal.at < 300) return;
     if (controller.signal.aborted) {
       // A second signal: the user wants out now.
       renderer.close();
       io.stderr.write(`innisfree: ${signal} again, exiting without teardown\n`);
       process.exit(ExitCode.interrupted);
     }
+    firstSignal = { name: signal, at: Date.now() };
     controller.abort(new InterruptedError(`interrupted by ${signal}`));
   };
   try {

@@ -3,10 +3,11 @@
 // privileges to use them. For local: nginx with the stream module, sshd, wireguard-go, nft, nix-instantiate, root.
 // Every check prints one line; a missing tool names the Debian and Nix package to install. Exit 3 when
 // DigitalOcean rejects the token or the account cannot take an edge, 9 when something on this machine is missing.
-import { constants, existsSync, readFileSync } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { z } from 'zod';
+import { hasNetAdmin } from '../lib/privileges.js';
 import type { Context, Env } from '../lib/context.js';
 import { ExitCode, InnisfreeError, UsageError, formatError } from '../lib/errors.js';
 import { renderTable } from '../lib/table.js';
@@ -87,17 +88,6 @@ async function toolCheck(tool: Tool, env: Env): Promise<Check> {
     detail: `not found (${tool.why}); install ${tool.install}`,
     kind: 'environment',
   };
-}
-
-function hasNetAdmin(): boolean {
-  if (process.getuid?.() === 0) return true;
-  try {
-    const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
-    // CAP_NET_ADMIN is capability 12.
-    return capEff !== undefined && (BigInt(`0x${capEff}`) & (1n << 12n)) !== 0n;
-  } catch {
-    return false;
-  }
 }
 
 async function wireguardCheck(env: Env): Promise<Check> {

@@ -67,6 +67,11 @@ export interface Provider {
   ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult>;
   findEdge(tunnel: string): Promise<EdgeInfo | undefined>;
   listEdges(): Promise<EdgeInfo[]>;
+  /**
+   * argv that runs a command as a client on the internet side, when the provider has one (the local provider's
+   * client namespace); `up` prints it as a ready-to-paste try-it command.
+   */
+  clientCommand?(tunnel: string, argv: readonly string[]): Promise<string[]>;
   /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
   destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
 }

@@ -20,7 +20,7 @@ S('layout: documentation addresses, names unique per id and slot, ≤ 15-byte li
     edge: '203.0.113.126',
     home: '198.51.100.126',
     client: '192.0.2.126',
-    destination: '192.0.2.254',
+    destination: '203.0.113.254',
     destinationGateway: '198.51.100.254',
   });
   assert.equal(layout.namespaces, { edge: 'isf-edge-0a1b2c3d', client: 'isf-inet-0a1b2c3d', destination: 'isf-dest-0a1b2c3d' });

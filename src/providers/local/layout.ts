@@ -4,7 +4,11 @@
 // per slot.
 import { join } from 'node:path';
 
-/** Slots 1..126: the edge is 203.0.113.<slot>, the home side of its link 198.51.100.<slot>, the client 192.0.2.<slot>. */
+/**
+ * Slots 1..126: the edge is 203.0.113.<slot>, the home side of its link 198.51.100.<slot>, the client 192.0.2.<slot>
+ * (inside its own namespace only), a destination host 203.0.113.<slot+128>. The root namespace only gets /32 routes
+ * to 203.0.113.x, so a LAN on 192.0.2.0/24 (some sandboxes use it) is never shadowed.
+ */
 export const SLOT_COUNT = 126;
 
 export interface LocalEdgeLayout {
@@ -59,7 +63,7 @@ export function layoutOf(id: string, slot: number): LocalEdgeLayout {
       edge: `203.0.113.${slot}`,
       home: `198.51.100.${slot}`,
       client: `192.0.2.${slot}`,
-      destination: `192.0.2.${slot + 128}`,
+      destination: `203.0.113.${slot + 128}`,
       destinationGateway: `198.51.100.${slot + 128}`,
     },
   };
