@@ -6,6 +6,7 @@ import type { Context } from './lib/context.js';
 import { DataPlaneError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
 import { step } from './lib/events.js';
 import type { Deployer } from './edge/deployer.js';
+import type { DeployedConfig } from './edge/edge-files.js';
 import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
 import type { EdgeStatus } from './spec/edge-config.js';
@@ -49,8 +50,8 @@ export interface TunnelDeps {
   reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeConnection>;
   /** Writes the per-tunnel flake and edge.json into the tunnel's edge/ directory. */
   writeEdgeFiles(plan: Plan): Promise<void>;
-  /** Puts back the edge/ files of the previous deployment (after a rollback). */
-  restoreEdgeFiles(): Promise<void>;
+  /** Puts back the files of the previous deployment (after a rollback) and returns that configuration, if complete. */
+  restoreEdgeFiles(): Promise<DeployedConfig | undefined>;
   startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<DataPlane>;
   /** TCP connect test at home (is the destination service answering?). */
   probeLocal(host: string, port: number): Promise<boolean>;
@@ -69,6 +70,8 @@ export interface ReadyInfo {
   edge: EdgeInfo;
   created: boolean;
   deployed: boolean;
+  /** The configuration serving now: the plan's, or the previous one after a rollback. */
+  served: DeployedConfig;
   /** Ports whose destination did not answer when checked. */
   silentDestinations: string[];
 }
@@ -108,6 +111,8 @@ export async function runTunnel(
   let keepEdge = spec.keep;
   let ready = false;
   let failure: unknown;
+  /** Set when the edge refused the new config and this run serves the previous one. */
+  let rolledBack: RolledBackError | undefined;
 
   try {
     const ensured = await step(ctx.emit, 'edge', `Finding or creating the ${spec.provider} edge`, () =>
@@ -130,6 +135,8 @@ export async function runTunnel(
     checkAborted(ctx.signal);
 
     let edgeStatus = await connection.status();
+    // What the edge serves once this step is over: the plan, or after a rollback the previous configuration.
+    let active: DeployedConfig = { edge: plan.edge, home: plan.home };
     let deployed = false;
     if (edgeStatus?.configHash === plan.configHash) {
       ctx.emit({ type: 'step', id: 'deploy', status: 'skipped', title: 'Deploying the edge configuration', detail: 'the edge already runs it' });
@@ -152,15 +159,21 @@ export async function runTunnel(
             signal: ctx.signal,
           }),
         );
+        deployed = true;
       } catch (error) {
-        if (error instanceof RolledBackError) {
-          // The edge serves its previous config; keep it, and keep local state describing that config.
+        if (!(error instanceof RolledBackError)) throw error;
+        // The edge serves its previous config; local state goes back to describing it.
+        const previous = await deps.restoreEdgeFiles();
+        if (created || !previous) {
           if (!created) keepEdge = true;
-          await deps.restoreEdgeFiles();
+          throw error;
         }
-        throw error;
+        // Keep that previous configuration working end to end, and say loudly that the new one was refused.
+        rolledBack = error;
+        active = previous;
+        ctx.emit({ type: 'log', level: 'warn', message: `${formatError(error)}; serving the previous configuration until stopped` });
+        await status.update({ message: formatError(error) });
       }
-      deployed = true;
       edgeStatus = await connection.status();
     }
     await status.update({ deployedConfigHash: edgeStatus?.configHash ?? null });
@@ -173,11 +186,11 @@ export async function runTunnel(
     checkAborted(ctx.signal);
 
     await status.update({ phase: 'connecting' });
-    dataPlane = await step(ctx.emit, 'home', `Bringing up ${plan.home.interface} and the forwarder`, () =>
-      deps.startDataPlane(plan.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
+    dataPlane = await step(ctx.emit, 'home', `Bringing up ${active.home.interface} and the forwarder`, () =>
+      deps.startDataPlane(active.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
     );
-    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, plan, timing));
-    const silentDestinations = await checkDestinations(deps, plan.home);
+    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, active, timing));
+    const silentDestinations = await checkDestinations(deps, active.home);
     for (const where of silentDestinations) {
       ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
     }
@@ -186,7 +199,7 @@ export async function runTunnel(
 
     await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
     ready = true;
-    input.onReady({ edge, created, deployed, silentDestinations });
+    input.onReady({ edge, created, deployed, silentDestinations, served: active });
     await serve(ctx, dataPlane, status, timing);
   } catch (error) {
     failure = error;
@@ -222,13 +235,15 @@ export async function runTunnel(
       pid: null,
       edge: edge && keepEdge ? edge : null,
       dataPlane: null,
-      message: interrupted ? null : formatError(failure),
+      message: interrupted ? (rolledBack ? formatError(rolledBack) : null) : formatError(failure),
     })
     .catch(() => {});
 
   if (failure === undefined) return;
   if (isAbort(failure, ctx.signal)) {
-    // A signal after the tunnel was ready is the normal way to stop it; during setup it is an interruption.
+    // A signal after the tunnel was ready is the normal way to stop it; during setup it is an interruption. A run
+    // that served the previous configuration because the new one was rolled back still ends as "rolled back".
+    if (ready && rolledBack) throw rolledBack;
     if (ready) return;
     throw failure instanceof InterruptedError ? failure : new InterruptedError('interrupted before the tunnel was ready');
   }
@@ -240,7 +255,7 @@ async function verify(
   deps: TunnelDeps,
   connection: EdgeConnection,
   dataPlane: DataPlane,
-  plan: Plan,
+  plan: DeployedConfig,
   timing: RunTunnelTiming,
 ): Promise<void> {
   const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;

@@ -4,12 +4,12 @@ import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { bootstrapEdge } from '../edge/bootstrap.js';
 import { createDeployer } from '../edge/create-deployer.js';
+import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
 import { openEdgeSession } from '../edge/edge-session.js';
 import { pinHostKey } from '../edge/known-hosts.js';
 import { type SshTarget, waitReady } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
-import { writeHomeConfig } from '../home/home-config.js';
 import type { Context } from '../lib/context.js';
 import { EnvironmentError } from '../lib/errors.js';
 import { hasNetAdmin } from '../lib/privileges.js';
@@ -20,7 +20,9 @@ import type { EdgeInfo, Provider } from '../providers/provider.js';
 import { type EdgeConnection, type TunnelDeps, endpointOf, runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
-import { formatPortRange } from '../spec/ports.js';
+import type { PortRange } from '../spec/ports.js';
+import type { EdgeConfig, EdgePort } from '../spec/edge-config.js';
+import type { ReadyEvent } from '../lib/events.js';
 import { acquireLock } from '../state/lock.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 
@@ -47,42 +49,52 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   const lock = await acquireLock(paths.lock, `tunnel "${spec.name}"`, `innisfree up (${spec.provider})`);
   try {
     const { plan } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
-    await writeHomeConfig(paths, plan.home);
     const hostPublicKey = (await readFile(paths.hostKeyPublic, 'utf8')).trim();
     const identity = {
       sshPublicKey: plan.edge.ssh.authorizedKeys[0]!,
       hostKey: { privateKey: await readFile(paths.hostKeyPrivate, 'utf8'), publicKey: hostPublicKey },
     };
     const provider = await createProvider(spec.provider, ctx, { tokenFile, firewall: options.cloudFirewall });
-    const deployer = await createDeployer(spec.provider, ctx);
-    const files = edgeFiles(paths, ctx.env);
-    const deps: TunnelDeps = {
-      provider,
-      deployer,
-      reachEdge: (edge, created, onBootstrap, signal) => reachEdge(ctx, spec, paths, hostPublicKey, edge, created, onBootstrap, signal),
-      writeEdgeFiles: (p) => files.write(p),
-      restoreEdgeFiles: () => files.restore(),
-      startDataPlane: async (home, peer) => {
-        const plane = await startHomeDataPlane(
-          { exec: ctx.exec, emit: ctx.emit },
-          { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
-        );
-        return { sample: () => plane.sample(), failed: plane.failure, close: () => plane.stop() };
-      },
-      probeLocal: (host, port) => probeTcp(host, port, 2000),
-    };
+    const deps = tunnelDeps(ctx, spec, paths, hostPublicKey, provider, await createDeployer(spec.provider, ctx));
     await runTunnel(ctx, deps, {
       spec,
       plan,
       paths,
       identity,
       onReady: (ready) => {
-        void readyEvent(ctx, provider, spec, ready.edge).then((event) => ctx.emit(event));
+        void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event));
       },
     });
   } finally {
     await lock.release();
   }
+}
+
+/** The real effects runTunnel needs, for one tunnel; provider and deployer are chosen by the caller. */
+export function tunnelDeps(
+  ctx: Context,
+  spec: TunnelSpec,
+  paths: TunnelPaths,
+  hostPublicKey: string,
+  provider: Provider,
+  deployer: Deployer,
+): TunnelDeps {
+  const files = edgeFiles(paths, ctx.env);
+  return {
+    provider,
+    deployer,
+    reachEdge: (edge, created, onBootstrap, signal) => reachEdge(ctx, spec, paths, hostPublicKey, edge, created, onBootstrap, signal),
+    writeEdgeFiles: (plan) => files.write(plan),
+    restoreEdgeFiles: () => files.restore(),
+    startDataPlane: async (home, peer) => {
+      const plane = await startHomeDataPlane(
+        { exec: ctx.exec, emit: ctx.emit },
+        { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
+      );
+      return { sample: () => plane.sample(), failed: plane.failure, close: () => plane.stop() };
+    },
+    probeLocal: (host, port) => probeTcp(host, port, 2000),
+  };
 }
 
 /**
@@ -145,29 +157,53 @@ async function runsNixosAlready(target: SshTarget, wait: { clock: Context['clock
   }
 }
 
-async function readyEvent(ctx: Context, provider: Provider, spec: TunnelSpec, edge: EdgeInfo) {
+async function readyEvent(provider: Provider, spec: TunnelSpec, edge: EdgeInfo, served: EdgeConfig): Promise<ReadyEvent> {
   const destination = spec.destination === 'none' ? 'the tunnel address' : spec.destination;
-  const ports = spec.ports.map((p) => {
-    const mapping = formatPortRange(p);
-    const local = p.localStart === p.localEnd ? `${p.localStart}` : `${p.localStart}-${p.localEnd}`;
-    return `${mapping.padEnd(22)} ${edge.ipv4}:${mapping.split(':')[0]!.split('/')[0]} -> ${destination}:${local}/${p.protocol}${p.proxyProtocol ? ' (PROXY protocol)' : ''}`;
-  });
-  const firstTcp = spec.ports.find((p) => p.protocol === 'tcp');
+  const ports = compressPorts(served.ports).map(
+    (r) =>
+      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ${destination}:${span(r.localStart, r.localEnd)}${r.proxyProtocol ? ' (PROXY protocol)' : ''}`,
+  );
+  const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;
   if (firstTcp && provider.clientCommand) {
-    const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/`]);
+    const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`]);
     tryIt = `sudo ${argv.join(' ')}`;
   } else if (firstTcp) {
-    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/   (if the service speaks HTTP)`;
+    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/   (if the service speaks HTTP)`;
   }
   return {
-    type: 'ready' as const,
+    type: 'ready',
     tunnel: spec.name,
     ipv4: edge.ipv4,
     ...(edge.ipv6 ? { ipv6: edge.ipv6 } : {}),
     ports,
     ...(tryIt ? { tryIt } : {}),
   };
+}
+
+function span(from: number, to: number): string {
+  return from === to ? `${from}` : `${from}-${to}`;
+}
+
+/** Runs of consecutive ports mapped to consecutive local ports, so a range prints as one line. */
+function compressPorts(ports: readonly EdgePort[]): Array<Omit<PortRange, 'source'>> {
+  const runs: Array<Omit<PortRange, 'source'>> = [];
+  for (const port of ports) {
+    const last = runs[runs.length - 1];
+    if (
+      last &&
+      last.protocol === port.protocol &&
+      last.proxyProtocol === port.proxyProtocol &&
+      last.publicEnd + 1 === port.publicPort &&
+      last.localEnd + 1 === port.localPort
+    ) {
+      last.publicEnd = port.publicPort;
+      last.localEnd = port.localPort;
+    } else {
+      runs.push({ protocol: port.protocol, publicStart: port.publicPort, publicEnd: port.publicPort, localStart: port.localPort, localEnd: port.localPort, proxyProtocol: port.proxyProtocol });
+    }
+  }
+  return runs;
 }
 
 function probeTcp(host: string, port: number, timeoutMs: number): Promise<boolean> {

@@ -2,6 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { DeployRequest } from '../../src/edge/deployer.js';
+import type { DeployedConfig } from '../../src/edge/edge-files.js';
 import { DataPlaneError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';
@@ -27,6 +28,7 @@ interface World {
   connectFails?: boolean;
   dataPlaneFault?: Promise<never>;
   probe: (host: string, port: number) => boolean;
+  previousConfig?: DeployedConfig;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -99,6 +101,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
     restoreEdgeFiles: async () => {
       world.log.push('files.restore');
+      return world.previousConfig;
     },
     startDataPlane: async (_home, peer) => {
       world.log.push(`dataplane.up ${peer.endpoint} ${peer.publicKey.slice(0, 6)}`);
@@ -209,6 +212,50 @@ R('a rolled-back deploy on an existing edge keeps the edge and the previous file
     assert.is(t.status().phase, 'failed');
     assert.match(t.status().message ?? '', /rolled back/);
     assert.is(t.status().deployedConfigHash, 'old');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('after a rollback with a known previous config, up serves that config and ends as rolled back', async () => {
+  const t = setup();
+  try {
+    t.world.edges.set('web', { provider: 'local', id: 'edge-0', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.9', region: 'local', size: 'local', status: 'running', createdAt: '' });
+    t.world.edgeConfigHash = 'old';
+    const previousHome = { ...t.plan.home, forwards: t.plan.home.forwards.slice(0, 1) };
+    t.world.previousConfig = { edge: { ...t.plan.edge, ports: t.plan.edge.ports.slice(0, 1) }, home: previousHome };
+    const probed: string[] = [];
+    t.world.probe = (host, port) => {
+      probed.push(`${host}:${port}`);
+      return true;
+    };
+    t.world.deploy = async () => {
+      throw new RolledBackError('deploy rolled back; the previous configuration is still serving');
+    };
+    const running = t.run();
+    running.catch(() => {});
+    try {
+      await untilReady(t);
+    } catch (error) {
+      t.abort();
+      await running.catch(() => {});
+      throw error;
+    }
+    assert.is((t.ready[0] as { served: DeployedConfig }).served.home, previousHome, 'the previous home side runs');
+    const previousPort = t.world.previousConfig.edge.ports[0]!;
+    assert.equal(probed, [`10.50.0.2:${previousPort.localPort}`, `127.0.0.1:${previousPort.publicPort}`], 'verified against the previous config');
+    assert.is(t.status().phase, 'ready');
+    assert.match(t.status().message ?? '', /rolled back/);
+    assert.is(t.status().deployedConfigHash, 'old');
+    t.abort();
+    try {
+      await running;
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, RolledBackError);
+      assert.is((error as RolledBackError).exitCode, 6);
+    }
+    assert.ok(t.world.log.includes('dataplane.down'));
   } finally {
     t.dir.remove();
   }
