@@ -116,6 +116,16 @@ const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'deploy',
+    args: '<name>',
+    description: "Apply the tunnel's recorded edge config to its kept edge again (deploy-rs, magic rollback)",
+    examples: ['innisfree deploy web'],
+    run: async (ctx, args) => {
+      const { deployCommand } = await import('./commands/deploy.js');
+      return deployCommand(ctx, args[0]!);
+    },
+  },
+  {
     name: 'ssh',
     args: '<name>',
     description: "Open a shell on the tunnel's edge (pinned host key); words after -- run as a remote command",

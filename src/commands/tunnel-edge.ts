@@ -20,13 +20,13 @@ export function tunnelPathsOf(env: Env, name: string): TunnelPaths {
   const parsed = TunnelName.safeParse(name);
   if (!parsed.success) {
     throw new UsageError(`"${name}" is not a tunnel name: ${parsed.error.issues[0]?.message ?? 'invalid'}`, {
-      hint: 'innisfree list shows the tunnels on this host',
+      hint: 'innisfree status lists the tunnels on this host',
     });
   }
   const paths = tunnelPaths(stateRoot(env), name);
   if (!existsSync(paths.dir)) {
     throw new UsageError(`there is no tunnel named "${name}" on this host`, {
-      hint: `innisfree list shows the tunnels; start this one with innisfree up --name ${name} --ports …`,
+      hint: `innisfree status lists the tunnels on this host; start this one with innisfree up --name ${name} --ports …`,
     });
   }
   return paths;

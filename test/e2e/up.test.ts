@@ -166,6 +166,18 @@ U('a failing activation is rolled back and the old ports keep working', async ()
   assert.ok(await world.provider.findEdge(world.name), '--keep kept the edge');
 });
 
+U('deploy re-applies the recorded config; a failing activation exits 6', async () => {
+  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  const failed = await runCli(['deploy', world.name], { ...world.env, INNISFREE_LOCAL_FAIL_ACTIVATION: '1' });
+  assert.is(failed.code, 6, failed.stderr);
+  assert.match(failed.stderr, /rolled .*back.*previous configuration is still serving/);
+  const ok = await runCli(['deploy', world.name], world.env);
+  assert.is(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^Deployed [0-9a-f]{12} to innisfree-/);
+  const status = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as { message: string | null };
+  assert.is(status.message, null);
+});
+
 U('a destination on another namespace host', async () => {
   if (unavailable) return console.log(`  SKIP: ${unavailable}`);
   const destination = await world.provider.ensureDestination(world.name);
