@@ -311,19 +311,25 @@ async function serve(ctx: RunTunnelContext, dataPlane: DataPlane, status: Status
     ctx.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   let lastHandshakeSeenAt = ctx.clock.now();
-  for (;;) {
-    const tick = ctx.clock.sleep(timing.sampleIntervalMs).then(() => 'tick' as const);
-    const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failed]);
-    if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
-    const sample = await sampleFor(dataPlane, ctx.clock);
-    await status.update({ dataPlane: sample });
-    const handshakeAt = sample.latestHandshake * 1000;
-    if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
-    if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
-      throw new DataPlaneError(`tunnel lost: no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`, {
-        hint: 'the edge or the network path to it is down; innisfree status shows the last state; run up again to re-attach',
-      });
+  // Cancels the pending tick when serving ends, so no timer outlives the tunnel.
+  const ticks = new AbortController();
+  try {
+    for (;;) {
+      const tick = ctx.clock.sleep(timing.sampleIntervalMs, ticks.signal).then(() => 'tick' as const, () => 'stop' as const);
+      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failed]);
+      if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
+      const sample = await sampleFor(dataPlane, ctx.clock);
+      await status.update({ dataPlane: sample });
+      const handshakeAt = sample.latestHandshake * 1000;
+      if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
+      if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
+        throw new DataPlaneError(`tunnel lost: no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`, {
+          hint: 'the edge or the network path to it is down; innisfree status shows the last state; run up again to re-attach',
+        });
+      }
     }
+  } finally {
+    ticks.abort();
   }
 }
 
