@@ -337,7 +337,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const first = args.find((a) => !a.startsWith('-'));
   const commandNames = [...defs.keys()];
   const renderMode: RenderMode = args.includes('--json') ? 'json' : io.stderr.isTTY ? 'tty' : 'plain';
-  const renderer = createRenderer(renderMode, io.stderr, io.stdout, args.includes('--verbose'));
+  const renderer = createRenderer(renderMode, io.stderr, io.stdout, {
+    verbose: args.includes('--verbose'),
+    jsonEvents: first !== undefined && defs.get(first)?.longRunning ? 'stdout' : 'stderr',
+  });
   const controller = new AbortController();
   let firstSignal: { name: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -3,10 +3,9 @@
 // privileges to use them. For local: nginx with the stream module, sshd, wireguard-go, nft, nix-instantiate, root.
 // Every check prints one line; a missing tool names the Debian and Nix package to install. Exit 3 when
 // DigitalOcean rejects the token or the account cannot take an edge, 9 when something on this machine is missing.
-import { constants, existsSync } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
+import { findExecutable } from '../lib/executables.js';
 import { hasNetAdmin } from '../lib/privileges.js';
 import type { Context, Env } from '../lib/context.js';
 import { ExitCode, InnisfreeError, UsageError, formatError } from '../lib/errors.js';
@@ -37,8 +36,6 @@ interface Tool {
   install: string;
 }
 
-const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
-
 const HOME_TOOLS: Tool[] = [
   { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', install: 'Debian package wireguard-tools / Nix package wireguard-tools' },
   { name: 'ip', binaries: ['ip'], why: 'sets up the tunnel interface and routes', install: 'Debian package iproute2 / Nix package iproute2' },
@@ -52,6 +49,13 @@ const HOME_TOOLS: Tool[] = [
   },
 ];
 
+const NIXOS_ANYWHERE: Tool = {
+  name: 'nixos-anywhere',
+  binaries: ['nixos-anywhere'],
+  why: 'installs NixOS over stock Debian (--bootstrap nixos-anywhere)',
+  install: 'Nix package nixos-anywhere (Debian has no package), or run innisfree with nix run',
+};
+
 const LOCAL_TOOLS: Tool[] = [
   { name: 'nginx', binaries: ['nginx'], why: 'forwards public ports on the local edge', install: 'Debian package nginx / Nix package nginx' },
   { name: 'sshd', binaries: ['sshd'], why: 'the local edge answers SSH like a droplet', install: 'Debian package openssh-server / Nix package openssh' },
@@ -61,21 +65,6 @@ const LOCAL_TOOLS: Tool[] = [
   { name: 'nft', binaries: ['nft'], why: 'the local edge firewall and DNAT forwarding', install: 'Debian package nftables / Nix package nftables' },
   { name: 'nix-instantiate', binaries: ['nix-instantiate'], why: 'renders the edge config with the same Nix code as a droplet', install: 'Debian package nix-bin / Nix package nix' },
 ];
-
-/** The executable's path, searching PATH and the sbin directories (not always on a user's PATH). */
-export async function findExecutable(name: string, env: Env): Promise<string | undefined> {
-  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN];
-  for (const dir of dirs) {
-    const candidate = join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
 
 async function toolCheck(tool: Tool, env: Env): Promise<Check> {
   for (const binary of tool.binaries) {
@@ -201,11 +190,19 @@ async function digitalOceanChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   return checks;
 }
 
-export async function runChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal' | 'exec'>, flags: Record<string, unknown>): Promise<Check[]> {
-  const provider = typeof flags.provider === 'string' ? flags.provider : 'digitalocean';
+/**
+ * What this machine needs for tunnels with the provider: tools and privileges, no API calls. `up` runs these
+ * before it creates anything, so a missing tool never leaves a half-made edge behind.
+ */
+export async function machineChecks(
+  ctx: Pick<Context, 'exec' | 'env'>,
+  provider: string,
+  options: { bootstrap?: string } = {},
+): Promise<Check[]> {
   if (provider === 'digitalocean') {
-    const checks = await digitalOceanChecks(ctx, flags);
-    for (const tool of HOME_TOOLS) checks.push(await toolCheck(tool, ctx.env));
+    const checks: Check[] = [];
+    const tools = options.bootstrap === 'nixos-anywhere' ? [...HOME_TOOLS, NIXOS_ANYWHERE] : HOME_TOOLS;
+    for (const tool of tools) checks.push(await toolCheck(tool, ctx.env));
     checks.push(await wireguardCheck(ctx.env));
     checks.push(privilegeCheck('the tunnel interface needs CAP_NET_ADMIN', false));
     return checks;
@@ -217,6 +214,12 @@ export async function runChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 's
     return checks;
   }
   throw new UsageError(`unknown provider "${provider}"`, { hint: 'use --provider digitalocean or --provider local' });
+}
+
+export async function runChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal' | 'exec'>, flags: Record<string, unknown>): Promise<Check[]> {
+  const provider = typeof flags.provider === 'string' ? flags.provider : 'digitalocean';
+  const api = provider === 'digitalocean' ? await digitalOceanChecks(ctx, flags) : [];
+  return [...api, ...(await machineChecks(ctx, provider))];
 }
 
 export function exitCodeOfChecks(checks: readonly Check[]): number {

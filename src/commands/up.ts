@@ -12,7 +12,7 @@ import { type SshTarget, waitReady } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
 import type { Context } from '../lib/context.js';
 import { EnvironmentError } from '../lib/errors.js';
-import { hasNetAdmin } from '../lib/privileges.js';
+import { machineChecks } from './doctor.js';
 import { systemStreamExec } from '../lib/stream-exec.js';
 import { prepareTunnel } from '../prepare.js';
 import { createProvider } from '../providers/index.js';
@@ -39,9 +39,11 @@ const REATTACH_PROBE_MS = 60_000;
 
 export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
   const { spec, tokenFile } = await loadTunnelSpec(options.flags, ctx.env);
-  if (!hasNetAdmin()) {
-    throw new EnvironmentError('innisfree up needs root or CAP_NET_ADMIN to create the WireGuard link and routes', {
-      hint: 'run it with sudo, or use the NixOS home module (its service has CAP_NET_ADMIN)',
+  // Before anything is created: a missing tool or privilege must not leave a half-made edge behind.
+  const missing = (await machineChecks(ctx, spec.provider, { bootstrap: spec.bootstrap })).filter((c) => c.status === 'fail');
+  if (missing.length > 0) {
+    throw new EnvironmentError(`innisfree up cannot run here: ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, {
+      hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
     });
   }
   const root = stateRoot(ctx.env);

@@ -12,16 +12,24 @@ export interface Renderer {
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/**
- * Progress goes to `stream` (stderr); the ready event, the result a user waits for, goes to `out` (stdout). In JSON
- * mode every event is one JSON line on `out`, so a machine reads one stream.
- */
-export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, out: NodeJS.WritableStream, verbose = false): Renderer {
+export interface RendererOptions {
+  verbose?: boolean;
+  /**
+   * JSON mode: where the event lines go. A command whose result is a JSON document keeps stdout for it (events on
+   * stderr); `up`, whose output is its event stream, puts them on stdout so a machine reads one stream.
+   */
+  jsonEvents?: 'stdout' | 'stderr';
+}
+
+/** Progress goes to `stream` (stderr); the ready event, the result a user waits for, goes to `out` (stdout). */
+export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, out: NodeJS.WritableStream, options: RendererOptions = {}): Renderer {
+  const verbose = options.verbose ?? false;
   if (mode === 'json') {
+    const sink = options.jsonEvents === 'stdout' ? out : stream;
     return {
       emit: (event) => {
         if (event.type === 'log' && event.level === 'debug' && !verbose) return;
-        out.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+        sink.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
       },
       close: () => {},
     };

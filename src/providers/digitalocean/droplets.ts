@@ -4,7 +4,6 @@ import type { Clock } from '../../lib/context.js';
 import { ProviderError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
 import { listAll } from './pagination.js';
 import { Action, ActionEnvelope, Droplet, DropletEnvelope } from './schemas.js';
 import { type Timing, pollDelay } from './timing.js';

@@ -226,6 +226,24 @@ D('doctor --provider local checks the local edge tools instead of a token', () =
     assert.is(e.fake.requests.length, 0);
   }));
 
+const U = suite('cli: up checks the machine before it creates anything');
+
+U('a missing deploy-rs or nixos-anywhere: exit 9 naming it, and no request reaches the API', () =>
+  withCli(async (e) => {
+    const noDeploy = toolDir(join(e.dir, 'no-deploy'), ['wg', 'ip', 'ssh', 'nix', 'wireguard-go']);
+    const image = await e.run(['up', '--name', 'web', '--ports', '443', '--image', '12345'], { PATH: noDeploy });
+    assert.is(image.code, 9, image.stderr);
+    assert.match(image.stderr, /innisfree up cannot run here: deploy: not found .*deploy-rs/);
+    const noInstaller = toolDir(join(e.dir, 'no-installer'), ['wg', 'ip', 'ssh', 'nix', 'deploy', 'wireguard-go']);
+    const anywhere = await e.run(['up', '--name', 'web', '--ports', '443'], { PATH: noInstaller });
+    assert.is(anywhere.code, 9, anywhere.stderr);
+    assert.match(anywhere.stderr, /nixos-anywhere: not found/);
+    assert.not.match(anywhere.stderr, /deploy: not found/);
+    assert.equal(e.fake.requests.length, 0, 'nothing was created');
+  }));
+
+U.run();
+
 const I = suite('cli: image');
 
 I('upload, list and delete a custom image', () =>
