@@ -156,11 +156,6 @@ let
           example = "home.example.org";
           description = "A host name whose A/AAAA records point at the edge (its domain must be in the account).";
         };
-        edgeSshPort = mkOption {
-          type = types.nullOr portNumber;
-          default = null;
-          description = "SSH port of the edge; null: 22.";
-        };
         wireguardPort = mkOption {
           type = types.nullOr portNumber;
           default = null;
@@ -239,7 +234,6 @@ let
     ++ flag "reserved-ip" t.reservedIp
     ++ lib.optional t.ipv6 "--ipv6"
     ++ flag "dns" t.dns
-    ++ flag "edge-ssh-port" t.edgeSshPort
     ++ flag "wireguard-port" t.wireguardPort
     ++ flag "keepalive" t.keepalive
     ++ flag "mtu" t.mtu

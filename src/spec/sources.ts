@@ -218,6 +218,13 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
     });
   }
   if (spec.provider === 'digitalocean') {
+    if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
+      // A new droplet's sshd listens on 22; moving it needs a deploy that must still be confirmed over SSH, so
+      // magic rollback would revert it. Until innisfree moves the port in two steps, the port stays 22 there.
+      throw new UsageError(`${origin.edgeSshPort ?? 'edgeSshPort'}: DigitalOcean edges keep SSH on port 22 for now`, {
+        hint: 'drop --edge-ssh-port (the local provider accepts it); to forward public 22/tcp, use another public port',
+      });
+    }
     if (spec.bootstrap === 'image' && spec.image === undefined) {
       throw new UsageError(`${origin.bootstrap ?? 'bootstrap'}: "image" needs an image id or name`, {
         hint: 'pass --image ID|NAME (upload one with innisfree image upload), or use --bootstrap nixos-anywhere',

@@ -161,8 +161,13 @@ errors('reserved IP with the local provider', () => {
 });
 
 errors('reserved ports follow the moved SSH port', () => {
-  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '2222', edgeSshPort: 2222 })]));
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '2222', edgeSshPort: 2222, provider: 'local' })]));
   assert.match(error.message, /"2222".*SSH/);
+});
+
+errors('a moved SSH port on DigitalOcean is refused before anything is created', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', edgeSshPort: 2222, image: '1' })]));
+  assert.match(error.message, /^--edge-ssh-port: DigitalOcean edges keep SSH on port 22/);
 });
 
 errors.run();
