@@ -4,9 +4,10 @@
 // still serves, and `up` can keep serving it.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HomeConfigSchema } from '../home/home-config.js';
 import type { Env } from '../lib/context.js';
-import type { HomeConfig, Plan } from '../plan.js';
+import { writeHomeConfig } from '../home/home-config.js';
+import type { Plan } from '../plan.js';
+import { HomeConfig } from '../spec/home-config.js';
 import { EdgeConfig, serializeEdgeConfig } from '../spec/edge-config.js';
 import { readTextIfExists, writeFileAtomic } from '../state/files.js';
 import type { TunnelPaths } from '../state/paths.js';
@@ -52,7 +53,7 @@ export function edgeFiles(paths: TunnelPaths, env: Env): EdgeFiles {
         paths.edgeFlake,
         renderEdgeFlake({ innisfreeFlake: innisfreeFlakePath(env), tunnel: plan.name, configHash: plan.configHash }),
       );
-      await writeFileAtomic(paths.home, `${JSON.stringify(plan.home, null, 2)}\n`);
+      await writeHomeConfig(paths, plan.home);
       // A lock from an earlier innisfree would pin the old innisfree flake: let Nix lock the current one.
       await rm(lockFile, { force: true });
     },
@@ -71,8 +72,8 @@ function parseDeployed(snapshot: Snapshot): DeployedConfig | undefined {
   if (snapshot.json === undefined || snapshot.home === undefined) return undefined;
   try {
     const edge = EdgeConfig.safeParse(JSON.parse(snapshot.json));
-    const home = HomeConfigSchema.safeParse(JSON.parse(snapshot.home));
-    return edge.success && home.success ? { edge: edge.data, home: home.data as HomeConfig } : undefined;
+    const home = HomeConfig.safeParse(JSON.parse(snapshot.home));
+    return edge.success && home.success ? { edge: edge.data, home: home.data } : undefined;
   } catch {
     return undefined;
   }

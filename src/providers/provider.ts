@@ -1,32 +1,35 @@
 // The provider port: how `up`, `down`, `list` and `clean` get an edge without knowing which cloud (or which local
 // namespace) it lives in. Adapters: providers/digitalocean (real), providers/local (network namespaces here).
+import { z } from 'zod';
 import type { Emit } from '../lib/events.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 
-export interface EdgeInfo {
-  provider: 'digitalocean' | 'local';
+export const EdgeInfo = z.object({
+  provider: z.enum(['digitalocean', 'local']),
   /** Provider id: the droplet id, or the local edge's namespace name. */
-  id: string;
+  id: z.string(),
   /** innisfree-<tunnel> */
-  name: string;
+  name: z.string(),
   /** The tunnel this edge serves (from its innisfree:<name> tag). */
-  tunnel: string;
+  tunnel: z.string(),
   /** Public IPv4 the edge answers on (a reserved IP when one is assigned). */
-  ipv4: string;
+  ipv4: z.string(),
   /** The droplet's own public IPv4, when a reserved IP fronts it. */
-  directIpv4?: string;
-  ipv6?: string;
-  region: string;
-  size: string;
+  directIpv4: z.string().optional(),
+  ipv6: z.string().optional(),
+  region: z.string(),
+  size: z.string(),
   /** Provider status: new, active, off, archive (DigitalOcean) or running (local). */
-  status: string;
+  status: z.string(),
   /** ISO 8601. */
-  createdAt: string;
+  createdAt: z.string(),
   /** USD per month, when the provider prices it. */
-  priceMonthly?: number;
+  priceMonthly: z.number().optional(),
   /** The image the edge was booted from, when known. */
-  image?: string;
-}
+  image: z.string().optional(),
+});
+
+export type EdgeInfo = z.infer<typeof EdgeInfo>;
 
 /** The SSH identity an edge is created with, so the home side can pin the host key before first contact. */
 export interface EdgeIdentity {
