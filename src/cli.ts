@@ -40,7 +40,7 @@ interface CommandDef {
 /** The options that describe a tunnel: shared by every command that builds one. */
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
-    .option('-n, --name <name>', 'Tunnel name, a short DNS label (env INNISFREE_NAME)')
+    .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
     .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
     .option('--port <port>', 'Same as --ports; repeatable')
     .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
@@ -67,6 +67,25 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
 
 const COMMANDS: CommandDef[] = [
   {
+    name: 'up',
+    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM',
+    longRunning: true,
+    options: (command) => {
+      tunnelOptions(command);
+      command.option('--cloud-firewall', 'DigitalOcean: also keep a cloud firewall matching the open ports');
+      command.option('--json', 'Progress and the result as JSON lines on stdout');
+    },
+    examples: [
+      'sudo innisfree up --provider local --ports 8080/tcp',
+      'sudo innisfree up --name web --ports 443/tcp,80/tcp --image innisfree-edge --keep',
+      'sudo innisfree up --name game --ports 27015-27030/udp,27015/tcp --destination 192.168.1.20 --keep',
+    ],
+    run: async (ctx, _args, options) => {
+      const { upCommand } = await import('./commands/up.js');
+      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true });
+    },
+  },
+  {
     name: 'plan',
     description: "Print the edge's services.innisfree value and the home-side plan",
     options: (command) => {
@@ -81,6 +100,52 @@ const COMMANDS: CommandDef[] = [
     run: async (ctx, _args, options) => {
       const { planCommand } = await import('./commands/plan.js');
       return planCommand(ctx, { flags: options, json: options.json === true, home: options.home === true });
+    },
+  },
+  {
+    name: 'status',
+    args: '[name]',
+    description: 'Show tunnels: phase, public IPs, edge, handshake, traffic, per-port counters, config in sync',
+    options: (command) => {
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree status', 'innisfree status web --json'],
+    run: async (ctx, args, options) => {
+      const { statusCommand } = await import('./commands/status.js');
+      return statusCommand(ctx, { ...(args[0] ? { name: args[0] } : {}), json: options.json === true });
+    },
+  },
+  {
+    name: 'deploy',
+    args: '<name>',
+    description: "Apply the tunnel's recorded edge config to its kept edge again (deploy-rs, magic rollback)",
+    examples: ['innisfree deploy web'],
+    run: async (ctx, args) => {
+      const { deployCommand } = await import('./commands/deploy.js');
+      return deployCommand(ctx, args[0]!);
+    },
+  },
+  {
+    name: 'ssh',
+    args: '<name>',
+    description: "Open a shell on the tunnel's edge (pinned host key); words after -- run as a remote command",
+    examples: ['innisfree ssh web', 'innisfree ssh web -- innisfree-edge-status'],
+    run: async (ctx, args, options) => {
+      const { sshCommand } = await import('./commands/ssh.js');
+      const rest = Array.isArray(options['--']) ? options['--'].map(String) : [];
+      return sshCommand(ctx, args[0]!, rest);
+    },
+  },
+  {
+    name: 'ip',
+    args: '<name>',
+    description: "Print the edge's public IPv4 (and IPv6 when known)",
+    options: (command) => {
+      command.option('--json', 'Print {"name","ipv4","ipv6"} as JSON');
+    },
+    run: async (ctx, args, options) => {
+      const { ipCommand } = await import('./commands/ip.js');
+      return ipCommand(ctx, args[0]!, options.json === true);
     },
   },
   {
@@ -117,6 +182,93 @@ const COMMANDS: CommandDef[] = [
     },
   },
 ];
+
+/** --provider and --token-file for commands that talk to a provider without a tunnel spec. */
+function providerOptions(command: ReturnType<CAC['command']>): void {
+  command
+    .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
+    .option('--token-file <path>', 'File holding the DigitalOcean API token');
+}
+
+COMMANDS.push(
+  {
+    name: 'list',
+    description: 'List every innisfree edge: addresses, region, size, age, monthly cost',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { listCommand } = await import('./commands/list.js');
+      return listCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'down',
+    args: '<name>',
+    description: "Destroy a tunnel's edge (and its SSH key, DNS record, firewall) and remove its local state",
+    options: (command) => {
+      providerOptions(command);
+      command.option('--release-ip', 'Also release the reserved IP (kept by default)');
+      command.option('--json', 'Print JSON');
+    },
+    examples: ['innisfree down web', 'innisfree down web --release-ip'],
+    run: async (ctx, args, options) => {
+      const { downCommand } = await import('./commands/down.js');
+      return downCommand(ctx, args[0]!, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'clean',
+    description: 'List edges tagged innisfree that have no local state; destroy them with --yes',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--yes', 'Destroy them');
+      command.option('--release-ip', 'Also release their reserved IPs');
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { cleanCommand } = await import('./commands/clean.js');
+      return cleanCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'doctor',
+    description: 'Check the provider account and the local tools and privileges innisfree needs',
+    options: (command) => {
+      providerOptions(command);
+      command.option('--json', 'Print JSON');
+    },
+    run: async (ctx, _args, options) => {
+      const { doctorCommand } = await import('./commands/doctor.js');
+      return doctorCommand(ctx, { flags: options, json: options.json === true });
+    },
+  },
+  {
+    name: 'image',
+    args: '<action> [target]',
+    description: 'Custom NixOS edge images: upload --url URL --region R | list | delete ID|NAME',
+    options: (command) => {
+      command
+        .option('--url <url>', 'upload: where DigitalOcean downloads the image (qcow2/raw, optionally gzip)')
+        .option('--region <slug>', 'upload: region to import into')
+        .option('--name <name>', 'upload: image name (default innisfree-edge-<date>)')
+        .option('--description <text>', 'upload: image description')
+        .option('--no-wait', 'upload: return once the import has started')
+        .option('--token-file <path>', 'File holding the DigitalOcean API token')
+        .option('--json', 'Print JSON');
+    },
+    examples: [
+      'innisfree image upload --url https://example.com/nixos-edge.qcow2.gz --region nyc3',
+      'innisfree image list',
+      'innisfree image delete innisfree-edge-2026-01-01',
+    ],
+    run: async (ctx, args, options) => {
+      const { imageCommand } = await import('./commands/image.js');
+      return imageCommand(ctx, args[0], args[1], { flags: options, json: options.json === true });
+    },
+  },
+);
 
 const PROTECT = '\u0001';
 
@@ -185,15 +337,22 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const first = args.find((a) => !a.startsWith('-'));
   const commandNames = [...defs.keys()];
   const renderMode: RenderMode = args.includes('--json') ? 'json' : io.stderr.isTTY ? 'tty' : 'plain';
-  const renderer = createRenderer(renderMode, io.stderr, args.includes('--verbose'));
+  const renderer = createRenderer(renderMode, io.stderr, io.stdout, {
+    verbose: args.includes('--verbose'),
+    jsonEvents: first !== undefined && defs.get(first)?.longRunning ? 'stdout' : 'stderr',
+  });
   const controller = new AbortController();
+  let firstSignal: { name: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
+    // The same signal delivered twice at once (a wrapper such as `timeout` forwarding what it also got) is one.
+    if (firstSignal && firstSignal.name === signal && Date.now() - firstSignal.at < 300) return;
     if (controller.signal.aborted) {
       // A second signal: the user wants out now.
       renderer.close();
       io.stderr.write(`innisfree: ${signal} again, exiting without teardown\n`);
       process.exit(ExitCode.interrupted);
     }
+    firstSignal = { name: signal, at: Date.now() };
     controller.abort(new InterruptedError(`interrupted by ${signal}`));
   };
   try {

@@ -3,7 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { Allocation } from './addressing.js';
 import { type EdgeConfig, EdgeConfig as EdgeConfigSchema, serializeEdgeConfig } from './spec/edge-config.js';
-import { type ForwardPort, type Protocol, expandPorts } from './spec/ports.js';
+import type { HomeConfig, HomeForward } from './spec/home-config.js';
+import { type ForwardPort, expandPorts } from './spec/ports.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 
 export const PLAN_VERSION = 1;
@@ -21,38 +22,7 @@ export interface PlanInput {
   keys: PlanKeys;
 }
 
-export interface HomeForward {
-  protocol: Protocol;
-  listenAddress: string;
-  listenPort: number;
-  targetHost: string;
-  targetPort: number;
-}
-
-export interface HomeConfig {
-  name: string;
-  interface: string;
-  /** Home tunnel address with prefix, e.g. 10.50.7.2/30. */
-  address: string;
-  /** The edge's tunnel address, the peer's inner address. */
-  edgeAddress: string;
-  address6?: string;
-  edgeAddress6?: string;
-  edgeWireguardPort: number;
-  persistentKeepalive: number;
-  mtu: number;
-  /** AllowedIPs for the edge peer. Wider than the edge's address when replies to clients must return via the tunnel. */
-  allowedIps: string[];
-  /**
-   * With nftables forwarding the edge does not masquerade, so packets arrive from the real client addresses.
-   * Replies from the tunnel address must go back through the tunnel: a source rule into a table whose default
-   * route is the tunnel.
-   */
-  policyRouting: { table: number; priority: number; from: string[] } | null;
-  /** "none": the service listens on the tunnel address itself and no forwarder runs. */
-  destination: string;
-  forwards: HomeForward[];
-}
+export type { HomeConfig, HomeForward } from './spec/home-config.js';
 
 export interface Plan {
   version: typeof PLAN_VERSION;

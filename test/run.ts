@@ -39,6 +39,7 @@ await run(files.map((file) => ({ name: relative(root, file), file })));
 
 // Everything a test starts must be stopped by it; if something still holds the event loop, say so and exit.
 setTimeout(() => {
-  console.error('warning: handles were still open after the tests finished');
+  const resources = process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap');
+  console.error(`warning: resources were still active after the tests finished: ${resources.join(', ')}`);
   process.exit(process.exitCode ?? 0);
 }, 2000).unref();

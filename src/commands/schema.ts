@@ -7,7 +7,6 @@ export function edgeConfigJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(EdgeConfig, { target: 'draft-2020-12', io: 'output' }) as Record<string, unknown>;
   return {
     ...schema,
-    $id: 'https://github.com/innisfree/innisfree/nix/edge-config.schema.json',
     title: 'innisfree edge configuration (services.innisfree)',
   };
 }

@@ -20,7 +20,19 @@ export interface LogEvent {
   source?: string;
 }
 
-export type ProgressEvent = StepEvent | LogEvent;
+/** A tunnel is serving: what the user came for. Renderers put it on stdout. */
+export interface ReadyEvent {
+  type: 'ready';
+  tunnel: string;
+  ipv4: string;
+  ipv6?: string;
+  /** "198.51.100.1:8080/tcp -> 127.0.0.1:8080" lines, one per public port mapping. */
+  ports: string[];
+  /** A command that reaches the first TCP port from a client, when the provider can offer one. */
+  tryIt?: string;
+}
+
+export type ProgressEvent = StepEvent | LogEvent | ReadyEvent;
 
 export type Emit = (event: ProgressEvent) => void;
 

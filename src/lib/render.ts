@@ -1,6 +1,6 @@
 // Turns progress events into output. Only the CLI picks a renderer: JSON lines for machines, a spinner line on a
 // terminal, plain timestamp-free lines otherwise (the journal adds its own timestamps).
-import type { Emit, ProgressEvent } from './events.js';
+import type { Emit, LogEvent, ReadyEvent, StepEvent } from './events.js';
 
 export type RenderMode = 'json' | 'tty' | 'plain';
 
@@ -12,18 +12,33 @@ export interface Renderer {
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, verbose = false): Renderer {
+export interface RendererOptions {
+  verbose?: boolean;
+  /**
+   * JSON mode: where the event lines go. A command whose result is a JSON document keeps stdout for it (events on
+   * stderr); `up`, whose output is its event stream, puts them on stdout so a machine reads one stream.
+   */
+  jsonEvents?: 'stdout' | 'stderr';
+}
+
+/** Progress goes to `stream` (stderr); the ready event, the result a user waits for, goes to `out` (stdout). */
+export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, out: NodeJS.WritableStream, options: RendererOptions = {}): Renderer {
+  const verbose = options.verbose ?? false;
   if (mode === 'json') {
+    const sink = options.jsonEvents === 'stdout' ? out : stream;
     return {
       emit: (event) => {
         if (event.type === 'log' && event.level === 'debug' && !verbose) return;
-        stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+        sink.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
       },
       close: () => {},
     };
   }
   if (mode === 'plain') {
-    return { emit: (event) => writePlain(stream, event, verbose), close: () => {} };
+    return {
+      emit: (event) => (event.type === 'ready' ? writeReady(out, event) : writePlain(stream, event, verbose)),
+      close: () => {},
+    };
   }
   let current: string | undefined;
   let frame = 0;
@@ -37,6 +52,12 @@ export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, 
   };
   return {
     emit: (event) => {
+      if (event.type === 'ready') {
+        clear();
+        writeReady(out, event);
+        draw();
+        return;
+      }
       if (event.type === 'step') {
         clear();
         if (event.status === 'start') {
@@ -64,7 +85,17 @@ export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, 
   };
 }
 
-function writePlain(stream: NodeJS.WritableStream, event: ProgressEvent, verbose: boolean): void {
+function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
+  const lines = [
+    `Tunnel ${event.tunnel} is up. Public address: ${event.ipv4}${event.ipv6 ? ` and ${event.ipv6}` : ''}`,
+    ...event.ports.map((p) => `  ${p}`),
+    ...(event.tryIt ? [`Try it: ${event.tryIt}`] : []),
+    'Stop with Ctrl-C (or SIGTERM).',
+  ];
+  out.write(`${lines.join('\n')}\n`);
+}
+
+function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent, verbose: boolean): void {
   if (event.type === 'step') {
     const word = { start: '...', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
     stream.write(`${event.title}: ${word}${event.detail ? ` (${event.detail})` : ''}\n`);

@@ -1,32 +1,35 @@
 // The provider port: how `up`, `down`, `list` and `clean` get an edge without knowing which cloud (or which local
 // namespace) it lives in. Adapters: providers/digitalocean (real), providers/local (network namespaces here).
+import { z } from 'zod';
 import type { Emit } from '../lib/events.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 
-export interface EdgeInfo {
-  provider: 'digitalocean' | 'local';
+export const EdgeInfo = z.object({
+  provider: z.enum(['digitalocean', 'local']),
   /** Provider id: the droplet id, or the local edge's namespace name. */
-  id: string;
+  id: z.string(),
   /** innisfree-<tunnel> */
-  name: string;
+  name: z.string(),
   /** The tunnel this edge serves (from its innisfree:<name> tag). */
-  tunnel: string;
+  tunnel: z.string(),
   /** Public IPv4 the edge answers on (a reserved IP when one is assigned). */
-  ipv4: string;
+  ipv4: z.string(),
   /** The droplet's own public IPv4, when a reserved IP fronts it. */
-  directIpv4?: string;
-  ipv6?: string;
-  region: string;
-  size: string;
+  directIpv4: z.string().optional(),
+  ipv6: z.string().optional(),
+  region: z.string(),
+  size: z.string(),
   /** Provider status: new, active, off, archive (DigitalOcean) or running (local). */
-  status: string;
+  status: z.string(),
   /** ISO 8601. */
-  createdAt: string;
+  createdAt: z.string(),
   /** USD per month, when the provider prices it. */
-  priceMonthly?: number;
+  priceMonthly: z.number().optional(),
   /** The image the edge was booted from, when known. */
-  image?: string;
-}
+  image: z.string().optional(),
+});
+
+export type EdgeInfo = z.infer<typeof EdgeInfo>;
 
 /** The SSH identity an edge is created with, so the home side can pin the host key before first contact. */
 export interface EdgeIdentity {
@@ -52,6 +55,11 @@ export interface EnsureEdgeResult {
 export interface DestroyOptions {
   /** Release the reserved IP too (DigitalOcean); by default it survives `down`. */
   releaseIp?: boolean;
+  /**
+   * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
+   * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
+   */
+  sshPublicKey?: string;
   emit: Emit;
   signal: AbortSignal;
 }
@@ -62,6 +70,11 @@ export interface Provider {
   ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult>;
   findEdge(tunnel: string): Promise<EdgeInfo | undefined>;
   listEdges(): Promise<EdgeInfo[]>;
+  /**
+   * argv that runs a command as a client on the internet side, when the provider has one (the local provider's
+   * client namespace); `up` prints it as a ready-to-paste try-it command.
+   */
+  clientCommand?(tunnel: string, argv: readonly string[]): Promise<string[]>;
   /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
   destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
 }

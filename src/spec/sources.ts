@@ -170,9 +170,6 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     origin[field] = picked.name;
   }
 
-  if (raw.name === undefined) {
-    throw new UsageError('name: no tunnel name given', { hint: 'pass --name NAME (a-z, 0-9, "-"), e.g. --name web' });
-  }
   if (raw.ports === undefined) {
     throw new UsageError('ports: no port mappings given', { hint: 'pass --ports, e.g. --ports 443/tcp,80:8080/tcp' });
   }
@@ -182,7 +179,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   const image = raw.image as string | undefined;
   const bootstrap = (raw.bootstrap as string | undefined) ?? (image !== undefined ? 'image' : 'nixos-anywhere');
   const candidate = {
-    name: raw.name,
+    name: raw.name ?? DEFAULTS.name,
     ports,
     destination: raw.destination ?? DEFAULTS.destination,
     provider: raw.provider ?? DEFAULTS.provider,
@@ -221,6 +218,13 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
     });
   }
   if (spec.provider === 'digitalocean') {
+    if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
+      // A new droplet's sshd listens on 22; moving it needs a deploy that must still be confirmed over SSH, so
+      // magic rollback would revert it. Until innisfree moves the port in two steps, the port stays 22 there.
+      throw new UsageError(`${origin.edgeSshPort ?? 'edgeSshPort'}: DigitalOcean edges keep SSH on port 22 for now`, {
+        hint: 'drop --edge-ssh-port (the local provider accepts it); to forward public 22/tcp, use another public port',
+      });
+    }
     if (spec.bootstrap === 'image' && spec.image === undefined) {
       throw new UsageError(`${origin.bootstrap ?? 'bootstrap'}: "image" needs an image id or name`, {
         hint: 'pass --image ID|NAME (upload one with innisfree image upload), or use --bootstrap nixos-anywhere',

@@ -13,6 +13,8 @@ export type Bootstrap = (typeof BOOTSTRAPS)[number];
 export type Forwarding = (typeof FORWARDINGS)[number];
 
 export const DEFAULTS = {
+  /** The tunnel name when none is given, so a single tunnel needs no --name. */
+  name: 'default',
   destination: '127.0.0.1',
   provider: 'digitalocean' as ProviderName,
   region: 'nyc3',

@@ -1,6 +1,7 @@
 // status.json: what a tunnel is doing right now, written by the process that runs it (atomically, so `status`
 // in another process never reads a torn file) and read by `status`, `ip`, `down` and `list`.
 import { z } from 'zod';
+import { EdgeInfo } from '../providers/provider.js';
 import { readTextIfExists, writeJsonAtomic } from './files.js';
 import type { TunnelPaths } from './paths.js';
 
@@ -17,22 +18,6 @@ export const PHASES = [
 ] as const;
 
 export type Phase = (typeof PHASES)[number];
-
-const EdgeInfoSchema = z.object({
-  provider: z.enum(['digitalocean', 'local']),
-  id: z.string(),
-  name: z.string(),
-  tunnel: z.string(),
-  ipv4: z.string(),
-  directIpv4: z.string().optional(),
-  ipv6: z.string().optional(),
-  region: z.string(),
-  size: z.string(),
-  status: z.string(),
-  createdAt: z.string(),
-  priceMonthly: z.number().optional(),
-  image: z.string().optional(),
-});
 
 const PortCounters = z.object({
   protocol: z.enum(['tcp', 'udp']),
@@ -53,7 +38,7 @@ export const TunnelStatus = z.object({
   pid: z.number().nullable(),
   provider: z.enum(['digitalocean', 'local']),
   updatedAt: z.string(),
-  edge: EdgeInfoSchema.nullable(),
+  edge: EdgeInfo.nullable(),
   /** sha256 of the edge.json this run planned, and of the one the edge reports deployed. */
   plannedConfigHash: z.string().nullable(),
   deployedConfigHash: z.string().nullable(),

@@ -1,0 +1,389 @@
+# nixosModules.home: tunnels run by the home host. Each services.innisfree.tunnels.<name> becomes a systemd service
+# `innisfree-<name>` running `innisfree up --keep`: it creates or re-attaches to the tunnel's DigitalOcean edge
+# (--keep: a restart finds the same droplet and IP again), deploys the edge config, brings WireGuard up and forwards
+# the public ports to `destination`, until stopped (SIGTERM: orderly teardown of the home side, the edge stays).
+# The API token reaches it as a systemd credential, never through the Nix store. `innisfree down <name>` (as the
+# service user, INNISFREE_STATE_DIR=/var/lib/innisfree) destroys an edge for good.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption mkIf types literalExpression;
+  cfg = config.services.innisfree;
+  render = import ../nix/lib;
+  stateDir = "/var/lib/innisfree";
+  cacheDir = "/var/cache/innisfree";
+
+  portNumber = types.ints.between 1 65535;
+  portToken = "[0-9]{1,5}(-[0-9]{1,5})?(:[0-9]{1,5}(-[0-9]{1,5})?)?(/[A-Za-z]+)?";
+  portString = types.strMatching "[[:space:]]*${portToken}([[:space:]]*,[[:space:]]*${portToken})*[[:space:]]*";
+  portRange = types.either portNumber (types.strMatching "[0-9]{1,5}-[0-9]{1,5}");
+
+  portEntry = types.submodule {
+    options = {
+      public = mkOption {
+        type = portRange;
+        example = 443;
+        description = "Public port on the edge, or a range such as \"27015-27030\".";
+      };
+      local = mkOption {
+        type = types.nullOr portRange;
+        default = null;
+        example = 8443;
+        description = "Port (or range of the same length) the home side forwards to; null: the public port.";
+      };
+      protocol = mkOption {
+        type = types.enum [
+          "tcp"
+          "udp"
+        ];
+        default = "tcp";
+        description = "Transport protocol.";
+      };
+      proxyProtocol = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Send a PROXY protocol v1 header to the service (TCP, nginx forwarding).";
+      };
+    };
+  };
+
+  # A structured entry as the CLI's PUBLIC[:LOCAL][/PROTO] text.
+  tokenOf =
+    entry:
+    if builtins.isString entry then
+      entry
+    else
+      "${toString entry.public}${lib.optionalString (entry.local != null) ":${toString entry.local}"}/${entry.protocol}";
+
+  tunnelModule =
+    { name, ... }:
+    {
+      options = {
+        enable = mkOption {
+          type = types.bool;
+          default = true;
+          description = "Whether to run this tunnel.";
+        };
+        name = mkOption {
+          type = types.strMatching "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?";
+          default = name;
+          defaultText = literalExpression "<name>";
+          description = "Tunnel name (a short DNS label); the attribute name by default.";
+        };
+        ports = mkOption {
+          type = types.listOf (types.either portString portEntry);
+          example = literalExpression ''[ "443/tcp" "80:8080/tcp" { public = "27015-27030"; protocol = "udp"; } ]'';
+          description = ''
+            Public ports: strings in the CLI's PUBLIC[:LOCAL][/PROTO] syntax ("443/tcp", "80:8080",
+            "27015-27030/udp"), or entries { public; local; protocol; proxyProtocol; }.
+          '';
+        };
+        proxyProtocol = mkOption {
+          type = types.listOf (types.either portNumber types.str);
+          default = [ ];
+          example = [ 443 ];
+          description = ''Public TCP ports that get a PROXY protocol header, or [ "all" ] (besides entries' own flag).'';
+        };
+        destination = mkOption {
+          type = types.str;
+          default = "127.0.0.1";
+          example = "192.168.1.20";
+          description = ''
+            Where the home side forwards the ports to: an address or host name, or "none" when the service
+            listens on the tunnel address itself.
+          '';
+        };
+        region = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "fra1";
+          description = "DigitalOcean region of the edge; null: the CLI's default (nyc3).";
+        };
+        size = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "s-1vcpu-1gb";
+          description = "Droplet size; null: the CLI's default for the bootstrap method.";
+        };
+        bootstrap = mkOption {
+          type = types.nullOr (
+            types.enum [
+              "image"
+              "nixos-anywhere"
+            ]
+          );
+          default = null;
+          description = ''
+            How NixOS gets onto a new edge: "image" (innisfree's custom image, see `image`) or
+            "nixos-anywhere" (from stock Debian); null: image when `image` is set.
+          '';
+        };
+        image = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "innisfree-edge";
+          description = "The custom image (id or name) built from packages.x86_64-linux.edge-image.";
+        };
+        forwarding = mkOption {
+          type = types.enum [
+            "nginx"
+            "nftables"
+          ];
+          default = "nginx";
+          description = ''
+            nginx (stream proxy, PROXY protocol possible) or nftables (kernel DNAT: the service sees client
+            addresses; this host then routes the tunnel address's replies back through the tunnel).
+          '';
+        };
+        reservedIp = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "203.0.113.10";
+          description = "A DigitalOcean reserved IP to assign to the edge (it survives `innisfree down`).";
+        };
+        ipv6 = mkOption {
+          type = types.bool;
+          default = false;
+          description = "Also serve the ports on the edge's IPv6 address.";
+        };
+        dns = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "home.example.org";
+          description = "A host name whose A/AAAA records point at the edge (its domain must be in the account).";
+        };
+        wireguardPort = mkOption {
+          type = types.nullOr portNumber;
+          default = null;
+          description = "WireGuard port of the edge; null: 51820.";
+        };
+        keepalive = mkOption {
+          type = types.nullOr (types.ints.between 0 65535);
+          default = null;
+          description = "WireGuard persistent keepalive in seconds; null: 25.";
+        };
+        mtu = mkOption {
+          type = types.nullOr (types.ints.between 1280 9000);
+          default = null;
+          description = "WireGuard MTU; null: 1420.";
+        };
+        tokenFile = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "/run/secrets/digitalocean-token";
+          description = ''
+            File holding the DigitalOcean API token, readable by root and outside the Nix store (sops-nix,
+            agenix, …). systemd hands it to the service as a credential; it is never copied into the store.
+          '';
+        };
+        openFirewall = mkOption {
+          type = types.bool;
+          default = true;
+          description = ''
+            Open the tunnel's local ports on its WireGuard interface (isf-<name>), where the forwarder (or, with
+            destination "none", the service) receives the traffic.
+          '';
+        };
+        extraArgs = mkOption {
+          type = types.listOf types.str;
+          default = [ ];
+          example = [ "--verbose" ];
+          description = "More arguments for `innisfree up`.";
+        };
+      };
+    };
+
+  enabledTunnels = lib.filterAttrs (_: t: t.enable) cfg.tunnels;
+
+  argsOf =
+    t:
+    let
+      entries = builtins.filter (e: !builtins.isString e) t.ports;
+      proxyPorts = map toString t.proxyProtocol ++ map (e: toString e.public) (builtins.filter (e: e.proxyProtocol) entries);
+      flag = name: value: lib.optionals (value != null) [
+        "--${name}"
+        (toString value)
+      ];
+    in
+    [
+      "up"
+      "--keep"
+      "--provider"
+      "digitalocean"
+      "--name"
+      t.name
+      "--ports"
+      (lib.concatMapStringsSep "," tokenOf t.ports)
+      "--destination"
+      t.destination
+      "--forwarding"
+      t.forwarding
+    ]
+    ++ lib.optionals (proxyPorts != [ ]) [
+      "--proxy-protocol"
+      (lib.concatStringsSep "," proxyPorts)
+    ]
+    ++ flag "region" t.region
+    ++ flag "size" t.size
+    ++ flag "bootstrap" t.bootstrap
+    ++ flag "image" t.image
+    ++ flag "reserved-ip" t.reservedIp
+    ++ lib.optional t.ipv6 "--ipv6"
+    ++ flag "dns" t.dns
+    ++ flag "wireguard-port" t.wireguardPort
+    ++ flag "keepalive" t.keepalive
+    ++ flag "mtu" t.mtu
+    ++ t.extraArgs;
+
+  # The token's path is only known at run time ($CREDENTIALS_DIRECTORY), so a tiny script execs the CLI; exec keeps
+  # the CLI the main process, which receives SIGTERM itself.
+  launcherOf =
+    t:
+    pkgs.writeShellScript "innisfree-${t.name}" ''
+      exec ${lib.getExe cfg.package} ${lib.escapeShellArgs (argsOf t)}${
+        lib.optionalString (t.tokenFile != null) " --token-file \"$CREDENTIALS_DIRECTORY/token\""
+      }
+    '';
+
+  serviceOf = t: {
+    description = "innisfree tunnel ${t.name}";
+    wantedBy = [ "multi-user.target" ];
+    wants = [ "network-online.target" ];
+    after = [ "network-online.target" ];
+    path = [
+      pkgs.wireguard-tools
+      pkgs.iproute2
+      pkgs.openssh
+      pkgs.nix
+      pkgs.deploy-rs
+    ];
+    environment = {
+      INNISFREE_STATE_DIR = stateDir;
+      HOME = cacheDir;
+      XDG_CACHE_HOME = cacheDir;
+    };
+    serviceConfig = {
+      ExecStart = launcherOf t;
+      User = "innisfree";
+      Group = "innisfree";
+      StateDirectory = "innisfree";
+      StateDirectoryMode = "0700";
+      CacheDirectory = "innisfree";
+      CacheDirectoryMode = "0700";
+      LoadCredential = lib.optional (t.tokenFile != null) "token:${t.tokenFile}";
+      # WireGuard link, addresses and policy routing; forwarders on low ports.
+      AmbientCapabilities = [
+        "CAP_NET_ADMIN"
+        "CAP_NET_BIND_SERVICE"
+      ];
+      CapabilityBoundingSet = [
+        "CAP_NET_ADMIN"
+        "CAP_NET_BIND_SERVICE"
+      ];
+      NoNewPrivileges = true;
+      ProtectSystem = "full";
+      ProtectHome = true;
+      PrivateTmp = true;
+      RestrictAddressFamilies = [
+        "AF_UNIX"
+        "AF_INET"
+        "AF_INET6"
+        "AF_NETLINK"
+      ];
+      # The CLI tears the home side down on SIGTERM and exits 0; only it gets the signal, its children
+      # (ssh, deploy, wireguard-go) are stopped by it, or killed after the timeout.
+      KillSignal = "SIGTERM";
+      KillMode = "mixed";
+      TimeoutStopSec = "2min";
+      Restart = "on-failure";
+      RestartSec = "30s";
+      # Exit code 2 is a usage error: restarting cannot fix the configuration.
+      RestartPreventExitStatus = "2";
+    };
+    startLimitIntervalSec = 0;
+  };
+
+  firewallOf =
+    t:
+    let
+      ranges = render.ports.localRanges (map tokenOf t.ports);
+    in
+    lib.nameValuePair (render.interfaces.home t.name) {
+      allowedTCPPortRanges = ranges.tcp;
+      allowedUDPPortRanges = ranges.udp;
+    };
+in
+{
+  options.services.innisfree = {
+    package = mkOption {
+      type = types.package;
+      defaultText = literalExpression "innisfree.packages.\${system}.innisfree";
+      description = "The innisfree package the tunnel services run (the flake's nixosModules.home sets it).";
+    };
+
+    tunnels = mkOption {
+      type = types.attrsOf (types.submodule tunnelModule);
+      default = { };
+      example = literalExpression ''
+        {
+          web = {
+            ports = [ "443/tcp" "80:8080/tcp" ];
+            destination = "192.168.1.20";
+            region = "fra1";
+            image = "innisfree-edge";
+            tokenFile = "/run/secrets/digitalocean-token";
+          };
+        }
+      '';
+      description = "Tunnels this host runs, one systemd service `innisfree-<name>` each.";
+    };
+  };
+
+  config = mkIf (enabledTunnels != { }) {
+    assertions = lib.concatLists (
+      lib.mapAttrsToList (attr: t: [
+        {
+          assertion = t.tokenFile != null;
+          message = ''
+            services.innisfree.tunnels.${attr}.tokenFile is not set: the tunnel's DigitalOcean edge needs an API
+            token. Point tokenFile at a root-readable file outside the Nix store, e.g. /run/secrets/digitalocean-token.'';
+        }
+        {
+          assertion = t.tokenFile == null || !lib.hasPrefix builtins.storeDir t.tokenFile;
+          message = ''
+            services.innisfree.tunnels.${attr}.tokenFile is in the Nix store (${toString t.tokenFile}), which every
+            user can read. Keep the token in a root-only file outside the store (sops-nix, agenix, or by hand).'';
+        }
+        {
+          assertion = t.ports != [ ];
+          message = ''
+            services.innisfree.tunnels.${attr}.ports is empty: a tunnel forwards at least one port.
+            Add one, e.g. ports = [ "443/tcp" ];'';
+        }
+      ]) enabledTunnels
+    );
+
+    users.users.innisfree = {
+      isSystemUser = true;
+      group = "innisfree";
+      home = stateDir;
+      description = "innisfree tunnels";
+    };
+    users.groups.innisfree = { };
+
+    boot.kernelModules = [ "wireguard" ];
+
+    systemd.services = lib.mapAttrs' (_: t: lib.nameValuePair "innisfree-${t.name}" (serviceOf t)) enabledTunnels;
+
+    networking.firewall = {
+      interfaces = lib.listToAttrs (map firewallOf (builtins.filter (t: t.openFirewall) (lib.attrValues enabledTunnels)));
+      # With kernel forwarding, packets from the internet arrive over the tunnel; strict reverse-path filtering
+      # would drop them because their source is routed elsewhere.
+      checkReversePath = mkIf (lib.any (t: t.forwarding == "nftables") (lib.attrValues enabledTunnels)) (lib.mkDefault "loose");
+    };
+  };
+}

@@ -1,0 +1,67 @@
+// innisfree down NAME: destroys the tunnel's edge and what was made for it (SSH key registration, DNS records,
+// cloud firewall; a reserved IP only with --release-ip), then removes the tunnel's local state. Works with or
+// without local state, and refuses while the tunnel is up in a live process.
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import type { Context } from '../lib/context.js';
+import { BusyError, UsageError } from '../lib/errors.js';
+import { createProvider, tokenFileFrom } from '../providers/index.js';
+import { TunnelName } from '../spec/primitives.js';
+import { readTextIfExists } from '../state/files.js';
+import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
+import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { readStatus } from '../state/status.js';
+
+export interface DownOptions {
+  flags: Record<string, unknown>;
+  json: boolean;
+}
+
+export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, name: string, options: DownOptions): Promise<string> {
+  if (!TunnelName.safeParse(name).success) {
+    throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list' });
+  }
+  const paths = tunnelPaths(stateRoot(ctx.env), name);
+  const holder = await readLockHolder(paths.lock);
+  if (holder && holder.pid !== 0 && isHolderAlive(holder)) {
+    throw new BusyError(`tunnel ${name} is up in pid ${holder.pid}; stop it first`, {
+      hint: `stop that process (Ctrl-C in its terminal, or kill ${holder.pid}), then run innisfree down ${name} again`,
+    });
+  }
+  const status = await readStatus(paths);
+  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? 'digitalocean';
+  const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
+
+  const hadState = existsSync(paths.dir);
+  const lock = await acquireLock(paths.lock, `tunnel ${name}`, 'innisfree down', new Date(ctx.clock.now()));
+  let edgeName: string | undefined;
+  let reserved: string | undefined;
+  try {
+    const edge = await provider.findEdge(name);
+    edgeName = edge?.name;
+    reserved = edge?.directIpv4 ? edge.ipv4 : undefined;
+    const sshPublicKey = (await readTextIfExists(paths.sshPublic))?.trim();
+    await provider.destroyEdge(name, {
+      releaseIp: options.flags.releaseIp === true,
+      ...(sshPublicKey ? { sshPublicKey } : {}),
+      emit: ctx.emit,
+      signal: ctx.signal,
+    });
+  } catch (error) {
+    await lock.release();
+    // A state directory this command made only to hold its lock is not left behind.
+    if (!hadState) await rm(paths.dir, { recursive: true, force: true });
+    throw error;
+  }
+  await rm(paths.dir, { recursive: true, force: true });
+  const releaseIp = options.flags.releaseIp === true;
+  if (options.json) {
+    return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp }, null, 2)}\n`;
+  }
+  const lines = [
+    edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,
+    hadState ? `Removed local state ${paths.dir}.` : 'There was no local state.',
+  ];
+  if (reserved) lines.push(releaseIp ? `Released reserved IP ${reserved}.` : `Kept reserved IP ${reserved} (innisfree down ${name} --release-ip releases it).`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,63 @@
+// innisfree list: every edge the provider knows by its innisfree tag, with addresses, place, size, age, monthly
+// cost (from the droplet size's price) and whether this host has local state for its tunnel.
+import { existsSync } from 'node:fs';
+import type { Context } from '../lib/context.js';
+import { formatAge, formatUsd, renderTable } from '../lib/table.js';
+import { createProvider, tokenFileFrom } from '../providers/index.js';
+import type { EdgeInfo } from '../providers/provider.js';
+import { stateRoot, tunnelPaths } from '../state/paths.js';
+
+export interface ListOptions {
+  flags: Record<string, unknown>;
+  json: boolean;
+}
+
+export interface ListedEdge extends EdgeInfo {
+  ageSeconds: number;
+  /** This host has a state directory for the edge's tunnel. */
+  localState: boolean;
+}
+
+export async function listEdgesWithState(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, flags: Record<string, unknown>): Promise<ListedEdge[]> {
+  const name = typeof flags.provider === 'string' ? flags.provider : 'digitalocean';
+  const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
+  const root = stateRoot(ctx.env);
+  const now = ctx.clock.now();
+  return (await provider.listEdges()).map((edge) => ({
+    ...edge,
+    ageSeconds: Math.max(0, Math.floor((now - Date.parse(edge.createdAt)) / 1000)),
+    localState: existsSync(tunnelPaths(root, edge.tunnel).dir),
+  }));
+}
+
+export async function listCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, options: ListOptions): Promise<string> {
+  const edges = await listEdgesWithState(ctx, options.flags);
+  if (options.json) return `${JSON.stringify(edges, null, 2)}\n`;
+  if (edges.length === 0) return 'No innisfree edges.\n';
+  return renderEdges(edges) + totalLine(edges);
+}
+
+export function renderEdges(edges: readonly ListedEdge[]): string {
+  return renderTable(
+    ['TUNNEL', 'NAME', 'ID', 'IPV4', 'IPV6', 'REGION', 'SIZE', 'AGE', 'MONTHLY', 'STATUS', 'LOCAL STATE'],
+    edges.map((e) => [
+      e.tunnel,
+      e.name,
+      e.id,
+      e.directIpv4 ? `${e.ipv4} (reserved)` : e.ipv4 || '-',
+      e.ipv6 ?? '-',
+      e.region,
+      e.size,
+      formatAge(e.ageSeconds * 1000),
+      formatUsd(e.priceMonthly),
+      e.status,
+      e.localState ? 'yes' : 'no',
+    ]),
+  );
+}
+
+function totalLine(edges: readonly ListedEdge[]): string {
+  const priced = edges.filter((e) => e.priceMonthly !== undefined);
+  const total = priced.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
+  return `${edges.length} edge${edges.length === 1 ? '' : 's'}, ${formatUsd(total)} a month${priced.length < edges.length ? ' (some unpriced)' : ''}\n`;
+}

@@ -1,0 +1,98 @@
+// innisfree status [NAME]: what each tunnel is doing, from the status.json its `up` process keeps current.
+import type { Context } from '../lib/context.js';
+import { UsageError } from '../lib/errors.js';
+import { isHolderAlive, readLockHolder } from '../state/lock.js';
+import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { type TunnelStatus, readStatus } from '../state/status.js';
+import { listTunnelRecords } from '../state/tunnel-record.js';
+
+export interface StatusOptions {
+  name?: string;
+  json: boolean;
+}
+
+export interface TunnelReport {
+  name: string;
+  /** The recorded phase, or "stale" when the process that recorded "ready" is gone. */
+  phase: string;
+  running: boolean;
+  status: TunnelStatus | null;
+  /** Seconds since the latest handshake, when known. */
+  handshakeAgeSeconds: number | null;
+  configInSync: boolean | null;
+}
+
+export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options: StatusOptions): Promise<string> {
+  const root = stateRoot(ctx.env);
+  const names = options.name ? [options.name] : (await listTunnelRecords(root)).map((r) => r.name);
+  const reports: TunnelReport[] = [];
+  for (const name of names) {
+    const paths = tunnelPaths(root, name);
+    const status = (await readStatus(paths)) ?? null;
+    const holder = await readLockHolder(paths.lock);
+    const running = holder !== undefined && holder.pid !== 0 && isHolderAlive(holder);
+    if (!status && options.name && !running) {
+      const known = (await listTunnelRecords(root)).some((r) => r.name === name);
+      if (!known) {
+        throw new UsageError(`no tunnel named "${name}" on this host`, { hint: 'innisfree status lists the tunnels that have state here' });
+      }
+    }
+    const active = status !== null && !['stopped', 'failed', 'planned'].includes(status.phase);
+    const latest = status?.dataPlane?.latestHandshake ?? 0;
+    reports.push({
+      name,
+      phase: status === null ? 'planned' : active && !running ? 'stale' : status.phase,
+      running,
+      status,
+      handshakeAgeSeconds: latest > 0 ? Math.max(0, Math.round(ctx.clock.now() / 1000 - latest)) : null,
+      configInSync: status?.deployedConfigHash ? status.deployedConfigHash === status.plannedConfigHash : null,
+    });
+  }
+  if (options.json) return `${JSON.stringify(options.name ? reports[0] : reports, null, 2)}\n`;
+  if (reports.length === 0) return 'No tunnels on this host. Start one with: innisfree up --ports 443/tcp\n';
+  return reports.map(renderReport).join('\n');
+}
+
+function renderReport(report: TunnelReport): string {
+  const s = report.status;
+  const lines = [`${report.name}: ${report.phase}${report.running ? ` (pid ${s?.pid ?? '?'})` : ''}`];
+  if (report.phase === 'stale') lines.push('  the process running it is gone; run up again to re-attach, or innisfree down to remove it');
+  if (s?.message) lines.push(`  last error      ${s.message}`);
+  if (s?.edge) {
+    const e = s.edge;
+    lines.push(`  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${e.directIpv4 ? ` (droplet ${e.directIpv4})` : ''}`);
+    lines.push(`  edge            ${e.provider} ${e.name} id ${e.id}, ${e.region}, ${e.size}`);
+  }
+  if (s) {
+    const sync = report.configInSync === null ? '' : report.configInSync ? ' (in sync)' : ' (differs: run up or innisfree deploy)';
+    lines.push(`  config          planned ${short(s.plannedConfigHash)}, deployed ${short(s.deployedConfigHash)}${sync}`);
+  }
+  const d = s?.dataPlane;
+  if (d) {
+    const age = report.handshakeAgeSeconds === null ? 'none yet' : `${report.handshakeAgeSeconds} s ago`;
+    lines.push(`  wireguard       ${d.interface}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`);
+    for (const port of d.ports) {
+      const unit = port.protocol === 'tcp' ? 'connections' : 'sessions';
+      lines.push(
+        `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit} (${port.active} active), in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)}${port.errors ? `, ${port.errors} errors` : ''}`,
+      );
+    }
+    lines.push(`  sampled         ${d.sampledAt}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function short(hash: string | null): string {
+  return hash ? hash.slice(0, 12) : 'none';
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}

@@ -1,0 +1,154 @@
+// The deploy-rs adapter of the Deployer port: `deploy` on the tunnel's per-tunnel flake (node "edge", profile
+// "system") with magic rollback, the tunnel's key and pinned known_hosts; its log streamed as events; the outcome
+// classified from the log (deploy-rs exits 1 for everything); then the edge's own status confirms the config hash.
+import type { Env } from '../lib/context.js';
+import { DeployError, EnvironmentError, RolledBackError, UsageError } from '../lib/errors.js';
+import { stripAnsi } from '../lib/lines.js';
+import type { StreamExec } from '../lib/stream-exec.js';
+import { classifyDeployOutcome, deployLogEvent } from './deploy-log.js';
+import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer.js';
+import { readEdgeStatus } from './edge-status.js';
+import type { SshRunner } from './ssh.js';
+
+export const DEPLOY_NODE = 'edge';
+export const DEPLOY_PROFILE = 'system';
+export const FLAKES_CONFIG = 'experimental-features = nix-command flakes';
+
+export interface DeployArgsInput {
+  edgeDir: string;
+  target: SshTarget;
+  /** Seconds the edge waits for the confirmation over a new SSH connection before it rolls back. */
+  confirmTimeoutSeconds: number;
+  activationTimeoutSeconds: number;
+}
+
+/** deploy-rs splits --ssh-opts on single spaces with no quoting: a path with whitespace cannot be passed. */
+function refuseWhitespace(label: string, path: string): void {
+  if (/\s/.test(path)) {
+    throw new UsageError(`the ${label} path "${path}" contains whitespace, which deploy-rs cannot pass to ssh`, {
+      hint: 'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) and run again',
+    });
+  }
+}
+
+/** The ssh options deploy-rs gives every ssh (and nix copy) it runs: the tunnel's key and the pinned host key. */
+export function deploySshOpts(target: SshTarget): string {
+  refuseWhitespace('SSH key', target.privateKeyPath);
+  refuseWhitespace('known_hosts', target.knownHostsPath);
+  return [
+    '-p',
+    String(target.port),
+    '-i',
+    target.privateKeyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${target.knownHostsPath}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+  ].join(' ');
+}
+
+export function buildDeployArgs(input: DeployArgsInput): string[] {
+  return [
+    // path: keeps Nix from treating the state directory as part of an enclosing git repository.
+    `path:${input.edgeDir}#${DEPLOY_NODE}.${DEPLOY_PROFILE}`,
+    '--hostname',
+    input.target.host,
+    '--ssh-user',
+    input.target.user,
+    '--ssh-opts',
+    deploySshOpts(input.target),
+    '--magic-rollback',
+    'true',
+    '--auto-rollback',
+    'true',
+    '--confirm-timeout',
+    String(input.confirmTimeoutSeconds),
+    '--activation-timeout',
+    String(input.activationTimeoutSeconds),
+    // The innisfree flake carries deployChecks; re-running `nix flake check` (which builds) on every deploy only
+    // costs time.
+    '--skip-checks',
+  ];
+}
+
+/** The environment for deploy-rs: flakes enabled for every nix it runs, on top of the user's NIX_CONFIG. */
+export function deployEnv(env: Env): Record<string, string> {
+  const existing = env.NIX_CONFIG?.trim();
+  return { NIX_CONFIG: existing ? `${existing}\n${FLAKES_CONFIG}` : FLAKES_CONFIG };
+}
+
+export interface DeployRsOptions {
+  exec: StreamExec;
+  env: Env;
+  ssh: SshRunner;
+  /** Default 60: a slow uplink must still manage a fresh SSH connection after activation. */
+  confirmTimeoutSeconds?: number;
+  /** Default 240 (deploy-rs's own default). */
+  activationTimeoutSeconds?: number;
+  /** The deploy-rs program; default "deploy" from PATH (the innisfree Nix package puts it there). */
+  command?: string;
+}
+
+export class DeployRsDeployer implements Deployer {
+  constructor(private readonly options: DeployRsOptions) {}
+
+  async apply(request: DeployRequest): Promise<DeployResult> {
+    const { emit, signal, target } = request;
+    const args = buildDeployArgs({
+      edgeDir: request.edgeDir,
+      target,
+      confirmTimeoutSeconds: this.options.confirmTimeoutSeconds ?? 60,
+      activationTimeoutSeconds: this.options.activationTimeoutSeconds ?? 240,
+    });
+    const command = this.options.command ?? 'deploy';
+    const lines: string[] = [];
+    const onLine = (raw: string): void => {
+      lines.push(stripAnsi(raw));
+      const event = deployLogEvent(raw);
+      if (event) emit(event);
+    };
+    let exitCode: number;
+    try {
+      ({ exitCode } = await this.options.exec(command, args, {
+        cwd: request.edgeDir,
+        env: deployEnv(this.options.env),
+        signal,
+        onStdoutLine: onLine,
+        onStderrLine: onLine,
+      }));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new EnvironmentError(`${command} (deploy-rs) is not installed`, {
+          hint: 'run innisfree from its Nix package (nix run <innisfree flake>#innisfree), which brings deploy-rs, or install deploy-rs',
+        });
+      }
+      throw error;
+    }
+    if (signal.aborted) throw signal.reason instanceof Error ? signal.reason : new DeployError('deploy interrupted');
+
+    const outcome = classifyDeployOutcome(lines, exitCode);
+    if (outcome.kind === 'rolledBack') {
+      throw new RolledBackError(`deploy-rs rolled the edge of "${request.tunnel}" back: ${outcome.reason}; the previous configuration is still serving`, {
+        hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
+      });
+    }
+    if (outcome.kind === 'failed') {
+      throw new DeployError(`deploy-rs failed for "${request.tunnel}" (exit ${exitCode}): ${outcome.reason}`, {
+        hint: 'run again with --verbose to see the full deploy-rs and nix log',
+      });
+    }
+
+    const status = await readEdgeStatus(this.options.ssh, target, { signal });
+    if (status.configHash !== request.configHash) {
+      throw new DeployError(
+        `deploy-rs reported success, but the edge of "${request.tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
+        { hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}` },
+      );
+    }
+    return { configHash: status.configHash };
+  }
+}

@@ -1,0 +1,312 @@
+// The DigitalOcean adapter of the Provider port. An edge is the droplet tagged `innisfree` + `innisfree:<tunnel>`:
+// it is always looked up by tag first, created only when none exists, and after a create whose outcome is unknown
+// it is looked for again instead of posted twice. Around it: the tunnel's SSH key (by fingerprint), an optional
+// reserved IP, DNS records and cloud firewall, all removed again by destroyEdge (except a reserved IP, unless asked).
+import type { Clock } from '../../lib/context.js';
+import { ProviderError } from '../../lib/errors.js';
+import { type Emit, step } from '../../lib/events.js';
+import { renderUserData } from '../../edge/user-data.js';
+import { EDGE_TAG, type TunnelSpec, edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
+import type {
+  DestroyOptions,
+  EdgeInfo,
+  EnsureEdgeRequest,
+  EnsureEdgeResult,
+  Provider,
+} from '../provider.js';
+import type { DigitalOceanClient } from './client.js';
+import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, upsertAddressRecords } from './dns.js';
+import {
+  destroyDroplet,
+  dropletsByTag,
+  hasIpv6Feature,
+  publicIpv4,
+  publicIpv6,
+  tunnelOf,
+  waitActive,
+} from './droplets.js';
+import { DigitalOceanError } from './errors.js';
+import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
+import { checkImageUsable, resolveImage } from './images.js';
+import { assignReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
+import { type Droplet, DropletEnvelope, type ReservedIp } from './schemas.js';
+import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
+import { deleteTag, tagDroplet } from './tags.js';
+import { DEFAULT_TIMING, type Timing } from './timing.js';
+
+/** The stock image an edge starts from when nixos-anywhere installs NixOS onto it. */
+export const DEBIAN_IMAGE = 'debian-12-x64';
+
+export interface DigitalOceanProviderOptions {
+  client: DigitalOceanClient;
+  clock: Clock;
+  /** Manage a cloud firewall for the edge (it is kept in step whenever one already exists). */
+  firewall?: boolean;
+  timing?: Partial<Timing>;
+}
+
+export class DigitalOceanProvider implements Provider {
+  readonly name = 'digitalocean' as const;
+  readonly #client: DigitalOceanClient;
+  readonly #clock: Clock;
+  readonly #firewall: boolean;
+  readonly #timing: Timing;
+
+  constructor(options: DigitalOceanProviderOptions) {
+    this.#client = options.client;
+    this.#clock = options.clock;
+    this.#firewall = options.firewall ?? false;
+    this.#timing = { ...DEFAULT_TIMING, ...options.timing };
+  }
+
+  async ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult> {
+    const { spec, identity, emit, signal } = request;
+    const api = this.#client.scoped({ signal, emit });
+    const tag = edgeTagOf(spec.name);
+    const edgeName = edgeNameOf(spec.name);
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+
+    const key = await step(emit, 'edge.ssh-key', 'Register the tunnel SSH key with DigitalOcean', () =>
+      ensureSshKey(api, edgeName, identity.sshPublicKey),
+    );
+
+    let droplet: Droplet;
+    let created = false;
+    let wantIpv6 = spec.ipv6;
+    const existing = await dropletsByTag(api, tag);
+    if (existing.length > 0) {
+      droplet = await this.keepOne(api, existing, spec, emit);
+      emit({ type: 'log', level: 'info', message: `found edge ${droplet.name} (droplet ${droplet.id}) again` });
+      this.warnOnDrift(droplet, spec, emit);
+      if (spec.ipv6 && !hasIpv6Feature(droplet)) {
+        emit({ type: 'log', level: 'warn', message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})` });
+      }
+    } else {
+      const image = await this.bootImage(api, spec);
+      if (spec.ipv6 && image.custom) {
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
+        });
+        wantIpv6 = false;
+      }
+      const body = {
+        name: edgeName,
+        region: spec.region,
+        size: spec.size,
+        image: image.ref,
+        ssh_keys: [key.fingerprint],
+        ipv6: wantIpv6,
+        monitoring: false,
+        tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
+        user_data: renderUserData(identity),
+      };
+      droplet = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
+        this.createOnce(api, body, tag, emit),
+      );
+      created = true;
+    }
+
+    try {
+      droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
+        waitActive(api, droplet.id, { ...waits, ipv6: wantIpv6, current: droplet, justCreated: created }),
+      );
+    } catch (error) {
+      if (created && !signal.aborted) await this.discard(droplet.id, emit);
+      throw error;
+    }
+
+    let reservedIp: string | undefined;
+    if (spec.reservedIp) {
+      const ip = spec.reservedIp;
+      await step(emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () => assignReservedIp(api, ip, droplet, spec.name, waits));
+      reservedIp = ip;
+    } else {
+      reservedIp = (await listReservedIps(api)).find((r) => r.droplet?.id === droplet.id)?.ip;
+    }
+
+    if (this.#firewall || (await findFirewall(api, edgeName))) {
+      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec)));
+      emit({ type: 'log', level: 'debug', message: `cloud firewall ${edgeName}: ${outcome}` });
+    }
+
+    const info = edgeInfoOf(droplet, reservedIp);
+    if (spec.dns) {
+      const hostname = spec.dns;
+      const dnsTag = dnsTagOf(hostname);
+      if (dnsTag && !droplet.tags.includes(dnsTag)) await tagDroplet(api, dnsTag, droplet.id);
+      await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
+        upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit),
+      );
+    }
+    return { edge: info, created };
+  }
+
+  async findEdge(tunnel: string): Promise<EdgeInfo | undefined> {
+    const droplets = await dropletsByTag(this.#client, edgeTagOf(tunnel));
+    if (droplets.length === 0) return undefined;
+    const reserved = await listReservedIps(this.#client);
+    const droplet = preferred(droplets, reserved.map((r) => r.droplet?.id));
+    return edgeInfoOf(droplet, reservedIpOf(droplet, reserved));
+  }
+
+  async listEdges(): Promise<EdgeInfo[]> {
+    const droplets = await dropletsByTag(this.#client, EDGE_TAG);
+    if (droplets.length === 0) return [];
+    const reserved = await listReservedIps(this.#client);
+    return droplets
+      .map((d) => edgeInfoOf(d, reservedIpOf(d, reserved)))
+      .sort((a, b) => a.tunnel.localeCompare(b.tunnel) || a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async destroyEdge(tunnel: string, options: DestroyOptions): Promise<void> {
+    const { emit, signal } = options;
+    const api = this.#client.scoped({ signal, emit });
+    const tag = edgeTagOf(tunnel);
+    const edgeName = edgeNameOf(tunnel);
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    const droplets = await dropletsByTag(api, tag);
+    const reserved = droplets.length > 0 ? await listReservedIps(api) : [];
+    const dnsTags = new Set<string>();
+
+    for (const droplet of droplets) {
+      const ip = reservedIpOf(droplet, reserved);
+      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip].filter((a): a is string => a !== undefined);
+      for (const dnsTag of droplet.tags.filter((t) => hostnameOfDnsTag(t) !== undefined)) {
+        dnsTags.add(dnsTag);
+        const hostname = hostnameOfDnsTag(dnsTag)!;
+        await step(emit, 'edge.dns.remove', `Remove DNS records of ${hostname}`, () => removeAddressRecords(api, hostname, addresses));
+      }
+      const held = reserved.find((r) => r.ip === ip);
+      if (held && options.releaseIp) {
+        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${held.ip}`, () => releaseReservedIp(api, held, waits));
+      } else if (held) {
+        emit({ type: 'log', level: 'info', message: `reserved IP ${held.ip} is kept (pass --release-ip to release it)` });
+      }
+    }
+
+    if (await deleteFirewall(api, edgeName)) emit({ type: 'log', level: 'info', message: `cloud firewall ${edgeName} deleted` });
+    const keys = await step(emit, 'edge.ssh-key.remove', `Remove SSH key ${edgeName} from DigitalOcean`, () =>
+      deleteSshKey(api, edgeName, options.sshPublicKey),
+    );
+    if (keys === 0) emit({ type: 'log', level: 'debug', message: `no SSH key ${edgeName} in the account` });
+
+    for (const droplet of droplets) {
+      await step(emit, 'edge.destroy', `Destroy droplet ${droplet.name} (${droplet.id})`, () => destroyDroplet(api, droplet.id, waits));
+    }
+    for (const name of [tag, ...dnsTags]) await deleteTag(api, name);
+    const left = await dropletsByTag(api, tag);
+    if (left.length > 0) {
+      throw new ProviderError(`droplet ${left.map((d) => d.id).join(', ')} tagged ${tag} appeared while the edge was destroyed`, {
+        hint: `run innisfree down ${tunnel} again`,
+      });
+    }
+  }
+
+  /** Posts the create; after an ambiguous failure looks for the droplet by tag before posting again. */
+  private async createOnce(api: DigitalOceanClient, body: object, tag: string, emit: Emit): Promise<Droplet> {
+    const attempts = 3;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
+      } catch (error) {
+        if (!(error instanceof DigitalOceanError && error.ambiguous)) throw error;
+        emit({ type: 'log', level: 'warn', message: `the droplet create may have gone through (${error.message}); looking for it by tag` });
+        for (const delay of this.#timing.reconcileDelaysMs) {
+          await api.sleep(delay);
+          const found = await dropletsByTag(api, tag);
+          if (found.length > 0) return preferred(found, []);
+        }
+        if (attempt >= attempts) throw error;
+        emit({ type: 'log', level: 'info', message: 'no droplet was made; creating it again' });
+      }
+    }
+  }
+
+  /** Several droplets carry the tunnel's tag (a duplicate create): keep one, destroy the others. */
+  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit): Promise<Droplet> {
+    if (droplets.length === 1) return droplets[0]!;
+    const reserved = spec.reservedIp ? await listReservedIps(api) : [];
+    const keep = preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    for (const extra of droplets.filter((d) => d.id !== keep.id)) {
+      emit({ type: 'log', level: 'warn', message: `destroying duplicate edge droplet ${extra.id} (keeping ${keep.id})` });
+      await destroyDroplet(api, extra.id, { timing: this.#timing, clock: this.#clock, emit });
+    }
+    return keep;
+  }
+
+  private warnOnDrift(droplet: Droplet, spec: TunnelSpec, emit: Emit): void {
+    const region = droplet.region?.slug;
+    const size = droplet.size_slug ?? droplet.size?.slug;
+    for (const [what, actual, wanted] of [
+      ['region', region, spec.region],
+      ['size', size, spec.size],
+    ] as const) {
+      if (actual && actual !== wanted) {
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `edge ${droplet.name} runs with ${what} ${actual}, not ${wanted}; innisfree never re-creates an edge for that (innisfree down ${spec.name} first to move it)`,
+        });
+      }
+    }
+  }
+
+  private async bootImage(api: DigitalOceanClient, spec: TunnelSpec): Promise<{ ref: string | number; custom: boolean }> {
+    if (spec.bootstrap !== 'image') return { ref: DEBIAN_IMAGE, custom: false };
+    if (!spec.image) {
+      throw new ProviderError('bootstrap "image" needs an image', { hint: 'pass --image ID|NAME, or use --bootstrap nixos-anywhere' });
+    }
+    const image = await resolveImage(api, spec.image);
+    checkImageUsable(image, spec.region);
+    return { ref: image.id, custom: image.type !== 'base' && image.type !== 'snapshot' && image.type !== 'backup' };
+  }
+
+  /** Best effort: a droplet this call created but could not bring up is not left behind. */
+  private async discard(id: number, emit: Emit): Promise<void> {
+    const api = this.#client.scoped({ signal: undefined, emit });
+    try {
+      await destroyDroplet(api, id, { timing: this.#timing, clock: this.#clock, emit });
+      emit({ type: 'log', level: 'info', message: `destroyed droplet ${id}, which never became usable` });
+    } catch (error) {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `could not destroy droplet ${id} (${(error as Error).message}); innisfree clean or innisfree down removes it`,
+      });
+    }
+  }
+}
+
+/** Prefers the droplet holding the reserved IP, then an active one, then the oldest. */
+function preferred(droplets: Droplet[], holders: ReadonlyArray<number | undefined>): Droplet {
+  const rank = (d: Droplet): number => (holders.includes(d.id) ? 0 : d.status === 'active' ? 1 : 2);
+  return [...droplets].sort((a, b) => rank(a) - rank(b) || a.created_at.localeCompare(b.created_at) || a.id - b.id)[0]!;
+}
+
+function reservedIpOf(droplet: Droplet, reserved: readonly ReservedIp[]): string | undefined {
+  return reserved.find((r) => r.droplet?.id === droplet.id)?.ip;
+}
+
+export function edgeInfoOf(droplet: Droplet, reservedIp: string | undefined): EdgeInfo {
+  const direct = publicIpv4(droplet);
+  const ipv6 = publicIpv6(droplet);
+  const price = droplet.size?.price_monthly;
+  const image = droplet.image?.name ?? droplet.image?.slug ?? (droplet.image?.id == null ? undefined : String(droplet.image.id));
+  return {
+    provider: 'digitalocean',
+    id: String(droplet.id),
+    name: droplet.name,
+    tunnel: tunnelOf(droplet) ?? droplet.name.replace(/^innisfree-/, ''),
+    ipv4: reservedIp ?? direct ?? '',
+    ...(reservedIp && direct ? { directIpv4: direct } : {}),
+    ...(ipv6 ? { ipv6 } : {}),
+    region: droplet.region?.slug ?? '',
+    size: droplet.size_slug ?? droplet.size?.slug ?? '',
+    status: droplet.status,
+    createdAt: droplet.created_at,
+    ...(typeof price === 'number' ? { priceMonthly: price } : {}),
+    ...(image ? { image } : {}),
+  };
+}

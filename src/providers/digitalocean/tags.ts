@@ -1,0 +1,32 @@
+// Tags on existing droplets (a tag added after create, e.g. the DNS name of a later --dns) and tag removal.
+import type { DigitalOceanClient } from './client.js';
+import { DigitalOceanError } from './errors.js';
+
+export async function tagDroplet(client: DigitalOceanClient, tag: string, dropletId: number): Promise<void> {
+  try {
+    await client.request('POST', '/v2/tags', { body: { name: tag }, idempotent: true });
+  } catch (error) {
+    // An existing tag is fine (DigitalOcean's answer for that case is not documented; a 4xx other than auth is taken as it).
+    if (!(error instanceof DigitalOceanError) || error.status === undefined || error.status === 401 || error.status === 403 || error.status >= 500) {
+      throw error;
+    }
+  }
+  await client.request('POST', `/v2/tags/${tag}/resources`, {
+    body: { resources: [{ resource_id: String(dropletId), resource_type: 'droplet' }] },
+    idempotent: true,
+  });
+}
+
+export async function untagDroplet(client: DigitalOceanClient, tag: string, dropletId: number): Promise<void> {
+  try {
+    await client.request('DELETE', `/v2/tags/${tag}/resources`, {
+      body: { resources: [{ resource_id: String(dropletId), resource_type: 'droplet' }] },
+    });
+  } catch (error) {
+    if (!(error instanceof DigitalOceanError && error.notFound)) throw error;
+  }
+}
+
+export async function deleteTag(client: DigitalOceanClient, tag: string): Promise<void> {
+  await client.delete(`/v2/tags/${tag}`, { missingOk: true });
+}

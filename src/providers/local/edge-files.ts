@@ -1,0 +1,72 @@
+// The files that make a local edge answer like a real one: the sshd config (its own host key, the tunnel's key for
+// root, a PATH and directory for the edge commands) and the two commands on that PATH. Pure text builders.
+import type { RuntimePaths } from './layout.js';
+
+export const AGENT_COMMAND = 'innisfree-local-edge';
+export const LOCAL_EDGE_DIR_ENV = 'INNISFREE_LOCAL_EDGE_DIR';
+
+export function sshdConfigText(paths: RuntimePaths, port: number): string {
+  return [
+    '# innisfree local edge: an sshd inside the edge network namespace',
+    `Port ${port}`,
+    `HostKey ${paths.hostKey}`,
+    `AuthorizedKeysFile ${paths.authorizedKeys}`,
+    `PidFile ${paths.sshdPid}`,
+    'PermitRootLogin prohibit-password',
+    'PubkeyAuthentication yes',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    // The runtime directory is root's own; sshd's ownership checks would refuse a temp directory in tests.
+    'StrictModes no',
+    'UsePAM no',
+    'X11Forwarding no',
+    'PrintMotd no',
+    'LogLevel INFO',
+    // The edge commands (innisfree-edge-status, innisfree-local-edge) are found like on a real edge: on PATH.
+    `SetEnv PATH=${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
+    '',
+  ].join('\n');
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A command on the edge's PATH that runs the local edge agent (the activation script shipped in this package). */
+export function agentWrapperText(nodePath: string, agentScript: string, subcommand?: string): string {
+  return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}${subcommand ? ` ${subcommand}` : ''} "$@"\n`;
+}
+
+export interface EdgeStatusSettings {
+  name: string;
+  /** The WireGuard interface of the serving config ("none" before the first deployment). */
+  interface: string;
+  forwarding: 'nginx' | 'nftables';
+  hashFile: string;
+  /** A shell command that succeeds while the forwarder is active. */
+  forwarderCheck: string;
+}
+
+/** The settings nix/edge-status.sh reads, as a file the status command sources; rewritten on every activation. */
+export function edgeStatusEnvText(settings: EdgeStatusSettings): string {
+  return [
+    `INNISFREE_EDGE_NAME=${shellQuote(settings.name)}`,
+    `INNISFREE_EDGE_INTERFACE=${shellQuote(settings.interface)}`,
+    `INNISFREE_EDGE_FORWARDING=${shellQuote(settings.forwarding)}`,
+    `INNISFREE_EDGE_HASH_FILE=${shellQuote(settings.hashFile)}`,
+    `INNISFREE_EDGE_FORWARDER_CHECK=${shellQuote(settings.forwarderCheck)}`,
+    '',
+  ].join('\n');
+}
+
+/** innisfree-edge-status on a local edge: the same script a NixOS edge runs, with this edge's settings. */
+export function edgeStatusWrapperText(envFile: string, script: string): string {
+  return `#!/bin/sh\nset -a\n. ${shellQuote(envFile)}\nset +a\nexec bash ${shellQuote(script)}\n`;
+}
+
+/** The forwarder checks: nginx's master process is alive, or the nftables forwarding table is loaded. */
+export function forwarderCheckFor(forwarding: 'nginx' | 'nftables', nginxPidFile: string, nftFamily: string): string {
+  return forwarding === 'nginx'
+    ? `kill -0 "$(cat ${shellQuote(nginxPidFile)} 2>/dev/null)"`
+    : `nft list table ${nftFamily} innisfree`;
+}

@@ -1,0 +1,385 @@
+// The life of one tunnel, as `innisfree up` runs it (design.md, "The data flow of up"): find or create the edge,
+// reach it over SSH with the pinned host key, bring NixOS onto it if needed, deploy the planned config unless the
+// edge already runs it, bring the home side up, verify end to end, then serve until a signal or a fatal fault,
+// and tear down in order. Effects come in through TunnelDeps, so tests drive this with fakes.
+import type { Context } from './lib/context.js';
+import { DataPlaneError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
+import { step } from './lib/events.js';
+import type { Deployer } from './edge/deployer.js';
+import type { DeployedConfig } from './edge/edge-files.js';
+import type { HomeConfig, Plan } from './plan.js';
+import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
+import type { EdgeStatus } from './spec/edge-config.js';
+import type { TunnelSpec } from './spec/tunnel.js';
+import type { TunnelPaths } from './state/paths.js';
+import { type PortCounters, type Phase, type TunnelStatus, writeStatus } from './state/status.js';
+
+/** An SSH session to the edge, host key pinned. */
+export interface EdgeConnection {
+  /** The edge's `innisfree-edge-status`, or undefined when it has none yet (not deployed, or not NixOS yet). */
+  status(): Promise<EdgeStatus | undefined>;
+  /** A TCP connection test made from the edge. */
+  probeTcp(host: string, port: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DataPlaneSample {
+  interface: string;
+  latestHandshake: number;
+  rxBytes: number;
+  txBytes: number;
+  endpoint: string | null;
+  ports: PortCounters[];
+}
+
+/** The home side: WireGuard link, policy routing when needed, and the forwarder. */
+export interface DataPlane {
+  sample(): Promise<DataPlaneSample>;
+  /** Rejects with a DataPlaneError when a listener or the link fails; never resolves. */
+  readonly failed: Promise<never>;
+  close(): Promise<void>;
+}
+
+export interface TunnelDeps {
+  provider: Provider;
+  deployer: Deployer;
+  /**
+   * Makes the edge run NixOS if it does not yet (nixos-anywhere over a stock image, calling `onBootstrap` first)
+   * and opens an SSH session to it with the pinned host key.
+   */
+  reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeConnection>;
+  /** Writes the per-tunnel flake and edge.json into the tunnel's edge/ directory. */
+  writeEdgeFiles(plan: Plan): Promise<void>;
+  /** Puts back the files of the previous deployment (after a rollback) and returns that configuration, if complete. */
+  restoreEdgeFiles(): Promise<DeployedConfig | undefined>;
+  startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<DataPlane>;
+  /** TCP connect test at home (is the destination service answering?). */
+  probeLocal(host: string, port: number): Promise<boolean>;
+}
+
+export interface RunTunnelInput {
+  spec: TunnelSpec;
+  plan: Plan;
+  paths: TunnelPaths;
+  identity: EdgeIdentity;
+  /** Called once the tunnel is ready, with what the user needs to see. */
+  onReady(ready: ReadyInfo): void;
+}
+
+export interface ReadyInfo {
+  edge: EdgeInfo;
+  created: boolean;
+  deployed: boolean;
+  /** The configuration serving now: the plan's, or the previous one after a rollback. */
+  served: DeployedConfig;
+  /** Ports whose destination did not answer when checked. */
+  silentDestinations: string[];
+}
+
+export interface RunTunnelTiming {
+  /** How long to wait for the first handshake after the home link comes up. */
+  handshakeTimeoutMs: number;
+  /** How often status.json gets a fresh data-plane sample. */
+  sampleIntervalMs: number;
+  /** A tunnel with no handshake for this long is lost (WireGuard re-handshakes every 2 minutes while in use). */
+  lostAfterMs: number;
+}
+
+export const DEFAULT_TIMING: RunTunnelTiming = { handshakeTimeoutMs: 45_000, sampleIntervalMs: 5_000, lostAfterMs: 300_000 };
+
+export type RunTunnelContext = Pick<Context, 'clock' | 'emit' | 'signal'>;
+
+/**
+ * Runs the tunnel until the signal aborts (resolves: orderly stop) or a fault (rejects with a typed error).
+ * Whatever happens, it leaves no home link or forwarder behind, and destroys the edge unless `spec.keep` — or
+ * unless the edge predates this run and a failed deploy rolled it back (it still serves its previous config).
+ */
+export async function runTunnel(
+  ctx: RunTunnelContext,
+  deps: TunnelDeps,
+  input: RunTunnelInput,
+  timing: RunTunnelTiming = DEFAULT_TIMING,
+): Promise<void> {
+  const { spec, plan, paths } = input;
+  const status = new StatusRecorder(paths, spec, plan, ctx.clock);
+  await status.update({ phase: 'provisioning', message: null });
+
+  let edge: EdgeInfo | undefined;
+  let created = false;
+  let connection: EdgeConnection | undefined;
+  let dataPlane: DataPlane | undefined;
+  let keepEdge = spec.keep;
+  let ready = false;
+  let failure: unknown;
+  /** Set when the edge refused the new config and this run serves the previous one. */
+  let rolledBack: RolledBackError | undefined;
+
+  try {
+    const ensured = await step(ctx.emit, 'edge', `Finding or creating the ${spec.provider} edge`, () =>
+      deps.provider.ensureEdge({ spec, identity: input.identity, emit: ctx.emit, signal: ctx.signal }),
+    );
+    edge = ensured.edge;
+    created = ensured.created;
+    ctx.emit({
+      type: 'log',
+      level: 'info',
+      message: `${created ? 'created' : 'found'} edge ${edge.name} (${edge.id}) at ${edge.ipv4}${edge.ipv6 ? ` and ${edge.ipv6}` : ''}`,
+    });
+    await status.update({ edge });
+    checkAborted(ctx.signal);
+
+    await deps.writeEdgeFiles(plan);
+    connection = await step(ctx.emit, 'ssh', 'Reaching the edge over SSH (pinned host key)', () =>
+      deps.reachEdge(edge!, created, () => status.update({ phase: 'bootstrapping' }), ctx.signal),
+    );
+    checkAborted(ctx.signal);
+
+    let edgeStatus = await connection.status();
+    // What the edge serves once this step is over: the plan, or after a rollback the previous configuration.
+    let active: DeployedConfig = { edge: plan.edge, home: plan.home };
+    let deployed = false;
+    if (edgeStatus?.configHash === plan.configHash) {
+      ctx.emit({ type: 'step', id: 'deploy', status: 'skipped', title: 'Deploying the edge configuration', detail: 'the edge already runs it' });
+    } else {
+      await status.update({ phase: 'deploying', deployedConfigHash: edgeStatus?.configHash ?? null });
+      try {
+        await step(ctx.emit, 'deploy', `Deploying the edge configuration (${plan.configHash.slice(0, 12)})`, () =>
+          deps.deployer.apply({
+            tunnel: spec.name,
+            edgeDir: paths.edgeDir,
+            configHash: plan.configHash,
+            target: {
+              host: edge!.ipv4,
+              port: spec.edgeSshPort,
+              user: 'root',
+              privateKeyPath: paths.sshPrivate,
+              knownHostsPath: paths.knownHosts,
+            },
+            emit: ctx.emit,
+            signal: ctx.signal,
+          }),
+        );
+        deployed = true;
+      } catch (error) {
+        if (!(error instanceof RolledBackError)) throw error;
+        // The edge serves its previous config; local state goes back to describing it.
+        const previous = await deps.restoreEdgeFiles();
+        if (created || !previous) {
+          if (!created) keepEdge = true;
+          throw error;
+        }
+        // Keep that previous configuration working end to end, and say loudly that the new one was refused.
+        rolledBack = error;
+        active = previous;
+        ctx.emit({ type: 'log', level: 'warn', message: `${formatError(error)}; serving the previous configuration until stopped` });
+        await status.update({ message: formatError(error) });
+      }
+      edgeStatus = await connection.status();
+    }
+    await status.update({ deployedConfigHash: edgeStatus?.configHash ?? null });
+    const edgePublicKey = edgeStatus?.wireguard.publicKey;
+    if (!edgePublicKey) {
+      throw new DataPlaneError('the edge did not report its WireGuard public key', {
+        hint: `check the edge with: innisfree ssh ${spec.name} -- innisfree-edge-status`,
+      });
+    }
+    checkAborted(ctx.signal);
+
+    await status.update({ phase: 'connecting' });
+    dataPlane = await step(ctx.emit, 'home', `Bringing up ${active.home.interface} and the forwarder`, () =>
+      deps.startDataPlane(active.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
+    );
+    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, active, timing));
+    const silentDestinations = await checkDestinations(deps, active.home);
+    for (const where of silentDestinations) {
+      ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
+    }
+    await connection.close();
+    connection = undefined;
+
+    await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
+    ready = true;
+    input.onReady({ edge, created, deployed, silentDestinations, served: active });
+    await serve(ctx, dataPlane, status, timing);
+  } catch (error) {
+    failure = error;
+  }
+
+  // Teardown, in order: forwarder and link, then the edge.
+  await status.update({ phase: 'stopping' }).catch(() => {});
+  if (connection) await connection.close().catch(() => {});
+  if (dataPlane) {
+    await step(ctx.emit, 'home.down', 'Stopping the forwarder and the home link', () => dataPlane!.close()).catch((error: unknown) => {
+      failure ??= error;
+    });
+  }
+  if (edge && !keepEdge) {
+    await step(ctx.emit, 'edge.destroy', `Destroying edge ${edge.name}`, () =>
+      deps.provider.destroyEdge(spec.name, {
+        emit: ctx.emit,
+        signal: new AbortController().signal,
+        sshPublicKey: input.identity.sshPublicKey,
+      }),
+    ).catch((error: unknown) => {
+      ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
+      failure ??= error;
+    });
+  } else if (edge) {
+    ctx.emit({ type: 'log', level: 'info', message: `kept edge ${edge.name} at ${edge.ipv4}; remove it with: innisfree down ${spec.name}` });
+  }
+
+  const interrupted = failure === undefined || isAbort(failure, ctx.signal);
+  await status
+    .update({
+      phase: interrupted ? 'stopped' : 'failed',
+      pid: null,
+      edge: edge && keepEdge ? edge : null,
+      dataPlane: null,
+      message: interrupted ? (rolledBack ? formatError(rolledBack) : null) : formatError(failure),
+    })
+    .catch(() => {});
+
+  if (failure === undefined) return;
+  if (isAbort(failure, ctx.signal)) {
+    // A signal after the tunnel was ready is the normal way to stop it; during setup it is an interruption. A run
+    // that served the previous configuration because the new one was rolled back still ends as "rolled back".
+    if (ready && rolledBack) throw rolledBack;
+    if (ready) return;
+    throw failure instanceof InterruptedError ? failure : new InterruptedError('interrupted before the tunnel was ready');
+  }
+  throw failure;
+}
+
+async function verify(
+  ctx: RunTunnelContext,
+  deps: TunnelDeps,
+  connection: EdgeConnection,
+  dataPlane: DataPlane,
+  plan: DeployedConfig,
+  timing: RunTunnelTiming,
+): Promise<void> {
+  const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;
+  for (;;) {
+    const sample = await Promise.race([dataPlane.sample(), dataPlane.failed]);
+    if (sample.latestHandshake > 0) break;
+    if (ctx.clock.now() >= deadline) {
+      throw new DataPlaneError(`no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`, {
+        hint: `check that UDP ${plan.edge.wireguard.listenPort} reaches the edge from here (firewall, NAT), then run up again`,
+      });
+    }
+    await ctx.clock.sleep(500, ctx.signal);
+  }
+  const homeIp = plan.edge.wireguard.peer.address;
+  const failed: string[] = [];
+  const tcpPorts = plan.edge.ports.filter((p) => p.protocol === 'tcp');
+  // Through the tunnel to the home listener: proves WireGuard, routing and the forwarder (or the service itself).
+  for (const localPort of [...new Set(tcpPorts.map((p) => p.localPort))]) {
+    if (!(await connection.probeTcp(homeIp, localPort))) failed.push(`${homeIp}:${localPort} through the tunnel`);
+  }
+  // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
+  if (plan.edge.forwarding === 'nginx') {
+    for (const port of tcpPorts) {
+      if (!(await connection.probeTcp('127.0.0.1', port.publicPort))) failed.push(`public port ${port.publicPort}/tcp on the edge`);
+    }
+  }
+  if (failed.length > 0) {
+    throw new DataPlaneError(`the edge could not reach ${failed.join(', ')}`, {
+      hint: plan.home.forwards.length === 0
+        ? 'with --destination none the service must listen on the tunnel address; check it does'
+        : 'check the edge with innisfree status and innisfree ssh; then run up again',
+    });
+  }
+  if (plan.edge.ports.some((p) => p.protocol === 'udp')) {
+    ctx.emit({ type: 'log', level: 'debug', message: 'UDP ports are not probed: UDP has no handshake to test without the application' });
+  }
+}
+
+async function checkDestinations(deps: TunnelDeps, home: HomeConfig): Promise<string[]> {
+  const silent: string[] = [];
+  for (const forward of home.forwards) {
+    if (forward.protocol !== 'tcp') continue;
+    if (!(await deps.probeLocal(forward.targetHost, forward.targetPort))) {
+      silent.push(`${endpointOf(forward.targetHost, forward.targetPort)}/tcp`);
+    }
+  }
+  return silent;
+}
+
+async function serve(ctx: RunTunnelContext, dataPlane: DataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
+  const stopped = new Promise<void>((resolve) => {
+    if (ctx.signal.aborted) resolve();
+    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  let lastHandshakeSeenAt = ctx.clock.now();
+  // Cancels the pending tick when serving ends, so no timer outlives the tunnel.
+  const ticks = new AbortController();
+  try {
+    for (;;) {
+      const tick = ctx.clock.sleep(timing.sampleIntervalMs, ticks.signal).then(() => 'tick' as const, () => 'stop' as const);
+      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failed]);
+      if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
+      const sample = await sampleFor(dataPlane, ctx.clock);
+      await status.update({ dataPlane: sample });
+      const handshakeAt = sample.latestHandshake * 1000;
+      if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
+      if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
+        throw new DataPlaneError(`tunnel lost: no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`, {
+          hint: 'the edge or the network path to it is down; innisfree status shows the last state; run up again to re-attach',
+        });
+      }
+    }
+  } finally {
+    ticks.abort();
+  }
+}
+
+async function sampleFor(dataPlane: DataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
+  const sample = await dataPlane.sample();
+  return { sampledAt: new Date(clock.now()).toISOString(), ...sample };
+}
+
+function checkAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw signal.reason ?? new InterruptedError();
+}
+
+function isAbort(error: unknown, signal: AbortSignal): boolean {
+  if (error instanceof InterruptedError) return true;
+  if (!signal.aborted) return false;
+  return error === signal.reason || (error instanceof Error && error.name === 'AbortError') || !(error instanceof InnisfreeError);
+}
+
+export function endpointOf(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Keeps status.json current; every update is a whole, atomic write. */
+class StatusRecorder {
+  private current: TunnelStatus;
+
+  constructor(
+    private readonly paths: TunnelPaths,
+    spec: TunnelSpec,
+    plan: Plan,
+    private readonly clock: RunTunnelContext['clock'],
+  ) {
+    this.current = {
+      version: 1,
+      name: spec.name,
+      phase: 'planned',
+      pid: process.pid,
+      provider: spec.provider,
+      updatedAt: new Date(clock.now()).toISOString(),
+      edge: null,
+      plannedConfigHash: plan.configHash,
+      deployedConfigHash: null,
+      message: null,
+      dataPlane: null,
+    };
+  }
+
+  async update(change: Partial<Omit<TunnelStatus, 'version' | 'name'>> & { phase?: Phase }): Promise<void> {
+    this.current = { ...this.current, ...change, updatedAt: new Date(this.clock.now()).toISOString() };
+    await writeStatus(this.paths, this.current);
+  }
+}
+

@@ -1,0 +1,85 @@
+// Shared pieces for tests of the local provider: a tunnel spec and identity, and a check that a destroyed local
+// edge left nothing behind (namespaces, links, routes, processes, files, WireGuard sockets).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import * as assert from 'uvu/assert';
+import { generateSshKeyPair } from '../../src/home/keys.js';
+import type { EdgeIdentity } from '../../src/providers/provider.js';
+import type { LocalEdge } from '../../src/providers/local/provider.js';
+import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+import type { TunnelSpec } from '../../src/spec/tunnel.js';
+
+/** Why local-provider tests cannot run here, or undefined when they can. */
+export function localProviderUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
+  for (const tool of ['/usr/sbin/sshd', '/usr/bin/wireguard-go', '/usr/bin/wg', '/usr/sbin/nginx', '/usr/sbin/nft', '/usr/bin/socat']) {
+    if (!existsSync(tool)) return `${tool} is not installed`;
+  }
+  return undefined;
+}
+
+/** A tunnel name no parallel test run shares (interface names derived from it are machine-wide). */
+export function randomTunnelName(): string {
+  return `t${randomBytes(3).toString('hex')}`;
+}
+
+export function specFor(name: string, ports: string, extra: Record<string, unknown> = {}): TunnelSpec {
+  return resolveTunnelSpec([flagLayer({ name, ports, provider: 'local', ...extra })]);
+}
+
+export function identityFor(name: string): EdgeIdentity & { clientPrivateKey: string } {
+  const client = generateSshKeyPair(`innisfree-${name}`);
+  const host = generateSshKeyPair(`innisfree-${name}-edge`);
+  return { sshPublicKey: client.publicKey, hostKey: { privateKey: host.privateKey, publicKey: host.publicKey }, clientPrivateKey: client.privateKey };
+}
+
+function ip(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8' });
+}
+
+export interface EdgeFootprint {
+  namespaces: string[];
+  links: string[];
+  addresses: string[];
+  pids: number[];
+  files: string[];
+  sockets: string[];
+}
+
+/** What a local edge made, captured while it exists (pids are only listable while the namespaces exist). */
+export function footprintOf(edge: LocalEdge, wireguardInterfaces: string[] = []): EdgeFootprint {
+  const namespaces = Object.values(edge.layout.namespaces);
+  const pids = namespaces
+    .filter((ns) => existsSync(`/run/netns/${ns}`))
+    .flatMap((ns) => ip(['netns', 'pids', ns]).split(/\s+/).filter(Boolean).map(Number));
+  return {
+    namespaces,
+    links: [edge.layout.links.home, edge.layout.links.destination],
+    addresses: [edge.layout.addresses.edge, edge.layout.addresses.destination],
+    pids,
+    files: [edge.paths.dir],
+    sockets: wireguardInterfaces.map((i) => `/var/run/wireguard/${i}.sock`),
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export function assertNothingLeft(footprint: EdgeFootprint): void {
+  for (const ns of footprint.namespaces) assert.not.ok(existsSync(`/run/netns/${ns}`), `namespace ${ns} was left behind`);
+  const links = ip(['-o', 'link', 'show']);
+  for (const link of footprint.links) assert.not.match(links, new RegExp(`^\\d+: ${link}[@:]`, 'm'), `link ${link} was left behind`);
+  const routes = ip(['-4', 'route', 'show', 'table', 'all']);
+  for (const address of footprint.addresses) {
+    assert.not.match(routes, new RegExp(`(^|\\s)${address.replace(/\./g, '\\.')}(\\s|/)`, 'm'), `a route to ${address} was left behind`);
+  }
+  for (const pid of footprint.pids) assert.not.ok(alive(pid), `process ${pid} was left running`);
+  for (const file of [...footprint.files, ...footprint.sockets]) assert.not.ok(existsSync(file), `${file} was left behind`);
+}

@@ -1,0 +1,68 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../../src/home/keys.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+function has(tool: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const K = suite('keys');
+
+K('WireGuard keys are 32 bytes of base64, clamped', () => {
+  const pair = generateWireguardKeyPair();
+  const raw = Buffer.from(pair.privateKey, 'base64');
+  assert.is(raw.length, 32);
+  assert.is(raw[0]! & 7, 0);
+  assert.is(raw[31]! & 128, 0);
+  assert.is(raw[31]! & 64, 64);
+  assert.is(Buffer.from(pair.publicKey, 'base64').length, 32);
+  assert.is(wireguardPublicKeyOf(pair.privateKey), pair.publicKey);
+});
+
+K('a known RFC 7748 vector', () => {
+  // Alice's key pair from RFC 7748 section 6.1.
+  const priv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString('base64');
+  const pub = Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString('base64');
+  assert.is(wireguardPublicKeyOf(priv), pub);
+});
+
+K('wg pubkey derives the same public key', () => {
+  if (!has('wg')) {
+    console.log('  SKIP: wg (wireguard-tools) is not installed; cannot cross-check with wg pubkey');
+    return;
+  }
+  for (let i = 0; i < 5; i++) {
+    const pair = generateWireguardKeyPair();
+    const derived = execFileSync('wg', ['pubkey'], { input: `${pair.privateKey}\n` }).toString().trim();
+    assert.is(derived, pair.publicKey);
+  }
+});
+
+K('ssh-keygen accepts the SSH key pair and derives the same public key', () => {
+  if (!has('ssh-keygen')) {
+    console.log('  SKIP: ssh-keygen (openssh-client) is not installed');
+    return;
+  }
+  const dir = makeTempDir();
+  try {
+    const pair = generateSshKeyPair('innisfree-test');
+    const path = join(dir.path, 'id_ed25519');
+    writeFileSync(path, pair.privateKey, { mode: 0o600 });
+    const derived = execFileSync('ssh-keygen', ['-y', '-f', path]).toString().trim();
+    assert.is(derived.split(' ').slice(0, 2).join(' '), pair.publicKey.split(' ').slice(0, 2).join(' '));
+    assert.match(pair.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+  } finally {
+    dir.remove();
+  }
+});
+
+K.run();

@@ -1,0 +1,115 @@
+// Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createDeployer } from '../../src/edge/create-deployer.js';
+import { DeployRsDeployer } from '../../src/edge/deploy.js';
+import { systemClock, systemExec } from '../../src/lib/context.js';
+import { LocalDeployer } from '../../src/providers/local/deployer.js';
+import { silent } from '../../src/lib/events.js';
+import { createProvider } from '../../src/providers/index.js';
+import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
+import { agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, forwarderCheckFor, sshdConfigText } from '../../src/providers/local/edge-files.js';
+import { SLOT_COUNT, layoutOf, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
+import { firewallRuleset, forwardingRuleset, nftPortSet, nginxConfText } from '../../src/providers/local/render.js';
+
+const S = suite('local provider: pure parts');
+
+S('layout: documentation addresses, names unique per id and slot, ≤ 15-byte link names', () => {
+  const layout = layoutOf('0a1b2c3d', 126);
+  assert.equal(layout.addresses, {
+    edge: '203.0.113.126',
+    home: '198.51.100.126',
+    client: '192.0.2.126',
+    destination: '203.0.113.254',
+    destinationGateway: '198.51.100.254',
+  });
+  assert.equal(layout.namespaces, { edge: 'isf-edge-0a1b2c3d', client: 'isf-inet-0a1b2c3d', destination: 'isf-dest-0a1b2c3d' });
+  assert.is(layout.links.home, 'isl126e');
+  for (const name of Object.values(layout.links)) assert.ok(name.length <= 15);
+  assert.throws(() => layoutOf('0a1b2c3d', 0));
+  assert.throws(() => layoutOf('0a1b2c3d', 127));
+  assert.throws(() => layoutOf('../etc', 1));
+  const candidates = slotCandidates('ffffffff');
+  assert.is(candidates.length, SLOT_COUNT);
+  assert.equal([...candidates].sort((a, b) => a - b), Array.from({ length: SLOT_COUNT }, (_, i) => i + 1));
+});
+
+S('nginx.conf wraps the rendered stream text with private pid and error log', () => {
+  const text = nginxConfText('server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}\n', { pid: '/r/nginx.pid', errorLog: '/r/error.log' }, true);
+  assert.is(
+    text,
+    [
+      '# innisfree local edge: the Nix-rendered stream configuration in a minimal nginx.conf',
+      'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
+      'pid /r/nginx.pid;',
+      'error_log /r/error.log notice;',
+      'worker_processes 1;',
+      'events { worker_connections 1024; }',
+      'stream {',
+      'server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  assert.not.match(nginxConfText('', { pid: 'p', errorLog: 'e' }, false), /load_module/);
+});
+
+S('nft rules: compact port sets, an input firewall with SSH and WireGuard always open, atomic table replacement', () => {
+  assert.is(nftPortSet([443, 80, 27016, 27015, 27017, 80]), '{ 80, 443, 27015-27017 }');
+  const firewall = firewallRuleset({ tcp: [22, 443], udp: [19132, 51820] }, 2222, 51821);
+  assert.match(firewall, /^table inet innisfree-firewall\ndelete table inet innisfree-firewall\ntable inet innisfree-firewall \{/);
+  assert.match(firewall, /policy drop;/);
+  assert.match(firewall, /tcp dport \{ 22, 443, 2222 \} accept/);
+  assert.match(firewall, /udp dport \{ 19132, 51820-51821 \} accept/);
+  assert.is(
+    forwardingRuleset({ family: 'inet', content: 'chain prerouting {\n}\n' }),
+    'table inet innisfree\ndelete table inet innisfree\ntable inet innisfree {\nchain prerouting {\n}\n}\n',
+  );
+});
+
+S('edge files: sshd keys-only with the edge PATH; wrappers quote their paths; status settings', () => {
+  const paths = runtimePaths('/run/innisfree/local', 'web');
+  const sshd = sshdConfigText(paths, 2222);
+  for (const line of [
+    'Port 2222',
+    'HostKey /run/innisfree/local/web/ssh_host_ed25519_key',
+    'AuthorizedKeysFile /run/innisfree/local/web/authorized_keys',
+    'PasswordAuthentication no',
+    'PermitRootLogin prohibit-password',
+    'SetEnv PATH=/run/innisfree/local/web/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
+  ]) {
+    assert.ok(sshd.split('\n').includes(line), line);
+  }
+  assert.is(agentWrapperText("/opt/it's/node", '/a/agent.js'), `#!/bin/sh\nexec '/opt/it'\\''s/node' '/a/agent.js' "$@"\n`);
+  assert.is(
+    edgeStatusEnvText({ name: 'web', interface: 'ise-web', forwarding: 'nginx', hashFile: '/h', forwarderCheck: forwarderCheckFor('nginx', '/n/nginx.pid', 'inet') }),
+    `INNISFREE_EDGE_NAME='web'\nINNISFREE_EDGE_INTERFACE='ise-web'\nINNISFREE_EDGE_FORWARDING='nginx'\nINNISFREE_EDGE_HASH_FILE='/h'\nINNISFREE_EDGE_FORWARDER_CHECK='kill -0 "$(cat '\\''/n/nginx.pid'\\'' 2>/dev/null)"'\n`,
+  );
+  assert.is(forwarderCheckFor('nftables', '/n', 'ip'), 'nft list table ip innisfree');
+  assert.is(edgeStatusWrapperText('/e/status.env', '/p/nix/edge-status.sh'), "#!/bin/sh\nset -a\n. '/e/status.env'\nset +a\nexec bash '/p/nix/edge-status.sh'\n");
+});
+
+S('parsers for ss and ip -j output', () => {
+  const tcp = 'LISTEN 0      511          0.0.0.0:8080       0.0.0.0:*\nLISTEN 0 128 [::]:22 [::]:*\n';
+  assert.equal(listeningPorts('tcp', tcp), ['tcp/8080', 'tcp/22']);
+  assert.equal(listeningPorts('udp', 'UNCONN 0 0 0.0.0.0:9000 0.0.0.0:*\n'), ['udp/9000']);
+  const json = JSON.stringify([
+    { addr_info: [{ local: '10.50.0.1', prefixlen: 30, scope: 'global' }, { local: 'fe80::1', prefixlen: 64, scope: 'link' }] },
+  ]);
+  assert.equal(addressesOf(json), ['10.50.0.1/30']);
+});
+
+S('the deployer for each provider', async () => {
+  const ctx = { exec: systemExec, env: {} };
+  assert.instance(await createDeployer('local', ctx), LocalDeployer);
+  assert.instance(await createDeployer('digitalocean', ctx), DeployRsDeployer);
+});
+
+S('the provider factory makes the local provider', async () => {
+  const provider = await createProvider('local', { clock: systemClock, emit: silent, env: { INNISFREE_LOCAL_DIR: '/nonexistent-innisfree' }, signal: new AbortController().signal });
+  assert.is(provider.name, 'local');
+  assert.equal(await provider.listEdges(), []);
+  assert.is(await provider.findEdge('web'), undefined);
+});
+
+S.run();

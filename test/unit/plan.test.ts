@@ -1,0 +1,121 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hashEdgeConfig, plan } from '../../src/plan.js';
+import { EdgeConfig, serializeEdgeConfig } from '../../src/spec/edge-config.js';
+import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+import { schemaCommand } from '../../src/commands/schema.js';
+import { repoRoot } from '../helpers/cli.js';
+import { planFixtureNames, readPlanFixture, updating, writeFixtureFile } from '../helpers/fixtures.js';
+
+const schemaPath = join(repoRoot, 'nix', 'edge-config.schema.json');
+
+function planFixture(name: string) {
+  const { input } = readPlanFixture(name);
+  const spec = resolveTunnelSpec([fileLayer('input.json', input.tunnel)]);
+  return plan({ spec, allocation: input.allocation, keys: input.keys });
+}
+
+// ---
+const golden = suite('plan: golden fixtures (shared with the Nix tests)');
+
+for (const name of planFixtureNames()) {
+  golden(`${name}: edge.json and home.json match`, () => {
+    const result = planFixture(name);
+    const edge = serializeEdgeConfig(result.edge);
+    const home = `${JSON.stringify(result.home, null, 2)}\n`;
+    if (updating) {
+      writeFixtureFile(name, 'edge.json', edge);
+      writeFixtureFile(name, 'home.json', home);
+    }
+    const expected = readPlanFixture(name);
+    assert.fixture(edge, expected.edge ?? '(missing edge.json: run with UPDATE_FIXTURES=1)');
+    assert.fixture(home, expected.home ?? '(missing home.json: run with UPDATE_FIXTURES=1)');
+  });
+}
+
+golden.run();
+
+// ---
+const schema = suite('plan: the committed JSON Schema');
+
+schema('nix/edge-config.schema.json is current (regenerate with npm run schema)', () => {
+  const committed = readFileSync(schemaPath, 'utf8');
+  assert.fixture(committed, schemaCommand());
+});
+
+schema('every fixture edge.json validates against the committed schema', () => {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const validate = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
+  for (const name of planFixtureNames()) {
+    const edge = JSON.parse(readPlanFixture(name).edge ?? '{}');
+    assert.ok(validate(edge), `${name}: ${ajv.errorsText(validate.errors)}`);
+  }
+});
+
+schema('the schema rejects what the contract forbids', () => {
+  const ajv = new Ajv2020({ strict: false });
+  const validate = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
+  const edge = JSON.parse(readPlanFixture('web-basic').edge!);
+  assert.not.ok(validate({ ...edge, extra: 1 }), 'unknown top-level field');
+  assert.not.ok(validate({ ...edge, ports: [] }), 'no ports');
+  assert.not.ok(validate({ ...edge, ports: [{ ...edge.ports[0], publicPort: 70000 }] }), 'port out of range');
+  assert.not.ok(validate({ ...edge, forwarding: 'haproxy' }), 'unknown forwarding');
+  assert.not.ok(validate({ ...edge, wireguard: { ...edge.wireguard, interface: 'this-name-is-too-long' } }), 'interface name > 15');
+});
+
+schema.run();
+
+// ---
+const rules = suite('plan: rules');
+
+rules('the edge config hash is the sha256 of the exact edge.json bytes', () => {
+  const result = planFixture('web-basic');
+  assert.is(result.configHash, hashEdgeConfig(result.edge));
+  assert.match(result.configHash, /^[0-9a-f]{64}$/);
+});
+
+rules('nothing secret is in the edge config', () => {
+  for (const name of planFixtureNames()) {
+    const text = readPlanFixture(name).edge ?? '';
+    assert.not.match(text, /PRIVATE KEY|privateKey/);
+  }
+});
+
+rules('nftables mode routes replies to clients back through the tunnel', () => {
+  const result = planFixture('nftables-ipv6');
+  assert.equal(result.home.allowedIps, ['0.0.0.0/0', '::/0']);
+  assert.ok(result.home.policyRouting);
+  assert.equal(result.home.policyRouting!.from, ['10.50.255.254', 'fd49:6e6e:6973:3fff::2']);
+  assert.equal(result.home.forwards, [], 'destination none runs no forwarder');
+});
+
+rules('nginx mode only routes the edge address', () => {
+  const result = planFixture('web-basic');
+  assert.equal(result.home.allowedIps, ['10.50.0.1/32']);
+  assert.is(result.home.policyRouting, null);
+});
+
+rules('several public ports to one local port share one home listener', () => {
+  const result = planFixture('proxy-protocol');
+  assert.equal(
+    result.home.forwards.map((f) => `${f.listenPort}/${f.protocol}`),
+    ['25/tcp', '443/tcp'],
+  );
+  assert.equal(result.edge.ports.map((p) => `${p.publicPort}->${p.localPort}${p.proxyProtocol ? '+pp' : ''}`), [
+    '25->25',
+    '443->443+pp',
+    '8443->443',
+  ]);
+});
+
+rules('a plan that would break the contract throws', () => {
+  const { input } = readPlanFixture('web-basic');
+  const spec = resolveTunnelSpec([fileLayer('input.json', input.tunnel)]);
+  assert.throws(() => plan({ spec, allocation: input.allocation, keys: { ...input.keys, homeWireguardPublicKey: 'nope' } }));
+  assert.ok(EdgeConfig.safeParse(plan({ spec, allocation: input.allocation, keys: input.keys }).edge).success);
+});
+
+rules.run();

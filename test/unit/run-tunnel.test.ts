@@ -1,0 +1,378 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import type { DeployRequest } from '../../src/edge/deployer.js';
+import type { DeployedConfig } from '../../src/edge/edge-files.js';
+import { DataPlaneError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
+import type { ProgressEvent } from '../../src/lib/events.js';
+import { plan as makePlan } from '../../src/plan.js';
+import type { EdgeInfo, Provider } from '../../src/providers/provider.js';
+import { type DataPlane, type EdgeConnection, type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-tunnel.js';
+import type { EdgeStatus } from '../../src/spec/edge-config.js';
+import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+import { tunnelPaths } from '../../src/state/paths.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { readPlanFixture } from '../helpers/fixtures.js';
+import { makeTempDir } from '../helpers/tmp.js';
+
+const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000 };
+const EDGE_KEY = 'Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMDA=';
+
+interface World {
+  log: string[];
+  events: ProgressEvent[];
+  edges: Map<string, EdgeInfo>;
+  edgeConfigHash: string | null;
+  deploy: (request: DeployRequest) => Promise<{ configHash: string }>;
+  handshake: () => number;
+  connectFails?: boolean;
+  dataPlaneFault?: Promise<never>;
+  probe: (host: string, port: number) => boolean;
+  previousConfig?: DeployedConfig;
+}
+
+function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
+  const dir = makeTempDir();
+  const { input } = readPlanFixture('web-basic');
+  const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel })]);
+  const plan = makePlan({ spec, allocation: input.allocation, keys: input.keys });
+  const paths = tunnelPaths(dir.path, spec.name);
+  const clock = new FakeClock();
+  let controller = new AbortController();
+  const world: World = {
+    log: [],
+    events: [],
+    edges: new Map(),
+    edgeConfigHash: null,
+    deploy: async (request) => {
+      world.edgeConfigHash = request.configHash;
+      return { configHash: request.configHash };
+    },
+    handshake: () => Math.floor(clock.now() / 1000),
+    probe: () => true,
+  };
+  const edgeStatus = (): EdgeStatus | undefined =>
+    world.edgeConfigHash === null
+      ? undefined
+      : {
+          name: spec.name,
+          configHash: world.edgeConfigHash,
+          wireguard: { interface: plan.edge.wireguard.interface, publicKey: EDGE_KEY, up: true, peers: [] },
+          forwarder: { kind: 'nginx', active: true },
+        };
+  const provider: Provider = {
+    name: 'local',
+    ensureEdge: async () => {
+      const existing = world.edges.get(spec.name);
+      if (existing) return { edge: existing, created: false };
+      const edge: EdgeInfo = {
+        provider: 'local', id: 'edge-1', name: `innisfree-${spec.name}`, tunnel: spec.name, ipv4: '198.51.100.7',
+        region: 'local', size: 'local', status: 'running', createdAt: new Date(clock.now()).toISOString(),
+      };
+      world.edges.set(spec.name, edge);
+      world.log.push('edge.create');
+      return { edge, created: true };
+    },
+    findEdge: async (name) => world.edges.get(name),
+    listEdges: async () => [...world.edges.values()],
+    destroyEdge: async (name) => {
+      world.log.push('edge.destroy');
+      world.edges.delete(name);
+    },
+  };
+  const connection: EdgeConnection = {
+    status: async () => edgeStatus(),
+    probeTcp: async (host, port) => world.probe(host, port),
+    close: async () => {
+      world.log.push('ssh.close');
+    },
+  };
+  let dataPlaneUp = false;
+  const deps: TunnelDeps = {
+    provider,
+    deployer: { apply: (request) => world.deploy(request) },
+    reachEdge: async () => {
+      if (world.connectFails) throw new SshError('edge unreachable');
+      world.log.push('ssh.connect');
+      return connection;
+    },
+    writeEdgeFiles: async () => {
+      world.log.push('files.write');
+    },
+    restoreEdgeFiles: async () => {
+      world.log.push('files.restore');
+      return world.previousConfig;
+    },
+    startDataPlane: async (_home, peer) => {
+      world.log.push(`dataplane.up ${peer.endpoint} ${peer.publicKey.slice(0, 6)}`);
+      dataPlaneUp = true;
+      const plane: DataPlane = {
+        sample: async () => ({ interface: plan.home.interface, latestHandshake: world.handshake(), rxBytes: 1, txBytes: 2, endpoint: peer.endpoint, ports: [] }),
+        failed: world.dataPlaneFault ?? new Promise<never>(() => {}),
+        close: async () => {
+          world.log.push('dataplane.down');
+          dataPlaneUp = false;
+        },
+      };
+      return plane;
+    },
+    probeLocal: async () => true,
+  };
+  const ready: unknown[] = [];
+  /** Each run gets a fresh signal, as each `innisfree up` process does. */
+  const run = () => {
+    controller = new AbortController();
+    const ctx = { clock, emit: (e: ProgressEvent) => world.events.push(e), signal: controller.signal };
+    return runTunnel(ctx, deps, {
+      spec, plan, paths,
+      identity: { sshPublicKey: input.keys.sshPublicKey, hostKey: { privateKey: 'x', publicKey: 'y' } },
+      onReady: (info) => {
+        ready.push(info);
+        world.log.push('ready');
+      },
+    }, timing);
+  };
+  const status = () => JSON.parse(readFileSync(paths.status, 'utf8')) as { phase: string; edge: EdgeInfo | null; message: string | null; deployedConfigHash: string | null; plannedConfigHash: string };
+  const abort = (reason: unknown = new InterruptedError('interrupted by SIGTERM')) => controller.abort(reason);
+  return { dir, world, run, abort, plan, status, ready, isDataPlaneUp: () => dataPlaneUp, clock };
+}
+
+async function untilReady(t: ReturnType<typeof setup>): Promise<void> {
+  for (let i = 0; i < 2000 && t.ready.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
+  assert.is(t.ready.length, 1, 'the tunnel became ready');
+}
+
+// ---
+const R = suite('runTunnel');
+
+R('creates, deploys, verifies, serves, and on a signal tears down in order', async () => {
+  const t = setup();
+  try {
+    const running = t.run();
+    await untilReady(t);
+    assert.is(t.status().phase, 'ready');
+    assert.is(t.status().deployedConfigHash, t.plan.configHash);
+    t.abort();
+    await running;
+    assert.equal(t.world.log, [
+      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ssh.close', 'ready',
+      'dataplane.down', 'edge.destroy',
+    ]);
+    assert.is(t.status().phase, 'stopped');
+    assert.is(t.status().edge, null);
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('--keep leaves the edge; the next run re-attaches and skips an unchanged deploy', async () => {
+  const t = setup({ keep: true });
+  try {
+    let running = t.run();
+    await untilReady(t);
+    t.abort();
+    await running;
+    assert.not.ok(t.world.log.includes('edge.destroy'));
+    assert.is(t.status().edge?.id, 'edge-1', 'status keeps the kept edge');
+    let deploys = 0;
+    const inner = t.world.deploy;
+    t.world.deploy = async (r) => {
+      deploys++;
+      return inner(r);
+    };
+    t.ready.length = 0;
+    running = t.run();
+    await untilReady(t);
+    t.abort();
+    await running;
+    assert.is(deploys, 0, 'the edge already runs this config');
+    assert.ok(t.world.events.some((e) => e.type === 'step' && e.id === 'deploy' && e.status === 'skipped'));
+    assert.is(t.world.log.filter((l) => l === 'edge.create').length, 1, 'one edge, not two');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a rolled-back deploy on an existing edge keeps the edge and the previous files', async () => {
+  const t = setup();
+  try {
+    t.world.edges.set('web', { provider: 'local', id: 'edge-0', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.9', region: 'local', size: 'local', status: 'running', createdAt: '' });
+    t.world.edgeConfigHash = 'old';
+    t.world.deploy = async () => {
+      throw new RolledBackError('deploy rolled back');
+    };
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, RolledBackError);
+    }
+    assert.ok(t.world.log.includes('files.restore'));
+    assert.not.ok(t.world.log.includes('edge.destroy'), 'the edge still serves its previous config');
+    assert.is(t.status().phase, 'failed');
+    assert.match(t.status().message ?? '', /rolled back/);
+    assert.is(t.status().deployedConfigHash, 'old');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('after a rollback with a known previous config, up serves that config and ends as rolled back', async () => {
+  const t = setup();
+  try {
+    t.world.edges.set('web', { provider: 'local', id: 'edge-0', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.9', region: 'local', size: 'local', status: 'running', createdAt: '' });
+    t.world.edgeConfigHash = 'old';
+    const previousHome = { ...t.plan.home, forwards: t.plan.home.forwards.slice(0, 1) };
+    t.world.previousConfig = { edge: { ...t.plan.edge, ports: t.plan.edge.ports.slice(0, 1) }, home: previousHome };
+    const probed: string[] = [];
+    t.world.probe = (host, port) => {
+      probed.push(`${host}:${port}`);
+      return true;
+    };
+    t.world.deploy = async () => {
+      throw new RolledBackError('deploy rolled back; the previous configuration is still serving');
+    };
+    const running = t.run();
+    running.catch(() => {});
+    try {
+      await untilReady(t);
+    } catch (error) {
+      t.abort();
+      await running.catch(() => {});
+      throw error;
+    }
+    assert.is((t.ready[0] as { served: DeployedConfig }).served.home, previousHome, 'the previous home side runs');
+    const previousPort = t.world.previousConfig.edge.ports[0]!;
+    assert.equal(probed, [`10.50.0.2:${previousPort.localPort}`, `127.0.0.1:${previousPort.publicPort}`], 'verified against the previous config');
+    assert.is(t.status().phase, 'ready');
+    assert.match(t.status().message ?? '', /rolled back/);
+    assert.is(t.status().deployedConfigHash, 'old');
+    t.abort();
+    try {
+      await running;
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, RolledBackError);
+      assert.is((error as RolledBackError).exitCode, 6);
+    }
+    assert.ok(t.world.log.includes('dataplane.down'));
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a failure after creating the edge destroys it (no orphan)', async () => {
+  const t = setup();
+  try {
+    t.world.connectFails = true;
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, SshError);
+    }
+    assert.equal(t.world.log, ['edge.create', 'files.write', 'edge.destroy']);
+    assert.is(t.world.edges.size, 0);
+    assert.is(t.status().phase, 'failed');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a signal during setup tears down and reports an interruption', async () => {
+  const t = setup();
+  try {
+    t.world.deploy = async (request) => {
+      t.abort(new InterruptedError('interrupted by SIGINT'));
+      throw request.signal.reason;
+    };
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, InterruptedError);
+      assert.is((error as InterruptedError).exitCode, 130);
+    }
+    assert.ok(t.world.log.includes('edge.destroy'));
+    assert.is(t.status().phase, 'stopped');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a fatal data-plane fault while serving tears down with exit code 7', async () => {
+  const t = setup();
+  try {
+    let fail: (e: Error) => void = () => {};
+    t.world.dataPlaneFault = new Promise<never>((_, reject) => {
+      fail = reject;
+    });
+    const running = t.run();
+    await untilReady(t);
+    fail(new DataPlaneError('listener on 10.50.0.2:443 failed'));
+    try {
+      await running;
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DataPlaneError);
+      assert.is((error as DataPlaneError).exitCode, 7);
+    }
+    assert.ok(t.world.log.includes('dataplane.down'));
+    assert.ok(t.world.log.includes('edge.destroy'));
+    assert.not.ok(t.isDataPlaneUp());
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('no handshake within the timeout is a data-plane error', async () => {
+  const t = setup();
+  try {
+    t.world.handshake = () => 0;
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DataPlaneError);
+      assert.match((error as Error).message, /no WireGuard handshake/);
+    }
+    assert.ok(t.world.log.includes('dataplane.down'));
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a port the edge cannot reach through the tunnel fails verification', async () => {
+  const t = setup();
+  try {
+    t.world.probe = (host, port) => !(host === t.plan.edge.wireguard.peer.address && port === 8080);
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DataPlaneError);
+      assert.match((error as Error).message, /10\.50\.0\.2:8080 through the tunnel/);
+    }
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a tunnel without handshakes for too long is lost', async () => {
+  const t = setup();
+  try {
+    const start = t.clock.now();
+    t.world.handshake = () => Math.floor(start / 1000);
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DataPlaneError);
+      assert.match((error as Error).message, /tunnel lost/);
+    }
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R.run();

@@ -1,0 +1,173 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { UsageError } from '../../src/lib/errors.js';
+import { envLayer, fileLayer, flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+
+function usageError(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, UsageError);
+    return error as UsageError;
+  }
+  assert.unreachable('expected a UsageError');
+  throw new Error('unreachable');
+}
+
+// ---
+const precedence = suite('tunnel spec: sources and precedence');
+
+precedence('flags beat environment beat tunnel file beat config defaults', () => {
+  const spec = resolveTunnelSpec([
+    flagLayer({ name: 'web', region: 'ams3' }),
+    envLayer({ INNISFREE_REGION: 'fra1', INNISFREE_SIZE: 's-2vcpu-2gb', INNISFREE_PORTS: '443/tcp' }),
+    fileLayer('web.json', { region: 'sfo3', size: 's-1vcpu-2gb', forwarding: 'nftables', ports: ['80'] }),
+    fileLayer('config.json', { region: 'lon1', forwarding: 'nginx', mtu: 1380, tokenFile: '/run/token' }),
+  ]);
+  assert.is(spec.name, 'web');
+  assert.is(spec.region, 'ams3', 'flag wins');
+  assert.is(spec.size, 's-2vcpu-2gb', 'environment beats the file');
+  assert.equal(spec.ports.map((p) => p.publicStart), [443], 'environment ports beat the file');
+  assert.is(spec.forwarding, 'nftables', 'the file beats config defaults');
+  assert.is(spec.mtu, 1380, 'config defaults fill the rest');
+});
+
+precedence('defaults', () => {
+  const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: '443' })]);
+  assert.is(spec.destination, '127.0.0.1');
+  assert.is(spec.provider, 'digitalocean');
+  assert.is(spec.bootstrap, 'nixos-anywhere', 'no image: install NixOS over Debian');
+  assert.is(spec.size, 's-1vcpu-2gb', 'nixos-anywhere needs 2 GB');
+  assert.is(spec.forwarding, 'nginx');
+  assert.is(spec.edgeSshPort, 22);
+  assert.is(spec.wireguardPort, 51820);
+  assert.is(spec.addressPool, '10.50.0.0/16');
+  assert.is(spec.keep, false);
+});
+
+precedence('an image implies image bootstrap and the small size', () => {
+  const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', image: '12345' })]);
+  assert.is(spec.bootstrap, 'image');
+  assert.is(spec.size, 's-1vcpu-1gb');
+});
+
+precedence('repeated --port and --ports combine', () => {
+  const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: ['443', '80:8080'], port: '19132/udp' })]);
+  assert.equal(spec.ports.map((p) => p.source), ['443', '80:8080', '19132/udp']);
+});
+
+precedence('boolean environment values', () => {
+  assert.is(resolveTunnelSpec([flagLayer({ name: 'a', ports: '1' }), envLayer({ INNISFREE_KEEP: 'yes' })]).keep, true);
+  assert.is(resolveTunnelSpec([flagLayer({ name: 'a', ports: '1' }), envLayer({ INNISFREE_KEEP: '0' })]).keep, false);
+});
+
+precedence('tunnel files take port objects', () => {
+  const spec = resolveTunnelSpec([
+    fileLayer('t.json', {
+      name: 'mail',
+      ports: [{ public: 443, proxyProtocol: true }, { public: '8000-8001', local: '9000-9001', protocol: 'TCP' }, '53/udp'],
+    }),
+  ]);
+  assert.equal(
+    spec.ports.map((p) => [p.publicStart, p.publicEnd, p.localStart, p.protocol, p.proxyProtocol]),
+    [[443, 443, 443, 'tcp', true], [8000, 8001, 9000, 'tcp', false], [53, 53, 53, 'udp', false]],
+  );
+});
+
+precedence.run();
+
+// ---
+const errors = suite('tunnel spec: every issue names its field and source');
+
+errors('the name defaults to "default"', () => {
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443' })]).name, 'default');
+});
+
+errors('missing ports', () => {
+  assert.match(usageError(() => resolveTunnelSpec([flagLayer({ name: 'web' })])).message, /^ports: no port mappings/);
+});
+
+errors('bad name from a flag', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'Web_1', ports: '443' })]));
+  assert.match(error.message, /^--name: must be 1-32 characters/);
+});
+
+errors('bad forwarding from the environment', () => {
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '443' }), envLayer({ INNISFREE_FORWARDING: 'haproxy' })]),
+  );
+  assert.match(error.message, /^INNISFREE_FORWARDING: .*nginx.*nftables/);
+});
+
+errors('bad destination from a file', () => {
+  const error = usageError(() => resolveTunnelSpec([fileLayer('web.json', { name: 'web', ports: '443', destination: 'not a host' })]));
+  assert.match(error.message, /^web\.json: destination: must be an IPv4\/IPv6 address, a host name, or "none"/);
+});
+
+errors('several issues become several named lines', () => {
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', provider: 'aws', reservedIp: '1.2.3' })]),
+  );
+  const lines = error.message.split('\n');
+  assert.ok(lines.some((l) => l.startsWith('--provider: ')), error.message);
+  assert.ok(lines.some((l) => l.startsWith('--reserved-ip: must be an IPv4 address')), error.message);
+});
+
+errors('unknown field in a file', () => {
+  const error = usageError(() => fileLayer('config.json', { prots: '443' }));
+  assert.match(error.message, /config\.json: .*unknown field "prots"/);
+});
+
+errors('wrong type in a file', () => {
+  const error = usageError(() => fileLayer('web.json', { keep: 'yes' }));
+  assert.match(error.message, /^web\.json: keep: /);
+});
+
+errors('non-numeric port option', () => {
+  assert.match(usageError(() => flagLayer({ wireguardPort: 'abc' })).message, /^--wireguard-port: "abc" is not a whole number/);
+});
+
+errors('non-boolean environment value', () => {
+  assert.match(usageError(() => envLayer({ INNISFREE_IPV6: 'maybe' })).message, /^INNISFREE_IPV6: "maybe" is not a boolean/);
+});
+
+errors('flag without value', () => {
+  assert.match(usageError(() => flagLayer({ region: true })).message, /^--region: needs a value/);
+});
+
+errors('image bootstrap without an image', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', bootstrap: 'image' })]));
+  assert.match(error.message, /--bootstrap: "image" needs an image/);
+  assert.match(error.hint ?? '', /innisfree image upload/);
+});
+
+errors('nixos-anywhere on a 1 GB size', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', size: 's-1vcpu-1gb' })]));
+  assert.match(error.message, /--size: "s-1vcpu-1gb" has 1 GB of RAM; nixos-anywhere needs 2 GB/);
+});
+
+errors('PROXY protocol with nftables forwarding', () => {
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', proxyProtocol: '443', forwarding: 'nftables' })]),
+  );
+  assert.match(error.message, /PROXY protocol needs nginx forwarding/);
+});
+
+errors('reserved IP with the local provider', () => {
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', provider: 'local', reservedIp: '192.0.2.7' })]),
+  );
+  assert.match(error.message, /--reserved-ip: only the digitalocean provider/);
+});
+
+errors('reserved ports follow the moved SSH port', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '2222', edgeSshPort: 2222, provider: 'local' })]));
+  assert.match(error.message, /"2222".*SSH/);
+});
+
+errors('a moved SSH port on DigitalOcean is refused before anything is created', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', edgeSshPort: 2222, image: '1' })]));
+  assert.match(error.message, /^--edge-ssh-port: DigitalOcean edges keep SSH on port 22/);
+});
+
+errors.run();
