@@ -224,7 +224,7 @@ export class Testbed {
 
   async namespace(prefix = 'isft-'): Promise<Namespace> {
     const name = this.name(prefix);
-    await runOk('ip', ['netns', 'add', name]);
+    // Recorded before it exists: a test process that dies while `ip netns add` runs still has it removed on exit.
     this.namespaces.push(name);
     this.track({
       describe: `namespace ${name}`,
@@ -238,6 +238,7 @@ export class Testbed {
         return list.split('\n').some((line) => line.split(' ')[0] === name) ? `namespace ${name} still exists` : undefined;
       },
     });
+    await runOk('ip', ['netns', 'add', name]);
     await runOk('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     const ns: Namespace = {
       name,
