@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import type { HomeForward } from '../../plan.js';
 import { DataPlaneError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
-import { type PortCounters, type PortForwarder, describeListen } from './common.js';
+import { type PortCounters, describeListen } from './common.js';
 import { startTcpForward } from './tcp.js';
 import { startUdpForward } from './udp.js';
 
