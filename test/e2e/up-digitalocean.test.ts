@@ -34,7 +34,7 @@ function cloudConfigOf(userData: string | undefined): { ssh_keys: { ed25519_priv
 const D = suite('up: the DigitalOcean code path against the fake API, droplets backed by local edges');
 
 D('create → SSH with the injected host key → deploy → serve → teardown destroys the droplet and the edge', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const dir = makeTempDir('innisfree-do-e2e-');
   const name = randomTunnelName();
   const env = { INNISFREE_STATE_DIR: join(dir.path, 'state'), INNISFREE_LOCAL_DIR: join(dir.path, 'local'), XDG_CONFIG_HOME: join(dir.path, 'config') };

@@ -94,7 +94,7 @@ U.after(async () => {
 });
 
 U('TCP and UDP through the public ports, a public:local mapping, status, a refused second up', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const first = up(['--ports', `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp`, '--keep']);
   const ready = await first.ready();
   const ipv4 = edgeOf(ready);
@@ -125,7 +125,7 @@ U('TCP and UDP through the public ports, a public:local mapping, status, a refus
 });
 
 U('a port added later updates the same edge in place', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   assert.ok(world.firstEdge, 'needs the kept edge of the first test');
   const again = up(['--ports', `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp,8443:${world.httpPort}/tcp`, '--keep']);
   const ready = await again.ready();
@@ -141,7 +141,7 @@ U('a port added later updates the same edge in place', async () => {
 });
 
 U('a failing activation is rolled back and the old ports keep working', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const statePath = (file: string) => join(world.env.INNISFREE_STATE_DIR!, world.name, file);
   const before = JSON.parse(readFileSync(statePath('status.json'), 'utf8')) as { deployedConfigHash: string };
   const edgeJson = readFileSync(statePath('edge/edge.json'), 'utf8');
@@ -167,7 +167,7 @@ U('a failing activation is rolled back and the old ports keep working', async ()
 });
 
 U('deploy re-applies the recorded config; a failing activation exits 6', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const failed = await runCli(['deploy', world.name], { ...world.env, INNISFREE_LOCAL_FAIL_ACTIVATION: '1' });
   assert.is(failed.code, 6, failed.stderr);
   assert.match(failed.stderr, /rolled .*back.*previous configuration is still serving/);
@@ -179,7 +179,7 @@ U('deploy re-applies the recorded config; a failing activation exits 6', async (
 });
 
 U('a destination on another namespace host', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const destination = await world.provider.ensureDestination(world.name);
   const service = spawn('ip', ['netns', 'exec', destination.namespace, 'socat', `TCP-LISTEN:${world.httpPort},bind=${destination.address},fork,reuseaddr`, 'SYSTEM:echo from-destination'], { stdio: 'ignore' });
   world.helpers.push(service);
@@ -194,7 +194,7 @@ U('a destination on another namespace host', async () => {
 });
 
 U('down removes the edge, its state, and everything it made', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const local = await world.provider.localEdge(world.name);
   assert.ok(local);
   const footprint = footprintOf(local!, []);
@@ -205,7 +205,7 @@ U('down removes the edge, its state, and everything it made', async () => {
 });
 
 U('without --keep, SIGTERM leaves no namespace, link, process or socket behind', async () => {
-  if (unavailable) return console.log(`  SKIP: ${unavailable}`);
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const tunnel = up(['--ports', `8080:${world.httpPort}/tcp`]);
   const ready = await tunnel.ready();
   assert.is(await clientGet(edgeOf(ready), 8080), `${world.token} /\n`);

@@ -34,7 +34,7 @@ export function skipUnless(what: string, ...requirements: Array<() => string | u
   for (const requirement of requirements) {
     const reason = requirement();
     if (reason !== undefined) {
-      console.log(`SKIP ${what}: ${reason}`);
+      console.log(`  SKIPPED: ${what}: ${reason}`);
       return true;
     }
   }

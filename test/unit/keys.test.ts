@@ -37,7 +37,7 @@ K('a known RFC 7748 vector', () => {
 
 K('wg pubkey derives the same public key', () => {
   if (!has('wg')) {
-    console.log('  SKIP: wg (wireguard-tools) is not installed; cannot cross-check with wg pubkey');
+    console.log('  SKIPPED: wg (wireguard-tools) is not installed; cannot cross-check with wg pubkey');
     return;
   }
   for (let i = 0; i < 5; i++) {
@@ -49,7 +49,7 @@ K('wg pubkey derives the same public key', () => {
 
 K('ssh-keygen accepts the SSH key pair and derives the same public key', () => {
   if (!has('ssh-keygen')) {
-    console.log('  SKIP: ssh-keygen (openssh-client) is not installed');
+    console.log('  SKIPPED: ssh-keygen (openssh-client) is not installed');
     return;
   }
   const dir = makeTempDir();
