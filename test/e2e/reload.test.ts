@@ -71,8 +71,8 @@ R('SIGHUP does not kill up: the tunnel keeps serving, and SIGTERM afterwards sti
   const ipv4 = String(ready.ipv4);
   assert.is(await clientGet(ipv4, 8080), `${world.token} /\n`);
   const local = await world.provider.localEdge(world.name);
-  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR, world.name, 'home.json'), 'utf8')) as { interface: string };
-  const edgeJson = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR, world.name, 'edge', 'edge.json'), 'utf8')) as { wireguard: { interface: string } };
+  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'home.json'), 'utf8')) as { interface: string };
+  const edgeJson = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'edge', 'edge.json'), 'utf8')) as { wireguard: { interface: string } };
   const footprint = footprintOf(local!, [home.interface, edgeJson.wireguard.interface]);
 
   tunnel.child.kill('SIGHUP');
