@@ -12,7 +12,8 @@ import type { SshRunner } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
 export const DEPLOY_PROFILE = 'system';
-export const FLAKES_CONFIG = 'experimental-features = nix-command flakes';
+// `extra-`: added to the user's experimental features; a plain `experimental-features` line would replace them.
+export const FLAKES_CONFIG = 'extra-experimental-features = nix-command flakes';
 
 export interface DeployArgsInput {
   edgeDir: string;

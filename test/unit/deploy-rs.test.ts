@@ -1,4 +1,5 @@
 // The deploy-rs adapter: argv, environment, log classification over realistic logs, and apply() with fakes.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -58,10 +59,19 @@ S('paths with whitespace are refused (deploy-rs splits --ssh-opts on spaces)', (
 });
 
 S('flakes are enabled through NIX_CONFIG, keeping the user\'s own settings', () => {
-  assert.equal(deployEnv({}), { NIX_CONFIG: 'experimental-features = nix-command flakes' });
+  assert.equal(deployEnv({}), { NIX_CONFIG: 'extra-experimental-features = nix-command flakes' });
   assert.equal(deployEnv({ NIX_CONFIG: 'substituters = https://example.invalid' }), {
-    NIX_CONFIG: 'substituters = https://example.invalid\nexperimental-features = nix-command flakes',
+    NIX_CONFIG: 'substituters = https://example.invalid\nextra-experimental-features = nix-command flakes',
   });
+});
+
+S('the user\'s own experimental features survive, as nix itself reads NIX_CONFIG', () => {
+  const { NIX_CONFIG } = deployEnv({ NIX_CONFIG: 'experimental-features = ca-derivations' });
+  const shown = spawnSync('nix', ['show-config'], { env: { PATH: process.env.PATH, NIX_CONFIG }, encoding: 'utf8' });
+  if (shown.error) return console.log('  SKIPPED: nix show-config: nix is not installed');
+  const line = shown.stdout.split('\n').find((l) => l.startsWith('experimental-features ='));
+  assert.ok(line, shown.stderr);
+  assert.equal(line!.split('=')[1]!.trim().split(/\s+/).sort(), ['ca-derivations', 'flakes', 'nix-command']);
 });
 
 S('log lines parse with colours stripped; levels map to events', () => {
@@ -144,7 +154,7 @@ S('apply: success streams ANSI-free events and confirms the hash from the edge s
   assert.equal(result, { configHash: HASH });
   assert.is(h.calls[0]!.file, 'deploy');
   assert.is(h.calls[0]!.cwd, '/var/lib/innisfree/web/edge');
-  assert.is(h.calls[0]!.env?.NIX_CONFIG, 'experimental-features = nix-command flakes');
+  assert.is(h.calls[0]!.env?.NIX_CONFIG, 'extra-experimental-features = nix-command flakes');
   assert.equal(h.sshCommands, ['innisfree-edge-status']);
   const logs = h.events.filter((e) => e.type === 'log');
   assert.ok(logs.length > 10);
