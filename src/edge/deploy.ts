@@ -137,6 +137,12 @@ export class DeployRsDeployer implements Deployer {
         hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
       });
     }
+    if (outcome.kind === 'rollbackFailed') {
+      throw new DeployError(
+        `the new configuration failed on the edge of "${request.tunnel}" and rolling back failed too (${outcome.reason}): the edge may serve neither configuration`,
+        { hint: `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree deploy ${request.tunnel} again` },
+      );
+    }
     if (outcome.kind === 'failed') {
       throw new DeployError(`deploy-rs failed for "${request.tunnel}" (exit ${exitCode}): ${outcome.reason}`, {
         hint: 'run again with --verbose to see the full deploy-rs and nix log',

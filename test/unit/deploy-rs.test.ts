@@ -99,7 +99,10 @@ S('classification of realistic logs', () => {
     ['rolled-back-confirm', 'rolledBack', /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code \(the server should roll back\): Some\(255\)$/],
     ['rolled-back-timeout', 'rolledBack', /^Failed to get activation confirmation: Error waiting for confirmation event: Timeout elapsed for confirmation$/],
     ['activation-failed', 'rolledBack', /^The activation script resulted in a bad exit code: Some\(4\)$/],
-    ['build-failed', 'failed', /^Failed to push profile: Nix build command resulted in a bad exit code: Some\(1\)$/],
+    // The pinned deploy-rs names the node twice on a build failure; the cause is nix's own error line.
+    ['build-failed', 'failed', /^error: builder for '\/nix\/store\/[a-z0-9]+-nginx\.conf\.drv' failed with exit code 1;$/],
+    // --auto-rollback prints "rolled back" even when de-activating failed: that is no rollback.
+    ['deactivation-failed', 'rollbackFailed', /^Command for re-activating the last generation resulted in a bad exit code: Some\(4\)$/],
     ['failed-no-rollback', 'failed', /^Activating over SSH resulted in a bad exit code: Some\(1\)$/],
   ];
   for (const [name, kind, reason] of cases) {
@@ -185,7 +188,22 @@ S('apply: other failures are DeployError (exit 5) with the specific reason', asy
   } catch (error) {
     assert.instance(error, DeployError);
     assert.is((error as DeployError).exitCode, 5);
-    assert.match((error as Error).message, /Nix build command resulted in a bad exit code/);
+    assert.match((error as Error).message, /error: builder for .*nginx\.conf\.drv' failed/);
+    assert.not.match((error as Error).message, /on node edge: edge/);
+  }
+});
+
+S('apply: a rollback that itself failed is a DeployError, never "still serving"', async () => {
+  const h = harness('deactivation-failed');
+  try {
+    await h.deployer.apply(h.request);
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, DeployError);
+    assert.not.instance(error, RolledBackError);
+    assert.is((error as DeployError).exitCode, 5);
+    assert.match((error as Error).message, /rolling back failed too .*re-activating the last generation.*may serve neither configuration/);
+    assert.not.match((error as Error).message, /still serving/);
   }
 });
 
