@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeployRsDeployer, buildDeployArgs, deployEnv } from '../../src/edge/deploy.js';
+import { DeployRsDeployer, EDGE_SYSTEM, buildDeployArgs, deployEnv, nixSystemOf } from '../../src/edge/deploy.js';
 import { classifyDeployOutcome, deployLogEvent, parseDeployLogLine } from '../../src/edge/deploy-log.js';
 import type { DeployRequest } from '../../src/edge/deployer.js';
 import type { SshRunner } from '../../src/edge/ssh.js';
@@ -55,6 +55,18 @@ S('paths with whitespace are refused (deploy-rs splits --ssh-opts on spaces)', (
       assert.instance(error, UsageError);
       assert.match((error as UsageError).hint ?? '', /INNISFREE_STATE_DIR/);
     }
+  }
+});
+
+S('a home host of another system than the edge builds on the edge, and says so', async () => {
+  assert.is(nixSystemOf('linux', 'x64'), EDGE_SYSTEM);
+  assert.is(nixSystemOf('linux', 'arm64'), 'aarch64-linux');
+  for (const [hostSystem, remote] of [['aarch64-linux', true], ['x86_64-linux', false]] as const) {
+    const h = harness('success', HASH, { hostSystem });
+    await h.deployer.apply(h.request);
+    assert.is(h.calls[0]!.args.includes('--remote-build'), remote, hostSystem);
+    const said = h.events.some((e) => e.type === 'log' && /builds its own x86_64-linux system/.test(e.message));
+    assert.is(said, remote, `progress says so on ${hostSystem}`);
   }
 });
 
@@ -124,7 +136,7 @@ function statusWith(configHash: string | null): EdgeStatus {
   };
 }
 
-function harness(logName: string | 'enoent', reportedHash: string | null = HASH) {
+function harness(logName: string | 'enoent', reportedHash: string | null = HASH, options: { hostSystem?: string } = {}) {
   const calls: Array<{ file: string; args: readonly string[]; env?: Record<string, string | undefined>; cwd?: string }> = [];
   const sshCommands: string[] = [];
   const events: ProgressEvent[] = [];
@@ -139,7 +151,7 @@ function harness(logName: string | 'enoent', reportedHash: string | null = HASH)
     sshCommands.push(command);
     return { stdout: JSON.stringify(statusWith(reportedHash)), stderr: '', exitCode: 0 };
   };
-  const deployer = new DeployRsDeployer({ exec, ssh, env: {} });
+  const deployer = new DeployRsDeployer({ exec, ssh, env: {}, hostSystem: options.hostSystem ?? 'x86_64-linux' });
   const request: DeployRequest = {
     tunnel: 'web',
     edgeDir: '/var/lib/innisfree/web/edge',
