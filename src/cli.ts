@@ -4,6 +4,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type CAC, cac } from 'cac';
+import type { CommandOutcome } from './lib/command.js';
 import { type Context, systemClock, systemExec } from './lib/context.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
 import { packageVersion } from './lib/paths.js';
@@ -16,11 +17,6 @@ export interface CliIo {
   env: Record<string, string | undefined>;
 }
 
-/** What a command hands back: text for stdout and, rarely, a non-zero exit code that is not an error. */
-export interface CommandOutcome {
-  output?: string;
-  exitCode?: number;
-}
 
 type Options = Record<string, unknown>;
 type Runner = (ctx: Context, args: string[], options: Options) => Promise<CommandOutcome | string | void>;

@@ -2,7 +2,7 @@
 // after a rollback was fixed on the edge, after an innisfree upgrade, or when the edge drifted. Port changes go
 // through `up`, which plans them and moves the home side with them.
 import { createHash } from 'node:crypto';
-import { createDeployer } from '../edge/create-deployer.js';
+import { createDeployer } from '../providers/create-deployer.js';
 import { renderEdgeFlake, innisfreeFlakePath } from '../edge/flake.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { bootstrapEdge } from '../edge/bootstrap.js';
-import { createDeployer } from '../edge/create-deployer.js';
+import { createDeployer } from '../providers/create-deployer.js';
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
 import { openEdgeSession } from '../edge/edge-session.js';

@@ -1,12 +1,12 @@
 // Picks a provider adapter by name and loads it lazily, so a command only pays for the adapter it uses.
-import type { Context, Env } from '../lib/context.js';
+import type { Env } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { loadDefaults } from '../spec/load.js';
 import { tokenFileOf } from '../spec/sources.js';
 import { PROVIDERS } from '../spec/tunnel.js';
-import type { Provider } from './provider.js';
+import type { Provider, ProviderContext } from './provider.js';
 
-export type ProviderContext = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
+export type { ProviderContext } from './provider.js';
 
 export interface ProviderOptions {
   /** DigitalOcean: file holding the API token (else DIGITALOCEAN_TOKEN / DIGITALOCEAN_ACCESS_TOKEN). */

@@ -3,7 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
-import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../home/keys.js';
+import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../lib/keys.js';
 import { UsageError } from '../lib/errors.js';
 import { TUNNEL_NAME_PATTERN } from '../spec/primitives.js';
 import { PUBLIC_MODE, SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';

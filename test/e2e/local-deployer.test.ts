@@ -15,7 +15,7 @@ import type { DeployRequest, SshTarget } from '../../src/edge/deployer.js';
 import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
-import { generateWireguardKeyPair } from '../../src/home/keys.js';
+import { generateWireguardKeyPair } from '../../src/lib/keys.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
 import { RolledBackError } from '../../src/lib/errors.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderUserData } from '../../src/edge/user-data.js';
+import { renderUserData } from '../../src/providers/digitalocean/user-data.js';
 import { commandExists, repoRoot, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
 

@@ -1,7 +1,7 @@
 // Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createDeployer } from '../../src/edge/create-deployer.js';
+import { createDeployer } from '../../src/providers/create-deployer.js';
 import { DeployRsDeployer } from '../../src/edge/deploy.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
 import { LocalDeployer } from '../../src/providers/local/deployer.js';

@@ -14,7 +14,7 @@ import { copyFile, mkdir, open, readFile, rm, unlink, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { generateWireguardKeyPair } from '../../home/keys.js';
+import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type ExecResult, systemExec } from '../../lib/context.js';
 import { EdgeConfig } from '../../spec/edge-config.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
