@@ -104,6 +104,8 @@ let
       pkgs.coreutils
       pkgs.wireguard-tools
       pkgs.nftables
+      pkgs.iproute2 # ss: the ports nginx really has bound
+      pkgs.gawk
       config.systemd.package
     ];
     text = ''

@@ -7,7 +7,7 @@ import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
 import { classifyDeployOutcome, deployLogEvent } from './deploy-log.js';
 import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer.js';
-import { readEdgeStatus } from './edge-status.js';
+import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from './edge-status.js';
 import type { SshRunner } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
@@ -178,6 +178,7 @@ export class DeployRsDeployer implements Deployer {
         { hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}` },
       );
     }
+    assertEdgeServes(status, { ports: await plannedEdgePorts(request.edgeDir) }, request.tunnel);
     return { configHash: status.configHash };
   }
 }

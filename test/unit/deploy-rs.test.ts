@@ -1,6 +1,7 @@
 // The deploy-rs adapter: argv, environment, log classification over realistic logs, and apply() with fakes.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -127,16 +128,30 @@ S('classification of realistic logs', () => {
   assert.equal(classifyDeployOutcome(['error: flake has no attribute deploy'], 1), { kind: 'failed', reason: 'error: flake has no attribute deploy' });
 });
 
-function statusWith(configHash: string | null): EdgeStatus {
+const LISTENING = [
+  { protocol: 'tcp', port: 443 },
+  { protocol: 'udp', port: 19132 },
+] as const;
+
+function statusWith(configHash: string | null, listening: EdgeStatus['forwarder']['listening'] = [...LISTENING]): EdgeStatus {
   return {
     name: 'web',
     configHash,
     wireguard: { interface: 'ise-web', publicKey: null, up: true, peers: [] },
-    forwarder: { kind: 'nginx', active: true },
+    forwarder: { kind: 'nginx', active: true, listening },
   };
 }
 
-function harness(logName: string | 'enoent', reportedHash: string | null = HASH, options: { hostSystem?: string } = {}) {
+// The rendered edge directory a deploy reads its planned ports from.
+const edgeDir = mkdtempSync(join(tmpdir(), 'innisfree-deploy-rs-'));
+writeFileSync(join(edgeDir, 'edge.json'), JSON.stringify({ ports: LISTENING.map((l) => ({ protocol: l.protocol, publicPort: l.port, localPort: l.port, proxyProtocol: false })) }));
+S.after(() => rmSync(edgeDir, { recursive: true, force: true }));
+
+function harness(
+  logName: string | 'enoent',
+  reportedHash: string | null = HASH,
+  options: { hostSystem?: string; listening?: EdgeStatus['forwarder']['listening'] } = {},
+) {
   const calls: Array<{ file: string; args: readonly string[]; env?: Record<string, string | undefined>; cwd?: string }> = [];
   const sshCommands: string[] = [];
   const events: ProgressEvent[] = [];
@@ -149,12 +164,12 @@ function harness(logName: string | 'enoent', reportedHash: string | null = HASH,
   };
   const ssh: SshRunner = async (_t, command) => {
     sshCommands.push(command);
-    return { stdout: JSON.stringify(statusWith(reportedHash)), stderr: '', exitCode: 0 };
+    return { stdout: JSON.stringify(statusWith(reportedHash, 'listening' in options ? options.listening : [...LISTENING])), stderr: '', exitCode: 0 };
   };
   const deployer = new DeployRsDeployer({ exec, ssh, env: {}, hostSystem: options.hostSystem ?? 'x86_64-linux' });
   const request: DeployRequest = {
     tunnel: 'web',
-    edgeDir: '/var/lib/innisfree/web/edge',
+    edgeDir,
     configHash: HASH,
     target,
     emit: (e) => events.push(e),
@@ -168,7 +183,7 @@ S('apply: success streams ANSI-free events and confirms the hash from the edge s
   const result = await h.deployer.apply(h.request);
   assert.equal(result, { configHash: HASH });
   assert.is(h.calls[0]!.file, 'deploy');
-  assert.is(h.calls[0]!.cwd, '/var/lib/innisfree/web/edge');
+  assert.is(h.calls[0]!.cwd, edgeDir);
   assert.is(h.calls[0]!.env?.NIX_CONFIG, 'extra-experimental-features = nix-command flakes');
   assert.equal(h.sshCommands, ['innisfree-edge-status']);
   const logs = h.events.filter((e) => e.type === 'log');
@@ -217,6 +232,19 @@ S('apply: a rollback that itself failed is a DeployError, never "still serving"'
     assert.match((error as Error).message, /rolling back failed too .*re-activating the last generation.*may serve neither configuration/);
     assert.not.match((error as Error).message, /still serving/);
   }
+});
+
+S('apply: a planned port nginx has not bound (a reload that failed) is a DeployError, not a success', async () => {
+  const h = harness('success', HASH, { listening: [{ protocol: 'tcp', port: 443 }] });
+  try {
+    await h.deployer.apply(h.request);
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, DeployError);
+    assert.match((error as Error).message, /nginx has not bound 19132\/udp$/);
+  }
+  // Edges of older versions do not report listeners, and nftables has none: the hash alone decides.
+  for (const listening of [undefined, null]) await harness('success', HASH, { listening }).deployer.apply(h.request);
 });
 
 S('apply: success whose edge reports another hash is a DeployError', async () => {
