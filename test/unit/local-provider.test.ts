@@ -1,12 +1,11 @@
 // Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createDeployer } from '../../src/providers/create-deployer.js';
 import { DeployRsDeployer } from '../../src/edge/deploy.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
 import { LocalDeployer } from '../../src/providers/local/deployer.js';
 import { silent } from '../../src/lib/events.js';
-import { createProvider } from '../../src/providers/index.js';
+import { createProvider, providerKit } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
 import { agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, forwarderCheckFor, sshdConfigText } from '../../src/providers/local/edge-files.js';
 import { SLOT_COUNT, layoutOf, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
@@ -106,8 +105,8 @@ S('parsers for ss and ip -j output', () => {
 
 S('the deployer for each provider', async () => {
   const ctx = { exec: systemExec, env: {} };
-  assert.instance(await createDeployer('local', ctx), LocalDeployer);
-  assert.instance(await createDeployer('digitalocean', ctx), DeployRsDeployer);
+  assert.instance(await providerKit('local').deployer(ctx), LocalDeployer);
+  assert.instance(await providerKit('digitalocean').deployer(ctx), DeployRsDeployer);
 });
 
 S('the provider factory makes the local provider', async () => {
