@@ -10,6 +10,7 @@ import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from 
 import { packageVersion } from './lib/paths.js';
 import { type RenderMode, createRenderer } from './lib/render.js';
 import { closest } from './lib/suggest.js';
+import { TOKEN_ENV_NAMES } from './providers/digitalocean/token.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -442,8 +443,20 @@ function isEntryPoint(): boolean {
   }
 }
 
+/**
+ * The environment the commands read, with the API token; the process's own environment without it. Every child
+ * (ip, wg, wireguard-go, sshd, nix, deploy-rs) inherits process.env, so the token would otherwise sit in their
+ * /proc/PID/environ for the tunnel's life; it reaches only the HTTP client, through the snapshot.
+ */
+export function takeSecretsFromEnvironment(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const snapshot = { ...env };
+  for (const name of TOKEN_ENV_NAMES) delete env[name];
+  return snapshot;
+}
+
 if (isEntryPoint()) {
-  const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  const env = takeSecretsFromEnvironment(process.env);
+  const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env });
   // Let stdout drain before exiting: output piped to another program must not be cut short.
   process.stdout.write('', () => process.exit(code));
 }

@@ -33,24 +33,29 @@ S('layout: documentation addresses, names unique per id and slot, ≤ 15-byte li
   assert.equal([...candidates].sort((a, b) => a - b), Array.from({ length: SLOT_COUNT }, (_, i) => i + 1));
 });
 
-S('nginx.conf wraps the rendered stream text with private pid and error log', () => {
-  const text = nginxConfText('server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}\n', { pid: '/r/nginx.pid', errorLog: '/r/error.log' }, true);
+S('nginx.conf wraps the rendered main, events and stream text with private pid and error log', () => {
+  const nginxMain = { eventsConfig: 'worker_connections 24576;', appendConfig: 'worker_processes auto;\nworker_rlimit_nofile 50176;\n' };
+  const text = nginxConfText(
+    { nginxStream: 'server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}\n', nginxMain },
+    { pid: '/r/nginx.pid', errorLog: '/r/error.log' },
+    true,
+  );
   assert.is(
     text,
     [
-      '# innisfree local edge: the Nix-rendered stream configuration in a minimal nginx.conf',
+      '# innisfree local edge: the Nix-rendered nginx configuration',
       'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
       'pid /r/nginx.pid;',
       'error_log /r/error.log notice;',
-      'worker_processes 1;',
-      'events { worker_connections 1024; }',
+      'worker_processes auto;\nworker_rlimit_nofile 50176;',
+      'events { worker_connections 24576; }',
       'stream {',
       'server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}',
       '}',
       '',
     ].join('\n'),
   );
-  assert.not.match(nginxConfText('', { pid: 'p', errorLog: 'e' }, false), /load_module/);
+  assert.not.match(nginxConfText({ nginxStream: '', nginxMain }, { pid: 'p', errorLog: 'e' }, false), /load_module/);
 });
 
 S('nft rules: compact port sets, an input firewall with SSH and WireGuard always open, atomic table replacement', () => {

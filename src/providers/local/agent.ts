@@ -350,7 +350,7 @@ export class Agent {
   private async applyNginx(generation: Generation): Promise<void> {
     const { paths } = this;
     await mkdir(paths.nginxDir, { recursive: true, mode: 0o700 });
-    const text = nginxConfText(generation.rendered.nginxStream, { pid: paths.nginxPid, errorLog: paths.nginxErrorLog }, existsSync(DEBIAN_STREAM_MODULE));
+    const text = nginxConfText(generation.rendered, { pid: paths.nginxPid, errorLog: paths.nginxErrorLog }, existsSync(DEBIAN_STREAM_MODULE));
     const candidate = join(generation.dir, 'nginx.conf');
     await writeFile(candidate, text);
     await must('nginx', ['-q', '-t', '-c', candidate, '-e', paths.nginxErrorLog], 'nginx -t (checking the new configuration)');
