@@ -352,6 +352,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     firstSignal = { name: signal, at: Date.now() };
     controller.abort(new InterruptedError(`interrupted by ${signal}`));
   };
+  // Left to Node's default, SIGHUP (a closed terminal, or a reload asked the Unix way) would kill a long-running
+  // command with no teardown at all, leaving the local edge's processes and namespaces behind. It keeps serving.
+  const onHangup = (): void =>
+    renderer.emit({ type: 'log', level: 'warn', message: 'SIGHUP received: reloading is not supported yet; the tunnel keeps serving (stop it with Ctrl-C or SIGTERM)' });
   try {
     if (first !== undefined && !defs.has(first)) {
       const suggestion = closest(first, commandNames);
@@ -384,6 +388,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (def.longRunning) {
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onHangup);
     }
     const outcome = await def.run(ctx, positional, options);
     renderer.close();
@@ -399,6 +404,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onHangup);
   }
 }
 
