@@ -89,7 +89,7 @@ let
   firewall = render.firewall edge;
   dnatIpv6 = cfg.ipv6 && wg.peer.address6 != null;
 
-  nginxLimits = render.nginxLimits edge cfg.nginx.workerConnections;
+  nginxMain = render.nginxMain cfg.nginx.workerConnections;
 
   forwarderCheck =
     if cfg.forwarding == "nginx" then
@@ -104,6 +104,8 @@ let
       pkgs.coreutils
       pkgs.wireguard-tools
       pkgs.nftables
+      pkgs.iproute2 # ss: the ports nginx really has bound
+      pkgs.gawk
       config.systemd.package
     ];
     text = ''
@@ -244,11 +246,12 @@ in
 
     nginx.workerConnections = mkOption {
       type = types.ints.between 1024 1048576;
-      default = 16384;
+      default = render.defaultWorkerConnections;
       description = ''
         Connections each nginx worker can proxy with `forwarding = "nginx"` (a TCP connection counts twice).
-        The listening sockets are added on top for `worker_connections`, and the descriptor limits are sized
-        from the sum. Not part of the JSON.
+        Room for the most listening sockets the CLI accepts (4,096 ports on IPv4 and IPv6) is added on top for
+        `worker_connections`, and the descriptor limits are sized from the sum: neither depends on the ports, so
+        a port change reloads nginx instead of restarting it. Not part of the JSON.
       '';
     };
   };
@@ -329,13 +332,14 @@ in
         # A changed config reloads nginx: connections on ports that did not change keep going.
         enableReload = true;
         streamConfig = render.nginxStream edge;
-        eventsConfig = "worker_connections ${toString nginxLimits.workerConnections};";
-        appendConfig = ''
-          worker_processes auto;
-          worker_rlimit_nofile ${toString nginxLimits.nofile};
-        '';
+        inherit (nginxMain) eventsConfig appendConfig;
+        # NixOS' default is one `localhost` virtual host listening on defaultHTTPListenPort (80) on every address
+        # (nixos/modules/services/web-servers/nginx/default.nix): it would take public 80/tcp from the stream
+        # listener and nginx would not start. Any definition replaces the default; the edge serves no HTTP itself.
+        virtualHosts = { };
       };
-      systemd.services.nginx.serviceConfig.LimitNOFILE = nginxLimits.nofile;
+      # The same for every port set (nix/lib/nginx-limits.nix): a changed unit would restart nginx, not reload it.
+      systemd.services.nginx.serviceConfig.LimitNOFILE = nginxMain.limits.nofile;
     })
 
     (mkIf (cfg.forwarding == "nftables") {

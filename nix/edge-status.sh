@@ -9,7 +9,10 @@
 #   INNISFREE_EDGE_FORWARDING        nginx | nftables
 #   INNISFREE_EDGE_HASH_FILE         file holding the sha256 (hex) of the deployed edge.json; absent -> null
 #   INNISFREE_EDGE_FORWARDER_CHECK   shell command that succeeds while the forwarder is active
-# Needs bash, coreutils and wg. Never reads the interface's private key.
+# Needs bash, coreutils, wg and ss. Never reads the interface's private key.
+# With nginx forwarding, forwarder.listening lists the ports nginx really has bound (a reload that could not bind a
+# new port leaves the old config serving while the unit stays active): the CLI confirms a deploy only when every
+# planned public port is there. With nftables there is no listener to list (the DNAT table is the check).
 set -euo pipefail
 
 name=${INNISFREE_EDGE_NAME:?INNISFREE_EDGE_NAME is not set}
@@ -72,6 +75,23 @@ fi
 active=false
 if bash -c "$forwarder_check" >/dev/null 2>&1; then active=true; fi
 
-printf '{"name":%s,"configHash":%s,"wireguard":{"interface":%s,"publicKey":%s,"up":%s,"peers":[%s]},"forwarder":{"kind":%s,"active":%s}}\n' \
+# `ss -Hlnp`: state recv-q send-q local-address:port peer users:(("nginx",pid=…,fd=…),…); one entry per port and
+# protocol, whatever the address family.
+listening=""
+if [[ "$forwarding" == nginx ]]; then
+  for protocol in tcp udp; do
+    flag=-t
+    [[ "$protocol" == udp ]] && flag=-u
+    ports=$(ss -Hlnp "$flag" 2>/dev/null | awk '/users:\(\("nginx"/ { n = split($4, a, ":"); print a[n] }' | sort -nu) || ports=""
+    for port in $ports; do
+      listening+="${listening:+,}{\"protocol\":\"$protocol\",\"port\":$(json_count "$port")}"
+    done
+  done
+  listening_json="[$listening]"
+else
+  listening_json=null
+fi
+
+printf '{"name":%s,"configHash":%s,"wireguard":{"interface":%s,"publicKey":%s,"up":%s,"peers":[%s]},"forwarder":{"kind":%s,"active":%s,"listening":%s}}\n' \
   "$(json_string "$name")" "$config_hash" "$(json_string "$interface")" "$public_key" "$up" "$peers" \
-  "$(json_string "$forwarding")" "$active"
+  "$(json_string "$forwarding")" "$active" "$listening_json"

@@ -4,11 +4,13 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type CAC, cac } from 'cac';
+import type { CommandOutcome } from './lib/command.js';
 import { type Context, systemClock, systemExec } from './lib/context.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
 import { packageVersion } from './lib/paths.js';
 import { type RenderMode, createRenderer } from './lib/render.js';
 import { closest } from './lib/suggest.js';
+import { TOKEN_ENV_NAMES } from './providers/digitalocean/token.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -16,11 +18,6 @@ export interface CliIo {
   env: Record<string, string | undefined>;
 }
 
-/** What a command hands back: text for stdout and, rarely, a non-zero exit code that is not an error. */
-export interface CommandOutcome {
-  output?: string;
-  exitCode?: number;
-}
 
 type Options = Record<string, unknown>;
 type Runner = (ctx: Context, args: string[], options: Options) => Promise<CommandOutcome | string | void>;
@@ -440,8 +437,20 @@ function isEntryPoint(): boolean {
   }
 }
 
+/**
+ * The environment the commands read, with the API token; the process's own environment without it. Every child
+ * (ip, wg, wireguard-go, sshd, nix, deploy-rs) inherits process.env, so the token would otherwise sit in their
+ * /proc/PID/environ for the tunnel's life; it reaches only the HTTP client, through the snapshot.
+ */
+export function takeSecretsFromEnvironment(env: NodeJS.ProcessEnv): Record<string, string | undefined> {
+  const snapshot = { ...env };
+  for (const name of TOKEN_ENV_NAMES) delete env[name];
+  return snapshot;
+}
+
 if (isEntryPoint()) {
-  const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env: process.env });
+  const env = takeSecretsFromEnvironment(process.env);
+  const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env });
   // Let stdout drain before exiting: output piped to another program must not be cut short.
   process.stdout.write('', () => process.exit(code));
 }

@@ -6,11 +6,15 @@ import { EnvironmentError } from './lib/errors.js';
 import { type Plan, plan } from './plan.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import { type TunnelPaths, tunnelPaths } from './state/paths.js';
-import { ensureTunnelKeys, listTunnelRecords, readTunnelRecord, writeTunnelRecord } from './state/tunnel-record.js';
+import type { EdgeIdentity } from './state/edge-info.js';
+import { type TunnelKeys, ensureTunnelKeys, listTunnelRecords, readTunnelRecord, writeTunnelRecord } from './state/tunnel-record.js';
 
 export interface Prepared {
   plan: Plan;
   paths: TunnelPaths;
+  keys: TunnelKeys;
+  /** What the edge is created with: the tunnel's SSH key to authorize and the host key it must present. */
+  identity: EdgeIdentity;
 }
 
 export async function readHostNetworks(exec: Exec): Promise<HostNetwork[]> {
@@ -43,6 +47,8 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
   const keys = await ensureTunnelKeys(paths, spec.name);
   return {
     paths,
+    keys,
+    identity: { sshPublicKey: keys.sshPublicKey, hostKey: { privateKey: keys.hostPrivateKey, publicKey: keys.hostPublicKey } },
     plan: plan({ spec, allocation, keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey } }),
   };
 }

@@ -7,38 +7,14 @@ import { DataPlaneError, InnisfreeError, InterruptedError, RolledBackError, form
 import { step } from './lib/events.js';
 import type { Deployer } from './edge/deployer.js';
 import type { DeployedConfig } from './edge/edge-files.js';
+import type { EdgeSession } from './edge/edge-session.js';
+import { endpointOf, sshTargetFor } from './edge/ssh.js';
+import type { HomeDataPlane } from './home/data-plane.js';
 import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
-import type { EdgeStatus } from './spec/edge-config.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import type { TunnelPaths } from './state/paths.js';
-import { type PortCounters, type Phase, type TunnelStatus, writeStatus } from './state/status.js';
-
-/** An SSH session to the edge, host key pinned. */
-export interface EdgeConnection {
-  /** The edge's `innisfree-edge-status`, or undefined when it has none yet (not deployed, or not NixOS yet). */
-  status(): Promise<EdgeStatus | undefined>;
-  /** A TCP connection test made from the edge. */
-  probeTcp(host: string, port: number): Promise<boolean>;
-  close(): Promise<void>;
-}
-
-export interface DataPlaneSample {
-  interface: string;
-  latestHandshake: number;
-  rxBytes: number;
-  txBytes: number;
-  endpoint: string | null;
-  ports: PortCounters[];
-}
-
-/** The home side: WireGuard link, policy routing when needed, and the forwarder. */
-export interface DataPlane {
-  sample(): Promise<DataPlaneSample>;
-  /** Rejects with a DataPlaneError when a listener or the link fails; never resolves. */
-  readonly failed: Promise<never>;
-  close(): Promise<void>;
-}
+import { type Phase, type TunnelStatus, writeStatus } from './state/status.js';
 
 export interface TunnelDeps {
   provider: Provider;
@@ -47,12 +23,12 @@ export interface TunnelDeps {
    * Makes the edge run NixOS if it does not yet (nixos-anywhere over a stock image, calling `onBootstrap` first)
    * and opens an SSH session to it with the pinned host key.
    */
-  reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeConnection>;
+  reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeSession>;
   /** Writes the per-tunnel flake and edge.json into the tunnel's edge/ directory. */
   writeEdgeFiles(plan: Plan): Promise<void>;
   /** Puts back the files of the previous deployment (after a rollback) and returns that configuration, if complete. */
   restoreEdgeFiles(): Promise<DeployedConfig | undefined>;
-  startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<DataPlane>;
+  startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<HomeDataPlane>;
   /** TCP connect test at home (is the destination service answering?). */
   probeLocal(host: string, port: number): Promise<boolean>;
 }
@@ -106,8 +82,8 @@ export async function runTunnel(
 
   let edge: EdgeInfo | undefined;
   let created = false;
-  let connection: EdgeConnection | undefined;
-  let dataPlane: DataPlane | undefined;
+  let connection: EdgeSession | undefined;
+  let dataPlane: HomeDataPlane | undefined;
   let keepEdge = spec.keep;
   let ready = false;
   let failure: unknown;
@@ -148,13 +124,7 @@ export async function runTunnel(
             tunnel: spec.name,
             edgeDir: paths.edgeDir,
             configHash: plan.configHash,
-            target: {
-              host: edge!.ipv4,
-              port: spec.edgeSshPort,
-              user: 'root',
-              privateKeyPath: paths.sshPrivate,
-              knownHostsPath: paths.knownHosts,
-            },
+            target: sshTargetFor(paths, edge!.ipv4, spec.edgeSshPort),
             emit: ctx.emit,
             signal: ctx.signal,
           }),
@@ -209,7 +179,7 @@ export async function runTunnel(
   await status.update({ phase: 'stopping' }).catch(() => {});
   if (connection) await connection.close().catch(() => {});
   if (dataPlane) {
-    await step(ctx.emit, 'home.down', 'Stopping the forwarder and the home link', () => dataPlane!.close()).catch((error: unknown) => {
+    await step(ctx.emit, 'home.down', 'Stopping the forwarder and the home link', () => dataPlane!.stop()).catch((error: unknown) => {
       failure ??= error;
     });
   }
@@ -253,14 +223,14 @@ export async function runTunnel(
 async function verify(
   ctx: RunTunnelContext,
   deps: TunnelDeps,
-  connection: EdgeConnection,
-  dataPlane: DataPlane,
+  connection: EdgeSession,
+  dataPlane: HomeDataPlane,
   plan: DeployedConfig,
   timing: RunTunnelTiming,
 ): Promise<void> {
   const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;
   for (;;) {
-    const sample = await Promise.race([dataPlane.sample(), dataPlane.failed]);
+    const sample = await Promise.race([dataPlane.sample(), dataPlane.failure]);
     if (sample.latestHandshake > 0) break;
     if (ctx.clock.now() >= deadline) {
       throw new DataPlaneError(`no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`, {
@@ -305,7 +275,7 @@ async function checkDestinations(deps: TunnelDeps, home: HomeConfig): Promise<st
   return silent;
 }
 
-async function serve(ctx: RunTunnelContext, dataPlane: DataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
+async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
   const stopped = new Promise<void>((resolve) => {
     if (ctx.signal.aborted) resolve();
     ctx.signal.addEventListener('abort', () => resolve(), { once: true });
@@ -316,7 +286,7 @@ async function serve(ctx: RunTunnelContext, dataPlane: DataPlane, status: Status
   try {
     for (;;) {
       const tick = ctx.clock.sleep(timing.sampleIntervalMs, ticks.signal).then(() => 'tick' as const, () => 'stop' as const);
-      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failed]);
+      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failure]);
       if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
       const sample = await sampleFor(dataPlane, ctx.clock);
       await status.update({ dataPlane: sample });
@@ -333,9 +303,9 @@ async function serve(ctx: RunTunnelContext, dataPlane: DataPlane, status: Status
   }
 }
 
-async function sampleFor(dataPlane: DataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
+async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
   const sample = await dataPlane.sample();
-  return { sampledAt: new Date(clock.now()).toISOString(), ...sample };
+  return { ...sample, sampledAt: new Date(clock.now()).toISOString() };
 }
 
 function checkAborted(signal: AbortSignal): void {
@@ -346,10 +316,6 @@ function isAbort(error: unknown, signal: AbortSignal): boolean {
   if (error instanceof InterruptedError) return true;
   if (!signal.aborted) return false;
   return error === signal.reason || (error instanceof Error && error.name === 'AbortError') || !(error instanceof InnisfreeError);
-}
-
-export function endpointOf(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Keeps status.json current; every update is a whole, atomic write. */

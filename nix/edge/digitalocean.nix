@@ -5,10 +5,12 @@
 # - The host key and root's authorized key are installed from that user data before sshd starts, so the CLI's
 #   pinned known_hosts entry is right from the first connection (nixos-anywhere copies the same key with
 #   --extra-files). Only an ed25519 host key, at /etc/ssh/ssh_host_ed25519_key.
-# - The public IPv6 address and the anchor IPv4 address (where a reserved IP arrives) from the metadata.
+# - The public IPv4 (with its default route), the public IPv6 and the anchor IPv4 address (where a reserved IP
+#   arrives) from the metadata, reached through a link-local address first: stock-image droplets (nixos-anywhere)
+#   get no DHCP, only custom images do, so an installed system relying on DHCP would reboot unreachable.
 # - One root file system and boot loader for both layouts: the image's (MBR, one partition) and disko's (GPT with
 #   a BIOS boot partition); both label the root "nixos" and grub goes to /dev/vda.
-# - The nftables firewall, SSH keys only. Networking by DHCP, as with nixpkgs' DigitalOcean image.
+# - The nftables firewall, SSH keys only. DHCP stays on for custom images, as with nixpkgs' DigitalOcean image.
 {
   lib,
   pkgs,
@@ -77,9 +79,30 @@ in
     };
   };
 
-  systemd.services.innisfree-public-addresses = {
-    description = "Configure the droplet's public IPv6 and anchor IPv4 addresses from DigitalOcean metadata";
+  systemd.services.innisfree-metadata-link = {
+    description = "Reach DigitalOcean's metadata service through a link-local address (no DHCP on stock droplets)";
     wantedBy = [ "multi-user.target" ];
+    before = [ "digitalocean-metadata.service" ];
+    after = [ "network-pre.target" ];
+    path = [
+      pkgs.iproute2
+      pkgs.gawk
+    ];
+    serviceConfig = {
+      Type = "oneshot";
+      RemainAfterExit = true;
+      ExecStart = "${pkgs.bash}/bin/bash ${./metadata-link.sh}";
+    };
+  };
+  systemd.services.digitalocean-metadata = {
+    wants = [ "innisfree-metadata-link.service" ];
+    after = [ "innisfree-metadata-link.service" ];
+  };
+
+  systemd.services.innisfree-public-addresses = {
+    description = "Configure the droplet's public IPv4, IPv6 and anchor IPv4 addresses from DigitalOcean metadata";
+    wantedBy = [ "multi-user.target" ];
+    before = [ "network-online.target" ];
     after = [
       "digitalocean-metadata.service"
       "network.target"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Configures the droplet's public IPv6 address (DigitalOcean assigns it statically, without router advertisements)
-# and its anchor IPv4 address (where a reserved IP's traffic arrives; replies from it leave through the anchor
-# gateway) from the metadata, on the interface with the public MAC address. Idempotent.
+# Configures the droplet's public addresses from the metadata, on the interface with the public MAC address: the
+# public IPv4 and its default route (stock-image droplets, the nixos-anywhere path, get them from nowhere else:
+# DigitalOcean runs DHCP for custom images only), the public IPv6 (assigned statically, without router
+# advertisements) and the anchor IPv4 (where a reserved IP's traffic arrives; replies from it leave through the
+# anchor gateway). Idempotent.
 # Environment: INNISFREE_DO_METADATA (the metadata JSON). Needs jq, ip, awk.
 set -euo pipefail
 
@@ -17,6 +19,28 @@ if [ -z "$dev" ]; then
   exit 0
 fi
 
+prefix_of() {
+  local prefix=0 octet
+  local -a octets
+  IFS=. read -r -a octets <<<"$1"
+  for octet in "${octets[@]}"; do
+    while [ "$octet" -gt 0 ]; do
+      prefix=$((prefix + (octet & 1)))
+      octet=$((octet >> 1))
+    done
+  done
+  echo "$prefix"
+}
+
+read -r address4 netmask4 gateway4 < <(jq -r '.interfaces.public[0].ipv4 // {} | "\(.ip_address // "-") \(.netmask // "-") \(.gateway // "-")"' "$metadata")
+if [ "$address4" != - ] && [ "$netmask4" != - ]; then
+  ip address replace "$address4/$(prefix_of "$netmask4")" dev "$dev"
+  if [ "$gateway4" != - ]; then
+    ip route replace default via "$gateway4" dev "$dev"
+  fi
+  echo "public IPv4 $address4/$(prefix_of "$netmask4") via $gateway4 on $dev"
+fi
+
 read -r address6 cidr6 gateway6 < <(jq -r '.interfaces.public[0].ipv6 // {} | "\(.ip_address // "-") \(.cidr // "-") \(.gateway // "-")"' "$metadata")
 if [ "$address6" != - ] && [ "$cidr6" != - ] && [ "$gateway6" != - ]; then
   ip -6 address replace "$address6/$cidr6" dev "$dev"
@@ -26,14 +50,7 @@ fi
 
 read -r anchor netmask gateway < <(jq -r '.interfaces.public[0].anchor_ipv4 // {} | "\(.ip_address // .address // "-") \(.netmask // "-") \(.gateway // "-")"' "$metadata")
 if [ "$anchor" != - ] && [ "$netmask" != - ]; then
-  prefix=0
-  IFS=. read -r -a octets <<<"$netmask"
-  for octet in "${octets[@]}"; do
-    while [ "$octet" -gt 0 ]; do
-      prefix=$((prefix + (octet & 1)))
-      octet=$((octet >> 1))
-    done
-  done
+  prefix=$(prefix_of "$netmask")
   ip address replace "$anchor/$prefix" dev "$dev"
   if [ "$gateway" != - ]; then
     ip route replace default via "$gateway" dev "$dev" table "$anchor_table"

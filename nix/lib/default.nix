@@ -9,6 +9,9 @@ let
   nftables = import ./nftables.nix { inherit util; };
   firewall = import ./firewall.nix { inherit util; };
   nginxLimits = import ./nginx-limits.nix;
+  nginxMain = import ./nginx-main.nix { inherit nginxLimits; };
+  # services.innisfree.nginx.workerConnections' default; the local edge renders with it too.
+  defaultWorkerConnections = 16384;
   ports = import ./ports.nix { inherit util; };
   interfaces = import ./interfaces.nix;
 in
@@ -20,6 +23,8 @@ in
     nftables
     firewall
     nginxLimits
+    nginxMain
+    defaultWorkerConnections
     ports
     interfaces
     ;
@@ -36,6 +41,10 @@ in
     else
       {
         nginxStream = if edge.forwarding == "nginx" then nginxStream edge else "";
+        nginxMain = if edge.forwarding == "nginx" then builtins.removeAttrs (nginxMain defaultWorkerConnections) [ "limits" ] else {
+          eventsConfig = "";
+          appendConfig = "";
+        };
         nftables =
           if edge.forwarding == "nftables" then
             nftables edge

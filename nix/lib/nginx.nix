@@ -1,13 +1,14 @@
 # EdgeConfig -> the inside of nginx's `stream { }` block: one server per public port, forwarding to the home host's
 # tunnel address. TCP and UDP (replies flow back: proxy_responses is left unset), optional PROXY protocol v1,
-# IPv6 listeners when the edge serves IPv6. Valid for nginx >= 1.15.6 (NixOS and Debian 12 alike).
+# IPv6 listeners when the edge serves IPv6. Valid for nginx >= 1.21.4 (proxy_half_close; NixOS and Debian 12 alike).
 { util }:
 edge:
 let
   home = edge.wireguard.peer.address;
 
   # TCP: give up on an unreachable home quickly, but let idle connections (SSH, long polls) live an hour;
-  # keepalive on the tunnel side notices a vanished peer.
+  # keepalive on the tunnel side notices a vanished peer. proxy_half_close: a client that sends and then shuts its
+  # write side still gets the reply (the home forwarder and nftables DNAT behave the same).
   tcpServer = port: ''
     server {
         listen ${toString port.publicPort};
@@ -15,6 +16,7 @@ let
         proxy_connect_timeout 10s;
         proxy_timeout 1h;
         proxy_socket_keepalive on;
+        proxy_half_close on;
     ${util.optionalString port.proxyProtocol "    proxy_protocol on;\n"}}
   '';
 

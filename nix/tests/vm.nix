@@ -24,8 +24,9 @@ let
     ipv6 = false;
     ports = [
       {
+        # The README's headline ports: NixOS' own nginx defaults must leave public 80 and 443 to the tunnel.
         protocol = "tcp";
-        publicPort = 8080;
+        publicPort = 80;
         localPort = 9080;
         proxyProtocol = false;
       }
@@ -38,7 +39,7 @@ let
     ]
     ++ lib.optional isNginx {
       protocol = "tcp";
-      publicPort = 8443;
+      publicPort = 443;
       localPort = 9443;
       proxyProtocol = true;
     };
@@ -146,7 +147,7 @@ pkgs.testers.runNixOSTest {
         home.wait_for_open_port(9080, "10.50.0.2")
 
     with subtest("TCP reaches the home service through the edge"):
-        reply = client.wait_until_succeeds("echo | socat -t 5 - TCP:192.168.1.2:8080,connect-timeout=5").strip()
+        reply = client.wait_until_succeeds("echo | socat -t 5 - TCP:192.168.1.2:80,connect-timeout=5").strip()
         assert reply == seen_as, f"expected the service to see {seen_as}, got {reply!r}"
 
     with subtest("UDP reaches the home service and the reply comes back"):
@@ -155,12 +156,17 @@ pkgs.testers.runNixOSTest {
 
     if not kernel_forwarding:
         with subtest("a PROXY protocol port tells the service the real client address"):
-            reply = client.succeed("echo hello | socat -t 5 - TCP:192.168.1.2:8443,connect-timeout=5").strip()
+            reply = client.succeed("echo hello | socat -t 5 - TCP:192.168.1.2:443,connect-timeout=5").strip()
             assert reply.startswith("PROXY TCP4 192.168.1.1 192.168.1.2 "), f"got {reply!r}"
 
     with subtest("nothing else is reachable on the edge"):
         client.fail("socat -T 3 - TCP:192.168.1.2:9080,connect-timeout=3 </dev/null")
         client.fail("socat -T 3 - TCP:192.168.1.2:8081,connect-timeout=3 </dev/null")
+
+    if not kernel_forwarding:
+        with subtest("the edge status lists exactly the ports nginx bound"):
+            listening = json.loads(edge.succeed("innisfree-edge-status"))["forwarder"]["listening"]
+            assert sorted((l["protocol"], l["port"]) for l in listening) == [("tcp", 80), ("tcp", 443), ("udp", 5353)], listening
 
     with subtest("the edge saw a handshake from the home peer"):
         status = json.loads(edge.succeed("innisfree-edge-status"))

@@ -1,7 +1,9 @@
 // innisfree clean: edges tagged innisfree whose tunnel has no local state on this host (left behind by a crash or
 // by another machine's state being lost). Lists them; destroys them (like `down`) with --yes.
 import type { Context } from '../lib/context.js';
-import { createProvider, tokenFileFrom } from '../providers/index.js';
+import { createProvider } from '../providers/index.js';
+import { tokenFileFrom } from '../spec/load.js';
+import { DEFAULTS } from '../spec/tunnel.js';
 import { listEdgesWithState, renderEdges } from './list.js';
 
 export interface CleanOptions {
@@ -21,7 +23,7 @@ export async function cleanCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' |
       `${orphans.length === 1 ? 'it' : 'them'} (with their SSH keys, DNS records and firewalls; reserved IPs are kept unless --release-ip).\n`
     );
   }
-  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : 'digitalocean';
+  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : DEFAULTS.provider;
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
   const tunnels = [...new Set(orphans.map((e) => e.tunnel))];
   for (const tunnel of tunnels) {

@@ -2,10 +2,11 @@
 // after a rollback was fixed on the edge, after an innisfree upgrade, or when the edge drifted. Port changes go
 // through `up`, which plans them and moves the home side with them.
 import { createHash } from 'node:crypto';
-import { createDeployer } from '../edge/create-deployer.js';
 import { renderEdgeFlake, innisfreeFlakePath } from '../edge/flake.js';
+import { sshTargetFor } from '../edge/ssh.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
+import { providerKit } from '../providers/index.js';
 import { step } from '../lib/events.js';
 import { EdgeConfig } from '../spec/edge-config.js';
 import { readTextIfExists, writeFileAtomic } from '../state/files.js';
@@ -29,7 +30,7 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
     const configHash = createHash('sha256').update(text).digest('hex');
     await writeFileAtomic(paths.edgeFlake, renderEdgeFlake({ innisfreeFlake: innisfreeFlakePath(ctx.env), tunnel: name, configHash }));
     await rm(join(paths.edgeDir, 'flake.lock'), { force: true });
-    const deployer = await createDeployer(edge.provider, ctx);
+    const deployer = await providerKit(edge.provider).deployer(ctx);
     const status = await readStatus(paths);
     const record = async (change: { deployedConfigHash?: string; message: string | null }): Promise<void> => {
       if (status) await writeStatus(paths, { ...status, ...change, updatedAt: new Date(ctx.clock.now()).toISOString() });
@@ -40,7 +41,7 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
           tunnel: name,
           edgeDir: paths.edgeDir,
           configHash,
-          target: { host: edge.ipv4, port: sshPort, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
+          target: sshTargetFor(paths, edge.ipv4, sshPort),
           emit: ctx.emit,
           signal: ctx.signal,
         }),

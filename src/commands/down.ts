@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { Context } from '../lib/context.js';
 import { BusyError, UsageError } from '../lib/errors.js';
-import { createProvider, tokenFileFrom } from '../providers/index.js';
+import { createProvider } from '../providers/index.js';
+import { tokenFileFrom } from '../spec/load.js';
+import { DEFAULTS } from '../spec/tunnel.js';
 import { TunnelName } from '../spec/primitives.js';
 import { readTextIfExists } from '../state/files.js';
 import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
@@ -29,7 +31,7 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     });
   }
   const status = await readStatus(paths);
-  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? 'digitalocean';
+  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? DEFAULTS.provider;
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
 
   const hadState = existsSync(paths.dir);

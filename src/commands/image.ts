@@ -4,7 +4,7 @@ import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { step } from '../lib/events.js';
 import { formatAge, renderTable } from '../lib/table.js';
-import { tokenFileFrom } from '../providers/index.js';
+import { tokenFileFrom } from '../spec/load.js';
 
 export interface ImageOptions {
   flags: Record<string, unknown>;

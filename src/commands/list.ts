@@ -3,7 +3,9 @@
 import { existsSync } from 'node:fs';
 import type { Context } from '../lib/context.js';
 import { formatAge, formatUsd, renderTable } from '../lib/table.js';
-import { createProvider, tokenFileFrom } from '../providers/index.js';
+import { createProvider } from '../providers/index.js';
+import { tokenFileFrom } from '../spec/load.js';
+import { DEFAULTS } from '../spec/tunnel.js';
 import type { EdgeInfo } from '../providers/provider.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
 
@@ -19,7 +21,7 @@ export interface ListedEdge extends EdgeInfo {
 }
 
 export async function listEdgesWithState(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, flags: Record<string, unknown>): Promise<ListedEdge[]> {
-  const name = typeof flags.provider === 'string' ? flags.provider : 'digitalocean';
+  const name = typeof flags.provider === 'string' ? flags.provider : DEFAULTS.provider;
   const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
   const root = stateRoot(ctx.env);
   const now = ctx.clock.now();

@@ -3,7 +3,7 @@
 //   innisfree proxy --listen ADDR --ports SPEC    any address pair: ADDR:PUBLIC → HOST:LOCAL for each mapping
 // A listener that cannot bind is fatal (exit 7); after a signal the forwarder closes and the command exits 0.
 import { isIP } from 'node:net';
-import type { CommandOutcome } from '../cli.js';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { runUntilStopped } from '../home/data-plane.js';

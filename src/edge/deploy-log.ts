@@ -40,16 +40,30 @@ const ROLLBACK_MARKERS = [
   /Timeout elapsed for confirmation/,
 ];
 
-const GENERIC_ERRORS = [/^Deployment to node \S+ failed, rolled back to previous generation$/];
+/**
+ * Errors that carry no cause: with --auto-rollback deploy-rs prints the "rolled back" summary after every activation
+ * failure, and a build failure's own line names the node twice ("Failed to build profile on node edge: edge", at
+ * the pinned rev), so the cause is in another line (nix's `error:` line for a build).
+ */
+const GENERIC_ERRORS = [
+  /^Deployment to node \S+ failed, rolled back to previous generation$/,
+  /^Failed to (?:build|push) profile (?:on|to) node (\S+): \1$/,
+];
+
+/** activate-rs could not go back (src/bin/activate.rs, DeactivateError): neither generation is known to serve. */
+const DEACTIVATION_FAILED = /^There was an error de-activating after an error was encountered: (.*)$/;
 
 export type DeployOutcome =
   | { kind: 'success' }
   | { kind: 'rolledBack'; reason: string }
+  | { kind: 'rollbackFailed'; reason: string }
   | { kind: 'failed'; reason: string };
 
 export function classifyDeployOutcome(lines: readonly string[], exitCode: number): DeployOutcome {
   if (exitCode === 0) return { kind: 'success' };
   const clean = lines.map((l) => stripAnsi(l).trim()).filter((l) => l !== '');
+  const deactivation = clean.map(parseDeployLogLine).find((l) => l?.level === 'ERROR' && DEACTIVATION_FAILED.test(l.message));
+  if (deactivation) return { kind: 'rollbackFailed', reason: DEACTIVATION_FAILED.exec(deactivation.message)![1]! };
   const rolledBack = clean.some((l) => ROLLBACK_MARKERS.some((m) => m.test(l)));
   return { kind: rolledBack ? 'rolledBack' : 'failed', reason: reasonOf(clean, exitCode) };
 }

@@ -7,12 +7,22 @@ import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
 import { classifyDeployOutcome, deployLogEvent } from './deploy-log.js';
 import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer.js';
-import { readEdgeStatus } from './edge-status.js';
+import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from './edge-status.js';
 import type { SshRunner } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
 export const DEPLOY_PROFILE = 'system';
-export const FLAKES_CONFIG = 'experimental-features = nix-command flakes';
+// `extra-`: added to the user's experimental features; a plain `experimental-features` line would replace them.
+/** What every edge runs (DigitalOcean droplets; nix/flake-lib.nix builds for it). */
+export const EDGE_SYSTEM = 'x86_64-linux';
+
+/** The Nix system name of a Node platform/arch pair (process.platform, process.arch). */
+export function nixSystemOf(platform: string, arch: string): string {
+  const cpu = ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', riscv64: 'riscv64' } as Record<string, string>)[arch] ?? arch;
+  return `${cpu}-${platform}`;
+}
+
+export const FLAKES_CONFIG = 'extra-experimental-features = nix-command flakes';
 
 export interface DeployArgsInput {
   edgeDir: string;
@@ -20,6 +30,8 @@ export interface DeployArgsInput {
   /** Seconds the edge waits for the confirmation over a new SSH connection before it rolls back. */
   confirmTimeoutSeconds: number;
   activationTimeoutSeconds: number;
+  /** Build the edge's system on the edge (`--remote-build`): this host cannot build it. */
+  remoteBuild?: boolean;
 }
 
 /** deploy-rs splits --ssh-opts on single spaces with no quoting: a path with whitespace cannot be passed. */
@@ -72,6 +84,7 @@ export function buildDeployArgs(input: DeployArgsInput): string[] {
     // The innisfree flake carries deployChecks; re-running `nix flake check` (which builds) on every deploy only
     // costs time.
     '--skip-checks',
+    ...(input.remoteBuild ? ['--remote-build'] : []),
   ];
 }
 
@@ -91,6 +104,8 @@ export interface DeployRsOptions {
   activationTimeoutSeconds?: number;
   /** The deploy-rs program; default "deploy" from PATH (the innisfree Nix package puts it there). */
   command?: string;
+  /** This host's Nix system; default from process.platform/arch. Another system than the edge's builds remotely. */
+  hostSystem?: string;
 }
 
 export class DeployRsDeployer implements Deployer {
@@ -98,11 +113,19 @@ export class DeployRsDeployer implements Deployer {
 
   async apply(request: DeployRequest): Promise<DeployResult> {
     const { emit, signal, target } = request;
+    // deploy-rs builds locally unless told otherwise (src/push.rs): an aarch64 home host cannot build the
+    // x86_64-linux edge, so the edge builds its own system from the copied derivations.
+    const hostSystem = this.options.hostSystem ?? nixSystemOf(process.platform, process.arch);
+    const remoteBuild = hostSystem !== EDGE_SYSTEM;
+    if (remoteBuild) {
+      emit({ type: 'log', level: 'info', message: `this host is ${hostSystem}: the edge builds its own ${EDGE_SYSTEM} system (deploy-rs --remote-build)` });
+    }
     const args = buildDeployArgs({
       edgeDir: request.edgeDir,
       target,
       confirmTimeoutSeconds: this.options.confirmTimeoutSeconds ?? 60,
       activationTimeoutSeconds: this.options.activationTimeoutSeconds ?? 240,
+      remoteBuild,
     });
     const command = this.options.command ?? 'deploy';
     const lines: string[] = [];
@@ -136,6 +159,12 @@ export class DeployRsDeployer implements Deployer {
         hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
       });
     }
+    if (outcome.kind === 'rollbackFailed') {
+      throw new DeployError(
+        `the new configuration failed on the edge of "${request.tunnel}" and rolling back failed too (${outcome.reason}): the edge may serve neither configuration`,
+        { hint: `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree deploy ${request.tunnel} again` },
+      );
+    }
     if (outcome.kind === 'failed') {
       throw new DeployError(`deploy-rs failed for "${request.tunnel}" (exit ${exitCode}): ${outcome.reason}`, {
         hint: 'run again with --verbose to see the full deploy-rs and nix log',
@@ -149,6 +178,7 @@ export class DeployRsDeployer implements Deployer {
         { hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}` },
       );
     }
+    assertEdgeServes(status, { ports: await plannedEdgePorts(request.edgeDir) }, request.tunnel);
     return { configHash: status.configHash };
   }
 }

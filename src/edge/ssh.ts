@@ -86,8 +86,9 @@ function keyTypeOfBlob(blob: Buffer): string {
   return blob.subarray(4, 4 + length).toString('latin1');
 }
 
-function endpointOf(target: SshTarget): string {
-  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+/** host:port, with an IPv6 host in brackets. */
+export function endpointOf(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 function abortReason(signal: AbortSignal): Error {
@@ -108,7 +109,7 @@ async function readPrivateKey(path: string): Promise<Buffer> {
 function hostKeyChanged(target: SshTarget, presented: HostPublicKey, pinned: readonly HostPublicKey[]): SshConnectError {
   const pattern = knownHostsPattern(target.host, target.port);
   return new SshConnectError(
-    `the edge at ${endpointOf(target)} presented host key ${presented.type} ${fingerprintOf(presented.blob)}, ` +
+    `the edge at ${endpointOf(target.host, target.port)} presented host key ${presented.type} ${fingerprintOf(presented.blob)}, ` +
       `but ${target.knownHostsPath} pins ${pinned.map((k) => `${k.type} ${fingerprintOf(k.blob)}`).join(', ')}; ` +
       'refusing to connect, because the machine answering may not be your edge',
     'hostKey',
@@ -118,7 +119,7 @@ function hostKeyChanged(target: SshTarget, presented: HostPublicKey, pinned: rea
 
 /** Turns an ssh2 error into a one-line SshConnectError with a reason and a hint. */
 function classifyError(target: SshTarget, error: Error & { level?: string; code?: string }): SshConnectError {
-  const where = endpointOf(target);
+  const where = endpointOf(target.host, target.port);
   if (error.level === 'client-authentication') {
     return new SshConnectError(
       `the edge at ${where} refused the tunnel's SSH key for ${target.user}`,
@@ -183,7 +184,7 @@ export async function connectSsh(target: SshTarget, options: SshConnectOptions =
     client.on('ready', () => finish(undefined, new Ssh2Connection(client, target, fingerprintOf(presented!.blob))));
     client.on('error', (error: Error & { level?: string; code?: string }) => finish(verifyFailure ?? classifyError(target, error)));
     client.on('close', () =>
-      finish(verifyFailure ?? new SshConnectError(`the SSH connection to ${endpointOf(target)} closed before login`, 'closed', 'try again')),
+      finish(verifyFailure ?? new SshConnectError(`the SSH connection to ${endpointOf(target.host, target.port)} closed before login`, 'closed', 'try again')),
     );
     client.connect({
       host: target.host,
@@ -206,13 +207,13 @@ export async function connectSsh(target: SshTarget, options: SshConnectOptions =
             emit?.({
               type: 'log',
               level: 'info',
-              message: `pinned the host key of ${endpointOf(target)} (${fingerprintOf(presented!.blob)}) on first contact in ${target.knownHostsPath}`,
+              message: `pinned the host key of ${endpointOf(target.host, target.port)} (${fingerprintOf(presented!.blob)}) on first contact in ${target.knownHostsPath}`,
             });
             verify(true);
           },
           (error: Error) => {
             verifyFailure = new SshConnectError(
-              `could not pin the host key of ${endpointOf(target)} in ${target.knownHostsPath}: ${error.message}`,
+              `could not pin the host key of ${endpointOf(target.host, target.port)} in ${target.knownHostsPath}: ${error.message}`,
               'protocol',
               'check that the tunnel state directory is writable',
               error,
@@ -238,7 +239,7 @@ class Ssh2Connection implements SshConnection {
   exec(command: string, options: SshExecOptions = {}): Promise<SshExecResult> {
     const { signal } = options;
     const timeoutMs = options.timeoutMs ?? DEFAULT_EXEC_TIMEOUT_MS;
-    const where = endpointOf(this.target);
+    const where = endpointOf(this.target.host, this.target.port);
     const shortCommand = command.split(/\s+/).slice(0, 2).join(' ');
     return new Promise<SshExecResult>((resolve, reject) => {
       if (signal?.aborted) {
@@ -369,7 +370,7 @@ export interface ReadyEdge {
  */
 export async function waitReady(target: SshTarget, options: WaitReadyOptions): Promise<ReadyEdge> {
   const { clock, emit, signal } = options;
-  const where = endpointOf(target);
+  const where = endpointOf(target.host, target.port);
   const deadline = clock.now() + options.timeoutMs;
   const maxDelay = options.maxDelayMs ?? 5000;
   let delay = options.initialDelayMs ?? 250;

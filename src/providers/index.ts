@@ -1,12 +1,18 @@
-// Picks a provider adapter by name and loads it lazily, so a command only pays for the adapter it uses.
-import type { Context, Env } from '../lib/context.js';
+// The one place that switches on the provider: which adapter finds and creates edges, which deployer applies their
+// config, how they come to run NixOS, and what this machine needs for them. Adapters load lazily, so a command only
+// pays for the one it uses, and nothing here resolves a token before it is asked for the provider.
+import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
-import { loadDefaults } from '../spec/load.js';
-import { tokenFileOf } from '../spec/sources.js';
-import { PROVIDERS } from '../spec/tunnel.js';
-import type { Provider } from './provider.js';
+import { type Check, cloudHomeRequirements, localEdgeRequirements } from '../lib/requirements.js';
+import { systemStreamExec } from '../lib/stream-exec.js';
+import type { EdgeBootstrap } from '../edge/reach-edge.js';
+import { DeployRsDeployer } from '../edge/deploy.js';
+import type { Deployer } from '../edge/deployer.js';
+import { runSsh } from '../edge/ssh.js';
+import { PROVIDERS, type ProviderName, type TunnelSpec } from '../spec/tunnel.js';
+import type { Provider, ProviderContext } from './provider.js';
 
-export type ProviderContext = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
+export type { ProviderContext } from './provider.js';
 
 export interface ProviderOptions {
   /** DigitalOcean: file holding the API token (else DIGITALOCEAN_TOKEN / DIGITALOCEAN_ACCESS_TOKEN). */
@@ -15,16 +21,59 @@ export interface ProviderOptions {
   firewall?: boolean;
 }
 
-export async function createProvider(name: string, ctx: ProviderContext, options: ProviderOptions = {}): Promise<Provider> {
+/** Everything that differs between providers, behind one name. */
+export interface ProviderKit {
+  readonly name: ProviderName;
+  /** The provider port: finds, creates and destroys edges (DigitalOcean resolves its token here). */
+  provider(ctx: ProviderContext, options?: ProviderOptions): Promise<Provider>;
+  /** What applies an edge's config: deploy-rs for NixOS edges, the local deployer for namespaces. */
+  deployer(ctx: Pick<Context, 'exec' | 'env'>): Promise<Deployer>;
+  /** How an edge of this tunnel comes to run NixOS. */
+  bootstrap(spec: Pick<TunnelSpec, 'bootstrap'>): EdgeBootstrap;
+  /** What this machine needs to run tunnels with the provider: tools and privileges, no network. */
+  requirements(ctx: Pick<Context, 'exec' | 'env'>, spec?: Pick<TunnelSpec, 'bootstrap'>): Promise<Check[]>;
+  /** What the provider's account says (doctor): token, limits; flags as for tokenFileFrom. None without an account. */
+  accountChecks?(ctx: ProviderContext, flags: Record<string, unknown>): Promise<Check[]>;
+}
+
+const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> => new DeployRsDeployer({ exec: systemStreamExec, env: ctx.env, ssh: runSsh });
+
+const digitalocean: ProviderKit = {
+  name: 'digitalocean',
+  async provider(ctx, options = {}) {
+    const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
+    return createDigitalOceanProvider(ctx, options);
+  },
+  deployer: deployRs,
+  bootstrap: (spec) => (spec.bootstrap === 'nixos-anywhere' ? 'nixos-anywhere' : 'none'),
+  requirements: (ctx, spec) => cloudHomeRequirements(ctx.env, { nixosAnywhere: spec?.bootstrap === 'nixos-anywhere' }),
+  async accountChecks(ctx, flags) {
+    const { accountChecks } = await import('./digitalocean/account-checks.js');
+    return accountChecks(ctx, flags);
+  },
+};
+
+const local: ProviderKit = {
+  name: 'local',
+  async provider(ctx) {
+    const { createLocalProvider } = await import('./local/index.js');
+    return createLocalProvider(ctx);
+  },
+  async deployer(ctx) {
+    const { LocalDeployer } = await import('./local/deployer.js');
+    return new LocalDeployer({ exec: ctx.exec, env: ctx.env, ssh: runSsh });
+  },
+  // The local edge boots its NixOS config straight from the renderers; there is nothing to install.
+  bootstrap: () => 'none',
+  requirements: (ctx) => localEdgeRequirements(ctx),
+};
+
+export function providerKit(name: string): ProviderKit {
   switch (name) {
-    case 'digitalocean': {
-      const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
-      return createDigitalOceanProvider(ctx, options);
-    }
-    case 'local': {
-      const { createLocalProvider } = await import('./local/index.js');
-      return createLocalProvider(ctx);
-    }
+    case 'digitalocean':
+      return digitalocean;
+    case 'local':
+      return local;
     default:
       throw new UsageError(
         (PROVIDERS as readonly string[]).includes(name)
@@ -35,9 +84,7 @@ export async function createProvider(name: string, ctx: ProviderContext, options
   }
 }
 
-/** The token file for commands that take no tunnel spec: --token-file, else INNISFREE_TOKEN_FILE, else config.json. */
-export async function tokenFileFrom(flags: Record<string, unknown>, env: Env): Promise<string | undefined> {
-  if (typeof flags.tokenFile === 'string' && flags.tokenFile !== '') return flags.tokenFile;
-  if (env.INNISFREE_TOKEN_FILE) return env.INNISFREE_TOKEN_FILE;
-  return tokenFileOf((await loadDefaults(env)).data);
+/** The provider port alone, for commands that only find and destroy edges (list, down, clean). */
+export async function createProvider(name: string, ctx: ProviderContext, options: ProviderOptions = {}): Promise<Provider> {
+  return providerKit(name).provider(ctx, options);
 }

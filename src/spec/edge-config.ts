@@ -133,6 +133,14 @@ export const EdgeStatus = z.object({
   forwarder: z.object({
     kind: z.enum(['nginx', 'nftables']),
     active: z.boolean(),
+    /**
+     * Ports nginx really has bound (nginx forwarding); null with nftables, absent from edges of older versions.
+     * A failed reload keeps the old config serving while nginx stays active: only this shows it.
+     */
+    listening: z
+      .array(z.object({ protocol: z.enum(['tcp', 'udp']), port: z.number().int().min(1).max(65535) }))
+      .nullable()
+      .optional(),
   }),
 });
 

@@ -40,6 +40,16 @@ export async function loadTunnelSpec(flags: Record<string, unknown>, env: Env): 
   }
   const defaults = await loadDefaults(env);
   if (defaults.layer) layers.push(defaults.layer);
-  const tokenFile = typeof flags.tokenFile === 'string' ? flags.tokenFile : env.INNISFREE_TOKEN_FILE ?? tokenFileOf(defaults.data);
-  return { spec: resolveTunnelSpec(layers), tokenFile };
+  return { spec: resolveTunnelSpec(layers), tokenFile: pickTokenFile(flags, env, defaults.data) };
+}
+
+/** The token file for commands that take no tunnel spec: --token-file, else INNISFREE_TOKEN_FILE, else config.json. */
+export async function tokenFileFrom(flags: Record<string, unknown>, env: Env): Promise<string | undefined> {
+  return pickTokenFile(flags, env, (await loadDefaults(env)).data);
+}
+
+function pickTokenFile(flags: Record<string, unknown>, env: Env, defaults: unknown): string | undefined {
+  if (typeof flags.tokenFile === 'string' && flags.tokenFile !== '') return flags.tokenFile;
+  if (env.INNISFREE_TOKEN_FILE) return env.INNISFREE_TOKEN_FILE;
+  return tokenFileOf(defaults);
 }

@@ -1,7 +1,7 @@
 // status.json: what a tunnel is doing right now, written by the process that runs it (atomically, so `status`
 // in another process never reads a torn file) and read by `status`, `ip`, `down` and `list`.
 import { z } from 'zod';
-import { EdgeInfo } from '../providers/provider.js';
+import { EdgeInfo } from './edge-info.js';
 import { readTextIfExists, writeJsonAtomic } from './files.js';
 import type { TunnelPaths } from './paths.js';
 

@@ -3,7 +3,7 @@
 import { readdir } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
-import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../home/keys.js';
+import { type SshKeyPair, generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../lib/keys.js';
 import { UsageError } from '../lib/errors.js';
 import { TUNNEL_NAME_PATTERN } from '../spec/primitives.js';
 import { PUBLIC_MODE, SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
@@ -69,11 +69,13 @@ export async function listTunnelRecords(root: string): Promise<TunnelRecord[]> {
 export interface TunnelKeys {
   wireguardPublicKey: string;
   sshPublicKey: string;
-  /** The edge's host key (public line); the private half is in paths.hostKeyPrivate. */
+  /** The edge's host key (public line). */
   hostPublicKey: string;
+  /** Its private half (OpenSSH text, also in paths.hostKeyPrivate): the edge is created with it, never logged. */
+  hostPrivateKey: string;
 }
 
-/** Creates the tunnel's WireGuard key, SSH client key and edge host key on first use (0600); returns the public halves. */
+/** Creates the tunnel's WireGuard key, SSH client key and edge host key on first use (0600); returns the public halves and the host key. */
 export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promise<TunnelKeys> {
   let wgPrivate = (await readTextIfExists(paths.wireguardPrivate))?.trim();
   if (!wgPrivate) {
@@ -83,18 +85,20 @@ export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promis
     wgPrivate = pair.privateKey;
   }
   const wireguardPublicKey = wireguardPublicKeyOf(wgPrivate);
-  const sshPublicKey = await ensureSshKeyPair(paths.sshPrivate, paths.sshPublic, `innisfree-${name}`);
-  const hostPublicKey = await ensureSshKeyPair(paths.hostKeyPrivate, paths.hostKeyPublic, `innisfree-${name}-edge`);
-  return { wireguardPublicKey, sshPublicKey, hostPublicKey };
+  const sshPublicKey = (await ensureSshKeyPair(paths.sshPrivate, paths.sshPublic, `innisfree-${name}`)).publicKey;
+  const host = await ensureSshKeyPair(paths.hostKeyPrivate, paths.hostKeyPublic, `innisfree-${name}-edge`);
+  return { wireguardPublicKey, sshPublicKey, hostPublicKey: host.publicKey, hostPrivateKey: host.privateKey };
 }
 
-async function ensureSshKeyPair(privatePath: string, publicPath: string, comment: string): Promise<string> {
+async function ensureSshKeyPair(privatePath: string, publicPath: string, comment: string): Promise<SshKeyPair> {
   const existingPublic = (await readTextIfExists(publicPath))?.trim();
-  if (existingPublic && (await readTextIfExists(privatePath))) return existingPublic;
+  const existingPrivate = await readTextIfExists(privatePath);
+  if (existingPublic && existingPrivate) return { publicKey: existingPublic, privateKey: existingPrivate };
   const pair = generateSshKeyPair(comment);
-  await writeFileAtomic(privatePath, pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`, SECRET_MODE);
+  const privateKey = pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`;
+  await writeFileAtomic(privatePath, privateKey, SECRET_MODE);
   await writeFileAtomic(publicPath, `${pair.publicKey}\n`, PUBLIC_MODE);
-  return pair.publicKey;
+  return { publicKey: pair.publicKey, privateKey };
 }
 
 function safeJson(text: string): unknown {

@@ -15,7 +15,7 @@ import type { DeployRequest, SshTarget } from '../../src/edge/deployer.js';
 import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
-import { generateWireguardKeyPair } from '../../src/home/keys.js';
+import { generateWireguardKeyPair } from '../../src/lib/keys.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
 import { RolledBackError } from '../../src/lib/errors.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
@@ -229,7 +229,8 @@ if (skip) {
     assert.is(status.configHash, hash);
     assert.is(status.wireguard.interface, world.edgeInterface);
     assert.ok(status.wireguard.up);
-    assert.equal(status.forwarder, { kind: 'nginx', active: true });
+    // What nginx really bound, read with ss in the edge namespace: the planned public ports, nothing else.
+    assert.equal(status.forwarder, { kind: 'nginx', active: true, listening: [{ protocol: 'tcp', port: 8080 }, { protocol: 'udp', port: 9000 }] });
     assert.is(status.wireguard.peers[0]?.publicKey, world.home.key.publicKey);
 
     await bringUpHome(status.wireguard.publicKey!);
@@ -331,7 +332,7 @@ if (skip) {
     await deployer().apply(request(hash));
     const status = await edgeStatus();
     assert.is(status.configHash, hash);
-    assert.equal(status.forwarder, { kind: 'nftables', active: true });
+    assert.equal(status.forwarder, { kind: 'nftables', active: true, listening: null });
     // Without masquerading, home sees the real client address and must answer it through the tunnel.
     await bringUpHome(status.wireguard.publicKey!, [`${clientIp}/32`]);
     execFileSync('ip', ['route', 'replace', `${clientIp}/32`, 'dev', world.home.interface]);

@@ -70,7 +70,7 @@ if (skip) {
         name,
         configHash: null,
         wireguard: { interface: 'none', publicKey: null, up: false, peers: [] },
-        forwarder: { kind: 'nginx', active: false },
+        forwarder: { kind: 'nginx', active: false, listening: [] },
       });
 
       // The session `up` uses: the status command exists on a local edge; probes run inside the edge namespace.

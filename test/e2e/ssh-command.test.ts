@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildSshArgv } from '../../src/commands/ssh.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { tunnelPaths } from '../../src/state/paths.js';
 import type { TunnelStatus } from '../../src/state/status.js';
 import { runCli } from '../helpers/cli.js';

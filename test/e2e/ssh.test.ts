@@ -7,7 +7,7 @@ import { openEdgeSession, probeCommand } from '../../src/edge/edge-session.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { SshConnectError, connectSsh, runSsh, waitReady } from '../../src/edge/ssh.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { systemClock } from '../../src/lib/context.js';
 import { SshError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';

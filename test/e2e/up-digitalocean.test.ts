@@ -13,7 +13,7 @@ import { type Context, systemClock, systemExec } from '../../src/lib/context.js'
 import { InterruptedError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { prepareTunnel } from '../../src/prepare.js';
-import { createProvider } from '../../src/providers/index.js';
+import { createProvider, providerKit } from '../../src/providers/index.js';
 import { LocalDeployer } from '../../src/providers/local/deployer.js';
 import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runTunnel } from '../../src/run-tunnel.js';
@@ -21,7 +21,6 @@ import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { FakeDigitalOcean } from '../fake-do/server.js';
 import { assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { readFileSync } from 'node:fs';
 
 const unavailable = localProviderUnavailable();
 
@@ -78,16 +77,15 @@ D('create → SSH with the injected host key → deploy → serve → teardown d
       signal: controller.signal,
     };
     const spec = resolveTunnelSpec([flagLayer({ name, ports: `8080:${httpPort}/tcp`, provider: 'digitalocean', image: String(image.id), size: 's-1vcpu-1gb' })]);
-    const { plan, paths } = await prepareTunnel(ctx.exec, env.INNISFREE_STATE_DIR, spec, new Date());
-    const hostPublicKey = readFileSync(paths.hostKeyPublic, 'utf8').trim();
+    const { plan, paths, identity } = await prepareTunnel(ctx.exec, env.INNISFREE_STATE_DIR, spec, new Date());
     const provider = await createProvider('digitalocean', ctx);
     const deployer = new LocalDeployer({ exec: ctx.exec, env: ctx.env, ssh: runSsh });
     let readyIp: string | undefined;
-    const running = runTunnel(ctx, tunnelDeps(ctx, spec, paths, hostPublicKey, provider, deployer), {
+    const running = runTunnel(ctx, tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, deployer, providerKit('digitalocean').bootstrap(spec)), {
       spec,
       plan,
       paths,
-      identity: { sshPublicKey: plan.edge.ssh.authorizedKeys[0]!, hostKey: { privateKey: readFileSync(paths.hostKeyPrivate, 'utf8'), publicKey: hostPublicKey } },
+      identity,
       onReady: (ready) => {
         readyIp = ready.edge.ipv4;
       },

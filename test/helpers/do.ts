@@ -2,7 +2,7 @@
 // instead of taking it), an event recorder, a tunnel spec and an SSH identity.
 import type { Clock } from '../../src/lib/context.js';
 import type { Emit, ProgressEvent } from '../../src/lib/events.js';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { DigitalOceanClient } from '../../src/providers/digitalocean/client.js';
 import { DigitalOceanProvider } from '../../src/providers/digitalocean/provider.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';
 import type { LocalEdge } from '../../src/providers/local/provider.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateSshKeyPair, type SshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair, type SshKeyPair } from '../../src/lib/keys.js';
 import { makeTempDir } from './tmp.js';
 
 export const SSHD = '/usr/sbin/sshd';

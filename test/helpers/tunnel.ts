@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemExec } from '../../src/lib/context.js';
 import type { Emit } from '../../src/lib/events.js';
-import { generateWireguardKeyPair } from '../../src/home/keys.js';
+import { generateWireguardKeyPair } from '../../src/lib/keys.js';
 import { type WireguardLink, wireguardUp } from '../../src/home/wireguard.js';
 import type { Namespace, Testbed } from './netns.js';
 

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EdgeConfig } from '../../src/spec/edge-config.js';
+import { MAX_PUBLIC_PORTS } from '../../src/spec/ports.js';
 import { planFixtureNames, planFixturesDir, readPlanFixture } from '../helpers/fixtures.js';
 import { commandExists, hasNix, nixpkgsLib, repoRoot, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -35,7 +36,16 @@ interface Evaluated {
   openssh: { enable: boolean; ports: number[]; openFirewall: boolean; PasswordAuthentication: boolean; KbdInteractiveAuthentication: boolean; PermitRootLogin: string };
   rootKeys: string[];
   gc: { automatic: boolean; dates: string; options: string };
-  nginx: { enable: boolean; enableReload: boolean; streamConfig: string; eventsConfig: string; appendConfig: string; limitNofile: number | null };
+  nginx: {
+    enable: boolean;
+    enableReload: boolean;
+    streamConfig: string;
+    eventsConfig: string;
+    appendConfig: string;
+    limitNofile: number | null;
+    unit: unknown;
+    httpListeners: Array<{ name: string; addr: string; port: number }>;
+  };
   configHashFile: string | null;
   status: { text: string } | null;
   optionPaths: string[];
@@ -135,7 +145,8 @@ for (const name of planFixtureNames()) {
       assert.is(c.nginx.enable, true);
       assert.is(c.nginx.enableReload, true, 'a config change reloads nginx');
       assert.is(c.nginx.streamConfig, rendered.nginxStream, 'the same text render-edge.nix prints');
-      const listeners = (edge.ipv6 ? 2 : 1) * edge.ports.length;
+      // Room for the most listeners the CLI accepts (MAX_PUBLIC_PORTS, IPv4 and IPv6), whatever the ports.
+      const listeners = 2 * MAX_PUBLIC_PORTS;
       assert.is(c.nginx.eventsConfig, `worker_connections ${16384 + listeners};`);
       assert.match(c.nginx.appendConfig, 'worker_processes auto;');
       assert.match(c.nginx.appendConfig, `worker_rlimit_nofile ${c.nginx.limitNofile};`);
@@ -168,6 +179,74 @@ for (const name of planFixtureNames()) {
 }
 
 fixtures.run();
+
+// ---
+const sockets = suite('edge module: every public port has exactly one listener (nginx stream and http, sshd, WireGuard)');
+
+/** Every socket the evaluated edge would listen on, as "proto/port/family" with who listens. */
+function listenersOf(c: Evaluated, edge: EdgeConfig): Array<{ key: string; by: string }> {
+  const out: Array<{ key: string; by: string }> = [];
+  const both = (proto: string, port: number, by: string) => ['v4', 'v6'].forEach((f) => out.push({ key: `${proto}/${port}/${f}`, by }));
+  if (c.nginx.enable) {
+    for (const m of c.nginx.streamConfig.matchAll(/^\s*listen (\[::\]:)?(\d+)( udp)?/gm)) {
+      out.push({ key: `${m[3] ? 'udp' : 'tcp'}/${m[2]}/${m[1] ? 'v6' : 'v4'}`, by: 'nginx stream' });
+    }
+    for (const l of c.nginx.httpListeners) out.push({ key: `tcp/${l.port}/${l.addr.startsWith('[') ? 'v6' : 'v4'}`, by: `nginx http virtual host ${l.name}` });
+  }
+  if (edge.forwarding === 'nftables') {
+    for (const p of edge.ports) {
+      out.push({ key: `${p.protocol}/${p.publicPort}/v4`, by: 'nftables DNAT' });
+      if (edge.ipv6) out.push({ key: `${p.protocol}/${p.publicPort}/v6`, by: 'nftables DNAT' });
+    }
+  }
+  for (const port of c.openssh.ports) both('tcp', port, 'sshd');
+  for (const wg of Object.values(c.wireguard.interfaces)) both('udp', wg.listenPort, 'WireGuard');
+  return out;
+}
+
+for (const name of planFixtureNames()) {
+  sockets(name, () => {
+    if (!ready()) return;
+    const edge = JSON.parse(readPlanFixture(name).edge!) as EdgeConfig;
+    const c = must(evaluate(join(planFixturesDir, name, 'edge.json')));
+    const all = listenersOf(c, edge);
+    const families = edge.ipv6 ? ['v4', 'v6'] : ['v4'];
+    for (const p of edge.ports) {
+      for (const f of families) {
+        const key = `${p.protocol}/${p.publicPort}/${f}`;
+        const by = all.filter((l) => l.key === key).map((l) => l.by);
+        assert.equal(by.length, 1, `public ${key} must have exactly one listener, has: ${by.join(', ') || 'none'}`);
+      }
+    }
+    const counts = new Map<string, string[]>();
+    for (const l of all) counts.set(l.key, [...(counts.get(l.key) ?? []), l.by]);
+    for (const [key, by] of counts) assert.is(by.length, 1, `${key} is bound twice: ${by.join(', ')}`);
+  });
+}
+
+sockets.run();
+
+// ---
+const unit = suite('edge module: a port change reloads nginx (nginx.service unchanged)');
+
+unit('nginx.service is identical for 3 ports and for 4,096 ports with IPv6', () => {
+  if (!ready()) return;
+  const edge = JSON.parse(readPlanFixture('web-basic').edge!) as EdgeConfig;
+  const few = must(evaluateEdge(edge));
+  const many = must(
+    evaluateEdge({
+      ...edge,
+      ipv6: true,
+      ports: Array.from({ length: 4096 }, (_, i) => ({ protocol: 'tcp', publicPort: 30000 + i, localPort: 30000 + i, proxyProtocol: false })),
+    }),
+  );
+  assert.ok(few.nginx.unit, 'the module sets nginx.service options');
+  assert.equal(many.nginx.unit, few.nginx.unit, 'switch-to-configuration would restart nginx, dropping every connection');
+  assert.is(many.nginx.eventsConfig, few.nginx.eventsConfig);
+  assert.is(many.nginx.appendConfig, few.nginx.appendConfig);
+});
+
+unit.run();
 
 // ---
 const options = suite('edge module: options, configHash and refusals');

@@ -3,15 +3,17 @@
 // the metadata. Run here against recorded metadata in temporary directories and a throwaway network namespace.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { renderUserData } from '../../src/edge/user-data.js';
+import { renderUserData } from '../../src/providers/digitalocean/user-data.js';
 import { commandExists, repoRoot, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const HOST_KEY = join(repoRoot, 'nix', 'edge', 'host-key.sh');
 const PUBLIC_ADDRESSES = join(repoRoot, 'nix', 'edge', 'public-addresses.sh');
+const METADATA_LINK = join(repoRoot, 'nix', 'edge', 'metadata-link.sh');
 const ROOT_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGAPLRiHD1P3ZHYJOmoeasVYrbWvGdFU14lI/0DWd9p2 innisfree-web';
 
 function keyPair(dir: string, name: string): { private: string; public: string } {
@@ -159,7 +161,7 @@ hostKey('user data that is not innisfree cloud-config (a Nix expression, nothing
 hostKey.run();
 
 // ---
-const addresses = suite('edge platform: public IPv6 and anchor IPv4 from metadata (throwaway namespace)');
+const addresses = suite('edge platform: public IPv4, IPv6 and anchor IPv4 from metadata (throwaway namespaces)');
 
 addresses('configures both on the interface with the public MAC, idempotently', () => {
   if (process.getuid?.() !== 0) return skipped('public addresses', 'needs root to create a network namespace');
@@ -195,12 +197,16 @@ addresses('configures both on the interface with the public MAC, idempotently', 
         env: { PATH: process.env.PATH, INNISFREE_DO_METADATA: metadata },
       });
       assert.is(result.status, 0, result.stderr);
+      assert.match(result.stdout, 'public IPv4 203.0.113.10/24 via 203.0.113.1 on pub0');
       assert.match(result.stdout, 'public IPv6 2001:db8:10::5/64 via 2001:db8:10::1 on pub0');
       assert.match(result.stdout, 'anchor IPv4 10.17.0.5/16 on pub0');
     }
     assert.match(run('ip', ['-n', namespace, '-6', 'address', 'show', 'dev', 'pub0']).stdout, 'inet6 2001:db8:10::5/64');
     assert.match(run('ip', ['-n', namespace, '-6', 'route', 'show', 'default']).stdout, 'default via 2001:db8:10::1 dev pub0');
-    assert.match(run('ip', ['-n', namespace, '-4', 'address', 'show', 'dev', 'pub0']).stdout, 'inet 10.17.0.5/16');
+    const v4 = run('ip', ['-n', namespace, '-4', 'address', 'show', 'dev', 'pub0']).stdout;
+    assert.match(v4, 'inet 203.0.113.10/24', 'the public IPv4: a stock-image droplet has no DHCP to give it');
+    assert.match(run('ip', ['-n', namespace, '-4', 'route', 'show', 'default']).stdout, 'default via 203.0.113.1 dev pub0');
+    assert.match(v4, 'inet 10.17.0.5/16');
     assert.match(run('ip', ['-n', namespace, 'route', 'show', 'table', '200']).stdout, 'default via 10.17.0.1 dev pub0');
     const rules = run('ip', ['-n', namespace, 'rule', 'show']).stdout.split('\n').filter((l) => l.includes('from 10.17.0.5'));
     assert.is(rules.length, 1, 'one rule for the anchor address, however often it runs');
@@ -209,6 +215,73 @@ addresses('configures both on the interface with the public MAC, idempotently', 
     tmp.remove();
   }
   assert.not.ok(run('ip', ['netns', 'list']).stdout.includes(namespace), 'the namespace was removed');
+});
+
+addresses('a droplet without DHCP: link-local address, metadata fetched as nixpkgs does, public addresses set', async () => {
+  if (process.getuid?.() !== 0) return skipped('metadata over link-local', 'needs root to create network namespaces');
+  for (const tool of ['jq', 'ip', 'awk', 'curl', 'python3']) if (!commandExists(tool)) return skipped('metadata over link-local', `${tool} is not installed`);
+  const id = randomBytes(4).toString('hex');
+  const droplet = `innisfree-dl-${id}`;
+  const cloud = `innisfree-md-${id}`;
+  const tmp = makeTempDir('innisfree-md-');
+  const mac = '02:00:5e:10:00:43';
+  let server: ReturnType<typeof spawn> | undefined;
+  try {
+    for (const ns of [droplet, cloud]) assert.is(run('ip', ['netns', 'add', ns]).status, 0);
+    assert.is(run('ip', ['-n', droplet, 'link', 'add', 'eth0', 'address', mac, 'type', 'veth', 'peer', 'name', 'md0', 'netns', cloud]).status, 0);
+    // The cloud side: DigitalOcean's metadata address, serving a document of the real shape. No DHCP anywhere.
+    assert.is(run('ip', ['-n', cloud, 'address', 'add', '169.254.169.254/16', 'dev', 'md0']).status, 0);
+    assert.is(run('ip', ['-n', cloud, 'link', 'set', 'md0', 'up']).status, 0);
+    const root = join(tmp.path, 'www');
+    run('mkdir', ['-p', join(root, 'metadata')]);
+    writeFileSync(
+      join(root, 'metadata', 'v1.json'),
+      JSON.stringify({
+        droplet_id: 2756294,
+        hostname: 'innisfree-web',
+        public_keys: [ROOT_KEY],
+        region: 'nyc3',
+        interfaces: {
+          public: [
+            {
+              ipv4: { ip_address: '198.51.100.20', netmask: '255.255.240.0', gateway: '198.51.100.1' },
+              ipv6: { ip_address: '2001:db8:20::7', cidr: 64, gateway: '2001:db8:20::1' },
+              anchor_ipv4: { ip_address: '10.20.0.6', netmask: '255.255.0.0', gateway: '10.20.0.1' },
+              mac,
+              type: 'public',
+            },
+          ],
+        },
+        floating_ip: { ipv4: { active: true, ip_address: '198.51.100.99' } },
+        reserved_ip: { ipv4: { active: true, ip_address: '198.51.100.99' } },
+        dns: { nameservers: ['2001:4860:4860::8844', '8.8.8.8'] },
+      }),
+    );
+    server = spawn('ip', ['netns', 'exec', cloud, 'python3', '-m', 'http.server', '80', '--bind', '169.254.169.254', '--directory', root], { stdio: 'ignore' });
+    const env = { env: { PATH: process.env.PATH, INNISFREE_DO_METADATA: join(tmp.path, 'v1.json') } };
+    const link = run('ip', ['netns', 'exec', droplet, 'bash', METADATA_LINK], env);
+    assert.is(link.status, 0, link.stderr);
+    assert.match(link.stdout, /metadata service reachable through eth0 \(169\.254\.\d+\.\d+\/16\)/);
+    let fetched = run('false', []);
+    for (let i = 0; i < 50 && fetched.status !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      fetched = run('ip', ['netns', 'exec', droplet, 'curl', '-fsSL', '--max-time', '2', '-o', join(tmp.path, 'v1.json'), 'http://169.254.169.254/metadata/v1.json']);
+    }
+    assert.is(fetched.status, 0, `the metadata service answers over link-local: ${fetched.stderr}`);
+    const set = run('ip', ['netns', 'exec', droplet, 'bash', PUBLIC_ADDRESSES], env);
+    assert.is(set.status, 0, set.stderr);
+    assert.match(run('ip', ['-n', droplet, '-4', 'address', 'show', 'dev', 'eth0']).stdout, 'inet 198.51.100.20/20');
+    assert.match(run('ip', ['-n', droplet, '-4', 'route', 'show', 'default']).stdout, 'default via 198.51.100.1 dev eth0');
+    assert.match(run('ip', ['-n', droplet, '-6', 'address', 'show', 'dev', 'eth0']).stdout, 'inet6 2001:db8:20::7/64');
+    // Once more, as after a restart of the units: nothing doubles.
+    assert.is(run('ip', ['netns', 'exec', droplet, 'bash', METADATA_LINK], env).status, 0);
+    const linkLocal = run('ip', ['-n', droplet, '-4', 'address', 'show', 'dev', 'eth0']).stdout.match(/inet 169\.254\./g) ?? [];
+    assert.is(linkLocal.length, 1);
+  } finally {
+    server?.kill('SIGKILL');
+    for (const ns of [droplet, cloud]) run('ip', ['netns', 'delete', ns]);
+    tmp.remove();
+  }
 });
 
 addresses('without metadata or a matching interface it does nothing and succeeds', () => {

@@ -51,6 +51,29 @@ esac
 `,
   );
   chmodSync(wg, 0o755);
+  // `ss -Hlnp -t|-u` as iproute2 prints it on an edge: nginx's sockets (master and worker) beside sshd's and the
+  // kernel's WireGuard socket (no process).
+  const ss = join(tmp.path, 'ss');
+  writeFileSync(
+    ss,
+    `#!/bin/sh
+case "$*" in
+  *-t*) cat <<'OUT'
+LISTEN 0      511          0.0.0.0:443        0.0.0.0:*    users:(("nginx",pid=812,fd=6),("nginx",pid=811,fd=6))
+LISTEN 0      511             [::]:443           [::]:*    users:(("nginx",pid=812,fd=7),("nginx",pid=811,fd=7))
+LISTEN 0      511          0.0.0.0:80         0.0.0.0:*    users:(("nginx",pid=812,fd=5),("nginx",pid=811,fd=5))
+LISTEN 0      128          0.0.0.0:22         0.0.0.0:*    users:(("sshd",pid=700,fd=3))
+OUT
+  ;;
+  *-u*) cat <<'OUT'
+UNCONN 0      0            0.0.0.0:19132      0.0.0.0:*    users:(("nginx",pid=812,fd=8))
+UNCONN 0      0            0.0.0.0:51820      0.0.0.0:*
+OUT
+  ;;
+esac
+`,
+  );
+  chmodSync(ss, 0o755);
   const hashFile = join(tmp.path, 'config-hash');
   writeFileSync(hashFile, `${HASH}\n`);
   return {
@@ -94,7 +117,16 @@ S('a live edge: key, handshakes, transfer, config hash, forwarder; valid EdgeSta
           { publicKey: OTHER_PUBLIC, endpoint: null, latestHandshake: 0, rxBytes: 0, txBytes: 0 },
         ],
       },
-      forwarder: { kind: 'nginx', active: true },
+      // The ports nginx has bound, once per protocol whatever the family; not sshd's or WireGuard's.
+      forwarder: {
+        kind: 'nginx',
+        active: true,
+        listening: [
+          { protocol: 'tcp', port: 80 },
+          { protocol: 'tcp', port: 443 },
+          { protocol: 'udp', port: 19132 },
+        ],
+      },
     });
     assert.is(result.stdout.split('\n').filter(Boolean).length, 1, 'one line of JSON');
   } finally {
@@ -128,7 +160,7 @@ S('no interface yet, no hash, forwarder down: nulls and false, still valid', () 
     const parsed = EdgeStatus.parse(result.json);
     assert.equal(parsed.wireguard, { interface: 'ise-missing', publicKey: null, up: false, peers: [] });
     assert.is(parsed.configHash, null);
-    assert.equal(parsed.forwarder, { kind: 'nftables', active: false });
+    assert.equal(parsed.forwarder, { kind: 'nftables', active: false, listening: null }, 'nftables binds nothing to list');
   } finally {
     b.remove();
   }

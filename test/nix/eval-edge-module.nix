@@ -52,6 +52,32 @@ in
       appendConfig
       ;
     limitNofile = c.systemd.services.nginx.serviceConfig.LimitNOFILE or null;
+    # What the edge module defines for nginx.service: switch-to-configuration restarts a unit that changed.
+    unit = c.systemd.services.nginx or null;
+    # The HTTP server blocks NixOS would render, as nixos/modules/services/web-servers/nginx/default.nix does:
+    # the http { } block (with every virtual host) only when `config` and `httpConfig` are empty; a virtual host
+    # without `listen` listens on defaultHTTPListenPort on each of defaultListenAddresses.
+    httpListeners =
+      let
+        n = c.services.nginx;
+        ofHost =
+          name: host:
+          if host.listen != [ ] then
+            map (l: {
+              inherit name;
+              inherit (l) addr;
+              port = if l.port == null then n.defaultHTTPListenPort else l.port;
+            }) host.listen
+          else
+            map (addr: {
+              inherit name addr;
+              port = n.defaultHTTPListenPort;
+            }) n.defaultListenAddresses;
+      in
+      if n.enable && n.config == "" && n.httpConfig == "" then
+        lib.concatLists (lib.mapAttrsToList ofHost n.virtualHosts)
+      else
+        [ ];
   };
   configHashFile = c.environment.etc."innisfree/config-hash".text or null;
   status = if statusPackage == null then null else { inherit (statusPackage) text; };

@@ -22,6 +22,7 @@ in
     wireguard-tools = fakeDerivation "wireguard-tools" { };
     nftables = fakeDerivation "nftables" { };
     iproute2 = fakeDerivation "iproute2" { };
+    gawk = fakeDerivation "gawk" { };
     openssh = fakeDerivation "openssh" { };
     nix = fakeDerivation "nix" { };
     deploy-rs = fakeDerivation "deploy-rs" { };
@@ -30,7 +31,9 @@ in
     writeShellScript = name: text: fakeDerivation name { inherit text; };
   };
 
-  module = {
+  module =
+    { config, ... }:
+    {
     options = {
       assertions = mkOption {
         type = types.listOf types.unspecified;
@@ -268,6 +271,56 @@ in
         appendConfig = mkOption {
           type = types.lines;
           default = "";
+        };
+        # The HTTP side, with the defaults nixos/modules/services/web-servers/nginx/default.nix has: one
+        # `localhost` virtual host, listening (with no listen/listenAddresses of its own) on defaultHTTPListenPort
+        # on every defaultListenAddresses entry. nginx.conf gets that `http { }` block whenever `config` and
+        # `httpConfig` are both empty; eval-edge-module.nix derives the HTTP listeners from these options the
+        # same way.
+        config = mkOption {
+          type = types.str;
+          default = "";
+        };
+        httpConfig = mkOption {
+          type = types.lines;
+          default = "";
+        };
+        enableIPv6 = mkOption {
+          type = types.bool;
+          default = true;
+        };
+        defaultHTTPListenPort = mkOption {
+          type = types.port;
+          default = 80;
+        };
+        defaultListenAddresses = mkOption {
+          type = types.listOf types.str;
+          default = [ "0.0.0.0" ] ++ lib.optional config.services.nginx.enableIPv6 "[::0]";
+        };
+        virtualHosts = mkOption {
+          default = {
+            localhost = { };
+          };
+          type = types.attrsOf (
+            types.submodule {
+              options = {
+                listen = mkOption {
+                  default = [ ];
+                  type = types.listOf (
+                    types.submodule {
+                      options = {
+                        addr = mkOption { type = types.str; };
+                        port = mkOption {
+                          type = types.nullOr types.port;
+                          default = null;
+                        };
+                      };
+                    }
+                  );
+                };
+              };
+            }
+          );
         };
       };
 

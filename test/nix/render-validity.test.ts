@@ -11,19 +11,18 @@ import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { planFixtureNames, readPlanFixture } from '../helpers/fixtures.js';
 import { commandExists, hasNix, nixEvalExpr, renderBoth, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { nginxConfText } from '../../src/providers/local/render.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const isRoot = process.getuid?.() === 0;
 
 
-function workerConnections(edge: EdgeConfig): number {
-  const ports = edge.ports.length;
-  return nixEvalExpr<number>(
-    `((import ./nix/lib).nginxLimits { ipv6 = ${edge.ipv6}; ports = builtins.genList (x: x) ${ports}; } 1024).workerConnections`,
-  );
+/** The main-context and events text modules/edge.nix gives NixOS' nginx, at the option's default. */
+function nginxMain(): { eventsConfig: string; appendConfig: string } {
+  return nixEvalExpr(`let l = import ./nix/lib; in builtins.removeAttrs (l.nginxMain l.defaultWorkerConnections) [ "limits" ]`);
 }
 
-/** Every fixture, plus the same ports forwarded by the other mode, plus one edge with 2000 ports. */
+/** Every fixture, plus one edge with 2000 ports, plus the most the CLI accepts (4,096 ports on IPv4 and IPv6). */
 function cases(): Array<{ label: string; edge: EdgeConfig }> {
   const list: Array<{ label: string; edge: EdgeConfig }> = [];
   for (const name of planFixtureNames()) {
@@ -38,6 +37,10 @@ function cases(): Array<{ label: string; edge: EdgeConfig }> {
     proxyProtocol: false,
   }));
   list.push({ label: '2000 ports with IPv6', edge: big });
+  const most = JSON.parse(readPlanFixture('nftables-ipv6').edge!) as EdgeConfig;
+  most.forwarding = 'nginx';
+  most.ports = Array.from({ length: 4096 }, (_, i) => ({ protocol: 'tcp', publicPort: 30000 + i, localPort: 30000 + i, proxyProtocol: false }));
+  list.push({ label: '4096 ports with IPv6 (MAX_PUBLIC_PORTS)', edge: most });
   return list;
 }
 
@@ -59,20 +62,10 @@ for (const { label, edge } of cases()) {
     const dir = makeTempDir('innisfree-nginx-');
     try {
       const conf = join(dir.path, 'nginx.conf');
-      writeFileSync(
-        conf,
-        [
-          `load_module ${STREAM_MODULE};`,
-          `pid ${join(dir.path, 'nginx.pid')};`,
-          `error_log ${join(dir.path, 'error.log')};`,
-          // Sized as modules/edge.nix sizes it: listening sockets count against worker_connections.
-          `events { worker_connections ${workerConnections(edge)}; }`,
-          'stream {',
-          renderBoth(edge).nginxStream,
-          '}',
-          '',
-        ].join('\n'),
-      );
+      // The nginx.conf the local edge writes: the Nix-rendered main context, events and stream text (sized as
+      // modules/edge.nix sizes it: listening sockets count against worker_connections).
+      const paths = { pid: join(dir.path, 'nginx.pid'), errorLog: join(dir.path, 'error.log') };
+      writeFileSync(conf, nginxConfText({ nginxStream: renderBoth(edge).nginxStream, nginxMain: nginxMain() }, paths, true));
       const result = run('nginx', ['-t', '-q', '-c', conf, '-p', dir.path, '-e', join(dir.path, 'error.log')]);
       assert.is(result.status, 0, `nginx -t rejected the ${label} stream block:\n${result.stderr}`);
     } finally {

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parsePortToken } from '../../src/spec/ports.js';
+import { MAX_PUBLIC_PORTS, parsePortToken } from '../../src/spec/ports.js';
 import { shortIdOf } from '../../src/addressing.js';
 import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { planFixtureNames, planFixturesDir, readPlanFixture, updating } from '../helpers/fixtures.js';
@@ -218,6 +218,13 @@ refusals.run();
 
 // ---
 const parity = suite('renderers: the Nix helpers agree with the CLI');
+
+parity('nginx is sized for the most ports the CLI accepts, whatever the ports (a unit that changes restarts nginx)', () => {
+  if (!hasNix) return;
+  const limits = nixEvalExpr<{ maxPublicPorts: number; listeners: number }>(`(import ./nix/lib).nginxLimits 16384`);
+  assert.is(limits.maxPublicPorts, MAX_PUBLIC_PORTS);
+  assert.is(limits.listeners, 2 * MAX_PUBLIC_PORTS, 'IPv4 and IPv6 listeners for every port');
+});
 
 parity('port mappings parse as src/spec/ports.ts parses them', () => {
   if (!hasNix) return;

@@ -12,7 +12,7 @@ import {
   nixosAnywhereLogEvent,
 } from '../../src/edge/bootstrap.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { systemClock } from '../../src/lib/context.js';
 import { DeployError, EnvironmentError, SshError, UsageError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';

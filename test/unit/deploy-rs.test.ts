@@ -1,9 +1,11 @@
 // The deploy-rs adapter: argv, environment, log classification over realistic logs, and apply() with fakes.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeployRsDeployer, buildDeployArgs, deployEnv } from '../../src/edge/deploy.js';
+import { DeployRsDeployer, EDGE_SYSTEM, buildDeployArgs, deployEnv, nixSystemOf } from '../../src/edge/deploy.js';
 import { classifyDeployOutcome, deployLogEvent, parseDeployLogLine } from '../../src/edge/deploy-log.js';
 import type { DeployRequest } from '../../src/edge/deployer.js';
 import type { SshRunner } from '../../src/edge/ssh.js';
@@ -57,11 +59,32 @@ S('paths with whitespace are refused (deploy-rs splits --ssh-opts on spaces)', (
   }
 });
 
+S('a home host of another system than the edge builds on the edge, and says so', async () => {
+  assert.is(nixSystemOf('linux', 'x64'), EDGE_SYSTEM);
+  assert.is(nixSystemOf('linux', 'arm64'), 'aarch64-linux');
+  for (const [hostSystem, remote] of [['aarch64-linux', true], ['x86_64-linux', false]] as const) {
+    const h = harness('success', HASH, { hostSystem });
+    await h.deployer.apply(h.request);
+    assert.is(h.calls[0]!.args.includes('--remote-build'), remote, hostSystem);
+    const said = h.events.some((e) => e.type === 'log' && /builds its own x86_64-linux system/.test(e.message));
+    assert.is(said, remote, `progress says so on ${hostSystem}`);
+  }
+});
+
 S('flakes are enabled through NIX_CONFIG, keeping the user\'s own settings', () => {
-  assert.equal(deployEnv({}), { NIX_CONFIG: 'experimental-features = nix-command flakes' });
+  assert.equal(deployEnv({}), { NIX_CONFIG: 'extra-experimental-features = nix-command flakes' });
   assert.equal(deployEnv({ NIX_CONFIG: 'substituters = https://example.invalid' }), {
-    NIX_CONFIG: 'substituters = https://example.invalid\nexperimental-features = nix-command flakes',
+    NIX_CONFIG: 'substituters = https://example.invalid\nextra-experimental-features = nix-command flakes',
   });
+});
+
+S('the user\'s own experimental features survive, as nix itself reads NIX_CONFIG', () => {
+  const { NIX_CONFIG } = deployEnv({ NIX_CONFIG: 'experimental-features = ca-derivations' });
+  const shown = spawnSync('nix', ['show-config'], { env: { PATH: process.env.PATH, NIX_CONFIG }, encoding: 'utf8' });
+  if (shown.error) return console.log('  SKIPPED: nix show-config: nix is not installed');
+  const line = shown.stdout.split('\n').find((l) => l.startsWith('experimental-features ='));
+  assert.ok(line, shown.stderr);
+  assert.equal(line!.split('=')[1]!.trim().split(/\s+/).sort(), ['ca-derivations', 'flakes', 'nix-command']);
 });
 
 S('log lines parse with colours stripped; levels map to events', () => {
@@ -89,7 +112,10 @@ S('classification of realistic logs', () => {
     ['rolled-back-confirm', 'rolledBack', /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code \(the server should roll back\): Some\(255\)$/],
     ['rolled-back-timeout', 'rolledBack', /^Failed to get activation confirmation: Error waiting for confirmation event: Timeout elapsed for confirmation$/],
     ['activation-failed', 'rolledBack', /^The activation script resulted in a bad exit code: Some\(4\)$/],
-    ['build-failed', 'failed', /^Failed to push profile: Nix build command resulted in a bad exit code: Some\(1\)$/],
+    // The pinned deploy-rs names the node twice on a build failure; the cause is nix's own error line.
+    ['build-failed', 'failed', /^error: builder for '\/nix\/store\/[a-z0-9]+-nginx\.conf\.drv' failed with exit code 1;$/],
+    // --auto-rollback prints "rolled back" even when de-activating failed: that is no rollback.
+    ['deactivation-failed', 'rollbackFailed', /^Command for re-activating the last generation resulted in a bad exit code: Some\(4\)$/],
     ['failed-no-rollback', 'failed', /^Activating over SSH resulted in a bad exit code: Some\(1\)$/],
   ];
   for (const [name, kind, reason] of cases) {
@@ -102,16 +128,30 @@ S('classification of realistic logs', () => {
   assert.equal(classifyDeployOutcome(['error: flake has no attribute deploy'], 1), { kind: 'failed', reason: 'error: flake has no attribute deploy' });
 });
 
-function statusWith(configHash: string | null): EdgeStatus {
+const LISTENING = [
+  { protocol: 'tcp', port: 443 },
+  { protocol: 'udp', port: 19132 },
+] as const;
+
+function statusWith(configHash: string | null, listening: EdgeStatus['forwarder']['listening'] = [...LISTENING]): EdgeStatus {
   return {
     name: 'web',
     configHash,
     wireguard: { interface: 'ise-web', publicKey: null, up: true, peers: [] },
-    forwarder: { kind: 'nginx', active: true },
+    forwarder: { kind: 'nginx', active: true, listening },
   };
 }
 
-function harness(logName: string | 'enoent', reportedHash: string | null = HASH) {
+// The rendered edge directory a deploy reads its planned ports from.
+const edgeDir = mkdtempSync(join(tmpdir(), 'innisfree-deploy-rs-'));
+writeFileSync(join(edgeDir, 'edge.json'), JSON.stringify({ ports: LISTENING.map((l) => ({ protocol: l.protocol, publicPort: l.port, localPort: l.port, proxyProtocol: false })) }));
+S.after(() => rmSync(edgeDir, { recursive: true, force: true }));
+
+function harness(
+  logName: string | 'enoent',
+  reportedHash: string | null = HASH,
+  options: { hostSystem?: string; listening?: EdgeStatus['forwarder']['listening'] } = {},
+) {
   const calls: Array<{ file: string; args: readonly string[]; env?: Record<string, string | undefined>; cwd?: string }> = [];
   const sshCommands: string[] = [];
   const events: ProgressEvent[] = [];
@@ -124,12 +164,12 @@ function harness(logName: string | 'enoent', reportedHash: string | null = HASH)
   };
   const ssh: SshRunner = async (_t, command) => {
     sshCommands.push(command);
-    return { stdout: JSON.stringify(statusWith(reportedHash)), stderr: '', exitCode: 0 };
+    return { stdout: JSON.stringify(statusWith(reportedHash, 'listening' in options ? options.listening : [...LISTENING])), stderr: '', exitCode: 0 };
   };
-  const deployer = new DeployRsDeployer({ exec, ssh, env: {} });
+  const deployer = new DeployRsDeployer({ exec, ssh, env: {}, hostSystem: options.hostSystem ?? 'x86_64-linux' });
   const request: DeployRequest = {
     tunnel: 'web',
-    edgeDir: '/var/lib/innisfree/web/edge',
+    edgeDir,
     configHash: HASH,
     target,
     emit: (e) => events.push(e),
@@ -143,8 +183,8 @@ S('apply: success streams ANSI-free events and confirms the hash from the edge s
   const result = await h.deployer.apply(h.request);
   assert.equal(result, { configHash: HASH });
   assert.is(h.calls[0]!.file, 'deploy');
-  assert.is(h.calls[0]!.cwd, '/var/lib/innisfree/web/edge');
-  assert.is(h.calls[0]!.env?.NIX_CONFIG, 'experimental-features = nix-command flakes');
+  assert.is(h.calls[0]!.cwd, edgeDir);
+  assert.is(h.calls[0]!.env?.NIX_CONFIG, 'extra-experimental-features = nix-command flakes');
   assert.equal(h.sshCommands, ['innisfree-edge-status']);
   const logs = h.events.filter((e) => e.type === 'log');
   assert.ok(logs.length > 10);
@@ -175,8 +215,36 @@ S('apply: other failures are DeployError (exit 5) with the specific reason', asy
   } catch (error) {
     assert.instance(error, DeployError);
     assert.is((error as DeployError).exitCode, 5);
-    assert.match((error as Error).message, /Nix build command resulted in a bad exit code/);
+    assert.match((error as Error).message, /error: builder for .*nginx\.conf\.drv' failed/);
+    assert.not.match((error as Error).message, /on node edge: edge/);
   }
+});
+
+S('apply: a rollback that itself failed is a DeployError, never "still serving"', async () => {
+  const h = harness('deactivation-failed');
+  try {
+    await h.deployer.apply(h.request);
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, DeployError);
+    assert.not.instance(error, RolledBackError);
+    assert.is((error as DeployError).exitCode, 5);
+    assert.match((error as Error).message, /rolling back failed too .*re-activating the last generation.*may serve neither configuration/);
+    assert.not.match((error as Error).message, /still serving/);
+  }
+});
+
+S('apply: a planned port nginx has not bound (a reload that failed) is a DeployError, not a success', async () => {
+  const h = harness('success', HASH, { listening: [{ protocol: 'tcp', port: 443 }] });
+  try {
+    await h.deployer.apply(h.request);
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, DeployError);
+    assert.match((error as Error).message, /nginx has not bound 19132\/udp$/);
+  }
+  // Edges of older versions do not report listeners, and nftables has none: the hash alone decides.
+  for (const listening of [undefined, null]) await harness('success', HASH, { listening }).deployer.apply(h.request);
 });
 
 S('apply: success whose edge reports another hash is a DeployError', async () => {

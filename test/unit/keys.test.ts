@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../../src/home/keys.js';
+import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../../src/lib/keys.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 function has(tool: string): boolean {

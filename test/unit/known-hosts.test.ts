@@ -9,7 +9,7 @@ import {
   pinnedKeysFor,
   withPinnedKey,
 } from '../../src/edge/known-hosts.js';
-import { generateSshKeyPair } from '../../src/home/keys.js';
+import { generateSshKeyPair } from '../../src/lib/keys.js';
 
 const S = suite('known_hosts');
 const a = generateSshKeyPair('a').publicKey;

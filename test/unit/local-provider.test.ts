@@ -1,12 +1,11 @@
 // Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createDeployer } from '../../src/edge/create-deployer.js';
 import { DeployRsDeployer } from '../../src/edge/deploy.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
 import { LocalDeployer } from '../../src/providers/local/deployer.js';
 import { silent } from '../../src/lib/events.js';
-import { createProvider } from '../../src/providers/index.js';
+import { createProvider, providerKit } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
 import { agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, forwarderCheckFor, sshdConfigText } from '../../src/providers/local/edge-files.js';
 import { SLOT_COUNT, layoutOf, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
@@ -34,24 +33,29 @@ S('layout: documentation addresses, names unique per id and slot, ≤ 15-byte li
   assert.equal([...candidates].sort((a, b) => a - b), Array.from({ length: SLOT_COUNT }, (_, i) => i + 1));
 });
 
-S('nginx.conf wraps the rendered stream text with private pid and error log', () => {
-  const text = nginxConfText('server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}\n', { pid: '/r/nginx.pid', errorLog: '/r/error.log' }, true);
+S('nginx.conf wraps the rendered main, events and stream text with private pid and error log', () => {
+  const nginxMain = { eventsConfig: 'worker_connections 24576;', appendConfig: 'worker_processes auto;\nworker_rlimit_nofile 50176;\n' };
+  const text = nginxConfText(
+    { nginxStream: 'server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}\n', nginxMain },
+    { pid: '/r/nginx.pid', errorLog: '/r/error.log' },
+    true,
+  );
   assert.is(
     text,
     [
-      '# innisfree local edge: the Nix-rendered stream configuration in a minimal nginx.conf',
+      '# innisfree local edge: the Nix-rendered nginx configuration',
       'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
       'pid /r/nginx.pid;',
       'error_log /r/error.log notice;',
-      'worker_processes 1;',
-      'events { worker_connections 1024; }',
+      'worker_processes auto;\nworker_rlimit_nofile 50176;',
+      'events { worker_connections 24576; }',
       'stream {',
       'server {\n    listen 80;\n    proxy_pass 10.50.0.2:8080;\n}',
       '}',
       '',
     ].join('\n'),
   );
-  assert.not.match(nginxConfText('', { pid: 'p', errorLog: 'e' }, false), /load_module/);
+  assert.not.match(nginxConfText({ nginxStream: '', nginxMain }, { pid: 'p', errorLog: 'e' }, false), /load_module/);
 });
 
 S('nft rules: compact port sets, an input firewall with SSH and WireGuard always open, atomic table replacement', () => {
@@ -101,8 +105,8 @@ S('parsers for ss and ip -j output', () => {
 
 S('the deployer for each provider', async () => {
   const ctx = { exec: systemExec, env: {} };
-  assert.instance(await createDeployer('local', ctx), LocalDeployer);
-  assert.instance(await createDeployer('digitalocean', ctx), DeployRsDeployer);
+  assert.instance(await providerKit('local').deployer(ctx), LocalDeployer);
+  assert.instance(await providerKit('digitalocean').deployer(ctx), DeployRsDeployer);
 });
 
 S('the provider factory makes the local provider', async () => {

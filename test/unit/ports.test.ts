@@ -7,6 +7,7 @@ import {
   formatPortRange,
   parsePortList,
   parsePortToken,
+  rangesOf,
   validatePortSet,
 } from '../../src/spec/ports.js';
 
@@ -126,6 +127,15 @@ accept('PROXY protocol "all" marks every TCP port', () => {
 
 accept('PROXY protocol on a port that is not forwarded is rejected', () => {
   rejects(() => applyProxyProtocol(parsePortList(['443']), ['8443']), /"8443\/tcp" is not one of the tunnel's public ports/);
+});
+
+accept('rangesOf gives back the ranges expandPorts expanded (the ready lines)', () => {
+  const ranges = applyProxyProtocol(parsePortList(['443', '27015-27017:7015-7017/udp', '80:8080', '81:8082']), ['443']);
+  assert.equal(
+    rangesOf(expandPorts(ranges)).map(formatPortRange),
+    ['80:8080/tcp', '81:8082/tcp', '443/tcp', '27015-27017:7015-7017/udp'],
+  );
+  assert.equal(rangesOf(expandPorts(ranges)).find((r) => r.publicStart === 443)?.proxyProtocol, true);
 });
 
 parse.run();

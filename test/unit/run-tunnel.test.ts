@@ -7,7 +7,9 @@ import { DataPlaneError, InterruptedError, RolledBackError, SshError } from '../
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';
 import type { EdgeInfo, Provider } from '../../src/providers/provider.js';
-import { type DataPlane, type EdgeConnection, type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-tunnel.js';
+import type { EdgeSession } from '../../src/edge/edge-session.js';
+import type { HomeDataPlane } from '../../src/home/data-plane.js';
+import { type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-tunnel.js';
 import type { EdgeStatus } from '../../src/spec/edge-config.js';
 import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { tunnelPaths } from '../../src/state/paths.js';
@@ -80,8 +82,10 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
       world.edges.delete(name);
     },
   };
-  const connection: EdgeConnection = {
+  const connection: EdgeSession = {
+    target: { host: '198.51.100.7', port: 22, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
     status: async () => edgeStatus(),
+    runsNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
     close: async () => {
       world.log.push('ssh.close');
@@ -106,10 +110,22 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     startDataPlane: async (_home, peer) => {
       world.log.push(`dataplane.up ${peer.endpoint} ${peer.publicKey.slice(0, 6)}`);
       dataPlaneUp = true;
-      const plane: DataPlane = {
-        sample: async () => ({ interface: plan.home.interface, latestHandshake: world.handshake(), rxBytes: 1, txBytes: 2, endpoint: peer.endpoint, ports: [] }),
-        failed: world.dataPlaneFault ?? new Promise<never>(() => {}),
-        close: async () => {
+      const plane: HomeDataPlane = {
+        // The link and forwarder themselves are the e2e tests' business; runTunnel only samples, watches and stops.
+        link: {} as HomeDataPlane['link'],
+        forwarder: undefined,
+        sample: async () => ({
+          sampledAt: new Date(clock.now()).toISOString(),
+          interface: plan.home.interface,
+          latestHandshake: world.handshake(),
+          rxBytes: 1,
+          txBytes: 2,
+          endpoint: peer.endpoint,
+          ports: [],
+        }),
+        setEndpoint: async () => {},
+        failure: world.dataPlaneFault ?? new Promise<never>(() => {}),
+        stop: async () => {
           world.log.push('dataplane.down');
           dataPlaneUp = false;
         },

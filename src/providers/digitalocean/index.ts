@@ -1,6 +1,6 @@
 // Builds the DigitalOcean adapter from the CLI's context: token, API base URL (DIGITALOCEAN_API_URL for tests),
 // client and provider. Commands that need more than the Provider port (image, doctor) use the client directly.
-import type { ProviderContext } from '../index.js';
+import type { ProviderContext } from '../provider.js';
 import { DigitalOceanClient, apiBaseUrl } from './client.js';
 import { DigitalOceanProvider } from './provider.js';
 import type { Timing } from './timing.js';

@@ -5,7 +5,7 @@
 import type { Clock } from '../../lib/context.js';
 import { ProviderError } from '../../lib/errors.js';
 import { type Emit, step } from '../../lib/events.js';
-import { renderUserData } from '../../edge/user-data.js';
+import { renderUserData } from './user-data.js';
 import { EDGE_TAG, type TunnelSpec, edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
 import type {
   DestroyOptions,

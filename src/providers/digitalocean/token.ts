@@ -9,6 +9,9 @@ export const TOKEN_SOURCES_HINT =
   'set DIGITALOCEAN_TOKEN (or DIGITALOCEAN_ACCESS_TOKEN), pass --token-file FILE, or put "tokenFile" in ' +
   '$XDG_CONFIG_HOME/innisfree/config.json; to try innisfree without an account use --provider local';
 
+/** The environment variables that may hold the API token, in the order they are read. */
+export const TOKEN_ENV_NAMES = ['DIGITALOCEAN_TOKEN', 'DIGITALOCEAN_ACCESS_TOKEN'] as const;
+
 export async function resolveToken(env: Env, tokenFile: string | undefined): Promise<string> {
   if (tokenFile) {
     let text: string;
@@ -25,7 +28,7 @@ export async function resolveToken(env: Env, tokenFile: string | undefined): Pro
     checkShape(token, `token file ${tokenFile}`);
     return token;
   }
-  for (const name of ['DIGITALOCEAN_TOKEN', 'DIGITALOCEAN_ACCESS_TOKEN'] as const) {
+  for (const name of TOKEN_ENV_NAMES) {
     const token = env[name]?.trim();
     if (token) {
       checkShape(token, name);

@@ -14,7 +14,7 @@ import { copyFile, mkdir, open, readFile, rm, unlink, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { generateWireguardKeyPair } from '../../home/keys.js';
+import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type ExecResult, systemExec } from '../../lib/context.js';
 import { EdgeConfig } from '../../spec/edge-config.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
@@ -350,7 +350,7 @@ export class Agent {
   private async applyNginx(generation: Generation): Promise<void> {
     const { paths } = this;
     await mkdir(paths.nginxDir, { recursive: true, mode: 0o700 });
-    const text = nginxConfText(generation.rendered.nginxStream, { pid: paths.nginxPid, errorLog: paths.nginxErrorLog }, existsSync(DEBIAN_STREAM_MODULE));
+    const text = nginxConfText(generation.rendered, { pid: paths.nginxPid, errorLog: paths.nginxErrorLog }, existsSync(DEBIAN_STREAM_MODULE));
     const candidate = join(generation.dir, 'nginx.conf');
     await writeFile(candidate, text);
     await must('nginx', ['-q', '-t', '-c', candidate, '-e', paths.nginxErrorLog], 'nginx -t (checking the new configuration)');

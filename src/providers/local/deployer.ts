@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeployRequest, DeployResult, Deployer } from '../../edge/deployer.js';
-import { readEdgeStatus } from '../../edge/edge-status.js';
+import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from '../../edge/edge-status.js';
 import type { SshRunner } from '../../edge/ssh.js';
 import type { Env, Exec } from '../../lib/context.js';
 import { DeployError, RolledBackError } from '../../lib/errors.js';
@@ -82,6 +82,7 @@ export class LocalDeployer implements Deployer {
         hint: `run innisfree deploy ${tunnel} again`,
       });
     }
+    assertEdgeServes(status, { ports: await plannedEdgePorts(request.edgeDir) }, tunnel);
     return { configHash: status.configHash };
   }
 }

@@ -9,7 +9,7 @@ import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { probeTcp } from '../../edge/ssh.js';
-import { generateWireguardKeyPair } from '../../home/keys.js';
+import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type Clock, type Context, type Exec, type ExecResult, systemClock, systemExec } from '../../lib/context.js';
 import { EnvironmentError, ProviderError } from '../../lib/errors.js';
 import { packageRoot } from '../../lib/paths.js';

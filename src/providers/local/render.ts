@@ -1,5 +1,5 @@
 // The local edge applies the same Nix-rendered config a NixOS edge gets. nix/render-edge.nix turns edge.json into
-// { nginxStream, nftables = { family, content }, firewall = { tcp, udp } } with builtins only; this module runs it
+// { nginxStream, nginxMain, nftables = { family, content }, firewall = { tcp, udp } } with builtins only; this module runs it
 // and wraps the results into what Debian's nginx and nft take directly. Everything but renderEdge() is pure.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import { packageRoot } from '../../lib/paths.js';
 export const RenderedEdge = z.object({
   /** The inside of nginx's stream { } block. */
   nginxStream: z.string(),
+  /** What modules/edge.nix gives NixOS' nginx for events { } and the main context (limits, workers). */
+  nginxMain: z.object({ eventsConfig: z.string(), appendConfig: z.string() }),
   nftables: z.object({ family: z.enum(['ip', 'ip6', 'inet']), content: z.string() }),
   /** Every port the edge accepts from the internet: SSH, the WireGuard port and the public ports. */
   firewall: z.object({ tcp: z.array(z.number().int().min(1).max(65535)), udp: z.array(z.number().int().min(1).max(65535)) }),
@@ -62,19 +64,20 @@ export interface NginxPaths {
 }
 
 /**
- * A minimal nginx.conf around the rendered stream block: NixOS builds the stream module in, Debian ships it as a
- * dynamic module; private pid and error log so several local edges never share them.
+ * nginx.conf from the Nix-rendered parts a NixOS edge gets (main context, events, stream; like NixOS' own, no
+ * HTTP server): NixOS builds the stream module in, Debian ships it as a dynamic module; private pid and error log
+ * so several local edges never share them.
  */
-export function nginxConfText(streamText: string, paths: NginxPaths, loadStreamModule: boolean): string {
+export function nginxConfText(rendered: Pick<RenderedEdge, 'nginxStream' | 'nginxMain'>, paths: NginxPaths, loadStreamModule: boolean): string {
   return [
-    '# innisfree local edge: the Nix-rendered stream configuration in a minimal nginx.conf',
+    '# innisfree local edge: the Nix-rendered nginx configuration',
     ...(loadStreamModule ? [`load_module ${DEBIAN_STREAM_MODULE};`] : []),
     `pid ${paths.pid};`,
     `error_log ${paths.errorLog} notice;`,
-    'worker_processes 1;',
-    'events { worker_connections 1024; }',
+    rendered.nginxMain.appendConfig.trimEnd(),
+    `events { ${rendered.nginxMain.eventsConfig.trim()} }`,
     'stream {',
-    streamText.trimEnd(),
+    rendered.nginxStream.trimEnd(),
     '}',
     '',
   ].join('\n');

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { USER_DATA_LIMIT, renderUserData } from '../../../src/edge/user-data.js';
+import { USER_DATA_LIMIT, renderUserData } from '../../../src/providers/digitalocean/user-data.js';
 import { UsageError } from '../../../src/lib/errors.js';
 import { testIdentity } from '../../helpers/do.js';
 

@@ -2,8 +2,8 @@
 // it; innisfree's NixOS image drops the first line and reads it with jq). It installs the host key the home side
 // already pinned, so the first SSH contact is verified (no trust on first use), and authorizes the tunnel's key.
 // It carries a private key: it is sent to DigitalOcean only, never logged, never put in argv or the Nix store.
-import { UsageError } from '../lib/errors.js';
-import type { EdgeIdentity } from '../providers/provider.js';
+import { UsageError } from '../../lib/errors.js';
+import type { EdgeIdentity } from '../../state/edge-info.js';
 
 /** DigitalOcean refuses user_data above 64 KiB. */
 export const USER_DATA_LIMIT = 64 * 1024;

@@ -1,0 +1,36 @@
+// The "ready" event `up` prints once the tunnel serves: one line per port range and a command to try it.
+import { endpointOf } from '../edge/ssh.js';
+import type { ReadyEvent } from '../lib/events.js';
+import type { Provider } from '../providers/provider.js';
+import type { EdgeConfig } from '../spec/edge-config.js';
+import { rangesOf } from '../spec/ports.js';
+import type { TunnelSpec } from '../spec/tunnel.js';
+import type { EdgeInfo } from '../state/edge-info.js';
+
+export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: EdgeInfo, served: EdgeConfig): Promise<ReadyEvent> {
+  const destination = spec.destination === 'none' ? 'the tunnel address' : spec.destination;
+  const ports = rangesOf(served.ports).map(
+    (r) =>
+      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ${destination}:${span(r.localStart, r.localEnd)}${r.proxyProtocol ? ' (PROXY protocol)' : ''}`,
+  );
+  const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
+  let tryIt: string | undefined;
+  if (firstTcp && provider.clientCommand) {
+    const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`]);
+    tryIt = `sudo ${argv.join(' ')}`;
+  } else if (firstTcp) {
+    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/   (if the service speaks HTTP)`;
+  }
+  return {
+    type: 'ready',
+    tunnel: spec.name,
+    ipv4: edge.ipv4,
+    ...(edge.ipv6 ? { ipv6: edge.ipv6 } : {}),
+    ports,
+    ...(tryIt ? { tryIt } : {}),
+  };
+}
+
+function span(from: number, to: number): string {
+  return from === to ? `${from}` : `${from}-${to}`;
+}
