@@ -12,7 +12,6 @@ import type { SshRunner } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
 export const DEPLOY_PROFILE = 'system';
-// `extra-`: added to the user's experimental features; a plain `experimental-features` line would replace them.
 /** What every edge runs (DigitalOcean droplets; nix/flake-lib.nix builds for it). */
 export const EDGE_SYSTEM = 'x86_64-linux';
 
@@ -22,6 +21,7 @@ export function nixSystemOf(platform: string, arch: string): string {
   return `${cpu}-${platform}`;
 }
 
+// `extra-`: added to the user's experimental features; a plain `experimental-features` line would replace them.
 export const FLAKES_CONFIG = 'extra-experimental-features = nix-command flakes';
 
 export interface DeployArgsInput {
