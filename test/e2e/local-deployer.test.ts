@@ -151,6 +151,20 @@ async function fromClient(protocol: 'tcp' | 'udp', port: number, text: string): 
   return result.stdout;
 }
 
+/**
+ * The first request after the home link or the edge's WireGuard changed: WireGuard may need a new handshake first
+ * (up to ~15 s when one side kept a session the other lost), so ask again until the expected reply or 30 s passed.
+ * Returns the last reply, so a wrong or missing one still fails the assertion that uses it.
+ */
+async function onceTunnelCarries(protocol: 'tcp' | 'udp', port: number, text: string, expected: string): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const reply = await fromClient(protocol, port, text);
+    if (reply === expected || Date.now() > deadline) return reply;
+    await delay(250);
+  }
+}
+
 async function edgeStatus() {
   return readEdgeStatus(runSsh, world.target);
 }
@@ -236,7 +250,7 @@ if (skip) {
     await bringUpHome(status.wireguard.publicKey!);
     await startEcho(18080, 'home-tcp');
     await startEcho(19000, 'home-udp');
-    assert.is(await fromClient('tcp', 8080, 'hello\n'), 'home-tcp:hello\n');
+    assert.is(await onceTunnelCarries('tcp', 8080, 'hello\n', 'home-tcp:hello\n'), 'home-tcp:hello\n');
     assert.is(await fromClient('udp', 9000, 'ping'), 'home-udp:ping');
     // The firewall opens exactly the public ports (and SSH, WireGuard): nothing else is reachable.
     assert.is(await fromClient('tcp', 18080, 'x'), '');
@@ -337,7 +351,7 @@ if (skip) {
     await bringUpHome(status.wireguard.publicKey!, [`${clientIp}/32`]);
     execFileSync('ip', ['route', 'replace', `${clientIp}/32`, 'dev', world.home.interface]);
     try {
-      assert.is(await fromClient('tcp', 8080, 'dnat\n'), 'home-tcp:dnat\n');
+      assert.is(await onceTunnelCarries('tcp', 8080, 'dnat\n', 'home-tcp:dnat\n'), 'home-tcp:dnat\n');
       assert.is(await fromClient('udp', 9000, 'dnat-udp'), 'home-udp:dnat-udp');
       const nginx = await runSsh(world.target, 'ss -Hltnp | grep -c nginx || true');
       assert.is(nginx.stdout.trim(), '0', 'nginx no longer runs');

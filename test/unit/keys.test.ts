@@ -1,9 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../../src/lib/keys.js';
+import { generateSshKeyPair, generateWireguardKeyPair, sshKeyPairFromSeed, wireguardPublicKeyOf } from '../../src/lib/keys.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 function has(tool: string): boolean {
@@ -60,6 +61,44 @@ K('ssh-keygen accepts the SSH key pair and derives the same public key', () => {
     const derived = execFileSync('ssh-keygen', ['-y', '-f', path]).toString().trim();
     assert.is(derived.split(' ').slice(0, 2).join(' '), pair.publicKey.split(' ').slice(0, 2).join(' '));
     assert.match(pair.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+  } finally {
+    dir.remove();
+  }
+});
+
+/** The raw ed25519 public key inside an authorized_keys line. */
+function rawPublicKey(line: string): Buffer {
+  const blob = Buffer.from(line.split(' ')[1]!, 'base64');
+  const typeLength = blob.readUInt32BE(0);
+  const keyLength = blob.readUInt32BE(4 + typeLength);
+  return blob.subarray(8 + typeLength, 8 + typeLength + keyLength);
+}
+
+K('ed25519: the RFC 8032 test vector 1 seed gives its public key', () => {
+  const seed = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex');
+  const pair = sshKeyPairFromSeed(seed, 'vector', 0x01020304);
+  assert.is(rawPublicKey(pair.publicKey).toString('hex'), 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+  assert.match(pair.publicKey, / vector$/);
+});
+
+K('ssh-keygen accepts a key whose public key starts with a zero byte (ssh2 dropped that byte)', () => {
+  // One seed in 256 gives such a key; find one deterministically.
+  let seed = Buffer.alloc(0);
+  for (let i = 0; ; i++) {
+    seed = createHash('sha256').update(`seed ${i}`).digest();
+    if (rawPublicKey(sshKeyPairFromSeed(seed, 'x', 1).publicKey)[0] === 0) break;
+  }
+  const pair = sshKeyPairFromSeed(seed, 'innisfree-zero', 7);
+  assert.is(rawPublicKey(pair.publicKey).length, 32);
+  if (!has('ssh-keygen')) {
+    console.log('  SKIPPED: ssh-keygen (openssh-client) is not installed; cannot cross-check the zero-byte key');
+    return;
+  }
+  const dir = makeTempDir();
+  try {
+    const path = join(dir.path, 'id_ed25519');
+    writeFileSync(path, pair.privateKey, { mode: 0o600 });
+    assert.is(execFileSync('ssh-keygen', ['-y', '-f', path]).toString().trim(), pair.publicKey);
   } finally {
     dir.remove();
   }
