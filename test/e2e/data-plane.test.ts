@@ -79,7 +79,7 @@ if (!skip) {
       const started = Date.now();
       runner.child.kill('SIGTERM');
       const exit = await runner.exited;
-      assert.is(exit.code, 0, runner.output());
+      assert.is(exit.code, 0, `exit ${JSON.stringify(exit)}; output:\n${runner.output()}`);
       assert.ok(Date.now() - started < 10_000, 'teardown took too long');
       assert.match(runner.output(), /STOPPED/);
       await assertTornDown(ends);

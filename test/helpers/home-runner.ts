@@ -7,8 +7,10 @@ import { exitCodeOf, formatError } from '../../src/lib/errors.js';
 
 const input = JSON.parse(process.argv[2] ?? '{}') as HomeDataPlaneInput;
 const controller = new AbortController();
-process.once('SIGTERM', () => controller.abort());
-process.once('SIGINT', () => controller.abort());
+// `on`, not `once`: a repeated signal while stopping must not fall back to the default action and kill this runner
+// half-way through its teardown (the tests check what the teardown leaves).
+process.on('SIGTERM', () => controller.abort());
+process.on('SIGINT', () => controller.abort());
 try {
   const plane = await startHomeDataPlane({ exec: systemExec, emit: () => {} }, input);
   process.stdout.write(`READY ${plane.link.implementation}\n`);
