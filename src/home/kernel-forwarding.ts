@@ -181,6 +181,13 @@ async function classify(exec: Exec, netns: string | undefined, target: string): 
   return { kind: 'remote', ...(route?.dev ? { dev: route.dev } : {}) };
 }
 
+/** nft is installed and may change the ruleset (root / CAP_NET_ADMIN): the kernel path can be used. */
+export async function kernelForwardingAvailable(exec: Exec, netns?: string): Promise<boolean> {
+  const [file, args] = inNetns(netns, 'nft', ['list', 'tables']);
+  const listed = await exec(file, args, { timeoutMs: 10_000, reject: false }).catch(() => undefined);
+  return listed?.exitCode === 0;
+}
+
 /** Removes a table of this tunnel a crashed run left behind; fine when there is none. */
 export async function removeKernelForwarding(exec: Exec, ifname: string, netns?: string): Promise<void> {
   const [file, args] = inNetns(netns, 'nft', ['delete', 'table', FAMILY, kernelTableName(ifname)]);
