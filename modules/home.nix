@@ -139,6 +139,28 @@ let
             addresses; this host then routes the tunnel address's replies back through the tunnel).
           '';
         };
+        homeForwarding = mkOption {
+          type = types.nullOr (
+            types.enum [
+              "kernel"
+              "proxy"
+            ]
+          );
+          default = null;
+          description = ''
+            How this host reaches `destination`: "kernel" (nftables DNAT; with forwarding = "nftables" the
+            service sees the client's own address) or "proxy" (the userspace forwarder; the service sees this
+            host). null: the CLI's choice, kernel for a destination on this host, the forwarder otherwise.
+          '';
+        };
+        masquerade = mkOption {
+          type = types.bool;
+          default = false;
+          description = ''
+            Kernel forwarding to another host: SNAT to this host's address there, so that host needs no route
+            back through this one (it then sees this host, not the client).
+          '';
+        };
         reservedIp = mkOption {
           type = types.nullOr types.str;
           default = null;
@@ -227,6 +249,8 @@ let
       "--proxy-protocol"
       (lib.concatStringsSep "," proxyPorts)
     ]
+    ++ flag "home-forwarding" t.homeForwarding
+    ++ lib.optional t.masquerade "--masquerade"
     ++ flag "region" t.region
     ++ flag "size" t.size
     ++ flag "bootstrap" t.bootstrap
@@ -257,6 +281,9 @@ let
     path = [
       pkgs.wireguard-tools
       pkgs.iproute2
+      # nft and sysctl for kernel forwarding at home.
+      pkgs.nftables
+      pkgs.procps
       pkgs.openssh
       pkgs.nix
       pkgs.deploy-rs
@@ -275,7 +302,8 @@ let
       CacheDirectory = "innisfree";
       CacheDirectoryMode = "0700";
       LoadCredential = lib.optional (t.tokenFile != null) "token:${t.tokenFile}";
-      # WireGuard link, addresses and policy routing; forwarders on low ports.
+      # WireGuard link, addresses, policy routing, the kernel forwarding table and its sysctls; forwarders on
+      # low ports.
       AmbientCapabilities = [
         "CAP_NET_ADMIN"
         "CAP_NET_BIND_SERVICE"

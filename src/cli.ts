@@ -48,6 +48,8 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--image <id|name>', 'Custom NixOS image for --bootstrap image')
     .option('--bootstrap <how>', 'image or nixos-anywhere (default: image when --image is set)')
     .option('--forwarding <how>', 'nginx (stream proxy) or nftables (kernel DNAT) on the edge (default nginx)')
+    .option('--home-forwarding <how>', 'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); default: kernel for a destination on this host when root and nft are there')
+    .option('--masquerade', 'Kernel forwarding to another host: SNAT to this host there (no route back needed; the client address is lost)')
     .option('--reserved-ip <ipv4>', 'Assign this reserved IP to the edge (survives down)')
     .option('--keep', 'Keep the edge when up exits (re-attach later to the same droplet and IP)')
     .option('--ipv6', 'Also serve the public ports on the edge IPv6 address')

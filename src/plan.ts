@@ -1,10 +1,12 @@
 // plan(): pure and serialisable. Turns a resolved TunnelSpec, the tunnel's allocation and its public keys into
 // what the edge must run (EdgeConfig, the `services.innisfree` value) and what the home side must run.
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Allocation } from './addressing.js';
 import { type EdgeConfig, EdgeConfig as EdgeConfigSchema, serializeEdgeConfig } from './spec/edge-config.js';
 import type { HomeConfig, HomeForward } from './spec/home-config.js';
 import { type ForwardPort, expandPorts } from './spec/ports.js';
+import { isLoopback } from './spec/primitives.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 
 export const PLAN_VERSION = 1;
@@ -16,10 +18,20 @@ export interface PlanKeys {
   sshPublicKey: string;
 }
 
+/** What this host offers the home side; found out by the caller, so that plan() stays pure. */
+export interface HomeHostFacts {
+  /** nft is installed and usable (root / CAP_NET_ADMIN): kernel forwarding is possible. */
+  kernelForwarding: boolean;
+  /** This host's own IPv4 addresses: a destination among them is served locally. */
+  localAddresses: readonly string[];
+}
+
 export interface PlanInput {
   spec: TunnelSpec;
   allocation: Allocation;
   keys: PlanKeys;
+  /** Omitted: kernel forwarding is not available (the userspace forwarder is used). */
+  homeHost?: HomeHostFacts;
 }
 
 export type { HomeConfig, HomeForward } from './spec/home-config.js';
@@ -73,6 +85,10 @@ export function plan(input: PlanInput): Plan {
   EdgeConfigSchema.parse(edge);
 
   const kernelForwarding = spec.forwarding === 'nftables';
+  const homeForwarding = chooseHomeForwarding(spec, input.homeHost);
+  const table = ROUTING_TABLE_BASE + allocation.index;
+  const forwards = spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination);
+  const loopbackTargets = [...new Set(forwards.map((f) => f.targetHost).filter(isLoopback))];
   const home: HomeConfig = {
     name: spec.name,
     interface: allocation.interface,
@@ -85,18 +101,38 @@ export function plan(input: PlanInput): Plan {
     allowedIps: kernelForwarding
       ? ['0.0.0.0/0', ...(carriesIpv6 ? ['::/0'] : [])]
       : [`${stripPrefix(allocation.edgeAddress)}/32`, ...(carriesIpv6 ? [`${stripPrefix(allocation.edgeAddress6!)}/128`] : [])],
-    policyRouting: kernelForwarding
-      ? {
-          table: ROUTING_TABLE_BASE + allocation.index,
-          priority: ROUTING_RULE_PRIORITY,
-          from: [homeIp, ...(carriesIpv6 && homeIp6 ? [homeIp6] : [])],
-        }
-      : null,
+    policyRouting:
+      kernelForwarding || homeForwarding === 'kernel'
+        ? {
+            table,
+            priority: ROUTING_RULE_PRIORITY,
+            from: kernelForwarding ? [homeIp, ...(carriesIpv6 && homeIp6 ? [homeIp6] : [])] : [],
+            ...(homeForwarding === 'kernel' ? { fwmark: table, localFrom: loopbackTargets } : {}),
+          }
+        : null,
     destination: spec.destination,
-    forwards: spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination),
+    forwarding: homeForwarding,
+    masquerade: homeForwarding === 'kernel' && spec.masquerade,
+    forwards,
   };
 
   return { version: PLAN_VERSION, name: spec.name, edge, home, configHash: hashEdgeConfig(edge) };
+}
+
+/**
+ * Kernel forwarding when it was asked for; in "auto" mode when this host can do it, the destination is an IPv4
+ * address and either on this host or --masquerade was given. A destination on another host without --masquerade
+ * stays with the forwarder unless kernel is asked for: that host must then route its replies via this one.
+ */
+export function chooseHomeForwarding(
+  spec: Pick<TunnelSpec, 'destination' | 'homeForwarding' | 'masquerade'>,
+  host: HomeHostFacts | undefined,
+): HomeConfig['forwarding'] {
+  if (spec.destination === 'none') return 'none';
+  if (spec.homeForwarding !== 'auto') return spec.homeForwarding;
+  if (!host?.kernelForwarding || isIP(spec.destination) !== 4) return 'proxy';
+  if (spec.masquerade || isLoopback(spec.destination) || host.localAddresses.includes(spec.destination)) return 'kernel';
+  return 'proxy';
 }
 
 export function hashEdgeConfig(edge: EdgeConfig): string {

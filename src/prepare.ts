@@ -3,7 +3,8 @@
 import { type HostNetwork, allocate, hostNetworksFromIp } from './addressing.js';
 import type { Exec } from './lib/context.js';
 import { EnvironmentError } from './lib/errors.js';
-import { type Plan, plan } from './plan.js';
+import { kernelForwardingAvailable } from './home/kernel-forwarding.js';
+import { type HomeHostFacts, type Plan, plan } from './plan.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import { type TunnelPaths, tunnelPaths } from './state/paths.js';
 import type { EdgeIdentity } from './state/edge-info.js';
@@ -15,6 +16,25 @@ export interface Prepared {
   keys: TunnelKeys;
   /** What the edge is created with: the tunnel's SSH key to authorize and the host key it must present. */
   identity: EdgeIdentity;
+  /** What this host offers the home side (kernel forwarding, its own addresses), as the plan was made with. */
+  homeHost: HomeHostFacts;
+}
+
+interface AddrEntry {
+  addr_info?: Array<{ family?: string; local?: string }>;
+}
+
+/** Whether this host can forward in the kernel, and its own IPv4 addresses (a destination among them is local). */
+export async function readHomeHostFacts(exec: Exec): Promise<HomeHostFacts> {
+  const addr = await exec('ip', ['-j', '-4', 'addr', 'show'], { reject: false }).catch(() => undefined);
+  let entries: AddrEntry[] = [];
+  try {
+    entries = JSON.parse(addr?.stdout || '[]') as AddrEntry[];
+  } catch {
+    entries = [];
+  }
+  const localAddresses = entries.flatMap((entry) => (entry.addr_info ?? []).flatMap((info) => (info.family === 'inet' && info.local ? [info.local] : [])));
+  return { kernelForwarding: await kernelForwardingAvailable(exec), localAddresses };
 }
 
 export async function readHostNetworks(exec: Exec): Promise<HostNetwork[]> {
@@ -45,10 +65,12 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
     await writeTunnelRecord(paths, spec.name, allocation, now);
   }
   const keys = await ensureTunnelKeys(paths, spec.name);
+  const homeHost = await readHomeHostFacts(exec);
   return {
     paths,
     keys,
+    homeHost,
     identity: { sshPublicKey: keys.sshPublicKey, hostKey: { privateKey: keys.hostPrivateKey, publicKey: keys.hostPublicKey } },
-    plan: plan({ spec, allocation, keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey } }),
+    plan: plan({ spec, allocation, homeHost, keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey } }),
   };
 }

@@ -12,6 +12,7 @@ import { endpointOf, sshTargetFor } from './edge/ssh.js';
 import type { HomeDataPlane } from './home/data-plane.js';
 import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
+import { isLoopback } from './spec/primitives.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import type { TunnelPaths } from './state/paths.js';
 import { type Phase, type TunnelStatus, writeStatus } from './state/status.js';
@@ -243,7 +244,12 @@ async function verify(
   const failed: string[] = [];
   const tcpPorts = plan.edge.ports.filter((p) => p.protocol === 'tcp');
   // Through the tunnel to the home listener: proves WireGuard, routing and the forwarder (or the service itself).
+  // Kernel forwarding has no listener of its own: the probe reaches the destination, so a port whose destination
+  // does not answer here yet cannot be checked (it is reported as silent instead).
+  const kernel = plan.home.forwarding === 'kernel';
   for (const localPort of [...new Set(tcpPorts.map((p) => p.localPort))]) {
+    const forward = plan.home.forwards.find((f) => f.protocol === 'tcp' && f.listenPort === localPort);
+    if (kernel && forward && !(await deps.probeLocal(forward.targetHost, forward.targetPort))) continue;
     if (!(await connection.probeTcp(homeIp, localPort))) failed.push(`${homeIp}:${localPort} through the tunnel`);
   }
   // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
@@ -256,7 +262,9 @@ async function verify(
     throw new DataPlaneError(`the edge could not reach ${failed.join(', ')}`, {
       hint: plan.home.forwards.length === 0
         ? 'with --destination none the service must listen on the tunnel address; check it does'
-        : 'check the edge with innisfree status and innisfree ssh; then run up again',
+        : kernel && !plan.home.masquerade && plan.home.forwards.some((f) => !isLoopback(f.targetHost))
+          ? 'with kernel forwarding to another host, that host must route its replies via this one; or add --masquerade, or use --home-forwarding proxy'
+          : 'check the edge with innisfree status and innisfree ssh; then run up again',
     });
   }
   if (plan.edge.ports.some((p) => p.protocol === 'udp')) {

@@ -36,7 +36,8 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   const root = stateRoot(ctx.env);
   const lock = await acquireLock(tunnelPaths(root, spec.name).lock, `tunnel "${spec.name}"`, `innisfree up (${spec.provider})`);
   try {
-    const { plan, paths, identity } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
+    const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
+    checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     await runTunnel(ctx, deps, {
@@ -49,6 +50,15 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   } finally {
     await lock.release();
   }
+}
+
+/** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
+function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
+  const wanted = spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
+  if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;
+  throw new EnvironmentError(`${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`, {
+    hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+  });
 }
 
 /** The real effects runTunnel needs, for one tunnel; provider, deployer and bootstrap come from the provider kit. */

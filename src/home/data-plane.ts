@@ -1,12 +1,15 @@
-// The home side of a running tunnel as one unit: WireGuard link, policy routing (nftables forwarding only) and the
-// forwarder (unless the destination is "none"). Started in that order, stopped in the reverse order — forwarder,
-// routing, link — within a bounded time, and one `failure` promise for any part that breaks while it runs.
+// The home side of a running tunnel as one unit: WireGuard link, policy routing (nftables forwarding on the edge,
+// kernel forwarding at home) and what carries the ports to the destination: the kernel's nftables table or the
+// userspace forwarder (neither when the destination is "none"). Started in that order, stopped in the reverse
+// order within a bounded time, and one `failure` promise for any part that breaks while it runs. A table of this
+// tunnel that a crashed run left behind is removed first, whichever path this run takes.
 import type { Context } from '../lib/context.js';
 import type { SpawnDaemon } from '../lib/daemon.js';
 import { DataPlaneError } from '../lib/errors.js';
 import type { HomeConfig } from '../plan.js';
 import type { TunnelStatus } from '../state/status.js';
 import { type Forwarder, type ForwarderOptions, startForwarder } from './forwarder/index.js';
+import { type KernelForwarding, kernelForwardingUp, removeKernelForwarding } from './kernel-forwarding.js';
 import { policyRoutingDown, policyRoutingUp } from './routing.js';
 import { type LinkStatus, type WireguardImplementation, type WireguardLink, wireguardUp } from './wireguard.js';
 
@@ -28,13 +31,15 @@ export type DataPlaneSample = NonNullable<TunnelStatus['dataPlane']>;
 export interface HomeDataPlane {
   link: WireguardLink;
   forwarder: Forwarder | undefined;
-  /** Link status and forwarder counters in the shape status.json records. */
+  /** The nftables path, when the home side forwards in the kernel. */
+  kernel: KernelForwarding | undefined;
+  /** Link status and forwarder (or nftables) counters in the shape status.json records. */
   sample(): Promise<DataPlaneSample>;
   /** Follows the edge to a new address without dropping the link. */
   setEndpoint(endpoint: string): Promise<void>;
   /** Rejects with a DataPlaneError when the link or the forwarder breaks; never resolves. */
   readonly failure: Promise<never>;
-  /** Forwarder, then routing, then link. Idempotent; bounded in time. */
+  /** Forwarder or kernel table, then routing, then link. Idempotent; bounded in time. */
   stop(): Promise<void>;
 }
 
@@ -63,10 +68,27 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
   });
   const routing = home.policyRouting ? { interface: home.interface, routing: home.policyRouting } : undefined;
   let forwarder: Forwarder | undefined;
+  let kernel: KernelForwarding | undefined;
   try {
+    // nft may be missing or not permitted where the forwarder is used: then there is no stale table either.
+    await removeKernelForwarding(deps.exec, home.interface).catch(() => {});
     if (routing) await policyRoutingUp(deps.exec, routing);
-    if (home.forwards.length > 0) forwarder = await startForwarder(home.forwards, { ...input.forwarder, emit: deps.emit });
+    if (home.forwarding === 'kernel') {
+      const mark = home.policyRouting?.fwmark;
+      if (mark === undefined) throw new DataPlaneError('kernel forwarding at home needs a routing mark, and the plan has none');
+      kernel = await kernelForwardingUp(deps.exec, {
+        interface: home.interface,
+        address: home.address.replace(/\/\d+$/, ''),
+        mark,
+        forwards: home.forwards,
+        masquerade: home.masquerade,
+      });
+      deps.emit({ type: 'log', level: 'debug', message: `kernel forwarding on ${home.interface} (nftables table ${kernel.table})` });
+    } else if (home.forwards.length > 0) {
+      forwarder = await startForwarder(home.forwards, { ...input.forwarder, emit: deps.emit });
+    }
   } catch (error) {
+    await kernel?.down().catch(() => {});
     if (routing) await policyRoutingDown(deps.exec, routing).catch(() => {});
     await link.down().catch(() => {});
     throw error;
@@ -93,6 +115,7 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
   return {
     link,
     forwarder,
+    kernel,
     failure,
     setEndpoint: (endpoint) => link.setEndpoint(endpoint),
     sample: async () => {
@@ -104,13 +127,14 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
         rxBytes: status.rxBytes,
         txBytes: status.txBytes,
         endpoint: status.endpoint,
-        ports: forwarder?.counters() ?? [],
+        ports: kernel ? await kernel.counters() : (forwarder?.counters() ?? []),
       };
     },
     stop: () => {
       stopping ??= (async () => {
         if (monitor) clearInterval(monitor);
         await forwarder?.close(FORWARDER_CLOSE_MS);
+        await kernel?.down().catch(() => {});
         if (routing) await policyRoutingDown(deps.exec, routing).catch(() => {});
         await link.down();
       })();

@@ -30,9 +30,26 @@ export const HomeConfig = z.object({
    * Replies from the tunnel address must go back through the tunnel: a source rule into a table whose default
    * route is the tunnel.
    */
-  policyRouting: z.object({ table: z.number().int(), priority: z.number().int(), from: z.array(z.string()) }).nullable(),
+  policyRouting: z
+    .object({
+      table: z.number().int(),
+      priority: z.number().int(),
+      from: z.array(z.string()),
+      /** Kernel home forwarding: packets carrying this mark (restored from the connection's) use the table. */
+      fwmark: z.number().int().min(1).optional(),
+      /** Kernel home forwarding to a loopback destination: replies from it start out in the table too. */
+      localFrom: z.array(z.string()).optional(),
+    })
+    .nullable(),
   /** "none": the service listens on the tunnel address itself and no forwarder runs. */
   destination: z.string(),
+  /**
+   * How the forwards are carried out: "kernel" (nftables DNAT at home, the service sees the client address the
+   * packets carry), "proxy" (the userspace forwarder, the service sees this host), "none" (destination "none").
+   */
+  forwarding: z.enum(['kernel', 'proxy', 'none']).default('proxy'),
+  /** Kernel forwarding to another host: SNAT there to this host's address (that host then needs no route back). */
+  masquerade: z.boolean().default(false),
   forwards: z.array(HomeForward),
 });
 

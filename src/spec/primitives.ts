@@ -30,6 +30,11 @@ export const Destination = z.string().refine((v) => v === 'none' || isIP(v) !== 
   message: 'must be an IPv4/IPv6 address, a host name, or "none"',
 });
 
+/** 127.0.0.0/8 or ::1: an address only this host answers on. */
+export function isLoopback(address: string): boolean {
+  return isIP(address) === 4 ? address.startsWith('127.') : address === '::1';
+}
+
 export function ipv4ToInt(address: string): number {
   return address.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
 }

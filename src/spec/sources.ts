@@ -1,6 +1,7 @@
 // Resolves a TunnelSpec from its four sources, highest first: command-line flags, INNISFREE_* environment variables,
 // a tunnel file (--file), and $XDG_CONFIG_HOME/innisfree/config.json defaults. Each value remembers where it came
 // from so that every validation message names the field and its source.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
 import {
@@ -11,6 +12,7 @@ import {
   parseProtocol,
   validatePortSet,
 } from './ports.js';
+import { isLoopback } from './primitives.js';
 import { DEFAULTS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
 
 type Kind = 'string' | 'boolean' | 'integer' | 'list';
@@ -33,6 +35,8 @@ export const FIELDS = {
   image: { flag: 'image', env: 'INNISFREE_IMAGE', kind: 'string' },
   bootstrap: { flag: 'bootstrap', env: 'INNISFREE_BOOTSTRAP', kind: 'string' },
   forwarding: { flag: 'forwarding', env: 'INNISFREE_FORWARDING', kind: 'string' },
+  homeForwarding: { flag: 'home-forwarding', env: 'INNISFREE_HOME_FORWARDING', kind: 'string' },
+  masquerade: { flag: 'masquerade', env: 'INNISFREE_MASQUERADE', kind: 'boolean' },
   reservedIp: { flag: 'reserved-ip', env: 'INNISFREE_RESERVED_IP', kind: 'string' },
   keep: { flag: 'keep', env: 'INNISFREE_KEEP', kind: 'boolean' },
   ipv6: { flag: 'ipv6', env: 'INNISFREE_IPV6', kind: 'boolean' },
@@ -110,6 +114,8 @@ const FileShape = z
     image: z.union([z.string(), z.number()]),
     bootstrap: z.string(),
     forwarding: z.string(),
+    homeForwarding: z.string(),
+    masquerade: z.boolean(),
     reservedIp: z.string(),
     keep: z.boolean(),
     ipv6: z.boolean(),
@@ -188,6 +194,8 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     ...(image !== undefined ? { image } : {}),
     bootstrap,
     forwarding: raw.forwarding ?? DEFAULTS.forwarding,
+    homeForwarding: raw.homeForwarding ?? DEFAULTS.homeForwarding,
+    masquerade: raw.masquerade ?? false,
     ...(raw.reservedIp !== undefined ? { reservedIp: raw.reservedIp } : {}),
     keep: raw.keep ?? false,
     ipv6: raw.ipv6 ?? false,
@@ -217,6 +225,7 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
       hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
     });
   }
+  checkHomeForwarding(spec, origin);
   if (spec.provider === 'digitalocean') {
     if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
       // A new droplet's sshd listens on 22; moving it needs a deploy that must still be confirmed over SSH, so
@@ -244,6 +253,41 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
         });
       }
     }
+  }
+}
+
+/** Home forwarding modes and --masquerade: refuse what cannot work, before anything is made. */
+function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
+  const mode = origin.homeForwarding ?? 'homeForwarding';
+  const masquerade = origin.masquerade ?? 'masquerade';
+  const destination = spec.destination;
+  if (spec.homeForwarding === 'kernel') {
+    if (destination === 'none') {
+      throw new UsageError(`${mode}: kernel forwarding needs a destination, but the destination is "none"`, {
+        hint: 'with --destination none the service listens on the tunnel address and nothing forwards; drop one of them',
+      });
+    }
+    if (isIP(destination) !== 4) {
+      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${destination}"`, {
+        hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
+      });
+    }
+  }
+  if (!spec.masquerade) return;
+  if (spec.homeForwarding === 'proxy') {
+    throw new UsageError(`${masquerade}: only kernel forwarding masquerades; the forwarder (--home-forwarding proxy) always connects from this host`, {
+      hint: 'drop --masquerade, or use --home-forwarding kernel',
+    });
+  }
+  if (destination === 'none' || isIP(destination) !== 4) {
+    throw new UsageError(`${masquerade}: masquerading needs kernel forwarding to an IPv4 destination, not "${destination}"`, {
+      hint: 'drop --masquerade, or give the destination host as an IPv4 address',
+    });
+  }
+  if (isLoopback(destination)) {
+    throw new UsageError(`${masquerade}: the destination ${destination} is this host; masquerading applies to another host only`, {
+      hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
+    });
   }
 }
 

@@ -7,10 +7,13 @@ import { Destination, Hostname, Ipv4, Ipv4Pool, Ipv6Pool, Port, TunnelName } fro
 export const PROVIDERS = ['digitalocean', 'local'] as const;
 export const BOOTSTRAPS = ['image', 'nixos-anywhere'] as const;
 export const FORWARDINGS = ['nginx', 'nftables'] as const;
+/** How the home side reaches the destination: kernel DNAT (nftables), the userspace forwarder, or auto. */
+export const HOME_FORWARDINGS = ['auto', 'kernel', 'proxy'] as const;
 
 export type ProviderName = (typeof PROVIDERS)[number];
 export type Bootstrap = (typeof BOOTSTRAPS)[number];
 export type Forwarding = (typeof FORWARDINGS)[number];
+export type HomeForwardingChoice = (typeof HOME_FORWARDINGS)[number];
 
 export const DEFAULTS = {
   /** The tunnel name when none is given, so a single tunnel needs no --name. */
@@ -23,6 +26,7 @@ export const DEFAULTS = {
   /** nixos-anywhere needs at least 1.5 GB of RAM for its kexec step; DigitalOcean's smallest such size. */
   sizeNixosAnywhere: 's-1vcpu-2gb',
   forwarding: 'nginx' as Forwarding,
+  homeForwarding: 'auto' as HomeForwardingChoice,
   edgeSshPort: 22,
   wireguardPort: 51820,
   addressPool: '10.50.0.0/16',
@@ -52,6 +56,9 @@ export const TunnelSpec = z
     image: z.string().min(1).max(255).optional(),
     bootstrap: z.enum(BOOTSTRAPS),
     forwarding: z.enum(FORWARDINGS),
+    homeForwarding: z.enum(HOME_FORWARDINGS),
+    /** Kernel home forwarding to another host: SNAT to this host's address there (the client address is lost). */
+    masquerade: z.boolean(),
     reservedIp: Ipv4.optional(),
     keep: z.boolean(),
     ipv6: z.boolean(),

@@ -28,6 +28,8 @@ const PortCounters = z.object({
   bytesIn: z.number(),
   bytesOut: z.number(),
   errors: z.number(),
+  /** "kernel": nftables counters (opened counts new connections or UDP flows; active is not known). */
+  path: z.enum(['kernel', 'proxy']).optional(),
 });
 
 export const TunnelStatus = z.object({

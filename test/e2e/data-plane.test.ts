@@ -30,6 +30,8 @@ function planFor(ends: TunnelEnds): HomeDataPlaneInput {
     allowedIps: [`${EDGE_TUNNEL}/32`],
     policyRouting: { table: TABLE, priority: 20000, from: [HOME_TUNNEL] },
     destination: '127.0.0.1',
+    forwarding: 'proxy',
+    masquerade: false,
     forwards: [
       { protocol: 'tcp', listenAddress: HOME_TUNNEL, listenPort: PORT, targetHost: '127.0.0.1', targetPort: PORT },
       { protocol: 'udp', listenAddress: HOME_TUNNEL, listenPort: PORT, targetHost: '127.0.0.1', targetPort: PORT },

@@ -101,6 +101,8 @@ if (!skip) {
         allowedIps: ['10.50.0.1/32'],
         policyRouting: null,
         destination: '127.0.0.1',
+        forwarding: 'proxy',
+        masquerade: false,
         forwards: [
           { protocol: 'tcp', listenAddress: HOME_TUNNEL, listenPort: SERVICE_PORT, targetHost: '127.0.0.1', targetPort: SERVICE_PORT },
           { protocol: 'udp', listenAddress: HOME_TUNNEL, listenPort: SERVICE_PORT, targetHost: '127.0.0.1', targetPort: SERVICE_PORT },

@@ -84,6 +84,21 @@ S('a tunnel becomes innisfree-<name> running `innisfree up --keep` with the CLI 
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
 });
 
+S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; nft is on PATH', () => {
+  if (!ready()) return;
+  const service = evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).services['innisfree-web']!;
+  const argv = launcherArgv(service.launcher);
+  const at = argv.indexOf('--home-forwarding');
+  assert.ok(at > 0, argv.join(' '));
+  assert.is(argv[at + 1], 'kernel');
+  assert.ok(argv.includes('--masquerade'));
+  const known = cliTunnelFlags();
+  for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
+  assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
+  const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
+  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade'), 'defaults leave the choice to the CLI');
+});
+
 S('the service: state and cache directories, token credential, capabilities, restart and SIGTERM', () => {
   if (!ready()) return;
   const service = evaluate({ web }).services['innisfree-web']!;

@@ -22,6 +22,7 @@ in
     wireguard-tools = fakeDerivation "wireguard-tools" { };
     nftables = fakeDerivation "nftables" { };
     iproute2 = fakeDerivation "iproute2" { };
+    procps = fakeDerivation "procps" { };
     gawk = fakeDerivation "gawk" { };
     openssh = fakeDerivation "openssh" { };
     nix = fakeDerivation "nix" { };

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { hashEdgeConfig, plan } from '../../src/plan.js';
+import { type HomeHostFacts, chooseHomeForwarding, hashEdgeConfig, plan } from '../../src/plan.js';
 import { EdgeConfig, serializeEdgeConfig } from '../../src/spec/edge-config.js';
 import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { schemaCommand } from '../../src/commands/schema.js';
@@ -116,6 +116,52 @@ rules('a plan that would break the contract throws', () => {
   const spec = resolveTunnelSpec([fileLayer('input.json', input.tunnel)]);
   assert.throws(() => plan({ spec, allocation: input.allocation, keys: { ...input.keys, homeWireguardPublicKey: 'nope' } }));
   assert.ok(EdgeConfig.safeParse(plan({ spec, allocation: input.allocation, keys: input.keys }).edge).success);
+});
+
+const KERNEL_HOST: HomeHostFacts = { kernelForwarding: true, localAddresses: ['192.168.1.5'] };
+
+function planWith(name: string, tunnel: Record<string, unknown>, homeHost?: HomeHostFacts) {
+  const { input } = readPlanFixture(name);
+  const spec = resolveTunnelSpec([fileLayer('input.json', { ...input.tunnel, ...tunnel })]);
+  return plan({ spec, allocation: input.allocation, keys: input.keys, ...(homeHost ? { homeHost } : {}) });
+}
+
+rules('home forwarding: kernel by default for a destination on this host, when the host can', () => {
+  const choose = (destination: string, extra: { homeForwarding?: 'auto' | 'kernel' | 'proxy'; masquerade?: boolean } = {}, host: HomeHostFacts | null = KERNEL_HOST) =>
+    chooseHomeForwarding({ destination, homeForwarding: extra.homeForwarding ?? 'auto', masquerade: extra.masquerade ?? false }, host ?? undefined);
+  assert.is(choose('127.0.0.1'), 'kernel');
+  assert.is(choose('192.168.1.5'), 'kernel', "one of this host's own addresses");
+  assert.is(choose('192.168.1.20'), 'proxy', 'another host needs a route back: kernel only when asked for');
+  assert.is(choose('192.168.1.20', { masquerade: true }), 'kernel');
+  assert.is(choose('192.168.1.20', { homeForwarding: 'kernel' }), 'kernel');
+  assert.is(choose('nas.lan'), 'proxy', 'host names go through the forwarder');
+  assert.is(choose('fd00::10'), 'proxy', 'IPv6 destinations go through the forwarder');
+  assert.is(choose('127.0.0.1', {}, null), 'proxy', 'no facts: no kernel forwarding');
+  assert.is(choose('127.0.0.1', {}, { kernelForwarding: false, localAddresses: [] }), 'proxy', 'no nft or no root');
+  assert.is(choose('127.0.0.1', { homeForwarding: 'proxy' }), 'proxy');
+  assert.is(choose('none'), 'none');
+});
+
+rules('kernel home forwarding marks replies and lets loopback replies start in the tunnel table', () => {
+  const result = planWith('web-basic', { destination: '127.0.0.1' }, KERNEL_HOST);
+  assert.is(result.home.forwarding, 'kernel');
+  assert.ok(result.home.policyRouting);
+  const routing = result.home.policyRouting!;
+  assert.is(routing.fwmark, routing.table, 'the mark is the table number');
+  assert.equal(routing.localFrom, ['127.0.0.1']);
+  assert.equal(routing.from, [], 'nginx on the edge: no source rule for client addresses');
+  assert.is(result.home.masquerade, false);
+  assert.ok(result.home.forwards.length > 0, 'the forwards describe what the table DNATs');
+  const edge = planWith('web-basic', { destination: '127.0.0.1' }).edge;
+  assert.equal(result.edge, edge, 'the home path does not change the edge config');
+});
+
+rules('masquerade reaches the home plan only with kernel forwarding', () => {
+  const result = planWith('web-basic', { destination: '192.168.1.20', masquerade: true, forwarding: 'nftables' }, KERNEL_HOST);
+  assert.is(result.home.forwarding, 'kernel');
+  assert.is(result.home.masquerade, true);
+  assert.equal(result.home.policyRouting!.localFrom, [], 'another host: no loopback rule');
+  assert.is(planWith('web-basic', { destination: '192.168.1.20', masquerade: true }).home.masquerade, false, 'no kernel here');
 });
 
 rules.run();

@@ -24,6 +24,8 @@ const home: HomeConfig = {
   allowedIps: ['10.50.7.1/32'],
   policyRouting: null,
   destination: 'none',
+  forwarding: 'none',
+  masquerade: false,
   forwards: [],
 };
 

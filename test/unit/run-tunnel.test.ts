@@ -114,6 +114,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
         // The link and forwarder themselves are the e2e tests' business; runTunnel only samples, watches and stops.
         link: {} as HomeDataPlane['link'],
         forwarder: undefined,
+        kernel: undefined,
         sample: async () => ({
           sampledAt: new Date(clock.now()).toISOString(),
           interface: plan.home.interface,

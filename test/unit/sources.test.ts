@@ -170,4 +170,32 @@ errors('a moved SSH port on DigitalOcean is refused before anything is created',
   assert.match(error.message, /^--edge-ssh-port: DigitalOcean edges keep SSH on port 22/);
 });
 
+errors('home forwarding combinations that cannot work exit 2 with one line', () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ homeForwarding: 'kernel', destination: 'none' }, /^--home-forwarding: kernel forwarding needs a destination, but the destination is "none"$/],
+    [{ homeForwarding: 'kernel', destination: 'nas.lan' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan"$/],
+    [{ homeForwarding: 'kernel', destination: 'fd00::10' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination/],
+    [{ masquerade: true, homeForwarding: 'proxy', destination: '192.168.1.20' }, /^--masquerade: only kernel forwarding masquerades/],
+    [{ masquerade: true, destination: 'none' }, /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "none"$/],
+    [{ masquerade: true, destination: 'nas.lan' }, /^--masquerade: masquerading needs kernel forwarding/],
+    [{ masquerade: true }, /^--masquerade: the destination 127\.0\.0\.1 is this host/],
+    [{ homeForwarding: 'turbo' }, /^--home-forwarding: .*"auto"\|"kernel"\|"proxy"/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', ...flags })]));
+    assert.match(error.message, pattern, JSON.stringify(flags));
+    assert.ok(error.hint, `a hint for ${JSON.stringify(flags)}`);
+  }
+});
+
+errors('home forwarding from a tunnel file and the environment', () => {
+  const spec = resolveTunnelSpec([fileLayer('web.json', { name: 'web', ports: ['443'], homeForwarding: 'kernel', destination: '192.168.1.20', masquerade: true })]);
+  assert.is(spec.homeForwarding, 'kernel');
+  assert.is(spec.masquerade, true);
+  const fromEnv = resolveTunnelSpec([envLayer({ INNISFREE_HOME_FORWARDING: 'proxy', INNISFREE_PORTS: '443' })]);
+  assert.is(fromEnv.homeForwarding, 'proxy');
+  assert.is(fromEnv.masquerade, false);
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443' })]).homeForwarding, 'auto');
+});
+
 errors.run();
