@@ -11,6 +11,7 @@ import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
 import type { SshTarget } from '../../src/edge/deployer.js';
 import { systemClock } from '../../src/lib/context.js';
+import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
 import { assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
@@ -130,7 +131,8 @@ if (skip) {
       assert.is(again.edge.ipv4, edge.ipv4);
 
       // The sshd died with the crash: re-attaching starts it again.
-      const sshdPid = Number(readFileSync((await second.localEdge(name))!.paths.sshdPid, 'utf8'));
+      const sshdPid = parsePid(readFileSync((await second.localEdge(name))!.paths.sshdPid, 'utf8'));
+      assert.ok(sshdPid, 'the edge sshd wrote its pid');
       process.kill(sshdPid, 'SIGKILL');
       await new Promise((r) => setTimeout(r, 200));
       const events: ProgressEvent[] = [];

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { generateSshKeyPair, type SshKeyPair } from '../../src/lib/keys.js';
+import { parsePid } from '../../src/lib/pid.js';
 import { makeTempDir } from './tmp.js';
 
 export const SSHD = '/usr/sbin/sshd';
@@ -40,6 +41,7 @@ export async function freePort(): Promise<number> {
 }
 
 export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 1) return false; // kill(0) or kill(-1) would be about other processes
   try {
     process.kill(pid, 0);
     return true;
@@ -83,9 +85,14 @@ export async function startSshd(options: { hostKey?: SshKeyPair; port?: number }
     } catch {
       continue;
     }
-    for (let i = 0; i < 50 && !existsSync(pidFile); i++) await delay(20);
-    if (!existsSync(pidFile)) continue;
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    // sshd creates the pid file before it writes the pid: wait for a pid, never read '' as 0 (our process group).
+    let pid: number | undefined;
+    for (let i = 0; i < 100 && pid === undefined; i++) {
+      pid = existsSync(pidFile) ? parsePid(readFileSync(pidFile, 'utf8')) : undefined;
+      if (pid === undefined) await delay(20);
+    }
+    if (pid === undefined) continue;
+    const sshdPid = pid;
     return {
       host: '127.0.0.1',
       port,
@@ -93,12 +100,12 @@ export async function startSshd(options: { hostKey?: SshKeyPair; port?: number }
       hostKey,
       clientKeyPath: join(dir, 'client_key'),
       clientPublicKey: client.publicKey,
-      pid,
+      pid: sshdPid,
       stop: async () => {
-        if (processAlive(pid)) process.kill(pid, 'SIGTERM');
-        for (let i = 0; i < 100 && processAlive(pid); i++) await delay(20);
+        if (processAlive(sshdPid)) process.kill(sshdPid, 'SIGTERM');
+        for (let i = 0; i < 100 && processAlive(sshdPid); i++) await delay(20);
         rmSync(dir, { recursive: true, force: true });
-        if (processAlive(pid)) throw new Error(`sshd ${pid} did not stop`);
+        if (processAlive(sshdPid)) throw new Error(`sshd ${sshdPid} did not stop`);
       },
     };
   }

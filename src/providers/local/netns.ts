@@ -2,6 +2,7 @@
 // namespace. Every call names exactly what it touches; nothing here matches by prefix.
 import { existsSync, readFileSync } from 'node:fs';
 import type { Exec } from '../../lib/context.js';
+import { parsePid } from '../../lib/pid.js';
 
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
@@ -41,8 +42,8 @@ export function processAlive(pid: number): boolean {
 /** The pid in a pid file, if the file exists and names a live process. */
 export function livePidFrom(pidFile: string): number | undefined {
   try {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
+    const pid = parsePid(readFileSync(pidFile, 'utf8'));
+    return pid !== undefined && processAlive(pid) ? pid : undefined;
   } catch {
     return undefined;
   }
