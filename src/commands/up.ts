@@ -1,12 +1,14 @@
 // innisfree up: bring a tunnel up and keep it up until SIGINT/SIGTERM. Wires the real effects (provider, SSH,
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
 import type { Context } from '../lib/context.js';
-import { EnvironmentError } from '../lib/errors.js';
+import { BusyError, EnvironmentError } from '../lib/errors.js';
 import { prepareTunnel } from '../prepare.js';
 import { providerKit } from '../providers/index.js';
 import type { Provider } from '../providers/provider.js';
@@ -34,7 +36,10 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     });
   }
   const root = stateRoot(ctx.env);
+  const stateDir = tunnelPaths(root, spec.name).dir;
+  const hadState = existsSync(stateDir);
   const lock = await acquireLock(tunnelPaths(root, spec.name).lock, `tunnel "${spec.name}"`, `innisfree up (${spec.provider})`);
+  let refused = false;
   try {
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
@@ -47,8 +52,13 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       identity,
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
+  } catch (error) {
+    // Refused because another tunnel holds the edge: keys and records made by this run alone are not left behind.
+    refused = error instanceof BusyError;
+    throw error;
   } finally {
     await lock.release();
+    if (refused && !hadState) await rm(stateDir, { recursive: true, force: true });
   }
 }
 

@@ -86,6 +86,8 @@ export function runtimePaths(root: string, tunnel: string) {
     sshdLog: join(dir, 'sshd.log'),
     hostKey: join(dir, 'ssh_host_ed25519_key'),
     authorizedKeys: join(dir, 'authorized_keys'),
+    /** The client key the edge was created for (authorized_keys follows deploys; this does not). */
+    creatorKey: join(dir, 'creator_key.pub'),
     bin: join(dir, 'bin'),
     /** The edge's WireGuard private key: made on the edge, 0600, never leaves this directory. */
     wireguardPrivate: join(dir, 'wireguard', 'private'),

@@ -11,10 +11,11 @@ import { z } from 'zod';
 import { probeTcp } from '../../edge/ssh.js';
 import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type Clock, type Context, type Exec, type ExecResult, systemClock, systemExec } from '../../lib/context.js';
-import { EnvironmentError, ProviderError } from '../../lib/errors.js';
+import { BusyError, EnvironmentError, ProviderError } from '../../lib/errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import { edgeNameOf } from '../../spec/tunnel.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
+import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
 import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
@@ -39,6 +40,8 @@ const LocalEdgeRecord = z.object({
   wireguardPort: z.number().int(),
   /** Set once ensureDestination made the destination host. */
   destination: z.boolean(),
+  /** The innisfree state directory whose `up` created the edge (named when another one finds it). */
+  stateRoot: z.string().optional(),
 });
 
 export type LocalEdgeRecord = z.infer<typeof LocalEdgeRecord>;
@@ -62,8 +65,10 @@ export class LocalProvider implements Provider {
   readonly runtimeDir: string;
   private readonly exec: Exec;
   private readonly clock: Clock;
+  private readonly env: Context['env'];
 
   constructor(options: LocalProviderOptions) {
+    this.env = options.env;
     this.exec = options.exec ?? systemExec;
     this.clock = options.clock ?? systemClock;
     this.runtimeDir = options.runtimeDir ?? (options.env.INNISFREE_LOCAL_DIR || DEFAULT_RUNTIME_DIR);
@@ -73,6 +78,9 @@ export class LocalProvider implements Provider {
     const { spec, emit } = request;
     this.preflight();
     const existing = await this.localEdge(spec.name);
+    // Local edges are keyed by tunnel name alone, while the lock is per state directory: an edge made from another
+    // state directory is that one's live tunnel, and must be neither connected to nor destroyed from here.
+    if (existing) await this.refuseForeign(existing, { host: request.identity.hostKey.publicKey });
     if (existing && netnsExists(existing.layout.namespaces.edge) && (await linkExists(this.exec, existing.layout.links.home))) {
       await this.writeEdgeCommands(existing.paths);
       const running = livePidFrom(existing.paths.sshdPid);
@@ -124,6 +132,7 @@ export class LocalProvider implements Provider {
   async destroyEdge(tunnel: string, options: DestroyOptions): Promise<void> {
     const edge = await this.localEdge(tunnel);
     if (!edge) return;
+    await this.refuseForeign(edge, options.sshPublicKey === undefined ? undefined : { client: options.sshPublicKey });
     const { layout, paths } = edge;
     const sleep = (ms: number) => this.clock.sleep(ms);
     const interfaces = await wireguardInterfacesOf(paths);
@@ -141,6 +150,33 @@ export class LocalProvider implements Provider {
     }
     await rm(paths.dir, { recursive: true, force: true });
     options.emit({ type: 'log', level: 'info', message: `removed local edge ${layout.namespaces.edge} (${layout.addresses.edge})` });
+  }
+
+  /**
+   * Throws BusyError when the edge belongs to another state directory's tunnel: it was made with another host key
+   * (the pin) or for another client key than the caller's. Without a key to compare (`down` with no local state),
+   * an edge whose creating state directory still holds the tunnel is that one's, and one whose state is gone is an
+   * orphan that may go.
+   */
+  private async refuseForeign(edge: LocalEdge, key: { host: string } | { client: string } | undefined): Promise<void> {
+    const mine = stateRoot(this.env);
+    const theirs = edge.record.stateRoot;
+    if (key === undefined) {
+      if (theirs === undefined || theirs === mine || !existsSync(join(theirs, edge.record.tunnel, 'tunnel.json'))) return;
+    } else {
+      const file = 'host' in key ? `${edge.paths.hostKey}.pub` : edge.paths.creatorKey;
+      const recorded = await readTextIfExists(file).catch(() => undefined);
+      // Edges made before the creator key was kept: only their host key can tell.
+      if (recorded === undefined && 'client' in key) return;
+      if (recorded !== undefined && identityKey(recorded) === identityKey('host' in key ? key.host : key.client)) return;
+    }
+    const owner = theirs && theirs !== mine ? `the state directory ${theirs}` : 'another state directory';
+    throw new BusyError(
+      `the local edge of tunnel "${edge.record.tunnel}" (${edge.paths.dir}) belongs to ${owner}, not to ${mine}; it was left untouched`,
+      {
+        hint: `use another --name, or stop that tunnel first (innisfree down ${edge.record.tunnel}${theirs ? ` with INNISFREE_STATE_DIR=${theirs}` : ' from its state directory'})`,
+      },
+    );
   }
 
   /** The recorded edge of a tunnel (namespaces, addresses, files), if any. */
@@ -284,10 +320,13 @@ export class LocalProvider implements Provider {
         sshPort: spec.edgeSshPort,
         wireguardPort: spec.wireguardPort,
         destination: false,
+        stateRoot: stateRoot(this.env),
       };
       await writeFileAtomic(paths.hostKey, ensureNewline(identity.hostKey.privateKey), SECRET_MODE);
       await writeFileAtomic(`${paths.hostKey}.pub`, ensureNewline(identity.hostKey.publicKey));
       await writeFileAtomic(paths.authorizedKeys, ensureNewline(identity.sshPublicKey));
+      // authorized_keys changes with deploys; this copy says for good which client key the edge was made for.
+      await writeFileAtomic(paths.creatorKey, ensureNewline(identity.sshPublicKey));
       await writeFileAtomic(paths.sshdConfig, sshdConfigText(paths, spec.edgeSshPort));
       // The edge makes its own WireGuard key, as the NixOS module's generatePrivateKeyFile does on first boot.
       await writeFileAtomic(paths.wireguardPrivate, `${generateWireguardKeyPair().privateKey}\n`, SECRET_MODE);
@@ -416,6 +455,11 @@ async function stopPid(pid: number, sleep: (ms: number) => Promise<void>): Promi
   }
   for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
   if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+/** The key itself ("ssh-ed25519 AAAA…"), without its comment. */
+function identityKey(line: string): string {
+  return line.trim().split(/\s+/).slice(0, 2).join(' ');
 }
 
 function ensureNewline(text: string): string {
