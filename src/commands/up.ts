@@ -7,6 +7,7 @@ import { edgeFiles } from '../edge/edge-files.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
+import { unresolvedDestination } from '../home/destination-check.js';
 import type { Context } from '../lib/context.js';
 import { BusyError, EnvironmentError } from '../lib/errors.js';
 import { prepareTunnel } from '../prepare.js';
@@ -35,6 +36,8 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
     });
   }
+  const unresolved = await unresolvedDestination(spec.destination);
+  if (unresolved) ctx.emit({ type: 'log', level: 'warn', message: unresolved });
   const root = stateRoot(ctx.env);
   const stateDir = tunnelPaths(root, spec.name).dir;
   const hadState = existsSync(stateDir);

@@ -25,9 +25,21 @@ export function isHostname(value: string): boolean {
 
 export const Hostname = z.string().refine(isHostname, { message: 'must be a DNS host name' });
 
+/**
+ * Dotted numbers that are no IPv4 address ("256.256.256.256", "999.1.1.1"): the host-name pattern admits them, but a
+ * top-level label is never all digits (RFC 3696 §2), so they are mistyped addresses, not names to resolve.
+ */
+export function isMistypedIpv4(value: string): boolean {
+  return isIP(value) === 0 && /(^|\.)\d+\.?$/.test(value);
+}
+
 /** Where the home forwarder sends traffic: an address or host name, or "none" when the service listens on the tunnel. */
-export const Destination = z.string().refine((v) => v === 'none' || isIP(v) !== 0 || isHostname(v), {
-  message: 'must be an IPv4/IPv6 address, a host name, or "none"',
+export const Destination = z.string().superRefine((v, ctx) => {
+  if (isMistypedIpv4(v)) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid IPv4 address (each of the four numbers is 0-255)` });
+  } else if (!(v === 'none' || isIP(v) !== 0 || isHostname(v))) {
+    ctx.addIssue({ code: 'custom', message: 'must be an IPv4/IPv6 address, a host name, or "none"' });
+  }
 });
 
 /** 127.0.0.0/8 or ::1: an address only this host answers on. */
