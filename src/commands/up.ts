@@ -9,7 +9,7 @@ import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
 import { unresolvedDestination } from '../home/destination-check.js';
 import type { Context } from '../lib/context.js';
-import { BusyError, EnvironmentError } from '../lib/errors.js';
+import { BusyError, EnvironmentError, UsageError } from '../lib/errors.js';
 import { prepareTunnel } from '../prepare.js';
 import { providerKit } from '../providers/index.js';
 import type { Provider } from '../providers/provider.js';
@@ -28,6 +28,11 @@ export interface UpOptions {
 
 export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
   const { spec, tokenFile } = await loadTunnelSpec(options.flags, ctx.env);
+  if (options.cloudFirewall && spec.provider !== 'digitalocean') {
+    throw new UsageError('--cloud-firewall: only the digitalocean provider has cloud firewalls', {
+      hint: `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly its ports)`,
+    });
+  }
   const kit = providerKit(spec.provider);
   // Before anything is created: a missing tool or privilege must not leave a half-made edge behind.
   const missing = (await kit.requirements(ctx, spec)).filter((c) => c.status === 'fail');

@@ -27,20 +27,35 @@ export async function readJsonFile(path: string, label: string): Promise<unknown
 export async function loadDefaults(env: Env): Promise<{ layer: Layer | undefined; data: unknown }> {
   const path = configFile(env);
   const data = await readJsonFile(path, path);
-  return { layer: data === undefined ? undefined : fileLayer(path, data), data };
+  return { layer: data === undefined ? undefined : { ...fileLayer(path, data), defaults: true }, data };
 }
 
 export async function loadTunnelSpec(flags: Record<string, unknown>, env: Env): Promise<LoadedSpec> {
   const layers: Layer[] = [flagLayer(flags), envLayer(env)];
-  const file = typeof flags.file === 'string' ? flags.file : env.INNISFREE_FILE;
-  if (file) {
-    const data = await readJsonFile(file, basename(file));
-    if (data === undefined) throw new UsageError(`--file: ${file} does not exist`, { hint: 'give the path of a tunnel JSON file' });
-    layers.push(fileLayer(basename(file), data));
+  const fileFlag = flags.file !== undefined ? '--file' : 'INNISFREE_FILE';
+  const file = flags.file !== undefined ? flags.file : env.INNISFREE_FILE;
+  if (Array.isArray(file)) throw new UsageError('--file is given more than once', { hint: 'give one tunnel file' });
+  if (file !== undefined && (typeof file !== 'string' || file.trim() === '')) {
+    throw new UsageError(`${fileFlag}: needs the path of a tunnel JSON file, got an empty value`, {
+      hint: `write ${fileFlag === '--file' ? '--file PATH' : 'INNISFREE_FILE=PATH'}, or leave it out`,
+    });
+  }
+  let fileData: unknown;
+  if (file !== undefined) {
+    fileData = await readJsonFile(file, basename(file));
+    if (fileData === undefined) throw new UsageError(`${fileFlag}: ${file} does not exist`, { hint: 'give the path of a tunnel JSON file' });
+    layers.push(fileLayer(basename(file), fileData));
   }
   const defaults = await loadDefaults(env);
   if (defaults.layer) layers.push(defaults.layer);
-  return { spec: resolveTunnelSpec(layers), tokenFile: pickTokenFile(flags, env, defaults.data) };
+  const spec = resolveTunnelSpec(layers);
+  if (spec.provider !== 'digitalocean' && flags.tokenFile !== undefined) {
+    throw new UsageError(`--token-file: only the digitalocean provider uses an API token`, {
+      hint: `drop --token-file when using --provider ${spec.provider}`,
+    });
+  }
+  // A tunnel file may name its token file too (below the flag and INNISFREE_TOKEN_FILE, above config.json).
+  return { spec, tokenFile: pickTokenFile(flags, env, fileData, defaults.data) };
 }
 
 /** The token file for commands that take no tunnel spec: --token-file, else INNISFREE_TOKEN_FILE, else config.json. */
@@ -48,8 +63,17 @@ export async function tokenFileFrom(flags: Record<string, unknown>, env: Env): P
   return pickTokenFile(flags, env, (await loadDefaults(env)).data);
 }
 
-function pickTokenFile(flags: Record<string, unknown>, env: Env, defaults: unknown): string | undefined {
-  if (typeof flags.tokenFile === 'string' && flags.tokenFile !== '') return flags.tokenFile;
+function pickTokenFile(flags: Record<string, unknown>, env: Env, ...files: unknown[]): string | undefined {
+  if (flags.tokenFile !== undefined) {
+    if (typeof flags.tokenFile !== 'string' || flags.tokenFile.trim() === '') {
+      throw new UsageError('--token-file: needs the path of a file holding the API token', { hint: 'write --token-file PATH, or leave it out' });
+    }
+    return flags.tokenFile;
+  }
   if (env.INNISFREE_TOKEN_FILE) return env.INNISFREE_TOKEN_FILE;
-  return tokenFileOf(defaults);
+  for (const data of files) {
+    const path = tokenFileOf(data);
+    if (path !== undefined) return path;
+  }
+  return undefined;
 }

@@ -63,13 +63,16 @@ export interface Layer {
   values: Partial<Record<FieldName, unknown>>;
   /** Per field, how to name it in messages ("--region", "INNISFREE_REGION", "web.json: region"). */
   names: Partial<Record<FieldName, string>>;
+  /** config.json: defaults for every tunnel, so a field that does not apply to this one is not an error there. */
+  defaults?: boolean;
 }
 
 export function flagLayer(flags: Record<string, unknown>): Layer {
   const layer: Layer = { label: 'flags', values: {}, names: {} };
   for (const field of FIELD_NAMES) {
     const def = FIELDS[field];
-    let value = flags[camel(def.flag)];
+    // cac camel-cases only between letters: --ipv6-pool arrives as "ipv6-pool".
+    let value = flags[camel(def.flag)] ?? flags[def.flag];
     // --port is accepted as a synonym of --ports (repeatable).
     if (field === 'ports' && flags.port !== undefined) {
       value = [...toArray(value), ...toArray(flags.port)];
@@ -86,7 +89,11 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Lay
   for (const field of FIELD_NAMES) {
     const def = FIELDS[field];
     const value = env[def.env];
-    if (value === undefined || value === '') continue;
+    if (value === undefined) continue;
+    // Set but empty is a mistake (a shell variable that expanded to nothing), not "use the default".
+    if (value.trim() === '') {
+      throw new UsageError(`${def.env} is set but empty`, { hint: `give it a value, or unset it (unset ${def.env}) for the default` });
+    }
     layer.values[field] = coerceText(field, value, def.env);
     layer.names[field] = def.env;
   }
@@ -169,11 +176,14 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   };
   const origin: Partial<Record<string, string>> = {};
   const raw: Record<string, unknown> = {};
+  /** Fields set by this tunnel's own sources (flags, environment, tunnel file), not by the config.json defaults. */
+  const explicit = new Set<FieldName>();
   for (const field of FIELD_NAMES) {
     const picked = pick(field);
     if (!picked) continue;
     raw[field] = picked.value;
     origin[field] = picked.name;
+    if (layers.some((layer) => !layer.defaults && layer.values[field] !== undefined)) explicit.add(field);
   }
 
   if (raw.ports === undefined) {
@@ -215,11 +225,11 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   }
   const spec = parsed.data;
   validatePortSet(spec.ports, reservedPortsOf(spec));
-  checkCombinations(spec, origin);
+  checkCombinations(spec, origin, explicit);
   return spec;
 }
 
-function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
+function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, string>>, explicit: ReadonlySet<FieldName>): void {
   if (spec.forwarding === 'nftables' && spec.ports.some((p) => p.proxyProtocol)) {
     throw new UsageError(`${origin.proxyProtocol ?? 'proxyProtocol'}: PROXY protocol needs nginx forwarding`, {
       hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
@@ -253,6 +263,19 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
         });
       }
     }
+    // Droplet settings mean nothing to an edge in namespaces; silently ignoring them hides a wrong --provider.
+    for (const field of ['region', 'size', 'image', 'bootstrap'] as const) {
+      if (explicit.has(field)) {
+        throw new UsageError(`${origin[field] ?? field}: only the digitalocean provider has droplet settings`, {
+          hint: `drop ${origin[field] ?? field} when using --provider ${spec.provider}`,
+        });
+      }
+    }
+  }
+  if (!spec.ipv6 && explicit.has('ipv6Pool')) {
+    throw new UsageError(`${origin.ipv6Pool ?? 'ipv6Pool'}: an IPv6 pool applies only to a tunnel with --ipv6`, {
+      hint: `add --ipv6, or drop ${origin.ipv6Pool ?? 'ipv6Pool'}`,
+    });
   }
 }
 

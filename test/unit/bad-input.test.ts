@@ -2,10 +2,11 @@
 // (input) or 9 (environment), never exit 1 "internal error"; nothing is left behind.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { unresolvedDestination } from '../../src/home/destination-check.js';
 import { UsageError } from '../../src/lib/errors.js';
-import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+import { envLayer, fileLayer, flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { type CliResult, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
@@ -71,3 +72,54 @@ destinations('a host name that does not resolve is reported as such', async () =
 });
 
 destinations.run();
+
+// --- item 11
+const applies = suite('bad input: settings that do not apply, empty values');
+
+applies('droplet settings with --provider local are refused, as --reserved-ip and --dns are', () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ region: 'ams3' }, /^--region: only the digitalocean provider has droplet settings$/],
+    [{ size: 's-1vcpu-2gb' }, /^--size: only the digitalocean provider/],
+    [{ image: 'innisfree-edge' }, /^--image: only the digitalocean provider/],
+    [{ bootstrap: 'image' }, /^--bootstrap: only the digitalocean provider/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const error = usageError(() => resolveTunnelSpec([flagLayer({ ports: '443', provider: 'local', ...extra })]));
+    assert.match(error.message, pattern);
+    assert.match(String(error.hint), /drop --\w+ when using --provider local/);
+  }
+});
+
+applies('a region default in config.json is no error for a local tunnel', () => {
+  const defaults = { ...fileLayer('config.json', { region: 'ams3', size: 's-1vcpu-2gb' }), defaults: true };
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', provider: 'local' }), defaults]).provider, 'local');
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ ports: '443', provider: 'local' }), fileLayer('web.json', { region: 'ams3' })]));
+  assert.match(error.message, /^web\.json: region: only the digitalocean provider/, 'a tunnel file is the tunnel\'s own');
+});
+
+applies('--ipv6-pool without --ipv6 is refused', () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ ports: '443', ipv6Pool: 'fd00:1:2::/48' })]));
+  assert.match(error.message, /^--ipv6-pool: an IPv6 pool applies only to a tunnel with --ipv6$/);
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', ipv6: true, ipv6Pool: 'fd00:1:2::/48' })]).ipv6Pool, 'fd00:1:2::/48');
+});
+
+applies('an INNISFREE_* variable set but empty is refused', () => {
+  const error = usageError(() => envLayer({ INNISFREE_DESTINATION: '' }));
+  assert.match(error.message, /^INNISFREE_DESTINATION is set but empty$/);
+});
+
+applies('the CLI: --token-file and --cloud-firewall with --provider local, --file \'\', INNISFREE_DESTINATION= exit 2', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    const local = ['--provider', 'local', '--ports', '8080'];
+    assertOneLine(await runCli(['plan', ...local, '--region', 'ams3'], env), 2, /^innisfree: --region: only the digitalocean provider has droplet settings/);
+    assertOneLine(await runCli(['plan', ...local, '--token-file', '/run/token'], env), 2, /^innisfree: --token-file: only the digitalocean provider uses an API token/);
+    assertOneLine(await runCli(['up', ...local, '--cloud-firewall'], env), 2, /^innisfree: --cloud-firewall: only the digitalocean provider has cloud firewalls/);
+    assertOneLine(await runCli(['plan', '--ports', '443', '--ipv6-pool', 'fd00:1:2::/48'], env), 2, /^innisfree: --ipv6-pool: an IPv6 pool applies only/);
+    assertOneLine(await runCli(['plan', '--ports', '443', '--file', ''], env), 2, /^innisfree: --file: needs the path of a tunnel JSON file, got an empty value/);
+    assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, INNISFREE_DESTINATION: '' }), 2, /^innisfree: INNISFREE_DESTINATION is set but empty/);
+    assert.not.ok(existsSync(join(dir, 'state')), 'nothing was created');
+  });
+});
+
+applies.run();
