@@ -1,6 +1,6 @@
 // Where innisfree keeps state and configuration on the home host.
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Env } from '../lib/context.js';
 
 /**
@@ -8,15 +8,17 @@ import type { Env } from '../lib/context.js';
  * systemd StateDirectory); otherwise $XDG_STATE_HOME/innisfree, defaulting to ~/.local/state/innisfree.
  */
 export function stateRoot(env: Env): string {
-  if (env.INNISFREE_STATE_DIR) return env.INNISFREE_STATE_DIR;
+  // Absolute from the start: the state directory's paths end up in the per-tunnel flake, in ssh's -i and
+  // UserKnownHostsFile, and in the local edge's record, all read from other working directories.
+  if (env.INNISFREE_STATE_DIR) return resolve(env.INNISFREE_STATE_DIR);
   const base = env.XDG_STATE_HOME || join(env.HOME || homedir(), '.local', 'state');
-  return join(base, 'innisfree');
+  return resolve(base, 'innisfree');
 }
 
 /** $XDG_CONFIG_HOME/innisfree/config.json (defaults for every tunnel). */
 export function configFile(env: Env): string {
   const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config');
-  return join(base, 'innisfree', 'config.json');
+  return resolve(base, 'innisfree', 'config.json');
 }
 
 /** The layout of one tunnel's state directory. */

@@ -3,7 +3,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
+import { configFile, stateRoot, tunnelPaths } from '../../src/state/paths.js';
 import { unresolvedDestination } from '../../src/home/destination-check.js';
 import { UsageError } from '../../src/lib/errors.js';
 import { envLayer, fileLayer, flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
@@ -123,3 +124,16 @@ applies('the CLI: --token-file and --cloud-firewall with --provider local, --fil
 });
 
 applies.run();
+
+// --- item 9
+const relative = suite('bad input: a relative state directory');
+
+relative('INNISFREE_STATE_DIR, XDG_STATE_HOME and XDG_CONFIG_HOME relative to the working directory are made absolute', () => {
+  assert.is(stateRoot({ INNISFREE_STATE_DIR: 'rel/state' }), resolve(process.cwd(), 'rel/state'));
+  assert.is(stateRoot({ INNISFREE_STATE_DIR: './s/../t' }), resolve(process.cwd(), 't'));
+  assert.is(stateRoot({ XDG_STATE_HOME: 'xs' }), resolve(process.cwd(), 'xs', 'innisfree'));
+  assert.is(configFile({ XDG_CONFIG_HOME: 'xc' }), resolve(process.cwd(), 'xc', 'innisfree', 'config.json'));
+  assert.ok(isAbsolute(tunnelPaths(stateRoot({ INNISFREE_STATE_DIR: 'rel' }), 'web').edgeFlake));
+});
+
+relative.run();
