@@ -2,7 +2,7 @@
 import { basename } from 'node:path';
 import type { Env } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
-import { readTextIfExists } from '../state/files.js';
+import { InputFileError, readInputFile } from '../state/files.js';
 import { configFile } from '../state/paths.js';
 import { type Layer, envLayer, fileLayer, flagLayer, resolveTunnelSpec, tokenFileOf } from './sources.js';
 import type { TunnelSpec } from './tunnel.js';
@@ -13,8 +13,20 @@ export interface LoadedSpec {
   tokenFile: string | undefined;
 }
 
-export async function readJsonFile(path: string, label: string): Promise<unknown | undefined> {
-  const text = await readTextIfExists(path);
+/**
+ * A JSON settings file (a tunnel file or config.json), or undefined when it does not exist. Only a regular file of
+ * sane size is read; a FIFO, a device, a directory or an unreadable file is one UsageError saying which and why.
+ */
+export async function readJsonFile(path: string, label: string, fixHint?: string): Promise<unknown | undefined> {
+  let text: string | undefined;
+  try {
+    text = await readInputFile(path);
+  } catch (error) {
+    if (!(error instanceof InputFileError)) throw error;
+    throw new UsageError(`${label === path ? path : `${label} ${path}`}: ${error.reason}`, {
+      hint: fixHint ?? (error.problem === 'unreadable' ? `make ${path} readable, or give another tunnel file` : 'give the path of a tunnel JSON file (a regular file)'),
+    });
+  }
   if (text === undefined) return undefined;
   try {
     return JSON.parse(text);
@@ -26,7 +38,7 @@ export async function readJsonFile(path: string, label: string): Promise<unknown
 /** The config.json defaults layer, if the file exists. */
 export async function loadDefaults(env: Env): Promise<{ layer: Layer | undefined; data: unknown }> {
   const path = configFile(env);
-  const data = await readJsonFile(path, path);
+  const data = await readJsonFile(path, path, `${path} holds the defaults for every tunnel: make it a readable JSON file, or remove it`);
   return { layer: data === undefined ? undefined : { ...fileLayer(path, data), defaults: true }, data };
 }
 
@@ -42,7 +54,7 @@ export async function loadTunnelSpec(flags: Record<string, unknown>, env: Env): 
   }
   let fileData: unknown;
   if (file !== undefined) {
-    fileData = await readJsonFile(file, basename(file));
+    fileData = await readJsonFile(file, fileFlag);
     if (fileData === undefined) throw new UsageError(`${fileFlag}: ${file} does not exist`, { hint: 'give the path of a tunnel JSON file' });
     layers.push(fileLayer(basename(file), fileData));
   }

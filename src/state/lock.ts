@@ -2,10 +2,12 @@
 // process that was killed. The holder is identified by pid plus the process start time, so a recycled pid does
 // not keep a stale lock alive.
 import { hostname } from 'node:os';
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { BusyError } from '../lib/errors.js';
+import { fsFailure } from '../lib/fs-errors.js';
+import { ensureDir } from './files.js';
 
 export interface LockHolder {
   pid: number;
@@ -56,7 +58,7 @@ export async function readLockHolder(path: string): Promise<LockHolder | undefin
 
 /** Takes the lock or throws BusyError naming the live holder. */
 export async function acquireLock(path: string, what: string, command: string, now: Date = new Date()): Promise<Lock> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await ensureDir(dirname(path));
   const holder: LockHolder = {
     pid: process.pid,
     startTime: processStartTime(process.pid),
@@ -82,7 +84,7 @@ export async function acquireLock(path: string, what: string, command: string, n
         },
       };
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fsFailure(error, path, 'create');
     }
     const existing = await readLockHolder(path);
     if (existing && existing.pid !== 0 && isHolderAlive(existing)) {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
 import { type SshKeyPair, generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../lib/keys.js';
 import { UsageError } from '../lib/errors.js';
+import { fsFailure } from '../lib/fs-errors.js';
 import { TUNNEL_NAME_PATTERN } from '../spec/primitives.js';
 import { PUBLIC_MODE, SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
 import { type TunnelPaths, tunnelPaths } from './paths.js';
@@ -55,7 +56,7 @@ export async function listTunnelRecords(root: string): Promise<TunnelRecord[]> {
     entries = await readdir(root);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
+    throw fsFailure(error, root, 'list');
   }
   const records: TunnelRecord[] = [];
   for (const entry of entries.sort()) {
@@ -84,7 +85,14 @@ export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promis
     await writeFileAtomic(paths.wireguardPublic, `${pair.publicKey}\n`, PUBLIC_MODE);
     wgPrivate = pair.privateKey;
   }
-  const wireguardPublicKey = wireguardPublicKeyOf(wgPrivate);
+  let wireguardPublicKey: string;
+  try {
+    wireguardPublicKey = wireguardPublicKeyOf(wgPrivate);
+  } catch {
+    throw new UsageError(`${paths.wireguardPrivate} is damaged: it does not hold a WireGuard private key`, {
+      hint: `restore it, or remove it for a new key (the next innisfree up deploys its public half to the edge)`,
+    });
+  }
   const sshPublicKey = (await ensureSshKeyPair(paths.sshPrivate, paths.sshPublic, `innisfree-${name}`)).publicKey;
   const host = await ensureSshKeyPair(paths.hostKeyPrivate, paths.hostKeyPublic, `innisfree-${name}-edge`);
   return { wireguardPublicKey, sshPublicKey, hostPublicKey: host.publicKey, hostPrivateKey: host.privateKey };

@@ -2,13 +2,14 @@
 // (input) or 9 (environment), never exit 1 "internal error"; nothing is left behind.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { configFile, stateRoot, tunnelPaths } from '../../src/state/paths.js';
 import { unresolvedDestination } from '../../src/home/destination-check.js';
 import { UsageError } from '../../src/lib/errors.js';
 import { envLayer, fileLayer, flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
-import { type CliResult, runCli } from '../helpers/cli.js';
+import { type CliResult, cliPath, runCli } from '../helpers/cli.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 function isolatedEnv(dir: string): Record<string, string> {
@@ -137,3 +138,105 @@ relative('INNISFREE_STATE_DIR, XDG_STATE_HOME and XDG_CONFIG_HOME relative to th
 });
 
 relative.run();
+
+// --- items 7 and 8
+/** The CLI, killed after `timeoutMs` (then code is null): a hang fails the test instead of stalling the suite. */
+function runCliWithin(timeoutMs: number, args: readonly string[], env: Record<string, string>, runAs?: number): Promise<CliResult> {
+  const argv = [cliPath, ...args];
+  const [file, fileArgs] = runAs === undefined
+    ? [process.execPath, argv]
+    : ['setpriv', [`--reuid=${runAs}`, `--regid=${runAs}`, '--clear-groups', '--', process.execPath, ...argv]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, fileArgs, { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+const files = suite('bad input: --file and config.json are small regular files');
+
+files('a FIFO, /dev/zero and a directory as --file: exit 2 at once, one line saying what it is', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    const fifo = join(dir, 'tunnel.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const command of ['plan', 'up']) {
+      const fromFifo = await runCliWithin(10_000, [command, '--ports', '443', '--file', fifo], env);
+      assertOneLine(fromFifo, 2, new RegExp(`^innisfree: --file ${fifo}: it is a FIFO, not a regular file \\(hint: give the path of a tunnel JSON file`));
+    }
+    assertOneLine(await runCliWithin(10_000, ['plan', '--ports', '443', '--file', '/dev/zero'], env), 2, /^innisfree: --file \/dev\/zero: it is a device, not a regular file/);
+    assertOneLine(await runCliWithin(10_000, ['plan', '--ports', '443', '--file', dir], env), 2, /: it is a directory, not a regular file/);
+    const big = join(dir, 'big.json');
+    writeFileSync(big, `{"name":"web","x":"${'a'.repeat(2 * 1024 * 1024)}"}`);
+    assertOneLine(await runCliWithin(10_000, ['plan', '--ports', '443', '--file', big], env), 2, /: it is \d+ bytes, more than the 1048576 a settings file may have/);
+    assert.not.ok(existsSync(join(dir, 'state')), 'nothing was created');
+  });
+});
+
+files('an unreadable --file or config.json: exit 2 naming it (run as nobody: root reads everything)', async () => {
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/setpriv')) return console.log('  SKIPPED: needs root and setpriv to run as another user');
+  await withDir(async (dir) => {
+    chmodSync(dir, 0o755);
+    const secret = join(dir, 'tunnel.json');
+    writeFileSync(secret, '{"name":"web"}', { mode: 0o600 });
+    const env = { ...isolatedEnv(dir), HOME: dir };
+    assertOneLine(await runCliWithin(10_000, ['plan', '--ports', '443', '--file', secret], env, 65534), 2, new RegExp(`^innisfree: --file ${secret}: permission denied \\(hint: make ${secret} readable`));
+    mkdirSync(join(dir, 'config', 'innisfree'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(dir, 'config', 'innisfree', 'config.json'), '{}', { mode: 0o600 });
+    assertOneLine(await runCliWithin(10_000, ['plan', '--ports', '443'], env, 65534), 2, /config\.json: permission denied \(hint: .*config\.json holds the defaults for every tunnel/);
+  });
+});
+
+const environment = suite('bad input: filesystem errors name the path, never "internal error"');
+
+environment('config.json a directory, XDG_CONFIG_HOME=/dev/null: exit 2', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    mkdirSync(join(dir, 'config', 'innisfree', 'config.json'), { recursive: true });
+    assertOneLine(await runCli(['plan', '--ports', '443'], env), 2, /^innisfree: \S+\/config\/innisfree\/config\.json: it is a directory, not a regular file/);
+    assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, XDG_CONFIG_HOME: '/dev/null' }), 2, /^innisfree: \/dev\/null\/innisfree\/config\.json: \/dev\/null is not a directory/);
+  });
+});
+
+environment('a state directory that is a file or /dev/null, <state>/NAME a file: exit 9 naming it, for plan, status and down', async () => {
+  await withDir(async (dir) => {
+    const file = join(dir, 'state-file');
+    writeFileSync(file, 'not a directory\n');
+    for (const root of [file, '/dev/null']) {
+      const env = { ...isolatedEnv(dir), INNISFREE_STATE_DIR: root };
+      const culprit = new RegExp(`${root.replace(/[/.]/g, '\\$&')} is not a directory \\(hint: fix or move ${root.replace(/[/.]/g, '\\$&')} `);
+      assertOneLine(await runCli(['plan', '--ports', '443'], env), 9, culprit);
+      assertOneLine(await runCli(['status'], env), 9, culprit);
+      assertOneLine(await runCli(['status', 'web'], env), 9, culprit);
+      assertOneLine(await runCli(['down', 'web', '--provider', 'local'], env), 9, culprit);
+    }
+    const env = isolatedEnv(dir);
+    mkdirSync(join(dir, 'state'));
+    writeFileSync(join(dir, 'state', 'web'), 'x\n');
+    assertOneLine(await runCli(['plan', '--name', 'web', '--ports', '443'], env), 9, /state\/web\/tunnel\.json: \S+\/state\/web is not a directory/);
+  });
+});
+
+environment('a garbage wireguard/private: exit 2, damaged, naming the file', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    mkdirSync(join(dir, 'state', 'web', 'wireguard'), { recursive: true });
+    writeFileSync(join(dir, 'state', 'web', 'wireguard', 'private'), 'garbage\n');
+    assertOneLine(await runCli(['plan', '--name', 'web', '--ports', '443'], env), 2, /state\/web\/wireguard\/private is damaged: it does not hold a WireGuard private key \(hint: restore it, or remove it/);
+  });
+});
+
+environment('INNISFREE_LOCAL_DIR=/dev/null: exit 9 naming it, for list and down', async () => {
+  await withDir(async (dir) => {
+    const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: '/dev/null' };
+    assertOneLine(await runCli(['list', '--provider', 'local'], env), 9, /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges are recorded under INNISFREE_LOCAL_DIR/);
+    assertOneLine(await runCli(['down', 'web', '--provider', 'local'], env), 9, /^innisfree: cannot read \/dev\/null\/web\/edge-record\.json: \/dev\/null is not a directory/);
+  });
+});
+
+files.run();
+environment.run();

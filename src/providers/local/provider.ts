@@ -14,7 +14,8 @@ import { type Clock, type Context, type Exec, type ExecResult, systemClock, syst
 import { BusyError, EnvironmentError, ProviderError } from '../../lib/errors.js';
 import { packageRoot } from '../../lib/paths.js';
 import { edgeNameOf } from '../../spec/tunnel.js';
-import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
+import { SECRET_MODE, ensureDir, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
+import { fsFailure } from '../../lib/fs-errors.js';
 import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
@@ -119,7 +120,7 @@ export class LocalProvider implements Provider {
       entries = (await readdir(this.runtimeDir)).sort();
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
+      throw fsFailure(error, this.runtimeDir, 'list', this.runtimeDirHint());
     }
     const edges: EdgeInfo[] = [];
     for (const entry of entries) {
@@ -182,7 +183,7 @@ export class LocalProvider implements Provider {
   /** The recorded edge of a tunnel (namespaces, addresses, files), if any. */
   async localEdge(tunnel: string): Promise<LocalEdge | undefined> {
     const paths = runtimePaths(this.runtimeDir, tunnel);
-    const text = await readTextIfExists(paths.record);
+    const text = await readTextIfExists(paths.record, this.runtimeDirHint());
     if (text === undefined) return undefined;
     let parsed: LocalEdgeRecord;
     try {
@@ -191,6 +192,10 @@ export class LocalProvider implements Provider {
       throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
     }
     return { record: parsed, layout: layoutOf(parsed.id, parsed.slot), paths };
+  }
+
+  private runtimeDirHint(): string {
+    return `local edges are recorded under INNISFREE_LOCAL_DIR (default ${DEFAULT_RUNTIME_DIR}), which must be a directory root can write; fix ${this.runtimeDir} or point INNISFREE_LOCAL_DIR elsewhere`;
   }
 
   /** The "internet" namespace from which a client reaches the edge's public address. */
@@ -282,8 +287,7 @@ export class LocalProvider implements Provider {
     const paths = runtimePaths(this.runtimeDir, spec.name);
     const id = randomBytes(4).toString('hex');
     const undo: Array<() => Promise<unknown>> = [];
-    await mkdir(this.runtimeDir, { recursive: true, mode: 0o700 });
-    await mkdir(paths.dir, { recursive: true, mode: 0o700 });
+    await ensureDir(paths.dir, this.runtimeDirHint());
     undo.push(() => rm(paths.dir, { recursive: true, force: true }));
     try {
       const edgeNs = `isf-edge-${id}`;
