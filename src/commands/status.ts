@@ -1,10 +1,10 @@
 // innisfree status [NAME]: what each tunnel is doing, from the status.json its `up` process keeps current.
 import type { Context } from '../lib/context.js';
-import { UsageError } from '../lib/errors.js';
+import { UsageError, formatError } from '../lib/errors.js';
 import { isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
-import { type TunnelStatus, readStatus } from '../state/status.js';
-import { listTunnelRecords } from '../state/tunnel-record.js';
+import { type TunnelStatus, inspectStatus } from '../state/status.js';
+import { damagedStateError, listTunnelNames, readTunnelRecord } from '../state/tunnel-record.js';
 
 export interface StatusOptions {
   name?: string;
@@ -13,8 +13,10 @@ export interface StatusOptions {
 
 export interface TunnelReport {
   name: string;
-  /** The recorded phase, or "stale" when the process that recorded "ready" is gone. */
+  /** The recorded phase, "stale" when the process that recorded "ready" is gone, "damaged" for an unreadable state file. */
   phase: string;
+  /** Why the tunnel's state cannot be read (a truncated tunnel.json or status.json), with what to do. */
+  damaged: string | null;
   running: boolean;
   status: TunnelStatus | null;
   /** Seconds since the latest handshake, when known. */
@@ -24,24 +26,31 @@ export interface TunnelReport {
 
 export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options: StatusOptions): Promise<string> {
   const root = stateRoot(ctx.env);
-  const names = options.name ? [options.name] : (await listTunnelRecords(root)).map((r) => r.name);
+  const names = options.name ? [options.name] : await listTunnelNames(root);
   const reports: TunnelReport[] = [];
   for (const name of names) {
     const paths = tunnelPaths(root, name);
-    const status = (await readStatus(paths)) ?? null;
+    const inspected = await inspectStatus(paths);
+    const status = inspected === undefined || inspected === 'damaged' ? null : inspected;
     const holder = await readLockHolder(paths.lock);
     const running = holder !== undefined && holder.pid !== 0 && isHolderAlive(holder);
-    if (!status && options.name && !running) {
-      const known = (await listTunnelRecords(root)).some((r) => r.name === name);
-      if (!known) {
-        throw new UsageError(`no tunnel named "${name}" on this host`, { hint: 'innisfree status lists the tunnels that have state here' });
-      }
+    // A damaged file is said as such (as up says it), never shown as "planned" or "stopped".
+    let damaged: UsageError | undefined = inspected === 'damaged' ? damagedStateError(paths, paths.status) : undefined;
+    const record = await readTunnelRecord(paths).catch((error: unknown) => {
+      if (!(error instanceof UsageError)) throw error;
+      damaged ??= error;
+      return undefined;
+    });
+    if (damaged && options.name) throw damaged;
+    if (!status && !damaged && options.name && !running && !record) {
+      throw new UsageError(`no tunnel named "${name}" on this host`, { hint: 'innisfree status lists the tunnels that have state here' });
     }
     const active = status !== null && !['stopped', 'failed', 'planned'].includes(status.phase);
     const latest = status?.dataPlane?.latestHandshake ?? 0;
     reports.push({
       name,
-      phase: status === null ? 'planned' : active && !running ? 'stale' : status.phase,
+      damaged: damaged ? formatError(damaged) : null,
+      phase: damaged ? 'damaged' : status === null ? 'planned' : active && !running ? 'stale' : status.phase,
       running,
       status,
       handshakeAgeSeconds: latest > 0 ? Math.max(0, Math.round(ctx.clock.now() / 1000 - latest)) : null,
@@ -56,6 +65,7 @@ export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options
 function renderReport(report: TunnelReport): string {
   const s = report.status;
   const lines = [`${report.name}: ${report.phase}${report.running ? ` (pid ${s?.pid ?? '?'})` : ''}`];
+  if (report.damaged) lines.push(`  damaged         ${report.damaged}`);
   if (report.phase === 'stale') lines.push('  the process running it is gone; run up again to re-attach, or innisfree down to remove it');
   if (s?.message) lines.push(`  last error      ${s.message}`);
   if (s?.edge) {

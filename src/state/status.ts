@@ -64,14 +64,21 @@ export const TunnelStatus = z.object({
 export type TunnelStatus = z.infer<typeof TunnelStatus>;
 export type PortCounters = z.infer<typeof PortCounters>;
 
+/** status.json, or undefined when it is missing or damaged (callers that must tell the two apart use inspectStatus). */
 export async function readStatus(paths: TunnelPaths): Promise<TunnelStatus | undefined> {
+  const read = await inspectStatus(paths);
+  return read === 'damaged' ? undefined : read;
+}
+
+/** status.json; undefined when there is none yet, "damaged" when it is there but not a status (truncated, foreign). */
+export async function inspectStatus(paths: TunnelPaths): Promise<TunnelStatus | 'damaged' | undefined> {
   const text = await readTextIfExists(paths.status);
   if (text === undefined) return undefined;
   try {
     const parsed = TunnelStatus.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return parsed.success ? parsed.data : 'damaged';
   } catch {
-    return undefined;
+    return 'damaged';
   }
 }
 

@@ -1,5 +1,6 @@
 // tunnel.json: a tunnel's identity on this host (its addressing), written once and kept across runs so the edge
 // config, the interface name and the tunnel addresses stay the same. Keys live beside it in wireguard/ and ssh/.
+import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
@@ -34,12 +35,33 @@ export async function readTunnelRecord(paths: TunnelPaths): Promise<TunnelRecord
   const text = await readTextIfExists(paths.tunnel);
   if (text === undefined) return undefined;
   const parsed = TunnelRecord.safeParse(safeJson(text));
-  if (!parsed.success) {
-    throw new UsageError(`${paths.tunnel} is damaged`, {
-      hint: `remove the tunnel's state with: innisfree down ${paths.dir.split('/').pop()} (or delete ${paths.dir})`,
-    });
-  }
+  if (!parsed.success) throw damagedStateError(paths, paths.tunnel);
   return parsed.data;
+}
+
+/** A state file that is there but unreadable as what it should be (truncated, edited, foreign). */
+export function damagedStateError(paths: TunnelPaths, file: string): UsageError {
+  return new UsageError(`${file} is damaged`, {
+    hint: `remove the tunnel's state with: innisfree down ${paths.dir.split('/').pop()} (or delete ${paths.dir})`,
+  });
+}
+
+/** Names of the tunnels with state under the root: directories holding a tunnel.json or status.json, readable or not. */
+export async function listTunnelNames(root: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsFailure(error, root, 'list');
+  }
+  return entries
+    .filter((entry) => TUNNEL_NAME_PATTERN.test(entry))
+    .filter((entry) => {
+      const paths = tunnelPaths(root, entry);
+      return existsSync(paths.tunnel) || existsSync(paths.status);
+    })
+    .sort();
 }
 
 export async function writeTunnelRecord(paths: TunnelPaths, name: string, allocation: Allocation, now: Date): Promise<TunnelRecord> {

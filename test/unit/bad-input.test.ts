@@ -3,7 +3,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../../src/state/files.js';
+import { writeTunnelRecord } from '../../src/state/tunnel-record.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import { configFile, stateRoot, tunnelPaths } from '../../src/state/paths.js';
 import { unresolvedDestination } from '../../src/home/destination-check.js';
@@ -240,3 +242,39 @@ environment('INNISFREE_LOCAL_DIR=/dev/null: exit 9 naming it, for list and down'
 
 files.run();
 environment.run();
+
+// --- item 12
+const damaged = suite('status: damaged state files are reported as damaged');
+
+async function tunnelState(root: string, name: string): Promise<ReturnType<typeof tunnelPaths>> {
+  const paths = tunnelPaths(root, name);
+  await writeTunnelRecord(paths, name, { index: 0, pool: '10.50.0.0/16', interface: `isf-${name}`, edgeInterface: `ise-${name}`, homeAddress: '10.50.0.2/30', edgeAddress: '10.50.0.1/30' }, new Date());
+  await writeJsonAtomic(paths.status, {
+    version: 1, name, phase: 'stopped', pid: null, provider: 'local', updatedAt: new Date().toISOString(), edge: null,
+    plannedConfigHash: 'a'.repeat(64), deployedConfigHash: 'a'.repeat(64), message: null, dataPlane: null,
+  });
+  return paths;
+}
+
+damaged('a truncated status.json or tunnel.json: status NAME exits 2 saying which file is damaged; status lists it as damaged', async () => {
+  await withDir(async (dir) => {
+    const root = join(dir, 'state');
+    const env = { INNISFREE_STATE_DIR: root, HOME: dir };
+    const web = await tunnelState(root, 'web');
+    const api = await tunnelState(root, 'api');
+    await tunnelState(root, 'ok');
+    writeFileSync(web.status, readFileSync(web.status, 'utf8').slice(0, 40));
+    writeFileSync(api.tunnel, readFileSync(api.tunnel, 'utf8').slice(0, 30));
+    assertOneLine(await runCli(['status', 'web'], env), 2, new RegExp(`^innisfree: ${web.status} is damaged \\(hint: .*innisfree down web`));
+    assertOneLine(await runCli(['status', 'api', '--json'], env), 2, new RegExp(`^innisfree: ${api.tunnel} is damaged`));
+    const all = await runCli(['status'], env);
+    assert.is(all.code, 0, all.stderr);
+    assert.match(all.stdout, /^api: damaged\n {2}damaged +\S+\/api\/tunnel\.json is damaged/m);
+    assert.match(all.stdout, /^web: damaged\n {2}damaged +\S+\/web\/status\.json is damaged/m);
+    assert.match(all.stdout, /^ok: stopped/m);
+    const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as Array<{ name: string; phase: string; damaged: string | null }>;
+    assert.equal(json.map((r) => [r.name, r.phase]), [['api', 'damaged'], ['ok', 'stopped'], ['web', 'damaged']]);
+  });
+});
+
+damaged.run();
