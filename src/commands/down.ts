@@ -2,7 +2,7 @@
 // cloud firewall; a reserved IP only with --release-ip), then removes the tunnel's local state. Works with or
 // without local state, and refuses while the tunnel is up in a live process.
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import type { Context } from '../lib/context.js';
 import { BusyError, UsageError } from '../lib/errors.js';
 import { createProvider } from '../providers/index.js';
@@ -34,8 +34,19 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? DEFAULTS.provider;
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
 
+  const root = stateRoot(ctx.env);
+  const hadRoot = existsSync(root);
   const hadState = existsSync(paths.dir);
+  // Nothing here and nothing there: a mistyped name, said as such, and no state directory made to hold a lock.
+  if (!hadState && (await provider.findEdge(name)) === undefined) {
+    throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
+      hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
+    });
+  }
   const lock = await acquireLock(paths.lock, `tunnel ${name}`, 'innisfree down', new Date(ctx.clock.now()));
+  const removeRoot = async (): Promise<void> => {
+    if (!hadRoot) await rmdir(root).catch(() => {});
+  };
   let edgeName: string | undefined;
   let reserved: string | undefined;
   try {
@@ -52,10 +63,14 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   } catch (error) {
     await lock.release();
     // A state directory this command made only to hold its lock is not left behind.
-    if (!hadState) await rm(paths.dir, { recursive: true, force: true });
+    if (!hadState) {
+      await rm(paths.dir, { recursive: true, force: true });
+      await removeRoot();
+    }
     throw error;
   }
   await rm(paths.dir, { recursive: true, force: true });
+  await removeRoot();
   const releaseIp = options.flags.releaseIp === true;
   if (options.json) {
     return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp }, null, 2)}\n`;

@@ -1,7 +1,7 @@
 // innisfree up: bring a tunnel up and keep it up until SIGINT/SIGTERM. Wires the real effects (provider, SSH,
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
@@ -45,14 +45,17 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   if (unresolved) ctx.emit({ type: 'log', level: 'warn', message: unresolved });
   const root = stateRoot(ctx.env);
   const stateDir = tunnelPaths(root, spec.name).dir;
+  const hadRoot = existsSync(root);
   const hadState = existsSync(stateDir);
   const lock = await acquireLock(tunnelPaths(root, spec.name).lock, `tunnel "${spec.name}"`, `innisfree up (${spec.provider})`);
-  let refused = false;
+  let started = false;
+  let discard = false;
   try {
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
+    started = true;
     await runTunnel(ctx, deps, {
       spec,
       plan,
@@ -61,12 +64,17 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
   } catch (error) {
-    // Refused because another tunnel holds the edge: keys and records made by this run alone are not left behind.
-    refused = error instanceof BusyError;
+    // Refused before anything outside this host existed (bad input such as an --address-pool with no room, a
+    // missing token), or because another state directory's tunnel holds the edge: a state directory made by this
+    // run alone holds nothing worth keeping, and is not left behind.
+    discard = !hadState && (!started || error instanceof BusyError);
     throw error;
   } finally {
     await lock.release();
-    if (refused && !hadState) await rm(stateDir, { recursive: true, force: true });
+    if (discard) {
+      await rm(stateDir, { recursive: true, force: true });
+      if (!hadRoot) await rmdir(root).catch(() => {});
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // The one place that switches on the provider: which adapter finds and creates edges, which deployer applies their
 // config, how they come to run NixOS, and what this machine needs for them. Adapters load lazily, so a command only
 // pays for the one it uses, and nothing here resolves a token before it is asked for the provider.
+import { statSync } from 'node:fs';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { type Check, cloudHomeRequirements, localEdgeRequirements } from '../lib/requirements.js';
@@ -41,6 +42,7 @@ const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> => new Dep
 const digitalocean: ProviderKit = {
   name: 'digitalocean',
   async provider(ctx, options = {}) {
+    if (options.tokenFile) warnIfOpenToOthers(ctx, options.tokenFile);
     const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
     return createDigitalOceanProvider(ctx, options);
   },
@@ -67,6 +69,26 @@ const local: ProviderKit = {
   bootstrap: () => 'none',
   requirements: (ctx) => localEdgeRequirements(ctx),
 };
+
+/**
+ * A token file every user may read is accepted, with a warning, as ssh warns about a key file: the token
+ * controls the whole account. (An unreadable or missing file is the token reader's error to report.)
+ */
+function warnIfOpenToOthers(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
+  let mode: number;
+  try {
+    mode = statSync(tokenFile).mode;
+  } catch {
+    return;
+  }
+  if ((mode & 0o007) === 0) return;
+  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  ctx.emit({
+    type: 'log',
+    level: 'warn',
+    message: `token file ${tokenFile} is open to every user on this machine (mode ${octal}); anyone who reads it controls the DigitalOcean account: chmod 600 ${tokenFile}`,
+  });
+}
 
 export function providerKit(name: string): ProviderKit {
   switch (name) {

@@ -150,16 +150,25 @@ export function validatePortSet(ranges: readonly PortRange[], reserved: Reserved
 }
 
 /** Marks the mappings whose public TCP ports are listed (or all TCP mappings for "all") as using PROXY protocol. */
-export function applyProxyProtocol(ranges: readonly PortRange[], selection: readonly string[]): PortRange[] {
+/** `name` is how messages name the selection's source: "--proxy-protocol", "INNISFREE_PROXY_PROTOCOL", "web.json: proxyProtocol". */
+export function applyProxyProtocol(ranges: readonly PortRange[], selection: readonly string[], name = '--proxy-protocol'): PortRange[] {
   const tokens = selection.flatMap((value) => value.split(',')).map((t) => t.trim()).filter((t) => t !== '');
   if (tokens.length === 0) return [...ranges];
   if (tokens.some((t) => t.toLowerCase() === 'all')) {
     return ranges.map((r) => (r.protocol === 'tcp' ? { ...r, proxyProtocol: true } : r));
   }
   const wanted = tokens.map((token) => {
-    const range = parsePortToken(token.includes('/') ? token : `${token}/tcp`);
+    let range: PortRange;
+    try {
+      range = parsePortToken(token.includes('/') ? token : `${token}/tcp`);
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      throw new UsageError(`${name}: "${token}" is not a public TCP port or range`, {
+        hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
+      });
+    }
     if (range.localStart !== range.publicStart || range.localEnd !== range.publicEnd) {
-      throw new UsageError(`proxy-protocol: "${token}" must name public ports only`, {
+      throw new UsageError(`${name}: "${token}" must name public ports only`, {
         hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
       });
     }
@@ -170,7 +179,7 @@ export function applyProxyProtocol(ranges: readonly PortRange[], selection: read
       (r) => r.protocol === want.protocol && r.publicStart <= want.publicStart && r.publicEnd >= want.publicEnd,
     );
     if (!covered) {
-      throw new UsageError(`proxy-protocol: "${want.source}" is not one of the tunnel's public ports`, {
+      throw new UsageError(`${name}: "${want.source}" is not one of the tunnel's public ports`, {
         hint: 'list ports that also appear in --ports',
       });
     }

@@ -190,7 +190,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     throw new UsageError('ports: no port mappings given', { hint: 'pass --ports, e.g. --ports 443/tcp,80:8080/tcp' });
   }
   let ports = raw.ports as PortRange[];
-  if (raw.proxyProtocol !== undefined) ports = applyProxyProtocol(ports, raw.proxyProtocol as string[]);
+  if (raw.proxyProtocol !== undefined) ports = applyProxyProtocol(ports, raw.proxyProtocol as string[], origin.proxyProtocol);
 
   const image = raw.image as string | undefined;
   const bootstrap = (raw.bootstrap as string | undefined) ?? (image !== undefined ? 'image' : 'nixos-anywhere');
@@ -334,6 +334,14 @@ function toArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [value];
 }
 
+/** A sensible value per whole-number field, for the hint of a value that is not one. */
+const INTEGER_EXAMPLES: Partial<Record<FieldName, number>> = {
+  edgeSshPort: 2222,
+  wireguardPort: 51820,
+  keepalive: DEFAULTS.keepalive,
+  mtu: DEFAULTS.mtu,
+};
+
 function coerceText(field: FieldName, value: unknown, name: string): unknown {
   const kind: Kind = FIELDS[field].kind;
   const last = (v: unknown): unknown => (Array.isArray(v) ? v[v.length - 1] : v);
@@ -354,7 +362,7 @@ function coerceText(field: FieldName, value: unknown, name: string): unknown {
       const v = last(value);
       const number = typeof v === 'number' ? v : /^\d+$/.test(String(v)) ? Number(v) : Number.NaN;
       if (!Number.isInteger(number)) {
-        throw new UsageError(`${name}: "${String(v)}" is not a whole number`, { hint: 'pass a number, e.g. 51820' });
+        throw new UsageError(`${name}: "${String(v)}" is not a whole number`, { hint: `pass a whole number, e.g. ${name}${name.startsWith('--') ? ' ' : '='}${INTEGER_EXAMPLES[field] ?? 1}` });
       }
       return number;
     }

@@ -278,3 +278,60 @@ damaged('a truncated status.json or tunnel.json: status NAME exits 2 saying whic
 });
 
 damaged.run();
+
+// --- item 13
+const minor = suite('bad input: the minor ones');
+
+minor('INNISFREE_PROXY_PROTOCOL=x names the variable; --proxy-protocol x names the flag', async () => {
+  const error = usageError(() => resolveTunnelSpec([flagLayer({ ports: '443' }), envLayer({ INNISFREE_PROXY_PROTOCOL: 'x' })]));
+  assert.match(error.message, /^INNISFREE_PROXY_PROTOCOL: "x" is not a public TCP port or range$/);
+  await withDir(async (dir) => {
+    assertOneLine(await runCli(['plan', '--ports', '443', '--proxy-protocol', 'x'], isolatedEnv(dir)), 2, /^innisfree: --proxy-protocol: "x" is not a public TCP port or range/);
+  });
+});
+
+minor('--mtu and --keepalive hints give an example of their own', () => {
+  assert.match(String(usageError(() => flagLayer({ mtu: 'x' })).hint), /^pass a whole number, e\.g\. --mtu 1420$/);
+  assert.match(String(usageError(() => flagLayer({ keepalive: '1.5' })).hint), /^pass a whole number, e\.g\. --keepalive 25$/);
+  assert.match(String(usageError(() => envLayer({ INNISFREE_MTU: 'big' })).hint), /^pass a whole number, e\.g\. INNISFREE_MTU=1420$/);
+  assert.match(String(usageError(() => flagLayer({ wireguardPort: 'x' })).hint), /e\.g\. --wireguard-port 51820$/);
+});
+
+minor('down of a name with no state and no edge exits 2 and creates no state directory', async () => {
+  await withDir(async (dir) => {
+    const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: join(dir, 'local') };
+    assertOneLine(await runCli(['down', 'nosuch', '--provider', 'local'], env), 2, /^innisfree: no tunnel named "nosuch": no state in \S+\/state and no edge at local \(hint: innisfree status lists/);
+    assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
+    assert.not.ok(existsSync(join(dir, 'local')), 'no local edge directory');
+  });
+});
+
+minor('an --address-pool with no room left here is refused by up without leaving a state directory', async () => {
+  await withDir(async (dir) => {
+    const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: join(dir, 'local') };
+    // 127.0.0.0/8 has routes on every host; a /30 inside it has no free slot.
+    const result = await runCli(['up', '--provider', 'local', '--ports', '8080', '--address-pool', '127.0.0.0/30'], env);
+    if (result.code === 9) return console.log(`  SKIPPED: up cannot run here: ${result.stderr.trim()}`);
+    assertOneLine(result, 2, /^innisfree: address pool 127\.0\.0\.0\/30 has no free \/30 left on this host/);
+    assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
+  });
+});
+
+minor('a token file every user can read is used with a warning naming it and the fix', async () => {
+  await withDir(async (dir) => {
+    const token = join(dir, 'token');
+    // Not a token's shape: the command stops right after reading it, without the network.
+    writeFileSync(token, 'not a token\n', { mode: 0o644 });
+    chmodSync(token, 0o644);
+    const env = { ...isolatedEnv(dir), DIGITALOCEAN_API_URL: 'http://127.0.0.1:9' };
+    const open = await runCli(['list', '--token-file', token], env);
+    assert.match(open.stderr, new RegExp(`token file ${token} is open to every user on this machine \\(mode 0644\\).*chmod 600 ${token}`));
+    chmodSync(token, 0o600);
+    const closed = await runCli(['list', '--token-file', token], env);
+    assert.not.match(closed.stderr, /open to every user/);
+    assert.is(closed.code, open.code, 'the warning changes nothing else');
+    assert.match(closed.stderr, /does not hold a single-line API token/, 'the file was read');
+  });
+});
+
+minor.run();

@@ -102,10 +102,11 @@ L('down NAME destroys the edge, its SSH key and the local state', () =>
     assert.equal([...e.fake.state.droplets.values()].map((d) => d.name), ['innisfree-other']);
     assert.equal([...e.fake.state.sshKeys.values()].map((k) => k.name), ['innisfree-other']);
     assert.is(e.fake.calls('GET /v2/account/keys').length, 0, 'the key was removed by fingerprint');
-    // Again: nothing left, still fine.
+    // Again: nothing here and nothing there is a mistyped name (exit 2), and no state directory is made for it.
     const again = await e.run(['down', 'web']);
-    assert.is(again.code, 0);
-    assert.match(again.stdout, /had no edge at digitalocean\.\nThere was no local state\./);
+    assert.is(again.code, 2, again.stderr);
+    assert.match(again.stderr, /no tunnel named "web": no state in \S+ and no edge at digitalocean/);
+    assert.not.ok(existsSync(dir));
   }));
 
 L('down refuses while the tunnel is up in a live process', () =>
