@@ -15,9 +15,11 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
   );
   const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;
+  let tryItNote: string | undefined;
   if (firstTcp && provider.clientCommand) {
     const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`]);
     tryIt = `sudo ${argv.join(' ')}`;
+    tryItNote = await provider.clientNote?.(spec.name);
   } else if (firstTcp) {
     tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/   (if the service speaks HTTP)`;
   }
@@ -28,6 +30,7 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
     ...(edge.ipv6 ? { ipv6: edge.ipv6 } : {}),
     ports,
     ...(tryIt ? { tryIt } : {}),
+    ...(tryItNote ? { tryItNote } : {}),
   };
 }
 

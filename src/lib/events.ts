@@ -30,6 +30,8 @@ export interface ReadyEvent {
   ports: string[];
   /** A command that reaches the first TCP port from a client, when the provider can offer one. */
   tryIt?: string;
+  /** Who runs the try-it command and from which addresses (the local provider's client). */
+  tryItNote?: string;
 }
 
 export type ProgressEvent = StepEvent | LogEvent | ReadyEvent;

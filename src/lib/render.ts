@@ -90,6 +90,7 @@ function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
     `Tunnel ${event.tunnel} is up. Public address: ${event.ipv4}${event.ipv6 ? ` and ${event.ipv6}` : ''}`,
     ...event.ports.map((p) => `  ${p}`),
     ...(event.tryIt ? [`Try it: ${event.tryIt}`] : []),
+    ...(event.tryIt && event.tryItNote ? [`  (${event.tryItNote})`] : []),
     'Stop with Ctrl-C (or SIGTERM).',
   ];
   out.write(`${lines.join('\n')}\n`);

@@ -46,6 +46,8 @@ export interface Provider {
    * client namespace); `up` prints it as a ready-to-paste try-it command.
    */
   clientCommand?(tunnel: string, argv: readonly string[]): Promise<string[]>;
+  /** Who that client is and which addresses it uses (printed under the try-it command). */
+  clientNote?(tunnel: string): Promise<string>;
   /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
   destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
 }

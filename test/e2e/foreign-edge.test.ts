@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runCli } from '../helpers/cli.js';
-import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
+import { assertNoHostCollision, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { startUp } from '../helpers/up-process.js';
 
@@ -42,6 +42,10 @@ F('up and down of the same name from another state directory are refused; the fi
     const ready = await first.ready();
     const ipv4 = String(ready.ipv4);
     assert.is(await get(ipv4), `${token}\n`);
+    // The try-it line says who the client is and which ranges the edge uses; none meets this host's networks.
+    const local = (await provider.localEdge(name))!;
+    assertNoHostCollision(local);
+    assert.is(ready.tryItNote, `the client is ${local.layout.addresses.client} in ${local.layout.namespaces.client}; addresses from ${local.layout.blocks.public}.0/24 (public), ${local.layout.blocks.link}.0/24 (home link), ${local.layout.blocks.client}.0/24 (clients), which no address or route of this host uses`);
     const edgeBefore = await provider.findEdge(name);
 
     const second = await runCli(['up', '--provider', 'local', '--name', name, '--ports', `8080:${port}/tcp`], envB);

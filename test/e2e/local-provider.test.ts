@@ -14,7 +14,7 @@ import { systemClock } from '../../src/lib/context.js';
 import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
-import { assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
+import { assertNoHostCollision, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 /** How a TCP connection attempt from here ends: "connected", or the error code (ECONNREFUSED proves a route). */
@@ -52,6 +52,8 @@ if (skip) {
       assert.is(edge.status, 'running');
       const local = (await provider.localEdge(name))!;
       footprint = footprintOf(local);
+      // This machine's eth0 is in 192.0.2.0/24, the range clients used to come from: no address may meet the host's.
+      assertNoHostCollision(local);
 
       const keyPath = join(state.path, 'id_ed25519');
       writeFileSync(keyPath, identity.clientPrivateKey, { mode: 0o600 });

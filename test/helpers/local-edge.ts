@@ -6,6 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as assert from 'uvu/assert';
 import { generateSshKeyPair } from '../../src/lib/keys.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';
+import { hostNetworksFromIp, overlaps } from '../../src/addressing.js';
+import { parseCidr4 } from '../../src/spec/primitives.js';
 import type { LocalEdge } from '../../src/providers/local/provider.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';
@@ -82,4 +84,19 @@ export function assertNothingLeft(footprint: EdgeFootprint): void {
   }
   for (const pid of footprint.pids) assert.not.ok(alive(pid), `process ${pid} was left running`);
   for (const file of [...footprint.files, ...footprint.sockets]) assert.not.ok(existsSync(file), `${file} was left behind`);
+}
+
+/**
+ * The edge's public address, the home side of its link and the internet client lie in no network of this host
+ * (interface addresses and routes of every table), local edges' own isl<slot> links aside.
+ */
+export function assertNoHostCollision(edge: LocalEdge): void {
+  const networks = hostNetworksFromIp(ip(['-j', '-4', 'addr', 'show']), ip(['-j', '-4', 'route', 'show', 'table', 'all'])).filter(
+    (n) => !(n.device && /^isl\d+[ed]$/.test(n.device)),
+  );
+  const { edge: public4, home, client } = edge.layout.addresses;
+  for (const address of [public4, home, client]) {
+    const inside = networks.find((n) => overlaps(parseCidr4(`${address}/32`)!, parseCidr4(n.cidr)!));
+    assert.is(inside, undefined, `${address} lies in ${inside?.cidr} on ${inside?.device} of this host`);
+  }
 }

@@ -8,7 +8,9 @@ import { silent } from '../../src/lib/events.js';
 import { createProvider, providerKit } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
 import { agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, forwarderCheckFor, sshdConfigText } from '../../src/providers/local/edge-files.js';
-import { SLOT_COUNT, layoutOf, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
+import { DEFAULT_BLOCKS, SLOT_COUNT, layoutOf, pickBlocks, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
+import { hostNetworksFromIp } from '../../src/addressing.js';
+import { ProviderError } from '../../src/lib/errors.js';
 import { firewallRuleset, forwardingRuleset, nftPortSet, nginxConfText } from '../../src/providers/local/render.js';
 
 const S = suite('local provider: pure parts');
@@ -31,6 +33,29 @@ S('layout: documentation addresses, names unique per id and slot, ≤ 15-byte li
   const candidates = slotCandidates('ffffffff');
   assert.is(candidates.length, SLOT_COUNT);
   assert.equal([...candidates].sort((a, b) => a - b), Array.from({ length: SLOT_COUNT }, (_, i) => i + 1));
+});
+
+S('layout: picked address blocks give every address', () => {
+  const layout = layoutOf('0a1b2c3d', 7, { public: '203.0.113', link: '198.51.100', client: '198.18.0' });
+  assert.equal(layout.addresses, { edge: '203.0.113.7', home: '198.51.100.7', client: '198.18.0.7', destination: '203.0.113.135', destinationGateway: '198.51.100.135' });
+  assert.throws(() => layoutOf('0a1b2c3d', 7, { public: '203.0.113', link: '198.51', client: '198.18.0' }));
+});
+
+S('address blocks: none overlaps an address or route of this host; a LAN on 192.0.2.0/24 moves the clients', () => {
+  // This very machine: eth0 is 192.0.2.2/24, its default route via 192.0.2.1.
+  const devMachine = hostNetworksFromIp(
+    JSON.stringify([{ ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] }, { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.0.2.2', prefixlen: 24 }] }]),
+    JSON.stringify([{ dst: 'default', gateway: '192.0.2.1', dev: 'eth0' }, { dst: '192.0.2.0/24', dev: 'eth0' }, { type: 'local', dst: '192.0.2.2', dev: 'eth0', table: 'local' }]),
+  );
+  const blocks = pickBlocks(devMachine);
+  assert.equal(blocks, { public: '203.0.113', link: '198.51.100', client: '198.18.0' });
+  assert.equal(pickBlocks([]), DEFAULT_BLOCKS, 'free defaults are kept');
+  // Other local edges' /32s on their isl<slot>e/d links are slots of the same blocks, not collisions.
+  assert.equal(pickBlocks([{ cidr: '203.0.113.5/32', device: 'isl5e' }, { cidr: '198.51.100.133/32', device: 'isl5d' }]), DEFAULT_BLOCKS);
+  // A route covering a block (any prefix), on any other device, moves that role to the next free block.
+  assert.equal(pickBlocks([{ cidr: '203.0.0.0/16', device: 'vpn0' }, { cidr: '198.18.0.0/24', device: 'br0' }]), { public: '198.18.1', link: '198.51.100', client: '192.0.2' });
+  const everything = [{ cidr: '192.0.0.0/8', device: 'a' }, { cidr: '198.0.0.0/8', device: 'b' }, { cidr: '203.0.0.0/8', device: 'c' }];
+  assert.throws(() => pickBlocks(everything), (error: Error) => error instanceof ProviderError && /no free address block left for a local edge/.test(error.message));
 });
 
 S('nginx.conf wraps the rendered main, events and stream text with private pid and error log', () => {

@@ -1,19 +1,79 @@
-// The shape of one local edge, pure: namespace and link names, documentation-range addresses and runtime file
-// paths, all derived from a random id and a slot number. Slots keep several local edges (and parallel test runs)
-// apart: the slot's root-namespace link name is claimed atomically by creating it, and every address is unique
-// per slot.
+// The shape of one local edge, pure: namespace and link names, addresses and runtime file paths, all derived from a
+// random id, a slot number and three /24 address blocks. Slots keep several local edges (and parallel test runs)
+// apart: the slot's root-namespace link name is claimed atomically by creating it, and every address is unique per
+// slot. The blocks are picked when the edge is made, among ranges reserved for documentation and benchmarks, so
+// that none of them holds an address or route of this host (a LAN on 192.0.2.0/24 would otherwise take the
+// client's replies out of the wrong interface).
 import { join } from 'node:path';
+import type { HostNetwork } from '../../addressing.js';
+import { overlaps } from '../../addressing.js';
+import { ProviderError } from '../../lib/errors.js';
+import { parseCidr4 } from '../../spec/primitives.js';
 
 /**
- * Slots 1..126: the edge is 203.0.113.<slot>, the home side of its link 198.51.100.<slot>, the client 192.0.2.<slot>
- * (inside its own namespace only), a destination host 203.0.113.<slot+128>. The root namespace only gets /32 routes
- * to 203.0.113.x, so a LAN on 192.0.2.0/24 (some sandboxes use it) is never shadowed.
+ * Slots 1..126: in the public block the edge is .<slot> and a destination host .<slot+128>; in the link block the
+ * home side of the edge link is .<slot> and of the destination link .<slot+128>; in the client block the internet
+ * client is .<slot> (inside its own namespace and the edge's only).
  */
 export const SLOT_COUNT = 126;
+
+/** The three /24 blocks of a local edge's addresses, each as its first three octets ("203.0.113"). */
+export interface AddressBlocks {
+  /** The edge's "public" address and the destination host. */
+  public: string;
+  /** This namespace's ends of the links to the edge and to the destination. */
+  link: string;
+  /** The "internet" client. */
+  client: string;
+}
+
+/** What edges recorded before blocks were picked used, and what each role prefers when it is free. */
+export const DEFAULT_BLOCKS: AddressBlocks = { public: '203.0.113', link: '198.51.100', client: '192.0.2' };
+
+/**
+ * Where a role goes when its default block is taken: the benchmarking range 198.18.0.0/15 (RFC 2544) first, so the
+ * other roles keep their defaults, then the documentation ranges (RFC 5737).
+ */
+export function blockCandidates(): string[] {
+  const benchmark = Array.from({ length: 512 }, (_, i) => `198.${18 + Math.floor(i / 256)}.${i % 256}`);
+  return [...benchmark, DEFAULT_BLOCKS.public, DEFAULT_BLOCKS.link, DEFAULT_BLOCKS.client];
+}
+
+/** Root-namespace links of local edges (isl<slot>e, isl<slot>d): their /32s are other edges' slots, not collisions. */
+const LOCAL_EDGE_LINK = /^isl\d+[ed]$/;
+
+/**
+ * Three distinct blocks none of which overlaps an address or route of this host (local edges' own links aside):
+ * each role keeps its default block when that is free, else takes the first free candidate. The host is the same
+ * for every local edge made at the same time, so they agree on the blocks and their slots keep them apart.
+ */
+export function pickBlocks(hostNetworks: readonly HostNetwork[]): AddressBlocks {
+  const taken = hostNetworks
+    .filter((n) => !(n.device && LOCAL_EDGE_LINK.test(n.device)))
+    .flatMap((n) => {
+      const cidr = parseCidr4(n.cidr);
+      return cidr && cidr.prefix > 0 ? [{ network: n, cidr }] : [];
+    });
+  const blocker = (block: string) => taken.find((t) => overlaps(parseCidr4(`${block}.0/24`)!, t.cidr))?.network;
+  const used = new Set<string>();
+  const take = (preferred: string): string => {
+    const block = [preferred, ...blockCandidates()].find((b) => !used.has(b) && blocker(b) === undefined);
+    if (block === undefined) {
+      const example = blocker(preferred);
+      throw new ProviderError('no free address block left for a local edge: every documentation and benchmarking /24 holds an address or route of this host', {
+        hint: `the local provider needs three of 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 198.18.0.0/15 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}`,
+      });
+    }
+    used.add(block);
+    return block;
+  };
+  return { public: take(DEFAULT_BLOCKS.public), link: take(DEFAULT_BLOCKS.link), client: take(DEFAULT_BLOCKS.client) };
+}
 
 export interface LocalEdgeLayout {
   id: string;
   slot: number;
+  blocks: AddressBlocks;
   namespaces: {
     edge: string;
     /** The "internet": a client that reaches the edge's public address. */
@@ -44,12 +104,16 @@ export interface LocalEdgeLayout {
   };
 }
 
-export function layoutOf(id: string, slot: number): LocalEdgeLayout {
+export function layoutOf(id: string, slot: number, blocks: AddressBlocks = DEFAULT_BLOCKS): LocalEdgeLayout {
   if (!/^[0-9a-f]{8}$/.test(id)) throw new Error(`local edge id must be 8 hex digits: ${id}`);
   if (!Number.isInteger(slot) || slot < 1 || slot > SLOT_COUNT) throw new Error(`local edge slot out of range: ${slot}`);
+  for (const block of Object.values(blocks)) {
+    if (!parseCidr4(`${block}.0/24`) || block.split('.').length !== 3) throw new Error(`local edge address block must be three octets: ${block}`);
+  }
   return {
     id,
     slot,
+    blocks,
     namespaces: { edge: `isf-edge-${id}`, client: `isf-inet-${id}`, destination: `isf-dest-${id}` },
     links: {
       home: `isl${slot}e`,
@@ -60,11 +124,11 @@ export function layoutOf(id: string, slot: number): LocalEdgeLayout {
       destinationSide: 'eth0',
     },
     addresses: {
-      edge: `203.0.113.${slot}`,
-      home: `198.51.100.${slot}`,
-      client: `192.0.2.${slot}`,
-      destination: `203.0.113.${slot + 128}`,
-      destinationGateway: `198.51.100.${slot + 128}`,
+      edge: `${blocks.public}.${slot}`,
+      home: `${blocks.link}.${slot}`,
+      client: `${blocks.client}.${slot}`,
+      destination: `${blocks.public}.${slot + 128}`,
+      destinationGateway: `${blocks.link}.${slot + 128}`,
     },
   };
 }

@@ -1,6 +1,7 @@
 // Thin effects over iproute2 for the local provider: namespaces, links, addresses, and the processes living in a
 // namespace. Every call names exactly what it touches; nothing here matches by prefix.
 import { existsSync, readFileSync } from 'node:fs';
+import { type HostNetwork, hostNetworksFromIp } from '../../addressing.js';
 import type { Exec } from '../../lib/context.js';
 import { parsePid } from '../../lib/pid.js';
 
@@ -94,4 +95,11 @@ export async function hostAddressUse(exec: Exec): Promise<HostAddressUse> {
     if (r.dst) routes.add(r.dst.replace(/\/32$/, ''));
   }
   return { addresses, routes };
+}
+
+/** This namespace's IPv4 networks (interface addresses with their prefix, routes of every table), with their devices. */
+export async function hostNetworks(exec: Exec): Promise<HostNetwork[]> {
+  const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
+  const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
+  return hostNetworksFromIp(addr.stdout, route.stdout);
 }

@@ -20,8 +20,8 @@ import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
 import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
-import { type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, runtimePaths, slotCandidates } from './layout.js';
-import { hostAddressUse, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
+import { type AddressBlocks, DEFAULT_BLOCKS, type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, pickBlocks, runtimePaths, slotCandidates } from './layout.js';
+import { hostAddressUse, hostNetworks, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
 
 export const DEFAULT_RUNTIME_DIR = '/run/innisfree/local';
 export const SSHD = '/usr/sbin/sshd';
@@ -43,6 +43,8 @@ const LocalEdgeRecord = z.object({
   destination: z.boolean(),
   /** The innisfree state directory whose `up` created the edge (named when another one finds it). */
   stateRoot: z.string().optional(),
+  /** The address blocks picked at create; edges recorded before they were picked used DEFAULT_BLOCKS. */
+  blocks: z.object({ public: z.string(), link: z.string(), client: z.string() }).optional(),
 });
 
 export type LocalEdgeRecord = z.infer<typeof LocalEdgeRecord>;
@@ -191,7 +193,11 @@ export class LocalProvider implements Provider {
     } catch {
       throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
     }
-    return { record: parsed, layout: layoutOf(parsed.id, parsed.slot), paths };
+    try {
+      return { record: parsed, layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS), paths };
+    } catch {
+      throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
+    }
   }
 
   private runtimeDirHint(): string {
@@ -206,6 +212,12 @@ export class LocalProvider implements Provider {
   /** argv that runs a command as the internet client, e.g. to print a ready-to-paste try-it command. */
   async clientCommand(tunnel: string, argv: readonly string[]): Promise<string[]> {
     return ['ip', 'netns', 'exec', await this.clientNamespace(tunnel), ...argv];
+  }
+
+  /** Who the try-it command runs as, and which address ranges the local edge uses (they collide with nothing here). */
+  async clientNote(tunnel: string): Promise<string> {
+    const { layout } = await this.requireEdge(tunnel);
+    return `the client is ${layout.addresses.client} in ${layout.namespaces.client}; ${blocksText(layout.blocks)}`;
   }
 
   /** Runs a command as the internet client; resolves with its result whatever the exit code. */
@@ -293,8 +305,11 @@ export class LocalProvider implements Provider {
       const edgeNs = `isf-edge-${id}`;
       await this.run(['netns', 'add', edgeNs], `create namespace ${edgeNs}`);
       undo.push(() => this.exec('ip', ['netns', 'del', edgeNs], { reject: false }));
-      const slot = await this.claimSlot(id, edgeNs);
-      const layout = layoutOf(id, slot);
+      // Address blocks that hold no address or route of this host, so the edge's and the client's packets never
+      // meet a real network here (this host's LAN may well be a documentation range).
+      const blocks = pickBlocks(await hostNetworks(this.exec));
+      const slot = await this.claimSlot(id, edgeNs, blocks);
+      const layout = layoutOf(id, slot, blocks);
       const { namespaces: ns, links, addresses: a } = layout;
       undo.push(() => this.exec('ip', ['link', 'del', 'dev', links.home], { reject: false }));
       await this.run(['-n', ns.edge, 'link', 'set', 'lo', 'up'], 'bring up loopback');
@@ -325,6 +340,7 @@ export class LocalProvider implements Provider {
         wireguardPort: spec.wireguardPort,
         destination: false,
         stateRoot: stateRoot(this.env),
+        blocks,
       };
       await writeFileAtomic(paths.hostKey, ensureNewline(identity.hostKey.privateKey), SECRET_MODE);
       await writeFileAtomic(`${paths.hostKey}.pub`, ensureNewline(identity.hostKey.publicKey));
@@ -343,7 +359,7 @@ export class LocalProvider implements Provider {
       emit({
         type: 'log',
         level: 'info',
-        message: `local edge ${ns.edge}: public address ${a.edge}, internet client in ${ns.client} (${a.client})`,
+        message: `local edge ${ns.edge}: public address ${a.edge}, internet client in ${ns.client} (${a.client}); ${blocksText(blocks)}`,
       });
       return edge;
     } catch (error) {
@@ -357,10 +373,10 @@ export class LocalProvider implements Provider {
   }
 
   /** Takes the first free slot by creating its root-namespace link (creation is atomic, so racing creators differ). */
-  private async claimSlot(id: string, edgeNs: string): Promise<number> {
+  private async claimSlot(id: string, edgeNs: string, blocks: AddressBlocks): Promise<number> {
     const use = await hostAddressUse(this.exec);
     for (const slot of slotCandidates(id)) {
-      const { links, addresses: a } = layoutOf(id, slot);
+      const { links, addresses: a } = layoutOf(id, slot, blocks);
       const inUse = [a.edge, a.home].some((ip) => use.addresses.has(ip) || use.routes.has(ip));
       if (inUse) continue;
       const result = await this.exec('ip', ['link', 'add', links.home, 'type', 'veth', 'peer', 'name', links.edgeHomeSide, 'netns', edgeNs], {
@@ -459,6 +475,10 @@ async function stopPid(pid: number, sleep: (ms: number) => Promise<void>): Promi
   }
   for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
   if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+function blocksText(blocks: AddressBlocks): string {
+  return `addresses from ${blocks.public}.0/24 (public), ${blocks.link}.0/24 (home link), ${blocks.client}.0/24 (clients), which no address or route of this host uses`;
 }
 
 /** The key itself ("ssh-ed25519 AAAA…"), without its comment. */
