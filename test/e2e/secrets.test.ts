@@ -153,6 +153,8 @@ S('every process up starts, for its whole life (strace -f, execve with argv and 
       if (Date.now() > deadline) assert.unreachable(`up was not ready within 180 s under strace: ${stderr}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    // Read while they exist: without --keep the edge (and its key) goes when up stops.
+    const keys = privateKeys(env.INNISFREE_STATE_DIR!, env.INNISFREE_LOCAL_DIR!, name);
     const pid = upPid();
     assert.ok(pid, 'found up under strace');
     process.kill(pid!, 'SIGTERM');
@@ -167,7 +169,6 @@ S('every process up starts, for its whole life (strace -f, execve with argv and 
     for (const expected of ['ip', 'sshd', 'wg', 'wireguard-go', 'nix-instantiate', 'nginx']) {
       assert.ok(programs.has(expected), `strace saw ${expected} start (saw ${[...programs].join(', ')})`);
     }
-    const keys = privateKeys(env.INNISFREE_STATE_DIR!, env.INNISFREE_LOCAL_DIR!, name);
     for (const secret of [...secrets, ...keys]) {
       const leaks = children.filter((e) => e.line.includes(secret.needle));
       assert.equal(leaks.map((e) => `${e.program}(${e.pid})`), [], `${secret.what} in the argv or environment of ${leaks.length} exec(s)`);
