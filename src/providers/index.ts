@@ -59,7 +59,9 @@ const local: ProviderKit = {
   name: 'local',
   async provider(ctx) {
     const { createLocalProvider } = await import('./local/index.js');
-    return createLocalProvider(ctx);
+    const provider = createLocalProvider(ctx);
+    await provider.checkRuntimeDir();
+    return provider;
   },
   async deployer(ctx) {
     const { LocalDeployer } = await import('./local/deployer.js');

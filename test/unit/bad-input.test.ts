@@ -232,11 +232,16 @@ environment('a garbage wireguard/private: exit 2, damaged, naming the file', asy
   });
 });
 
-environment('INNISFREE_LOCAL_DIR=/dev/null: exit 9 naming it, for list and down', async () => {
+environment('INNISFREE_LOCAL_DIR=/dev/null: exit 9 naming it, for list, down and up (which leaves nothing)', async () => {
   await withDir(async (dir) => {
     const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: '/dev/null' };
     assertOneLine(await runCli(['list', '--provider', 'local'], env), 9, /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges are recorded under INNISFREE_LOCAL_DIR/);
-    assertOneLine(await runCli(['down', 'web', '--provider', 'local'], env), 9, /^innisfree: cannot read \/dev\/null\/web\/edge-record\.json: \/dev\/null is not a directory/);
+    assertOneLine(await runCli(['down', 'web', '--provider', 'local'], env), 9, /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory/);
+    // up asks before it makes anything: no state directory is left for the refused tunnel.
+    const up = await runCli(['up', '--provider', 'local', '--ports', '8080'], env);
+    if (up.code === 9 && !/INNISFREE_LOCAL_DIR/.test(up.stderr)) return console.log(`  SKIPPED: up cannot run here: ${up.stderr.trim()}`);
+    assertOneLine(up, 9, /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges are recorded under INNISFREE_LOCAL_DIR/);
+    assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
   });
 });
 

@@ -15,7 +15,7 @@ import { BusyError, EnvironmentError, ProviderError } from '../../lib/errors.js'
 import { packageRoot } from '../../lib/paths.js';
 import { edgeNameOf } from '../../spec/tunnel.js';
 import { SECRET_MODE, ensureDir, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
-import { fsFailure } from '../../lib/fs-errors.js';
+import { fsFailure, nonDirectoryAncestor } from '../../lib/fs-errors.js';
 import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
@@ -197,6 +197,19 @@ export class LocalProvider implements Provider {
       return { record: parsed, layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS), paths };
     } catch {
       throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
+    }
+  }
+
+  /**
+   * Throws an EnvironmentError when INNISFREE_LOCAL_DIR cannot hold local edges (a file, /dev/null, under a file):
+   * `up` asks before it makes anything, so a bad runtime directory costs no half-made state.
+   */
+  async checkRuntimeDir(): Promise<void> {
+    try {
+      await readdir(this.runtimeDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && nonDirectoryAncestor(this.runtimeDir) === undefined) return;
+      throw fsFailure(error, this.runtimeDir, 'list', this.runtimeDirHint());
     }
   }
 
