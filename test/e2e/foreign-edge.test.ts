@@ -53,13 +53,14 @@ F('up and down of the same name from another state directory are refused; the fi
     const lines = errorLines(second.stderr);
     assert.is(lines.length, 1, second.stderr);
     assert.match(lines[0]!, new RegExp(`local edge of tunnel "${name}" .* belongs to the state directory ${envA.INNISFREE_STATE_DIR}, not to ${envB.INNISFREE_STATE_DIR}; it was left untouched \\(hint: use another --name`));
-    assert.not.ok(existsSync(join(envB.INNISFREE_STATE_DIR, name)), 'the refused up left no state directory');
+    assert.not.ok(existsSync(envB.INNISFREE_STATE_DIR), 'the refused up left no state directory');
 
     // `down` there, with no state of its own, does not take the live edge either.
     const down = await runCli(['down', name, '--provider', 'local'], envB);
     assert.is(down.code, 8, down.stderr);
     assert.is(errorLines(down.stderr).length, 1, down.stderr);
     assert.match(down.stderr, /belongs to the state directory/);
+    assert.not.ok(existsSync(envB.INNISFREE_STATE_DIR), 'the refused down left no state directory');
 
     assert.equal(await provider.findEdge(name), edgeBefore, 'the same edge, still running');
     assert.is(first.child.exitCode, null, 'the first up still runs');
