@@ -82,7 +82,12 @@ function pickTokenFile(flags: Record<string, unknown>, env: Env, ...files: unkno
     }
     return flags.tokenFile;
   }
-  if (env.INNISFREE_TOKEN_FILE) return env.INNISFREE_TOKEN_FILE;
+  if (env.INNISFREE_TOKEN_FILE !== undefined) {
+    if (env.INNISFREE_TOKEN_FILE.trim() === '') {
+      throw new UsageError('INNISFREE_TOKEN_FILE is set but empty', { hint: 'give it the path of the token file, or unset it (unset INNISFREE_TOKEN_FILE)' });
+    }
+    return env.INNISFREE_TOKEN_FILE;
+  }
   for (const data of files) {
     const path = tokenFileOf(data);
     if (path !== undefined) return path;

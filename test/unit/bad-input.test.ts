@@ -122,6 +122,8 @@ applies('the CLI: --token-file and --cloud-firewall with --provider local, --fil
     assertOneLine(await runCli(['plan', '--ports', '443', '--ipv6-pool', 'fd00:1:2::/48'], env), 2, /^innisfree: --ipv6-pool: an IPv6 pool applies only/);
     assertOneLine(await runCli(['plan', '--ports', '443', '--file', ''], env), 2, /^innisfree: --file: needs the path of a tunnel JSON file, got an empty value/);
     assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, INNISFREE_DESTINATION: '' }), 2, /^innisfree: INNISFREE_DESTINATION is set but empty/);
+    assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, INNISFREE_FILE: '' }), 2, /^innisfree: INNISFREE_FILE: needs the path of a tunnel JSON file, got an empty value/);
+    assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, INNISFREE_TOKEN_FILE: ' ' }), 2, /^innisfree: INNISFREE_TOKEN_FILE is set but empty/);
     assert.not.ok(existsSync(join(dir, 'state')), 'nothing was created');
   });
 });
