@@ -3,10 +3,11 @@
 // with one line and the busy exit code, keep nothing of its own, and the first tunnel keeps serving.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { runtimePaths } from '../../src/providers/local/layout.js';
 import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runCli } from '../helpers/cli.js';
 import { assertNoHostCollision, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
@@ -71,6 +72,39 @@ F('up and down of the same name from another state directory are refused; the fi
     await first.stop('SIGKILL');
     await provider.destroyEdge(name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
     http.close();
+    dir.remove();
+  }
+});
+
+F('an edge being made by another process is refused; a half-made one whose maker died is replaced', async () => {
+  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
+  const dir = makeTempDir('innisfree-foreign-');
+  const local = join(dir.path, 'local');
+  const env = { INNISFREE_STATE_DIR: join(dir.path, 'state'), INNISFREE_LOCAL_DIR: local, XDG_CONFIG_HOME: join(dir.path, 'config') };
+  const name = randomTunnelName();
+  const provider = new LocalProvider({ env, runtimeDir: local });
+  const paths = runtimePaths(local, name);
+  const up = () => startUp(['--provider', 'local', '--name', name, '--ports', '18082/tcp'], env);
+  let second: ReturnType<typeof up> | undefined;
+  try {
+    // Another process (this test stands in for it) is making the edge: no record yet, its pid in creating.pid.
+    mkdirSync(paths.dir, { recursive: true });
+    writeFileSync(paths.creating, `${process.pid}\n`);
+    const refused = await runCli(['up', '--provider', 'local', '--name', name, '--ports', '18082/tcp'], env);
+    assert.is(refused.code, 8, refused.stderr);
+    assert.is(errorLines(refused.stderr).length, 1, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`another innisfree \\(pid ${process.pid}\\) is creating the local edge of tunnel "${name}" right now`));
+    assert.ok(existsSync(paths.creating), 'the other maker\'s directory is left alone');
+
+    // The maker died half way: its directory holds nothing live and gives way.
+    writeFileSync(paths.creating, '999999999\n');
+    second = up();
+    await second.ready();
+    assert.not.ok(existsSync(paths.creating), 'the finished edge has no creating.pid');
+    assert.is(await second.stop('SIGTERM'), 0, second.stderr());
+  } finally {
+    await second?.stop('SIGKILL');
+    await provider.destroyEdge(name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
     dir.remove();
   }
 });

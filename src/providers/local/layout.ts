@@ -145,6 +145,8 @@ export function runtimePaths(root: string, tunnel: string) {
   return {
     dir,
     record: join(dir, 'edge-record.json'),
+    /** The pid of the process creating the edge, until its record is written. */
+    creating: join(dir, 'creating.pid'),
     sshdConfig: join(dir, 'sshd_config'),
     sshdPid: join(dir, 'sshd.pid'),
     sshdLog: join(dir, 'sshd.log'),

@@ -312,7 +312,7 @@ export class LocalProvider implements Provider {
     const paths = runtimePaths(this.runtimeDir, spec.name);
     const id = randomBytes(4).toString('hex');
     const undo: Array<() => Promise<unknown>> = [];
-    await ensureDir(paths.dir, this.runtimeDirHint());
+    await this.claimRuntimeDir(paths, spec.name);
     undo.push(() => rm(paths.dir, { recursive: true, force: true }));
     try {
       const edgeNs = `isf-edge-${id}`;
@@ -369,6 +369,7 @@ export class LocalProvider implements Provider {
       undo.push(() => killNetnsProcesses(this.exec, ns.edge, (ms) => this.clock.sleep(ms)));
       await this.startSshd(edge);
       await writeJsonAtomic(paths.record, record);
+      await rm(paths.creating, { force: true });
       emit({
         type: 'log',
         level: 'info',
@@ -383,6 +384,32 @@ export class LocalProvider implements Provider {
         cause: error,
       });
     }
+  }
+
+  /**
+   * Makes the edge's runtime directory, or throws BusyError while another process is making the same tunnel's
+   * edge (another state directory's `up`: the lock does not cover it). A directory without a record whose creator
+   * is gone was left by a run that died while creating, and holds nothing live.
+   */
+  private async claimRuntimeDir(paths: RuntimePaths, tunnel: string): Promise<void> {
+    await ensureDir(this.runtimeDir, this.runtimeDirHint());
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await mkdir(paths.dir, { mode: 0o700 });
+        await writeFile(paths.creating, `${process.pid}\n`, { mode: 0o600 });
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fsFailure(error, paths.dir, 'create', this.runtimeDirHint());
+      }
+      const creator = livePidFrom(paths.creating);
+      if (creator !== undefined && creator !== process.pid) {
+        throw new BusyError(`another innisfree (pid ${creator}) is creating the local edge of tunnel "${tunnel}" right now`, {
+          hint: 'wait for it to finish, or use another --name',
+        });
+      }
+      await rm(paths.dir, { recursive: true, force: true });
+    }
+    throw new BusyError(`could not claim ${paths.dir} for the local edge of tunnel "${tunnel}"`, { hint: 'another innisfree is starting; try again' });
   }
 
   /** Takes the first free slot by creating its root-namespace link (creation is atomic, so racing creators differ). */
