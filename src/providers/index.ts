@@ -42,7 +42,7 @@ const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> => new Dep
 const digitalocean: ProviderKit = {
   name: 'digitalocean',
   async provider(ctx, options = {}) {
-    if (options.tokenFile) warnIfOpenToOthers(ctx, options.tokenFile);
+    if (options.tokenFile) checkTokenFile(ctx, options.tokenFile);
     const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
     return createDigitalOceanProvider(ctx, options);
   },
@@ -73,24 +73,34 @@ const local: ProviderKit = {
 };
 
 /**
- * A token file every user may read is accepted, with a warning, as ssh warns about a key file: the token
- * controls the whole account. (An unreadable or missing file is the token reader's error to report.)
+ * Before the token reader opens it: a token file is a small regular file (a FIFO would hang the read, /dev/zero
+ * would fill memory), and one every user may read is accepted with a warning, as ssh warns about a key file: the
+ * token controls the whole account. A missing or unreadable file is the token reader's error to report.
  */
-function warnIfOpenToOthers(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
-  let mode: number;
+function checkTokenFile(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
+  let stat: ReturnType<typeof statSync>;
   try {
-    mode = statSync(tokenFile).mode;
+    stat = statSync(tokenFile);
   } catch {
     return;
   }
-  if ((mode & 0o007) === 0) return;
-  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+  if (!stat.isFile()) {
+    const kind = stat.isDirectory() ? 'a directory' : stat.isFIFO() ? 'a FIFO' : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : 'not a regular file';
+    throw new UsageError(`token file ${tokenFile} is ${kind}, not a regular file`, { hint: 'point --token-file (or tokenFile) at a file holding the API token' });
+  }
+  if (stat.size > MAX_TOKEN_FILE_BYTES) {
+    throw new UsageError(`token file ${tokenFile} is ${stat.size} bytes, too large for an API token`, { hint: 'point --token-file (or tokenFile) at a file holding only the API token' });
+  }
+  if ((stat.mode & 0o007) === 0) return;
+  const octal = (stat.mode & 0o777).toString(8).padStart(4, '0');
   ctx.emit({
     type: 'log',
     level: 'warn',
     message: `token file ${tokenFile} is open to every user on this machine (mode ${octal}); anyone who reads it controls the DigitalOcean account: chmod 600 ${tokenFile}`,
   });
 }
+
+const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
 export function providerKit(name: string): ProviderKit {
   switch (name) {

@@ -341,4 +341,15 @@ minor('a token file every user can read is used with a warning naming it and the
   });
 });
 
+minor('a FIFO, /dev/zero or a directory as --token-file: exit 2 at once, before anything reads it', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    const fifo = join(dir, 'token.fifo');
+    execFileSync('mkfifo', [fifo]);
+    assertOneLine(await runCliWithin(10_000, ['list', '--token-file', fifo], env), 2, new RegExp(`^innisfree: token file ${fifo} is a FIFO, not a regular file`));
+    assertOneLine(await runCliWithin(10_000, ['list', '--token-file', '/dev/zero'], env), 2, /^innisfree: token file \/dev\/zero is a device, not a regular file/);
+    assertOneLine(await runCliWithin(10_000, ['down', 'web', '--token-file', dir], env), 2, /is a directory, not a regular file/);
+  });
+});
+
 minor.run();
