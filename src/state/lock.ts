@@ -92,8 +92,10 @@ export async function acquireLock(path: string, what: string, command: string, n
         hint: `stop that process first (kill ${existing.pid}), or pick another --name`,
       });
     }
-    // Stale: its holder died without releasing it.
-    await unlink(path).catch(() => {});
+    // Stale: its holder died without releasing it. What cannot be removed (a directory in its place) is said as such.
+    await unlink(path).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fsFailure(error, path, 'write');
+    });
   }
   throw new BusyError(`could not take the lock ${path}`, { hint: 'another innisfree process is starting; try again' });
 }

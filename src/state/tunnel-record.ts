@@ -120,10 +120,21 @@ export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promis
   return { wireguardPublicKey, sshPublicKey, hostPublicKey: host.publicKey, hostPrivateKey: host.privateKey };
 }
 
+const SSH_PUBLIC_KEY_LINE = /^ssh-ed25519 [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
+
 async function ensureSshKeyPair(privatePath: string, publicPath: string, comment: string): Promise<SshKeyPair> {
   const existingPublic = (await readTextIfExists(publicPath))?.trim();
   const existingPrivate = await readTextIfExists(privatePath);
-  if (existingPublic && existingPrivate) return { publicKey: existingPublic, privateKey: existingPrivate };
+  if (existingPublic && existingPrivate) {
+    // Checked here, where the file can be named, rather than deep in the edge config or in ssh.
+    const damaged = !SSH_PUBLIC_KEY_LINE.test(existingPublic) ? publicPath : !existingPrivate.includes('-----BEGIN OPENSSH PRIVATE KEY-----') ? privatePath : undefined;
+    if (damaged) {
+      throw new UsageError(`${damaged} is damaged: it does not hold an OpenSSH ed25519 key`, {
+        hint: `restore it from a backup; the edge trusts only this key pair, so without it remove the tunnel (innisfree down) and bring it up anew`,
+      });
+    }
+    return { publicKey: existingPublic, privateKey: existingPrivate };
+  }
   const pair = generateSshKeyPair(comment);
   const privateKey = pair.privateKey.endsWith('\n') ? pair.privateKey : `${pair.privateKey}\n`;
   await writeFileAtomic(privatePath, privateKey, SECRET_MODE);

@@ -234,6 +234,22 @@ environment('a garbage wireguard/private: exit 2, damaged, naming the file', asy
   });
 });
 
+environment('garbage SSH keys: exit 2 naming the file; a directory where the lock belongs: exit 9 naming it', async () => {
+  await withDir(async (dir) => {
+    const env = isolatedEnv(dir);
+    assert.is((await runCli(['plan', '--name', 'web', '--ports', '443'], env)).code, 0);
+    const paths = tunnelPaths(join(dir, 'state'), 'web');
+    const good = readFileSync(paths.sshPublic, 'utf8');
+    writeFileSync(paths.sshPublic, 'garbage\n');
+    assertOneLine(await runCli(['plan', '--name', 'web', '--ports', '443'], env), 2, /state\/web\/ssh\/id_ed25519\.pub is damaged: it does not hold an OpenSSH ed25519 key/);
+    writeFileSync(paths.sshPublic, good);
+    writeFileSync(paths.hostKeyPrivate, 'garbage\n');
+    assertOneLine(await runCli(['plan', '--name', 'web', '--ports', '443'], env), 2, /state\/web\/ssh\/edge_host_ed25519_key is damaged/);
+    mkdirSync(paths.lock);
+    assertOneLine(await runCli(['down', 'web', '--provider', 'local'], { ...env, INNISFREE_LOCAL_DIR: join(dir, 'local') }), 9, /^innisfree: cannot write \S+\/state\/web\/lock: it is a directory/);
+  });
+});
+
 environment('INNISFREE_LOCAL_DIR=/dev/null: exit 9 naming it, for list, down and up (which leaves nothing)', async () => {
   await withDir(async (dir) => {
     const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: '/dev/null' };
