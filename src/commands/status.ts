@@ -3,6 +3,7 @@ import type { Context } from '../lib/context.js';
 import { UsageError, formatError } from '../lib/errors.js';
 import { isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { TunnelName } from '../spec/primitives.js';
 import { type TunnelStatus, inspectStatus } from '../state/status.js';
 import { damagedStateError, listTunnelNames, readTunnelRecord } from '../state/tunnel-record.js';
 
@@ -25,6 +26,10 @@ export interface TunnelReport {
 }
 
 export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options: StatusOptions): Promise<string> {
+  // A name goes into a path: only tunnel names do (no "../etc").
+  if (options.name !== undefined && !TunnelName.safeParse(options.name).success) {
+    throw new UsageError(`"${options.name}" is not a tunnel name`, { hint: 'innisfree status lists the tunnels on this host' });
+  }
   const root = stateRoot(ctx.env);
   const names = options.name ? [options.name] : await listTunnelNames(root);
   const reports: TunnelReport[] = [];

@@ -300,6 +300,12 @@ damaged('a truncated status.json or tunnel.json: status NAME exits 2 saying whic
   });
 });
 
+damaged('status of something that is no tunnel name is refused before it becomes a path', async () => {
+  await withDir(async (dir) => {
+    assertOneLine(await runCli(['status', '../etc'], isolatedEnv(dir)), 2, /^innisfree: "\.\.\/etc" is not a tunnel name/);
+  });
+});
+
 damaged.run();
 
 // --- item 13
