@@ -8,7 +8,8 @@ import type { EdgeInfo } from '../providers/provider.js';
 import { TunnelName } from '../spec/primitives.js';
 import { readTextIfExists } from '../state/files.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
-import { readStatus } from '../state/status.js';
+import { inspectStatus } from '../state/status.js';
+import { damagedStateError } from '../state/tunnel-record.js';
 
 export interface TunnelEdge {
   paths: TunnelPaths;
@@ -46,7 +47,10 @@ export async function edgeSshPortOf(paths: TunnelPaths): Promise<number> {
 
 export async function requireTunnelEdge(env: Env, name: string): Promise<TunnelEdge> {
   const paths = tunnelPathsOf(env, name);
-  const status = await readStatus(paths);
+  const inspected = await inspectStatus(paths);
+  // The edge's address is only in status.json: a damaged one is said as such, not as "no edge".
+  if (inspected === 'damaged') throw damagedStateError(paths, paths.status);
+  const status = inspected;
   if (!status?.edge) {
     throw new UsageError(`tunnel "${name}" has no edge${status ? ` (it is ${status.phase})` : ''}`, {
       hint: `start it with innisfree up --name ${name} (add --keep to keep the edge after up exits)`,

@@ -295,6 +295,7 @@ damaged('a truncated status.json or tunnel.json: status NAME exits 2 saying whic
     assert.match(all.stdout, /^api: damaged\n {2}damaged +\S+\/api\/tunnel\.json is damaged/m);
     assert.match(all.stdout, /^web: damaged\n {2}damaged +\S+\/web\/status\.json is damaged/m);
     assert.match(all.stdout, /^ok: stopped/m);
+    assertOneLine(await runCli(['ip', 'web'], env), 2, new RegExp(`^innisfree: ${web.status} is damaged`));
     const json = JSON.parse((await runCli(['status', '--json'], env)).stdout) as Array<{ name: string; phase: string; damaged: string | null }>;
     assert.equal(json.map((r) => [r.name, r.phase]), [['api', 'damaged'], ['ok', 'stopped'], ['web', 'damaged']]);
   });
