@@ -14,6 +14,7 @@ import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
 import { isLoopback } from './spec/primitives.js';
 import type { TunnelSpec } from './spec/tunnel.js';
+import type { ResourceLedger } from './state/resources.js';
 import type { TunnelPaths } from './state/paths.js';
 import { type Phase, type TunnelStatus, writeStatus } from './state/status.js';
 
@@ -39,6 +40,8 @@ export interface RunTunnelInput {
   plan: Plan;
   paths: TunnelPaths;
   identity: EdgeIdentity;
+  /** What this run registers at the provider (resources.json); see providers/provider.ts. */
+  ledger?: ResourceLedger;
   /** Called once the tunnel is ready, with what the user needs to see. */
   onReady(ready: ReadyInfo): void;
 }
@@ -93,7 +96,13 @@ export async function runTunnel(
 
   try {
     const ensured = await step(ctx.emit, 'edge', `Finding or creating the ${spec.provider} edge`, () =>
-      deps.provider.ensureEdge({ spec, identity: input.identity, emit: ctx.emit, signal: ctx.signal }),
+      deps.provider.ensureEdge({
+        spec,
+        identity: input.identity,
+        emit: ctx.emit,
+        signal: ctx.signal,
+        ...(input.ledger ? { ledger: input.ledger } : {}),
+      }),
     );
     edge = ensured.edge;
     created = ensured.created;
@@ -190,12 +199,15 @@ export async function runTunnel(
         emit: ctx.emit,
         signal: new AbortController().signal,
         sshPublicKey: input.identity.sshPublicKey,
+        ...(input.ledger ? { ledger: input.ledger } : {}),
       }),
     ).catch((error: unknown) => {
       ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
       failure ??= error;
     });
   } else if (edge) {
+    // The kept edge belongs to the tunnel now, not to this run: the next run must not clean it up as leftovers.
+    await input.ledger?.clear().catch(() => {});
     ctx.emit({ type: 'log', level: 'info', message: `kept edge ${edge.name} at ${edge.ipv4}; remove it with: innisfree down ${spec.name}` });
   }
 

@@ -12,6 +12,7 @@ import { TunnelName } from '../spec/primitives.js';
 import { readTextIfExists } from '../state/files.js';
 import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
 
 export interface DownOptions {
@@ -46,6 +47,8 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     await provider.destroyEdge(name, {
       releaseIp: options.flags.releaseIp === true,
       ...(sshPublicKey ? { sshPublicKey } : {}),
+      // What a killed `up` recorded and no search by tag finds (a DNS record, a key registered under no droplet).
+      ledger: await ResourceLedger.open(paths.resources, name, () => ctx.clock.now()),
       emit: ctx.emit,
       signal: ctx.signal,
     });

@@ -14,6 +14,7 @@ import { type TunnelDeps, runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import { acquireLock } from '../state/lock.js';
+import { ResourceLedger } from '../state/resources.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
 
@@ -45,6 +46,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       plan,
       paths,
       identity,
+      ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
   } finally {

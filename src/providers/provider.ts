@@ -4,6 +4,7 @@ import type { Emit } from '../lib/events.js';
 import type { Context } from '../lib/context.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { EdgeIdentity, EdgeInfo } from '../state/edge-info.js';
+import type { ResourceLedger } from '../state/resources.js';
 
 export { EdgeInfo, type EdgeIdentity } from '../state/edge-info.js';
 
@@ -15,6 +16,12 @@ export interface EnsureEdgeRequest {
   identity: EdgeIdentity;
   emit: Emit;
   signal: AbortSignal;
+  /**
+   * Where the run records what it registers before each create (the tunnel's resources.json). Entries an earlier,
+   * killed run left are removed first; on any failure or interrupt what this run made is removed again; with
+   * spec.keep the ledger is emptied once the edge is ready (handed over).
+   */
+  ledger?: ResourceLedger;
 }
 
 export interface EnsureEdgeResult {
@@ -31,6 +38,8 @@ export interface DestroyOptions {
    * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
    */
   sshPublicKey?: string;
+  /** The tunnel's ledger: whatever it still lists is removed too, and it is emptied once everything is gone. */
+  ledger?: ResourceLedger;
   emit: Emit;
   signal: AbortSignal;
 }

@@ -24,6 +24,8 @@ export interface Fault {
   path: string | RegExp;
   /** How many matching requests it hits; default 1. Infinity for all. */
   times?: number;
+  /** Let this many matching requests through untouched first (fault the 2nd create, say). Default 0. */
+  skip?: number;
   /** 'before' (default): the request has no effect. 'after': it takes effect, then the response is replaced. */
   when?: 'before' | 'after';
   response: FaultResponse;
@@ -31,6 +33,7 @@ export interface Fault {
 
 interface ActiveFault extends Fault {
   remaining: number;
+  skipLeft: number;
   hits: number;
 }
 
@@ -38,7 +41,7 @@ export class Faults {
   #active: ActiveFault[] = [];
 
   add(fault: Fault): { readonly hits: number } {
-    const active: ActiveFault = { ...fault, remaining: fault.times ?? 1, hits: 0 };
+    const active: ActiveFault = { ...fault, remaining: fault.times ?? 1, skipLeft: fault.skip ?? 0, hits: 0 };
     this.#active.push(active);
     return {
       get hits() {
@@ -60,6 +63,10 @@ export class Faults {
         (typeof f.path === 'string' ? f.path === path : f.path.test(path)),
     );
     if (!fault) return undefined;
+    if (fault.skipLeft > 0) {
+      fault.skipLeft--;
+      return undefined;
+    }
     fault.remaining--;
     fault.hits++;
     return fault;

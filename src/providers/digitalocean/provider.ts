@@ -15,7 +15,7 @@ import type {
   Provider,
 } from '../provider.js';
 import type { DigitalOceanClient } from './client.js';
-import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, upsertAddressRecords } from './dns.js';
+import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, removeRecord, upsertAddressRecords } from './dns.js';
 import {
   destroyDroplet,
   dropletsByTag,
@@ -33,6 +33,7 @@ import { type Droplet, DropletEnvelope, type ReservedIp } from './schemas.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
 import { deleteTag, tagDroplet } from './tags.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
+import { type LedgerEntry, ResourceLedger } from '../../state/resources.js';
 
 /** The stock image an edge starts from when nixos-anywhere installs NixOS onto it. */
 export const DEBIAN_IMAGE = 'debian-12-x64';
@@ -60,6 +61,23 @@ export class DigitalOceanProvider implements Provider {
   }
 
   async ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult> {
+    const { spec, emit, signal } = request;
+    const ledger = request.ledger ?? ResourceLedger.memory(spec.name);
+    // Under the tunnel's lock, entries in the ledger belong to a run that died without cleaning up (SIGKILL).
+    if (!ledger.empty) await this.removeRecorded(ledger, emit, 'left by an earlier run of up that did not finish');
+    try {
+      const result = await this.provision(request, ledger);
+      // --keep: from here on the edge belongs to the tunnel (status.json, `down`), not to this run.
+      if (spec.keep) await ledger.clear();
+      return result;
+    } catch (error) {
+      const why = signal.aborted ? 'made by this run, which was interrupted' : 'made by this run, which failed';
+      await this.removeRecorded(ledger, emit, why);
+      throw error;
+    }
+  }
+
+  private async provision(request: EnsureEdgeRequest, ledger: ResourceLedger): Promise<EnsureEdgeResult> {
     const { spec, identity, emit, signal } = request;
     const api = this.#client.scoped({ signal, emit });
     const tag = edgeTagOf(spec.name);
@@ -67,7 +85,7 @@ export class DigitalOceanProvider implements Provider {
     const waits = { timing: this.#timing, clock: this.#clock, emit };
 
     const key = await step(emit, 'edge.ssh-key', 'Register the tunnel SSH key with DigitalOcean', () =>
-      ensureSshKey(api, edgeName, identity.sshPublicKey),
+      ensureSshKey(api, edgeName, identity.sshPublicKey, ledger),
     );
 
     let droplet: Droplet;
@@ -103,31 +121,28 @@ export class DigitalOceanProvider implements Provider {
         user_data: renderUserData(identity),
       };
       droplet = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
-        this.createOnce(api, body, tag, emit),
+        this.createOnce(api, body, tag, emit, ledger),
       );
       created = true;
     }
 
-    try {
-      droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
-        waitActive(api, droplet.id, { ...waits, ipv6: wantIpv6, current: droplet, justCreated: created }),
-      );
-    } catch (error) {
-      if (created && !signal.aborted) await this.discard(droplet.id, emit);
-      throw error;
-    }
+    droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
+      waitActive(api, droplet.id, { ...waits, ipv6: wantIpv6, current: droplet, justCreated: created }),
+    );
 
     let reservedIp: string | undefined;
     if (spec.reservedIp) {
       const ip = spec.reservedIp;
+      const entry = await ledger.intend('reserved-ip-assignment', { ip, droplet: droplet.id });
       await step(emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () => assignReservedIp(api, ip, droplet, spec.name, waits));
+      await ledger.made(entry, ip);
       reservedIp = ip;
     } else {
       reservedIp = (await listReservedIps(api)).find((r) => r.droplet?.id === droplet.id)?.ip;
     }
 
     if (this.#firewall || (await findFirewall(api, edgeName))) {
-      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec)));
+      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
       emit({ type: 'log', level: 'debug', message: `cloud firewall ${edgeName}: ${outcome}` });
     }
 
@@ -137,7 +152,7 @@ export class DigitalOceanProvider implements Provider {
       const dnsTag = dnsTagOf(hostname);
       if (dnsTag && !droplet.tags.includes(dnsTag)) await tagDroplet(api, dnsTag, droplet.id);
       await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
-        upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit),
+        upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
       );
     }
     return { edge: info, created };
@@ -202,21 +217,42 @@ export class DigitalOceanProvider implements Provider {
         hint: `run innisfree down ${tunnel} again`,
       });
     }
+    // What a run recorded and the searches above did not cover (a DNS record whose droplet is gone, say).
+    if (options.ledger && !options.ledger.empty) {
+      const unremoved = await this.removeRecorded(options.ledger, emit, 'recorded by a run of up');
+      if (unremoved > 0) {
+        throw new ProviderError(`${unremoved} resource${unremoved === 1 ? '' : 's'} of tunnel ${tunnel} could not be removed`, {
+          hint: `run innisfree down ${tunnel} again (the warnings above say what failed)`,
+        });
+      }
+    }
   }
 
   /** Posts the create; after an ambiguous failure looks for the droplet by tag before posting again. */
-  private async createOnce(api: DigitalOceanClient, body: object, tag: string, emit: Emit): Promise<Droplet> {
+  private async createOnce(api: DigitalOceanClient, body: { name: string }, tag: string, emit: Emit, ledger: ResourceLedger): Promise<Droplet> {
     const attempts = 3;
     for (let attempt = 1; ; attempt++) {
+      // Recorded before the POST: should the answer never come, the droplet is found by its tag.
+      const entry = await ledger.intend('droplet', { tag, name: body.name });
       try {
-        return (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
+        const droplet = (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
+        await ledger.made(entry, droplet.id);
+        return droplet;
       } catch (error) {
-        if (!(error instanceof DigitalOceanError && error.ambiguous)) throw error;
+        if (!(error instanceof DigitalOceanError && error.ambiguous)) {
+          // Refused outright: nothing was made by this attempt.
+          if (error instanceof DigitalOceanError) await ledger.forget(entry);
+          throw error;
+        }
         emit({ type: 'log', level: 'warn', message: `the droplet create may have gone through (${error.message}); looking for it by tag` });
         for (const delay of this.#timing.reconcileDelaysMs) {
           await api.sleep(delay);
           const found = await dropletsByTag(api, tag);
-          if (found.length > 0) return preferred(found, []);
+          if (found.length > 0) {
+            const droplet = preferred(found, []);
+            await ledger.made(entry, droplet.id);
+            return droplet;
+          }
         }
         if (attempt >= attempts) throw error;
         emit({ type: 'log', level: 'info', message: 'no droplet was made; creating it again' });
@@ -263,20 +299,69 @@ export class DigitalOceanProvider implements Provider {
     return { ref: image.id, custom: image.type !== 'base' && image.type !== 'snapshot' && image.type !== 'backup' };
   }
 
-  /** Best effort: a droplet this call created but could not bring up is not left behind. */
-  private async discard(id: number, emit: Emit): Promise<void> {
+  /**
+   * Removes what the ledger lists (newest first), finding each by its id or, where the create's answer was lost,
+   * by tag or name; with a client of its own, so an interrupt does not cancel the cleanup it triggered. Each entry
+   * removed leaves the ledger; what could not be removed stays in it for the next up, down or clean. Returns the
+   * number of entries left.
+   */
+  async removeRecorded(ledger: ResourceLedger, emit: Emit, why: string): Promise<number> {
     const api = this.#client.scoped({ signal: undefined, emit });
-    try {
-      await destroyDroplet(api, id, { timing: this.#timing, clock: this.#clock, emit });
-      emit({ type: 'log', level: 'info', message: `destroyed droplet ${id}, which never became usable` });
-    } catch (error) {
-      emit({
-        type: 'log',
-        level: 'warn',
-        message: `could not destroy droplet ${id} (${(error as Error).message}); innisfree clean or innisfree down removes it`,
-      });
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    let left = 0;
+    for (const entry of [...ledger.entries()].reverse()) {
+      try {
+        const removed = await this.removeEntry(api, entry, waits);
+        await ledger.forget(entry);
+        for (const what of removed) emit({ type: 'log', level: 'info', message: `removed ${what} (${why})` });
+      } catch (error) {
+        left++;
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `could not remove ${describeEntry(entry)} (${why}): ${(error as Error).message}; innisfree down ${ledger.tunnel} or innisfree clean removes it later`,
+        });
+      }
+    }
+    return left;
+  }
+
+  private async removeEntry(api: DigitalOceanClient, entry: LedgerEntry, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<string[]> {
+    const find = entry.find;
+    switch (entry.kind) {
+      case 'droplet': {
+        const ids = entry.id !== undefined ? [Number(entry.id)] : (await dropletsByTag(api, String(find.tag))).map((d) => d.id);
+        const removed: string[] = [];
+        for (const id of ids) {
+          const deleted = await destroyDroplet(api, id, waits);
+          if (deleted) removed.push(`droplet ${id}`);
+        }
+        return removed;
+      }
+      case 'ssh-key': {
+        const deleted = await api.delete(`/v2/account/keys/${entry.id ?? String(find.fingerprint)}`, { missingOk: true });
+        return deleted ? [`SSH key ${String(find.name ?? find.fingerprint)}`] : [];
+      }
+      case 'firewall': {
+        const id = entry.id ?? (await findFirewall(api, String(find.name)))?.id;
+        if (id === undefined) return [];
+        return (await api.delete(`/v2/firewalls/${id}`, { missingOk: true })) ? [`cloud firewall ${String(find.name)}`] : [];
+      }
+      case 'dns-record': {
+        const where = { domain: String(find.domain), type: String(find.type), fqdn: String(find.fqdn), data: String(find.data) };
+        const count = await removeRecord(api, where, entry.id);
+        return count > 0 ? [`DNS ${where.type} ${where.fqdn} → ${where.data}`] : [];
+      }
+      case 'reserved-ip-assignment':
+        // Deleting the droplet unassigns the IP; the reserved IP itself is the user's and stays.
+        return [];
     }
   }
+}
+
+function describeEntry(entry: LedgerEntry): string {
+  const how = entry.id !== undefined ? `id ${entry.id}` : Object.entries(entry.find).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `${entry.kind} (${how})`;
 }
 
 /** Prefers the droplet holding the reserved IP, then an active one, then the oldest. */

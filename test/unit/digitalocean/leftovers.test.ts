@@ -1,0 +1,194 @@
+// Issue 10: a failed or interrupted `up` leaves nothing in the account. Each case drives the provider against the
+// fake API with a fault, then asserts the fake's final state (no droplet, key, firewall or record of the tunnel),
+// the ledger (resources.json gone), the exit code and one clear line.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { InnisfreeError, InterruptedError, ProviderError } from '../../../src/lib/errors.js';
+import type { EdgeIdentity } from '../../../src/providers/provider.js';
+import type { TunnelSpec } from '../../../src/spec/tunnel.js';
+import { ResourceLedger } from '../../../src/state/resources.js';
+import { type Harness, testIdentity, testSpec, withFake } from '../../helpers/do.js';
+import { makeTempDir } from '../../helpers/tmp.js';
+import type { FakeDigitalOcean } from '../../fake-do/server.js';
+
+export interface AccountCounts {
+  droplets: number;
+  keys: number;
+  firewalls: number;
+  records: number;
+}
+
+export function accountOf(fake: FakeDigitalOcean): AccountCounts {
+  let records = 0;
+  for (const domain of fake.state.domains.values()) records += domain.records.size;
+  return { droplets: fake.state.droplets.size, keys: fake.state.sshKeys.size, firewalls: fake.state.firewalls.size, records };
+}
+
+const EMPTY: AccountCounts = { droplets: 0, keys: 0, firewalls: 0, records: 0 };
+
+async function withLedger<T>(run: (path: string) => Promise<T>): Promise<T> {
+  const dir = makeTempDir('innisfree-ledger-');
+  try {
+    return await run(join(dir.path, 'resources.json'));
+  } finally {
+    dir.remove();
+  }
+}
+
+async function up(h: Harness, spec: TunnelSpec, ledgerPath: string, signal: AbortSignal = h.signal, identity: EdgeIdentity = testIdentity()) {
+  const ledger = await ResourceLedger.open(ledgerPath, spec.name, h.clock.now);
+  return h.provider.ensureEdge({ spec, identity, emit: h.events.emit, signal, ledger });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<InnisfreeError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!(error instanceof InnisfreeError)) throw error;
+    return error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** What a user sees: exit code 3 (provider) and a one-line message. */
+function assertProviderFailure(error: InnisfreeError, pattern: RegExp): void {
+  assert.instance(error, ProviderError);
+  assert.is(error.exitCode, 3);
+  assert.match(error.message, pattern);
+  assert.not.match(error.message, /\n/);
+}
+
+const F = suite('issue 10 case 1: a failed up removes what it registered');
+
+F('an unknown region: the key is removed, nothing is left, exit 3', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      const error = await rejection(up(h, testSpec({ region: 'xyz9' }), path));
+      assertProviderFailure(error, /Region is not available/);
+      assert.equal(accountOf(h.fake), EMPTY);
+      assert.not.ok(existsSync(path), 'the ledger is gone once everything is removed');
+    })));
+
+F('the droplet limit reached: the key is removed', () =>
+  withLedger((path) =>
+    withFake({ dropletLimit: 0 }, async (h) => {
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /droplet limit/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('500 on create three times: nothing is left', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      h.fake.inject({ method: 'POST', path: '/v2/droplets', times: 3, response: { kind: 'server-error' } });
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /POST \/v2\/droplets failed with 500/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('503 on create three times: nothing is left', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      h.fake.inject({ method: 'POST', path: '/v2/droplets', times: 3, response: { kind: 'server-error', status: 503 } });
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /failed with 503/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('five "Please try again": nothing is left', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      h.fake.inject({ method: 'POST', path: '/v2/droplets', times: 5, response: { kind: 'please-try-again' } });
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /Please try again/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('activation timeout: droplet and key are removed', () =>
+  withLedger((path) =>
+    withFake({ activation: { afterPolls: 1_000_000 } }, async (h) => {
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /did not become active/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('a failure after the droplet, firewall and first DNS record were made removes all of them', () =>
+  withLedger((path) =>
+    withFake({ firewall: true }, async (h) => {
+      h.fake.state.addDomain('example.com');
+      // The AAAA record's create fails for good (after the A record was made).
+      h.fake.inject({ method: 'POST', path: '/v2/domains/example.com/records', skip: 1, times: Infinity, response: { kind: 'server-error' } });
+      const error = await rejection(up(h, testSpec({ dns: 'web.example.com', ipv6: true }), path));
+      assert.instance(error, ProviderError);
+      assert.equal(accountOf(h.fake), EMPTY);
+      assert.not.ok(existsSync(path));
+    })));
+
+F('a name outside the account (failure after the key and droplet): both are removed', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      const error = await rejection(up(h, testSpec({ dns: 'web.example.org' }), path));
+      assertProviderFailure(error, /no domain of this DigitalOcean account contains it/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+F('--keep: a successful run hands everything over (empty ledger), a failed one still cleans up', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      await up(h, testSpec({ keep: true }), path);
+      assert.not.ok(existsSync(path), 'handed over');
+      assert.is(h.fake.state.droplets.size, 1);
+    })));
+
+F('without --keep the ledger lists what the run made, by id and by how to find it again', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      const { edge } = await up(h, testSpec(), path);
+      const ledger = JSON.parse(readFileSync(path, 'utf8')) as { resources: Array<{ kind: string; id?: string; find: Record<string, unknown> }> };
+      assert.equal(ledger.resources.map((r) => r.kind), ['ssh-key', 'droplet']);
+      assert.is(ledger.resources[1]!.id, edge.id);
+      assert.is(ledger.resources[1]!.find.tag, 'innisfree:web');
+      const reopened = await ResourceLedger.open(path, 'web');
+      await h.provider.destroyEdge('web', { emit: h.events.emit, signal: h.signal, ledger: reopened });
+      assert.equal(accountOf(h.fake), EMPTY);
+      assert.not.ok(existsSync(path));
+    })));
+
+const S = suite('issue 10 cases 2-3: an interrupt removes what the run made');
+
+for (const reason of ['SIGINT', 'SIGTERM']) {
+  S(`${reason} while the droplet is activating: droplet and key are removed, InterruptedError (130)`, () =>
+    withLedger((path) =>
+      withFake({ activation: { afterPolls: 1_000_000 } }, async (h) => {
+        const controller = new AbortController();
+        const pending = up(h, testSpec(), path, controller.signal);
+        while (h.fake.calls('GET /v2/droplets/{droplet_id}').length < 3) await new Promise((r) => setTimeout(r, 1));
+        controller.abort(new InterruptedError(`interrupted by ${reason}`));
+        const error = await rejection(pending);
+        assert.instance(error, InterruptedError);
+        assert.is(error.exitCode, 130);
+        assert.equal(accountOf(h.fake), EMPTY);
+        assert.not.ok(existsSync(path));
+      })));
+
+  S(`${reason} during the tag look-up after an ambiguous create (that happened): the droplet is removed`, () =>
+    withLedger((path) =>
+      withFake({}, async (h) => {
+        h.fake.inject({ method: 'POST', path: '/v2/droplets', when: 'after', response: { kind: 'server-error' } });
+        const controller = new AbortController();
+        // The first look-up by tag after the 500 answers slowly; the interrupt lands while it is in flight.
+        h.fake.inject({ method: 'GET', path: '/v2/droplets', skip: 1, response: { kind: 'delay', ms: 300 } });
+        const pending = up(h, testSpec(), path, controller.signal);
+        while (h.fake.calls('GET /v2/droplets').length < 2) await new Promise((r) => setTimeout(r, 1));
+        controller.abort(new InterruptedError(`interrupted by ${reason}`));
+        const error = await rejection(pending);
+        assert.instance(error, InterruptedError);
+        assert.equal(accountOf(h.fake), EMPTY);
+        assert.ok(h.events.events.some((e) => e.type === 'log' && /removed droplet \d+ \(made by this run, which was interrupted\)/.test(e.message)));
+      })));
+}
+
+F.run();
+S.run();
