@@ -42,6 +42,8 @@ export interface RunTunnelInput {
   identity: EdgeIdentity;
   /** What this run registers at the provider (resources.json); see providers/provider.ts. */
   ledger?: ResourceLedger;
+  /** The edge local state recorded before this run (status.json), if any. */
+  recordedEdgeId?: string;
   /** Called once the tunnel is ready, with what the user needs to see. */
   onReady(ready: ReadyInfo): void;
 }
@@ -102,6 +104,7 @@ export async function runTunnel(
         emit: ctx.emit,
         signal: ctx.signal,
         ...(input.ledger ? { ledger: input.ledger } : {}),
+        ...(input.recordedEdgeId ? { recordedEdgeId: input.recordedEdgeId } : {}),
       }),
     );
     edge = ensured.edge;

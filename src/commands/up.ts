@@ -15,6 +15,7 @@ import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import { acquireLock } from '../state/lock.js';
 import { ResourceLedger } from '../state/resources.js';
+import { readStatus } from '../state/status.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
 
@@ -40,6 +41,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
+    const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     await runTunnel(ctx, deps, {
       spec,
@@ -47,6 +49,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       paths,
       identity,
       ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
+      ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
   } finally {

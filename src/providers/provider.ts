@@ -22,6 +22,8 @@ export interface EnsureEdgeRequest {
    * spec.keep the ledger is emptied once the edge is ready (handed over).
    */
   ledger?: ResourceLedger;
+  /** The edge id local state (status.json) records: of several droplets found for the tunnel, this one is kept. */
+  recordedEdgeId?: string;
 }
 
 export interface EnsureEdgeResult {

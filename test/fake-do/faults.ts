@@ -16,6 +16,11 @@ export type FaultResponse =
   | { kind: 'drop-connection' }
   /** Answer normally, but only after this long. */
   | { kind: 'delay'; ms: number }
+  /**
+   * The request takes effect but its answer never comes (the client times out): at once, or only when this many
+   * further requests have reached the fake (a create that lands after the client gave up and looked for it).
+   */
+  | { kind: 'lost'; landAfterRequests?: number }
   | { kind: 'raw'; status: number; body: string; headers?: Record<string, string> };
 
 export interface Fault {

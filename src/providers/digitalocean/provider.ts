@@ -93,7 +93,7 @@ export class DigitalOceanProvider implements Provider {
     let wantIpv6 = spec.ipv6;
     const existing = await dropletsByTag(api, tag);
     if (existing.length > 0) {
-      droplet = await this.keepOne(api, existing, spec, emit);
+      droplet = await this.keepOne(api, existing, spec, emit, request.recordedEdgeId);
       emit({ type: 'log', level: 'info', message: `found edge ${droplet.name} (droplet ${droplet.id}) again` });
       this.warnOnDrift(droplet, spec, emit);
       if (spec.ipv6 && !hasIpv6Feature(droplet)) {
@@ -120,10 +120,13 @@ export class DigitalOceanProvider implements Provider {
         tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
         user_data: renderUserData(identity),
       };
-      droplet = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
+      const made = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
         this.createOnce(api, body, tag, emit, ledger),
       );
+      droplet = made.droplet;
       created = true;
+      // A create whose answer was lost may still land: one droplet per tunnel, the one this run knows.
+      if (made.uncertain) await this.exactlyOne(api, tag, droplet.id, emit, waits);
     }
 
     droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
@@ -155,6 +158,8 @@ export class DigitalOceanProvider implements Provider {
         upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
       );
     }
+    // Again before ready: a lost create can land while the droplet this run uses was activating.
+    await this.exactlyOne(api, tag, droplet.id, emit, waits);
     return { edge: info, created };
   }
 
@@ -229,21 +234,30 @@ export class DigitalOceanProvider implements Provider {
   }
 
   /** Posts the create; after an ambiguous failure looks for the droplet by tag before posting again. */
-  private async createOnce(api: DigitalOceanClient, body: { name: string }, tag: string, emit: Emit, ledger: ResourceLedger): Promise<Droplet> {
+  private async createOnce(
+    api: DigitalOceanClient,
+    body: { name: string },
+    tag: string,
+    emit: Emit,
+    ledger: ResourceLedger,
+  ): Promise<{ droplet: Droplet; uncertain: boolean }> {
     const attempts = 3;
+    let uncertain = false;
     for (let attempt = 1; ; attempt++) {
       // Recorded before the POST: should the answer never come, the droplet is found by its tag.
       const entry = await ledger.intend('droplet', { tag, name: body.name });
       try {
         const droplet = (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
         await ledger.made(entry, droplet.id);
-        return droplet;
+        return { droplet, uncertain };
       } catch (error) {
         if (!(error instanceof DigitalOceanError && error.ambiguous)) {
+          // (An earlier attempt whose answer was lost keeps its entry: found by tag if it lands.)
           // Refused outright: nothing was made by this attempt.
           if (error instanceof DigitalOceanError) await ledger.forget(entry);
           throw error;
         }
+        uncertain = true;
         emit({ type: 'log', level: 'warn', message: `the droplet create may have gone through (${error.message}); looking for it by tag` });
         for (const delay of this.#timing.reconcileDelaysMs) {
           await api.sleep(delay);
@@ -251,7 +265,7 @@ export class DigitalOceanProvider implements Provider {
           if (found.length > 0) {
             const droplet = preferred(found, []);
             await ledger.made(entry, droplet.id);
-            return droplet;
+            return { droplet, uncertain };
           }
         }
         if (attempt >= attempts) throw error;
@@ -260,16 +274,33 @@ export class DigitalOceanProvider implements Provider {
     }
   }
 
-  /** Several droplets carry the tunnel's tag (a duplicate create): keep one, destroy the others. */
-  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit): Promise<Droplet> {
+  /**
+   * Several droplets carry the tunnel's tag (a duplicate create): keep the one local state records, else the
+   * holder of the reserved IP, an active one, the oldest; destroy the others.
+   */
+  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit, recordedId: string | undefined): Promise<Droplet> {
     if (droplets.length === 1) return droplets[0]!;
-    const reserved = spec.reservedIp ? await listReservedIps(api) : [];
-    const keep = preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    const recorded = droplets.find((d) => String(d.id) === recordedId);
+    const reserved = !recorded && spec.reservedIp ? await listReservedIps(api) : [];
+    const keep = recorded ?? preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    const why = recorded ? 'the one local state records' : 'no local state names one';
     for (const extra of droplets.filter((d) => d.id !== keep.id)) {
-      emit({ type: 'log', level: 'warn', message: `destroying duplicate edge droplet ${extra.id} (keeping ${keep.id})` });
+      emit({ type: 'log', level: 'warn', message: `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (${why})` });
       await destroyDroplet(api, extra.id, { timing: this.#timing, clock: this.#clock, emit });
     }
     return keep;
+  }
+
+  /** Exactly one droplet with the tunnel's tag: `keepId`; any other (a lost create that landed) is destroyed. */
+  private async exactlyOne(api: DigitalOceanClient, tag: string, keepId: number, emit: Emit, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<void> {
+    for (const extra of (await dropletsByTag(api, tag)).filter((d) => d.id !== keepId)) {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `droplet ${extra.id} also carries tag ${tag} (a create whose answer was lost landed after all): destroying it, keeping droplet ${keepId}`,
+      });
+      await destroyDroplet(api, extra.id, waits);
+    }
   }
 
   private warnOnDrift(droplet: Droplet, spec: TunnelSpec, emit: Emit): void {

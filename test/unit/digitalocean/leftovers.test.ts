@@ -190,5 +190,51 @@ for (const reason of ['SIGINT', 'SIGTERM']) {
       })));
 }
 
+const D = suite('issue 10 case 4: never two droplets for a tunnel');
+
+D('a create whose answer comes late (after the look-ups and a second POST) leaves one droplet, the one up uses', () =>
+  withLedger((path) =>
+    withFake({ timeoutMs: 300 }, async (h) => {
+      // Lands when the 4th request after it arrives: after the two look-ups by tag and the second POST.
+      h.fake.inject({ method: 'POST', path: '/v2/droplets', response: { kind: 'lost', landAfterRequests: 4 } });
+      const { edge } = await up(h, testSpec(), path);
+      assert.is(h.fake.calls('POST /v2/droplets').length, 2, 'posted again after the look-ups found nothing');
+      assert.equal([...h.fake.state.droplets.keys()].map(String), [edge.id], 'the late one is destroyed, the one in use kept');
+      assert.ok(h.events.warnings().some((w) => /also carries tag innisfree:web \(a create whose answer was lost landed after all\): destroying it, keeping droplet/.test(w)));
+      await h.provider.destroyEdge('web', { emit: h.events.emit, signal: h.signal, ledger: await ResourceLedger.open(path, 'web') });
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+D('a create that lands late and then a failure: both droplets are removed', () =>
+  withLedger((path) =>
+    withFake({ timeoutMs: 300, activation: { afterPolls: 1_000_000 } }, async (h) => {
+      h.fake.inject({ method: 'POST', path: '/v2/droplets', response: { kind: 'lost', landAfterRequests: 4 } });
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /did not become active/);
+      assert.equal(accountOf(h.fake), EMPTY);
+    })));
+
+D('two droplets found for a tunnel (--keep before): the one local state records is kept', () =>
+  withFake({}, async (h) => {
+    const make = () =>
+      h.fake.state.createDroplet({ name: 'innisfree-web', region: 'nyc3', size: 's-1vcpu-1gb', image: 'debian-12-x64', tags: ['innisfree', 'innisfree:web'] });
+    const older = await make();
+    h.fake.state.advance(older);
+    h.clock.advance(60_000);
+    const recorded = await make();
+    h.fake.state.advance(recorded);
+    const { edge } = await h.provider.ensureEdge({
+      spec: testSpec({ keep: true }),
+      identity: testIdentity(),
+      emit: h.events.emit,
+      signal: h.signal,
+      recordedEdgeId: String(recorded.id),
+    });
+    assert.is(edge.id, String(recorded.id));
+    assert.equal([...h.fake.state.droplets.keys()], [recorded.id]);
+    assert.ok(h.events.warnings().some((w) => new RegExp(`destroying droplet ${older.id}, keeping ${recorded.id} \\(the one local state records\\)`).test(w)));
+  }));
+
 F.run();
 S.run();
+D.run();
