@@ -235,6 +235,34 @@ D('two droplets found for a tunnel (--keep before): the one local state records 
     assert.ok(h.events.warnings().some((w) => new RegExp(`destroying droplet ${older.id}, keeping ${recorded.id} \\(the one local state records\\)`).test(w)));
   }));
 
+const T = suite('issue 10 case 5: throttling is waited out within the phase budget');
+
+T('twelve 429s (retry-after 30 s) on the activation polls: waited out, the edge comes up', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      const throttled = h.fake.inject({ method: 'GET', path: /^\/v2\/droplets\/\d+$/, times: 12, response: { kind: 'rate-limit', retryAfterSeconds: 30 } });
+      const started = h.clock.now();
+      const { edge } = await up(h, testSpec(), path);
+      assert.is(throttled.hits, 12);
+      assert.is(edge.status, 'active');
+      assert.ok(h.clock.now() - started >= 360_000, 'the retry-after waits were honoured');
+      assert.is(h.fake.state.droplets.size, 1);
+    })));
+
+T('429s beyond the activation budget: exit 3, one line, and the cleanup says what really happened', () =>
+  withLedger((path) =>
+    withFake({}, async (h) => {
+      h.fake.inject({ method: 'GET', path: /^\/v2\/droplets\/\d+$/, times: Infinity, response: { kind: 'rate-limit', retryAfterSeconds: 30 } });
+      const error = await rejection(up(h, testSpec(), path));
+      assertProviderFailure(error, /429 too_many_requests after \d+ attempts over \d+ s/);
+      // The DELETE answered 204: the droplet is gone, and no warning says otherwise.
+      assert.equal(accountOf(h.fake), EMPTY);
+      assert.not.ok(h.events.warnings().some((w) => /could not (destroy|remove)/.test(w)), h.events.warnings().join('\n'));
+      assert.ok(h.events.warnings().some((w) => /DigitalOcean accepted the delete of droplet \d+, but innisfree could not confirm it is gone/.test(w)));
+      assert.not.ok(existsSync(path));
+    })));
+
 F.run();
 S.run();
 D.run();
+T.run();
