@@ -35,6 +35,8 @@ export interface EnsureEdgeResult {
 export interface DestroyOptions {
   /** Release the reserved IP too (DigitalOcean); by default it survives `down`. */
   releaseIp?: boolean;
+  /** A reserved IP an earlier `down` kept for this tunnel (no droplet holds it now): released with releaseIp. */
+  keptReservedIp?: string;
   /**
    * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
    * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.

@@ -28,7 +28,7 @@ import {
 import { DigitalOceanError } from './errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
-import { assignReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
+import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
 import { type Droplet, DropletEnvelope, type ReservedIp } from './schemas.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
 import { deleteTag, tagDroplet } from './tags.js';
@@ -203,6 +203,20 @@ export class DigitalOceanProvider implements Provider {
         await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${held.ip}`, () => releaseReservedIp(api, held, waits));
       } else if (held) {
         emit({ type: 'log', level: 'info', message: `reserved IP ${held.ip} is kept (pass --release-ip to release it)` });
+      }
+    }
+
+    const kept = options.keptReservedIp;
+    if (kept && options.releaseIp && !reserved.some((r) => r.ip === kept && droplets.some((d) => d.id === r.droplet?.id))) {
+      const held = await getReservedIp(api, kept);
+      if (!held) {
+        emit({ type: 'log', level: 'info', message: `reserved IP ${kept} is no longer in the account` });
+      } else if (held.droplet && !held.droplet.tags.includes(tag)) {
+        throw new ProviderError(`reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`, {
+          hint: 'release it in the DigitalOcean control panel if it is no longer needed',
+        });
+      } else {
+        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${kept}`, () => releaseReservedIp(api, held, waits));
       }
     }
 
