@@ -48,6 +48,25 @@ export interface DestroyOptions {
   signal: AbortSignal;
 }
 
+export interface SweepRequest {
+  /** Tunnels that have local state on this host: their edges and resources are left alone. */
+  keepTunnels: ReadonlySet<string>;
+  /** False: only report what would go. */
+  destroy: boolean;
+  releaseIp?: boolean;
+  emit: Emit;
+  signal: AbortSignal;
+}
+
+export interface SweepReport {
+  /** Edges of tunnels without local state (destroyed when asked). */
+  edges: EdgeInfo[];
+  /** Names of innisfree-* SSH keys, cloud firewalls and DNS records no edge or local state uses. */
+  keys: string[];
+  firewalls: string[];
+  records: string[];
+}
+
 export interface Provider {
   readonly name: 'digitalocean' | 'local';
   /** Finds the tunnel's edge by tag, or creates it; waits until it is running with its addresses known. */
@@ -59,6 +78,13 @@ export interface Provider {
    * client namespace); `up` prints it as a ready-to-paste try-it command.
    */
   clientCommand?(tunnel: string, argv: readonly string[]): Promise<string[]>;
+  /**
+   * `clean`: every edge and leftover of tunnels this host has no state for, from account-wide lists fetched once;
+   * destroyed when asked.
+   */
+  sweep?(request: SweepRequest): Promise<SweepReport>;
+  /** Removes what a ledger of a dead run lists (clean, for tunnels that do have local state); returns how many stay. */
+  removeRecorded?(ledger: ResourceLedger, emit: Emit, why: string): Promise<number>;
   /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
   destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
 }

@@ -8,6 +8,8 @@ import { type Emit, step } from '../../lib/events.js';
 import { renderUserData } from './user-data.js';
 import { EDGE_TAG, type TunnelSpec, edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
 import type {
+  SweepReport,
+  SweepRequest,
   DestroyOptions,
   EdgeInfo,
   EnsureEdgeRequest,
@@ -29,7 +31,9 @@ import { DigitalOceanError } from './errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
 import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
-import { type Droplet, DropletEnvelope, type ReservedIp } from './schemas.js';
+import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, SshKey } from './schemas.js';
+import { listAll } from './pagination.js';
+import { pollDelay } from './timing.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
 import { deleteTag, tagDroplet } from './tags.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
@@ -178,6 +182,70 @@ export class DigitalOceanProvider implements Provider {
     return droplets
       .map((d) => edgeInfoOf(d, reservedIpOf(d, reserved)))
       .sort((a, b) => a.tunnel.localeCompare(b.tunnel) || a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async sweep(request: SweepRequest): Promise<SweepReport> {
+    const { emit, signal, keepTunnels } = request;
+    const api = this.#client.scoped({ signal, emit });
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    // Account-wide lists, each fetched once for the whole command (DigitalOcean allows 250 requests a minute).
+    const droplets = await dropletsByTag(api, EDGE_TAG);
+    const reserved = await listReservedIps(api);
+    const keys = await listAll(api, '/v2/account/keys', 'ssh_keys', SshKey);
+    const firewalls = await listAll(api, '/v2/firewalls', 'firewalls', Firewall);
+    const tunnelOfName = (name: string | null | undefined): string | undefined => /^innisfree-([a-z0-9-]+)$/.exec(name ?? '')?.[1];
+    const orphanDroplets = droplets.filter((d) => !keepTunnels.has(tunnelOf(d) ?? d.name.replace(/^innisfree-/, '')));
+    const straysOf = <T extends { name?: string | null | undefined }>(items: T[]): T[] =>
+      items.filter((i) => {
+        const tunnel = tunnelOfName(i.name);
+        return tunnel !== undefined && !keepTunnels.has(tunnel);
+      });
+    const strayKeys = straysOf(keys);
+    const strayFirewalls = straysOf(firewalls);
+    const records: string[] = [];
+    const report = (): SweepReport => ({
+      edges: orphanDroplets.map((d) => edgeInfoOf(d, reservedIpOf(d, reserved))),
+      keys: strayKeys.map((k) => k.name ?? k.fingerprint),
+      firewalls: strayFirewalls.map((f) => f.name),
+      records,
+    });
+    if (!request.destroy) return report();
+
+    const deleted: number[] = [];
+    for (const droplet of orphanDroplets) {
+      const ip = reservedIpOf(droplet, reserved);
+      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip].filter((a): a is string => a !== undefined);
+      for (const hostname of droplet.tags.map(hostnameOfDnsTag).filter((h): h is string => h !== undefined)) {
+        if ((await removeAddressRecords(api, hostname, addresses)) > 0) records.push(hostname);
+      }
+      const held = reserved.find((r) => r.ip === ip);
+      if (held && request.releaseIp) await releaseReservedIp(api, held, waits);
+      if (await api.delete(`/v2/droplets/${droplet.id}`, { missingOk: true })) deleted.push(droplet.id);
+      emit({ type: 'log', level: 'info', message: `destroying droplet ${droplet.name} (${droplet.id})` });
+    }
+    for (const key of strayKeys) {
+      await api.delete(`/v2/account/keys/${key.id}`, { missingOk: true });
+      emit({ type: 'log', level: 'info', message: `removed SSH key ${key.name ?? key.fingerprint}` });
+    }
+    for (const firewall of strayFirewalls) {
+      await api.delete(`/v2/firewalls/${firewall.id}`, { missingOk: true });
+      emit({ type: 'log', level: 'info', message: `removed cloud firewall ${firewall.name}` });
+    }
+    // One listing per poll for all the deletes, instead of a poll per droplet.
+    const started = this.#clock.now();
+    for (let poll = 0; deleted.length > 0; poll++) {
+      const remaining = new Set((await dropletsByTag(api, EDGE_TAG)).map((d) => d.id));
+      if (!deleted.some((id) => remaining.has(id))) break;
+      if (this.#clock.now() - started >= this.#timing.deleteTimeoutMs) {
+        throw new ProviderError(`droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`, {
+          hint: 'DigitalOcean may be slow; run innisfree clean again to check',
+        });
+      }
+      await api.sleep(pollDelay(this.#timing, poll));
+    }
+    const tags = new Set(orphanDroplets.flatMap((d) => d.tags.filter((t) => t !== EDGE_TAG && (t.startsWith('innisfree:') || t.startsWith('innisfree-dns:')))));
+    for (const tag of tags) await deleteTag(api, tag);
+    return report();
   }
 
   async destroyEdge(tunnel: string, options: DestroyOptions): Promise<void> {

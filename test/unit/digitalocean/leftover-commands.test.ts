@@ -18,9 +18,9 @@ export interface CommandEnv {
   events: ReturnType<typeof recorder>;
 }
 
-export async function withCommands(run: (e: CommandEnv) => Promise<void>): Promise<void> {
+export async function withCommands(run: (e: CommandEnv) => Promise<void>, dropletLimit = 25): Promise<void> {
   const clock = virtualClock();
-  const fake = await FakeDigitalOcean.start({ now: clock.now, activation: { afterPolls: 0 }, checkResponses: true });
+  const fake = await FakeDigitalOcean.start({ now: clock.now, activation: { afterPolls: 0 }, checkResponses: true, dropletLimit });
   const tmp = makeTempDir('innisfree-do-cmd-');
   const events = recorder();
   const root = join(tmp.path, 'state');
@@ -94,6 +94,58 @@ R('a kept IP taken over by a foreign droplet is not released', () =>
     assert.ok(e.fake.state.reservedIps.has('198.51.100.8'));
   }));
 
+const C = suite('issue 10 case 8: clean fetches account-wide lists once and removes stray keys and firewalls');
+
+C('clean --yes for 229 edges: about three requests per edge, nothing left', () =>
+  withCommands(async (e) => {
+    for (let i = 0; i < 229; i++) await makeEdge(e.fake, `t${i}`);
+    const before = e.fake.requests.length;
+    const out = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    const used = e.fake.requests.length - before;
+    assert.match(out, /^Destroyed 229 edges: /);
+    assert.is(e.fake.state.droplets.size, 0);
+    assert.is(e.fake.state.sshKeys.size, 0);
+    assert.ok(used <= 229 * 3 + 20, `${used} requests`);
+    for (const list of ['GET /v2/account/keys', 'GET /v2/firewalls', 'GET /v2/reserved_ips']) {
+      assert.ok(e.fake.calls(list).length <= 2, `${list}: ${e.fake.calls(list).length} (one walk of its pages)`);
+    }
+  }, 250));
+
+C('stray innisfree-* keys and firewalls are listed by list and clean, and removed by clean --yes; used ones stay', () =>
+  withCommands(async (e) => {
+    const kept = await makeEdge(e.fake, 'kept');
+    tunnelState(e.root, 'kept', kept.publicKey);
+    e.fake.state.addSshKey('innisfree-gone', testIdentity('gone').sshPublicKey);
+    e.fake.state.addSshKey('laptop', testIdentity('laptop').sshPublicKey);
+    e.fake.state.tags.add('innisfree:gone');
+    e.fake.state.firewalls.set('fw-1', { id: 'fw-1', name: 'innisfree-gone', createdAt: e.ctx.clock.now(), inbound_rules: [], outbound_rules: [], droplet_ids: [], tags: ['innisfree:gone'] });
+    const listed = await listCommand(e.ctx, { flags: {}, json: false });
+    assert.match(listed, /Stray: SSH key innisfree-gone; cloud firewall innisfree-gone \(no edge or local state uses them; innisfree clean --yes removes them\)/);
+    const pending = await cleanCommand(e.ctx, { flags: {}, json: false });
+    assert.match(pending, /No edge or local state uses SSH key: innisfree-gone\.\nNo edge or local state uses cloud firewall: innisfree-gone\./);
+    assert.is(e.fake.state.sshKeys.size, 3, 'nothing removed without --yes');
+    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    assert.match(done, /Removed SSH key: innisfree-gone\.\nRemoved cloud firewall: innisfree-gone\./);
+    assert.equal([...e.fake.state.sshKeys.values()].map((k) => k.name).sort(), ['innisfree-kept', 'laptop']);
+    assert.is(e.fake.state.firewalls.size, 0);
+    assert.is(e.fake.state.droplets.size, 1, 'the edge with local state stays');
+    assert.match(await cleanCommand(e.ctx, { flags: {}, json: false }), /Nothing to clean/);
+  }));
+
+C('the DNS records of an orphaned edge go with it', () =>
+  withCommands(async (e) => {
+    e.fake.state.addDomain('example.com');
+    const { id } = await makeEdge(e.fake, 'web');
+    const droplet = e.fake.state.droplets.get(id)!;
+    droplet.tags.push('innisfree-dns:web_example_com');
+    e.fake.state.tags.add('innisfree-dns:web_example_com');
+    const records = e.fake.state.domains.get('example.com')!.records;
+    records.set(1, { id: 1, type: 'A', name: 'web', data: droplet.publicIpv4, ttl: 60, priority: null, port: null, weight: null, flags: null, tag: null });
+    records.set(2, { id: 2, type: 'A', name: 'www', data: '192.0.2.99', ttl: 60, priority: null, port: null, weight: null, flags: null, tag: null });
+    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    assert.match(done, /Removed the DNS records of web\.example\.com\./);
+    assert.equal([...records.keys()], [2], 'only the edge\'s record is removed');
+  }));
+
 R.run();
-void cleanCommand;
-void listCommand;
+C.run();
