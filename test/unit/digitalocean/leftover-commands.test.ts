@@ -10,6 +10,7 @@ import { listCommand } from '../../../src/commands/list.js';
 import { testIdentity, recorder, virtualClock } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 import { FakeDigitalOcean } from '../../fake-do/server.js';
+import { ResourceLedger } from '../../../src/state/resources.js';
 
 export interface CommandEnv {
   fake: FakeDigitalOcean;
@@ -145,6 +146,24 @@ C('the DNS records of an orphaned edge go with it', () =>
     const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
     assert.match(done, /Removed the DNS records of web\.example\.com\./);
     assert.equal([...records.keys()], [2], 'only the edge\'s record is removed');
+  }));
+
+C('a killed up\'s ledger in a tunnel that has local state: clean lists it and --yes removes what it lists', () =>
+  withCommands(async (e) => {
+    const { id, publicKey } = await makeEdge(e.fake, 'web');
+    const dir = tunnelState(e.root, 'web', publicKey);
+    const ledger = await ResourceLedger.open(join(dir, 'resources.json'), 'web');
+    await ledger.intend('ssh-key', { fingerprint: [...e.fake.state.sshKeys.values()][0]!.fingerprint, name: 'innisfree-web' });
+    await ledger.intend('droplet', { tag: 'innisfree:web', name: 'innisfree-web' });
+    const pending = await cleanCommand(e.ctx, { flags: {}, json: false });
+    assert.match(pending, /A run of up for web was killed and left: ssh-key, droplet\./);
+    assert.is(e.fake.state.droplets.size, 1);
+    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    assert.match(done, /Removed what a killed run of up for web left: ssh-key, droplet\./);
+    assert.not.ok(e.fake.state.droplets.has(id));
+    assert.is(e.fake.state.sshKeys.size, 0);
+    assert.not.ok(existsSync(join(dir, 'resources.json')));
+    assert.ok(existsSync(dir), 'the local state itself stays');
   }));
 
 R.run();

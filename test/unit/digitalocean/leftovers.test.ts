@@ -9,22 +9,8 @@ import { InnisfreeError, InterruptedError, ProviderError } from '../../../src/li
 import type { EdgeIdentity } from '../../../src/providers/provider.js';
 import type { TunnelSpec } from '../../../src/spec/tunnel.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
-import { type Harness, testIdentity, testSpec, withFake } from '../../helpers/do.js';
+import { type AccountCounts, type Harness, accountOf, testIdentity, testSpec, withFake } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
-import type { FakeDigitalOcean } from '../../fake-do/server.js';
-
-export interface AccountCounts {
-  droplets: number;
-  keys: number;
-  firewalls: number;
-  records: number;
-}
-
-export function accountOf(fake: FakeDigitalOcean): AccountCounts {
-  let records = 0;
-  for (const domain of fake.state.domains.values()) records += domain.records.size;
-  return { droplets: fake.state.droplets.size, keys: fake.state.sshKeys.size, firewalls: fake.state.firewalls.size, records };
-}
 
 const EMPTY: AccountCounts = { droplets: 0, keys: 0, firewalls: 0, records: 0 };
 
