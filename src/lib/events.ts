@@ -1,7 +1,8 @@
 // Progress is a stream of typed events. Core code emits them; only the CLI decides how they look (spinner on a TTY,
 // plain lines for the journal, JSON lines for machines).
 
-export type StepStatus = 'start' | 'done' | 'skipped' | 'failed';
+/** 'progress': a step that takes long says how far it is (detail), e.g. elapsed time and the droplet's status. */
+export type StepStatus = 'start' | 'progress' | 'done' | 'skipped' | 'failed';
 
 export interface StepEvent {
   type: 'step';

@@ -59,6 +59,12 @@ export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, 
         return;
       }
       if (event.type === 'step') {
+        if (event.status === 'progress') {
+          // The spinner line shows how far the step is; nothing scrolls.
+          current = `${event.title} (${event.detail ?? '…'})`;
+          draw();
+          return;
+        }
         clear();
         if (event.status === 'start') {
           current = event.title;
@@ -97,7 +103,7 @@ function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
 
 function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent, verbose: boolean): void {
   if (event.type === 'step') {
-    const word = { start: '...', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
+    const word = { start: '...', progress: 'still running', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
     stream.write(`${event.title}: ${word}${event.detail ? ` (${event.detail})` : ''}\n`);
     return;
   }

@@ -41,7 +41,12 @@ export interface WaitActiveOptions extends WaitOptions {
   current?: Droplet;
   /** True right after a create: 404s are expected for a while. */
   justCreated: boolean;
+  /** Told how far the wait is (elapsed time, droplet status) on every status change and every progressEveryMs. */
+  progress?: (detail: string) => void;
 }
+
+/** How often a long wait reports progress when nothing changes. */
+export const PROGRESS_EVERY_MS = 10_000;
 
 /**
  * Polls until the droplet is active, unlocked and has its public IPv4 (and IPv6 when asked and possible). Polls
@@ -54,6 +59,13 @@ export async function waitActive(phaseClient: DigitalOceanClient, id: number, op
   const client = phaseClient.until(started + timing.activeTimeoutMs);
   let droplet = options.current;
   let lastStatus = droplet?.status;
+  let reportedAt = started;
+  const report = (force: boolean): void => {
+    const now = clock.now();
+    if (!options.progress || (!force && now - reportedAt < PROGRESS_EVERY_MS)) return;
+    reportedAt = now;
+    options.progress(`${Math.round((now - started) / 1000)} s, droplet ${droplet?.status ?? 'not visible yet'}`);
+  };
   for (let poll = 0; ; poll++) {
     if (droplet) {
       if (isReady(droplet, options.ipv6)) return droplet;
@@ -85,6 +97,9 @@ export async function waitActive(phaseClient: DigitalOceanClient, id: number, op
     if (droplet.status !== lastStatus) {
       lastStatus = droplet.status;
       emit({ type: 'log', level: 'info', message: `droplet ${droplet.name} (${id}) is ${droplet.status}` });
+      report(true);
+    } else {
+      report(false);
     }
   }
 }

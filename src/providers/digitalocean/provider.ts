@@ -133,8 +133,15 @@ export class DigitalOceanProvider implements Provider {
       if (made.uncertain) await this.exactlyOne(api, tag, droplet.id, emit, waits);
     }
 
-    droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
-      waitActive(api, droplet.id, { ...waits, ipv6: wantIpv6, current: droplet, justCreated: created }),
+    const activeTitle = `Wait for droplet ${droplet.id} to be active`;
+    droplet = await step(emit, 'edge.active', activeTitle, () =>
+      waitActive(api, droplet.id, {
+        ...waits,
+        ipv6: wantIpv6,
+        current: droplet,
+        justCreated: created,
+        progress: (detail) => emit({ type: 'step', id: 'edge.active', status: 'progress', title: activeTitle, detail }),
+      }),
     );
 
     let reservedIp: string | undefined;

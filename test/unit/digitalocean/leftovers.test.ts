@@ -9,6 +9,7 @@ import { InnisfreeError, InterruptedError, ProviderError } from '../../../src/li
 import type { EdgeIdentity } from '../../../src/providers/provider.js';
 import type { TunnelSpec } from '../../../src/spec/tunnel.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
+import { createRenderer } from '../../../src/lib/render.js';
 import { type AccountCounts, type Harness, accountOf, testIdentity, testSpec, withFake } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 
@@ -248,7 +249,34 @@ T('429s beyond the activation budget: exit 3, one line, and the cleanup says wha
       assert.not.ok(existsSync(path));
     })));
 
+const P = suite('issue 10 case 7: progress while the droplet activates');
+
+P('step progress events carry elapsed time and droplet status, at least every 10 s; the TTY line and JSON show them', () =>
+  withFake({ activation: { afterPolls: 40 } }, async (h) => {
+    await h.provider.ensureEdge({ spec: testSpec(), identity: testIdentity(), emit: h.events.emit, signal: h.signal });
+    const progress = h.events.events.filter((e) => e.type === 'step' && e.status === 'progress') as Array<{ title: string; detail: string }>;
+    assert.ok(progress.length >= 10, `${progress.length} progress events`);
+    for (const p of progress) assert.match(p.detail, /^\d+ s, droplet (new|active)$/);
+    const seconds = progress.map((p) => Number(/^(\d+)/.exec(p.detail)![1]));
+    for (let i = 1; i < seconds.length; i++) assert.ok(seconds[i]! - seconds[i - 1]! <= 15, `gap ${seconds[i - 1]} → ${seconds[i]}`);
+    assert.match(progress[0]!.title, /^Wait for droplet \d+ to be active$/);
+
+    const out: string[] = [];
+    const sink = { write: (chunk: string) => out.push(chunk) } as unknown as NodeJS.WritableStream;
+    const tty = createRenderer('tty', sink, sink);
+    tty.emit({ type: 'step', id: 'edge.active', status: 'start', title: progress[0]!.title });
+    tty.emit({ type: 'step', id: 'edge.active', status: 'progress', title: progress[0]!.title, detail: progress[2]!.detail });
+    tty.close();
+    assert.ok(out.some((c) => c.includes(`${progress[0]!.title} (${progress[2]!.detail})`) && !c.includes('\n')), out.join('|'));
+    const lines: string[] = [];
+    const json = createRenderer('json', { write: (c: string) => lines.push(c) } as unknown as NodeJS.WritableStream, sink);
+    for (const p of progress) json.emit({ type: 'step', id: 'edge.active', status: 'progress', title: p.title, detail: p.detail });
+    assert.is(lines.length, progress.length);
+    assert.match(lines[0]!, /"status":"progress".*"detail":"\d+ s, droplet new"/);
+  }));
+
 F.run();
 S.run();
+P.run();
 D.run();
 T.run();
