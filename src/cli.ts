@@ -219,7 +219,7 @@ COMMANDS.push(
   },
   {
     name: 'clean',
-    description: 'List edges tagged innisfree that have no local state; destroy them with --yes',
+    description: 'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed runs left; remove them with --yes',
     options: (command) => {
       providerOptions(command);
       command.option('--yes', 'Destroy them');
