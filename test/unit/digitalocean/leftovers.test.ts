@@ -9,6 +9,7 @@ import { InnisfreeError, InterruptedError, ProviderError } from '../../../src/li
 import type { EdgeIdentity } from '../../../src/providers/provider.js';
 import type { TunnelSpec } from '../../../src/spec/tunnel.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
+import { DigitalOceanProvider } from '../../../src/providers/digitalocean/provider.js';
 import { createRenderer } from '../../../src/lib/render.js';
 import { type AccountCounts, type Harness, accountOf, testIdentity, testSpec, withFake } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
@@ -121,12 +122,29 @@ F('a name outside the account (failure after the key and droplet): both are remo
       assert.equal(accountOf(h.fake), EMPTY);
     })));
 
-F('--keep: a successful run hands everything over (empty ledger), a failed one still cleans up', () =>
+F('--keep: a successful run hands everything over (empty ledger); a later failing run removes only what it made', () =>
   withLedger((path) =>
     withFake({}, async (h) => {
-      await up(h, testSpec({ keep: true }), path);
+      const keptIdentity = testIdentity();
+      await up(h, testSpec({ keep: true }), path, h.signal, keptIdentity);
       assert.not.ok(existsSync(path), 'handed over');
       assert.is(h.fake.state.droplets.size, 1);
+      // A later failing run with --keep (a firewall it cannot make) removes only what it made: the firewall entry.
+      // The kept droplet and key predate it and stay.
+      h.fake.inject({ method: 'POST', path: '/v2/firewalls', times: Infinity, response: { kind: 'raw', status: 403, body: '{"id":"forbidden","message":"You are not authorized to perform this operation"}' } });
+      const withFirewall = new DigitalOceanProvider({ client: h.client, clock: h.clock, firewall: true });
+      const ledger = await ResourceLedger.open(path, 'web', h.clock.now);
+      const error = await rejection(withFirewall.ensureEdge({ spec: testSpec({ keep: true }), identity: keptIdentity, emit: h.events.emit, signal: h.signal, ledger }));
+      assert.match(error.message, /403/);
+      assert.equal(accountOf(h.fake), { droplets: 1, keys: 1, firewalls: 0, records: 0 });
+    })));
+
+F('--keep and a failure: what that run made is removed all the same', () =>
+  withLedger((path) =>
+    withFake({ activation: { afterPolls: 1_000_000 } }, async (h) => {
+      const error = await rejection(up(h, testSpec({ keep: true }), path));
+      assertProviderFailure(error, /did not become active/);
+      assert.equal(accountOf(h.fake), EMPTY);
     })));
 
 F('without --keep the ledger lists what the run made, by id and by how to find it again', () =>
