@@ -160,8 +160,12 @@ export async function runTunnel(
     dataPlane = await step(ctx.emit, 'home', `Bringing up ${active.home.interface} and the forwarder`, () =>
       deps.startDataPlane(active.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
     );
+    // A signal during a step stops the run as soon as the step returns: the tunnel must never be reported up after it.
+    checkAborted(ctx.signal);
     await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, active, timing));
+    checkAborted(ctx.signal);
     const silentDestinations = await checkDestinations(deps, active.home);
+    checkAborted(ctx.signal);
     for (const where of silentDestinations) {
       ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
     }
@@ -169,6 +173,7 @@ export async function runTunnel(
     connection = undefined;
 
     await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
+    checkAborted(ctx.signal);
     ready = true;
     input.onReady({ edge, created, deployed, silentDestinations, served: active });
     await serve(ctx, dataPlane, status, timing);
@@ -232,6 +237,7 @@ async function verify(
   const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;
   for (;;) {
     const sample = await Promise.race([dataPlane.sample(), dataPlane.failure]);
+    checkAborted(ctx.signal);
     if (sample.latestHandshake > 0) break;
     if (ctx.clock.now() >= deadline) {
       throw new DataPlaneError(`no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`, {
@@ -251,11 +257,13 @@ async function verify(
     const forward = plan.home.forwards.find((f) => f.protocol === 'tcp' && f.listenPort === localPort);
     if (kernel && forward && !(await deps.probeLocal(forward.targetHost, forward.targetPort))) continue;
     if (!(await connection.probeTcp(homeIp, localPort))) failed.push(`${homeIp}:${localPort} through the tunnel`);
+    checkAborted(ctx.signal);
   }
   // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
   if (plan.edge.forwarding === 'nginx') {
     for (const port of tcpPorts) {
       if (!(await connection.probeTcp('127.0.0.1', port.publicPort))) failed.push(`public port ${port.publicPort}/tcp on the edge`);
+      checkAborted(ctx.signal);
     }
   }
   if (failed.length > 0) {

@@ -31,6 +31,9 @@ interface World {
   dataPlaneFault?: Promise<never>;
   probe: (host: string, port: number) => boolean;
   previousConfig?: DeployedConfig;
+  /** Runs inside startDataPlane, before it returns (a signal arriving while the home side comes up). */
+  onDataPlaneStart?: () => void;
+  probeLocal?: (host: string, port: number) => boolean;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -110,6 +113,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     startDataPlane: async (_home, peer) => {
       world.log.push(`dataplane.up ${peer.endpoint} ${peer.publicKey.slice(0, 6)}`);
       dataPlaneUp = true;
+      world.onDataPlaneStart?.();
       const plane: HomeDataPlane = {
         // The link and forwarder themselves are the e2e tests' business; runTunnel only samples, watches and stops.
         link: {} as HomeDataPlane['link'],
@@ -133,7 +137,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
       };
       return plane;
     },
-    probeLocal: async () => true,
+    probeLocal: async (host, port) => world.probeLocal?.(host, port) ?? true,
   };
   const ready: unknown[] = [];
   /** Each run gets a fresh signal, as each `innisfree up` process does. */
@@ -316,6 +320,44 @@ R('a signal during setup tears down and reports an interruption', async () => {
     t.dir.remove();
   }
 });
+
+// A signal that arrives while a step runs must stop the run as soon as that step returns: never "is up" after it.
+for (const [phase, arrange] of [
+  ['while the home side comes up', (t: ReturnType<typeof setup>) => (t.world.onDataPlaneStart = () => t.abort(new InterruptedError('interrupted by SIGINT')))],
+  ['during verification', (t: ReturnType<typeof setup>) => {
+    t.world.probe = () => {
+      t.abort(new InterruptedError('interrupted by SIGINT'));
+      return true;
+    };
+  }],
+  ['during the destination checks', (t: ReturnType<typeof setup>) => {
+    t.world.probeLocal = () => {
+      t.abort(new InterruptedError('interrupted by SIGTERM'));
+      return true;
+    };
+  }],
+] as const) {
+  R(`a signal ${phase} stops at once with 130 and the tunnel never reports ready`, async () => {
+    const t = setup();
+    try {
+      arrange(t);
+      try {
+        await t.run();
+        assert.unreachable('the run ended normally');
+      } catch (error) {
+        assert.instance(error, InterruptedError);
+        assert.is((error as InterruptedError).exitCode, 130);
+      }
+      assert.is(t.ready.length, 0, 'onReady was not called');
+      assert.not.ok(t.world.log.includes('ready'));
+      assert.ok(t.world.log.includes('dataplane.down'), 'the home side was stopped');
+      assert.ok(t.world.log.includes('edge.destroy'), 'the edge made by this run was destroyed');
+      assert.is(t.status().phase, 'stopped');
+    } finally {
+      t.dir.remove();
+    }
+  });
+}
 
 R('a fatal data-plane fault while serving tears down with exit code 7', async () => {
   const t = setup();
