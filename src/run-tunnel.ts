@@ -3,11 +3,12 @@
 // edge already runs it, bring the home side up, verify end to end, then serve until a signal or a fatal fault,
 // and tear down in order. Effects come in through TunnelDeps, so tests drive this with fakes.
 import type { Context } from './lib/context.js';
-import { DataPlaneError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
+import { DataPlaneError, DeployError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
 import { step } from './lib/events.js';
+import { mapLimit } from './lib/map-limit.js';
 import type { Deployer } from './edge/deployer.js';
 import type { DeployedConfig } from './edge/edge-files.js';
-import type { EdgeSession } from './edge/edge-session.js';
+import type { EdgeSession, ProbeTarget } from './edge/edge-session.js';
 import { endpointOf, sshTargetFor } from './edge/ssh.js';
 import type { HomeDataPlane } from './home/data-plane.js';
 import type { HomeConfig, Plan } from './plan.js';
@@ -63,6 +64,9 @@ export interface RunTunnelTiming {
 }
 
 export const DEFAULT_TIMING: RunTunnelTiming = { handshakeTimeoutMs: 45_000, sampleIntervalMs: 5_000, lostAfterMs: 300_000 };
+
+/** Connect tests from this host to destinations at once (verification and the destination checks). */
+const LOCAL_PROBE_PARALLELISM = 64;
 
 export type RunTunnelContext = Pick<Context, 'clock' | 'emit' | 'signal'>;
 
@@ -133,6 +137,14 @@ export async function runTunnel(
         deployed = true;
       } catch (error) {
         if (!(error instanceof RolledBackError)) throw error;
+        // An edge that never had a configuration has nothing to roll back to: saying the previous one still serves
+        // would be false. It is a failed deploy (exit 5), and the edge made for it is removed as usual.
+        if (!edgeStatus?.configHash) {
+          throw new DeployError(`${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves its ports`, {
+            hint: error.hint ?? `fix the cause and run up again`,
+            cause: error,
+          });
+        }
         // The edge serves its previous config; local state goes back to describing it.
         const previous = await deps.restoreEdgeFiles();
         if (created || !previous) {
@@ -162,10 +174,11 @@ export async function runTunnel(
     );
     // A signal during a step stops the run as soon as the step returns: the tunnel must never be reported up after it.
     checkAborted(ctx.signal);
-    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, active, timing));
+    const destinations = await checkDestinations(ctx, deps, active.home);
     checkAborted(ctx.signal);
-    const silentDestinations = await checkDestinations(deps, active.home);
+    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, connection!, dataPlane!, active, timing, destinations));
     checkAborted(ctx.signal);
+    const silentDestinations = destinations.silent;
     for (const where of silentDestinations) {
       ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
     }
@@ -228,11 +241,11 @@ export async function runTunnel(
 
 async function verify(
   ctx: RunTunnelContext,
-  deps: TunnelDeps,
   connection: EdgeSession,
   dataPlane: HomeDataPlane,
   plan: DeployedConfig,
   timing: RunTunnelTiming,
+  destinations: DestinationCheck,
 ): Promise<void> {
   const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;
   for (;;) {
@@ -247,25 +260,31 @@ async function verify(
     await ctx.clock.sleep(500, ctx.signal);
   }
   const homeIp = plan.edge.wireguard.peer.address;
-  const failed: string[] = [];
   const tcpPorts = plan.edge.ports.filter((p) => p.protocol === 'tcp');
   // Through the tunnel to the home listener: proves WireGuard, routing and the forwarder (or the service itself).
   // Kernel forwarding has no listener of its own: the probe reaches the destination, so a port whose destination
-  // does not answer here yet cannot be checked (it is reported as silent instead).
+  // does not answer here yet cannot be checked (it is reported as silent instead). With the forwarder and a
+  // destination that refuses, the forwarder resets the probe at once, and that reset can overtake the handshake's
+  // last packet through the tunnel: "refused" then still proves the round trip through WireGuard to the forwarder.
   const kernel = plan.home.forwarding === 'kernel';
-  for (const localPort of [...new Set(tcpPorts.map((p) => p.localPort))]) {
-    const forward = plan.home.forwards.find((f) => f.protocol === 'tcp' && f.listenPort === localPort);
-    if (kernel && forward && !(await deps.probeLocal(forward.targetHost, forward.targetPort))) continue;
-    if (!(await connection.probeTcp(homeIp, localPort))) failed.push(`${homeIp}:${localPort} through the tunnel`);
-    checkAborted(ctx.signal);
-  }
+  const localPorts = [...new Set(tcpPorts.map((p) => p.localPort))].filter((port) => !kernel || !destinations.silentPorts.has(port));
+  const targets: Array<ProbeTarget & { what: string; refusedIsFine: boolean }> = localPorts.map((port) => ({
+    host: homeIp,
+    port,
+    what: `${homeIp}:${port} through the tunnel`,
+    refusedIsFine: destinations.silentPorts.has(port),
+  }));
   // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
   if (plan.edge.forwarding === 'nginx') {
-    for (const port of tcpPorts) {
-      if (!(await connection.probeTcp('127.0.0.1', port.publicPort))) failed.push(`public port ${port.publicPort}/tcp on the edge`);
-      checkAborted(ctx.signal);
-    }
+    for (const port of tcpPorts) targets.push({ host: '127.0.0.1', port: port.publicPort, what: `public port ${port.publicPort}/tcp on the edge`, refusedIsFine: false });
   }
+  // One command on the edge probes them all in parallel: N ports take seconds, not N round trips.
+  const results = await connection.probeTcpAll(targets, { signal: ctx.signal });
+  checkAborted(ctx.signal);
+  const failedTargets = targets.flatMap((t, i) =>
+    results[i] === 'open' || (results[i] === 'refused' && t.refusedIsFine) ? [] : [`${t.what} (${results[i] === 'silent' ? 'no answer' : 'refused'})`],
+  );
+  const failed = failedTargets.length > 8 ? [...failedTargets.slice(0, 8), `${failedTargets.length - 8} more`] : failedTargets;
   if (failed.length > 0) {
     throw new DataPlaneError(`the edge could not reach ${failed.join(', ')}`, {
       hint: plan.home.forwards.length === 0
@@ -280,15 +299,19 @@ async function verify(
   }
 }
 
-async function checkDestinations(deps: TunnelDeps, home: HomeConfig): Promise<string[]> {
-  const silent: string[] = [];
-  for (const forward of home.forwards) {
-    if (forward.protocol !== 'tcp') continue;
-    if (!(await deps.probeLocal(forward.targetHost, forward.targetPort))) {
-      silent.push(`${endpointOf(forward.targetHost, forward.targetPort)}/tcp`);
-    }
-  }
-  return silent;
+interface DestinationCheck {
+  /** "127.0.0.1:8080/tcp" for each TCP destination that did not answer. */
+  silent: string[];
+  /** The home listen ports whose destination did not answer. */
+  silentPorts: Set<number>;
+}
+
+async function checkDestinations(ctx: RunTunnelContext, deps: TunnelDeps, home: HomeConfig): Promise<DestinationCheck> {
+  const forwards = home.forwards.filter((f) => f.protocol === 'tcp');
+  // In parallel, bounded: each is a connect from this host, and a silent destination costs the probe's timeout.
+  const answering = await mapLimit(forwards, LOCAL_PROBE_PARALLELISM, (f) => deps.probeLocal(f.targetHost, f.targetPort), ctx.signal);
+  const silent = forwards.filter((_, i) => !answering[i]);
+  return { silent: silent.map((f) => `${endpointOf(f.targetHost, f.targetPort)}/tcp`), silentPorts: new Set(silent.map((f) => f.listenPort)) };
 }
 
 async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
@@ -322,6 +345,11 @@ async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: St
 async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
   const sample = await dataPlane.sample();
   return { ...sample, sampledAt: new Date(clock.now()).toISOString() };
+}
+
+/** A rollback message without its claim that a previous configuration serves. */
+function withoutPreviousClaim(message: string): string {
+  return message.replace(/[;,]?\s*(and )?the previous configuration is still serving/g, '');
 }
 
 function checkAborted(signal: AbortSignal): void {

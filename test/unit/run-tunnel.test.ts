@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { DeployRequest } from '../../src/edge/deployer.js';
 import type { DeployedConfig } from '../../src/edge/edge-files.js';
-import { DataPlaneError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
+import { DataPlaneError, DeployError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';
 import type { EdgeInfo, Provider } from '../../src/providers/provider.js';
@@ -90,6 +90,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     status: async () => edgeStatus(),
     runsNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
+    probeTcpAll: async (targets) => targets.map((t) => (world.probe(t.host, t.port) ? 'open' : 'refused')),
     close: async () => {
       world.log.push('ssh.close');
     },
@@ -233,6 +234,28 @@ R('a rolled-back deploy on an existing edge keeps the edge and the previous file
     assert.is(t.status().phase, 'failed');
     assert.match(t.status().message ?? '', /rolled back/);
     assert.is(t.status().deployedConfigHash, 'old');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a rollback on an edge that never had a configuration is a failed deploy (5), not "the previous one still serves"', async () => {
+  const t = setup();
+  try {
+    t.world.deploy = async () => {
+      throw new RolledBackError('the local edge of "web" rolled back: nginx: bind() failed; the previous configuration is still serving');
+    };
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DeployError);
+      assert.is((error as DeployError).exitCode, 5);
+      assert.not.match((error as Error).message, /previous configuration is still serving/);
+      assert.match((error as Error).message, /bind\(\) failed; the edge had no earlier configuration, so nothing serves its ports/);
+    }
+    assert.ok(t.world.log.includes('edge.destroy'), 'the edge made for it is removed');
+    assert.not.match(t.status().message ?? '', /still serving/);
   } finally {
     t.dir.remove();
   }
@@ -414,6 +437,32 @@ R('a port the edge cannot reach through the tunnel fails verification', async ()
     }
   } finally {
     t.dir.remove();
+  }
+});
+
+R('a destination that is down: a reset through the tunnel still proves the path; with the destination up it does not', async () => {
+  for (const destinationUp of [false, true]) {
+    const t = setup();
+    try {
+      t.world.probeLocal = () => destinationUp;
+      t.world.probe = (host) => host !== t.plan.edge.wireguard.peer.address;
+      const running = t.run();
+      if (destinationUp) {
+        try {
+          await running;
+          assert.unreachable();
+        } catch (error) {
+          assert.instance(error, DataPlaneError);
+          assert.match((error as Error).message, /through the tunnel \(refused\)/);
+        }
+      } else {
+        await untilReady(t);
+        t.abort();
+        await running;
+      }
+    } finally {
+      t.dir.remove();
+    }
   }
 });
 
