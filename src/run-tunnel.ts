@@ -8,6 +8,7 @@ import { step } from './lib/events.js';
 import { mapLimit } from './lib/map-limit.js';
 import type { Deployer } from './edge/deployer.js';
 import type { DeployedConfig } from './edge/edge-files.js';
+import { type HealthProblem, checkTunnelHealth, describeProblems, hintFor } from './edge/edge-health.js';
 import type { EdgeSession, ProbeTarget } from './edge/edge-session.js';
 import { endpointOf, sshTargetFor } from './edge/ssh.js';
 import type { HomeDataPlane } from './home/data-plane.js';
@@ -61,9 +62,19 @@ export interface RunTunnelTiming {
   sampleIntervalMs: number;
   /** A tunnel with no handshake for this long is lost (WireGuard re-handshakes every 2 minutes while in use). */
   lostAfterMs: number;
+  /** How often the watch checks the edge and the link over SSH once the tunnel is ready; 0: no watch. */
+  watchIntervalMs: number;
+  /** After a repair, how long the watch re-checks before it gives up (exit 7). */
+  repairSettleMs: number;
 }
 
-export const DEFAULT_TIMING: RunTunnelTiming = { handshakeTimeoutMs: 45_000, sampleIntervalMs: 5_000, lostAfterMs: 300_000 };
+export const DEFAULT_TIMING: RunTunnelTiming = {
+  handshakeTimeoutMs: 45_000,
+  sampleIntervalMs: 5_000,
+  lostAfterMs: 300_000,
+  watchIntervalMs: 15_000,
+  repairSettleMs: 30_000,
+};
 
 /** Connect tests from this host to destinations at once (verification and the destination checks). */
 const LOCAL_PROBE_PARALLELISM = 64;
@@ -182,14 +193,26 @@ export async function runTunnel(
     for (const where of silentDestinations) {
       ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
     }
-    await connection.close();
-    connection = undefined;
-
     await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
     checkAborted(ctx.signal);
     ready = true;
     input.onReady({ edge, created, deployed, silentDestinations, served: active });
-    await serve(ctx, dataPlane, status, timing);
+    // The SSH session stays open: the watch asks the edge how it is doing every interval.
+    const watch: Watch = {
+      deps,
+      edge,
+      active,
+      spec,
+      session: connection,
+      readyMessage: rolledBack ? formatError(rolledBack) : null,
+      edgeKept: () => keepEdge,
+      offset: 0,
+    };
+    try {
+      await serve(ctx, dataPlane, status, timing, watch);
+    } finally {
+      connection = watch.session;
+    }
   } catch (error) {
     failure = error;
   }
@@ -314,32 +337,164 @@ async function checkDestinations(ctx: RunTunnelContext, deps: TunnelDeps, home: 
   return { silent: silent.map((f) => `${endpointOf(f.targetHost, f.targetPort)}/tcp`), silentPorts: new Set(silent.map((f) => f.listenPort)) };
 }
 
-async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
-  const stopped = new Promise<void>((resolve) => {
-    if (ctx.signal.aborted) resolve();
-    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+/** What the watch of a ready tunnel needs; `session` is replaced when the edge had to be reached again. */
+interface Watch {
+  deps: TunnelDeps;
+  edge: EdgeInfo;
+  active: DeployedConfig;
+  spec: TunnelSpec;
+  session: EdgeSession;
+  /** status.json's message while healthy (a rollback notice, or none). */
+  readyMessage: string | null;
+  edgeKept(): boolean;
+  /** Where the next round of public-port probes starts (a large port set is probed a slice per round). */
+  offset: number;
+}
+
+async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming, watch: Watch): Promise<void> {
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = () => reject(ctx.signal.reason ?? new InterruptedError());
+    if (ctx.signal.aborted) stop();
+    ctx.signal.addEventListener('abort', stop, { once: true });
   });
+  stopped.catch(() => {});
   let lastHandshakeSeenAt = ctx.clock.now();
+  let nextWatchAt = ctx.clock.now() + timing.watchIntervalMs;
   // Cancels the pending tick when serving ends, so no timer outlives the tunnel.
   const ticks = new AbortController();
+  const hint = (problems: HealthProblem[]) =>
+    hintFor(problems, { tunnel: watch.spec.name, edgeKept: watch.edgeKept(), wireguardPort: watch.active.edge.wireguard.listenPort });
   try {
     for (;;) {
-      const tick = ctx.clock.sleep(timing.sampleIntervalMs, ticks.signal).then(() => 'tick' as const, () => 'stop' as const);
-      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failure]);
-      if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
+      const watching = timing.watchIntervalMs > 0;
+      const wait = watching ? Math.max(0, Math.min(timing.sampleIntervalMs, nextWatchAt - ctx.clock.now())) : timing.sampleIntervalMs;
+      await Promise.race([stopped, ctx.clock.sleep(wait, ticks.signal).catch(() => {}), dataPlane.failure]);
       const sample = await sampleFor(dataPlane, ctx.clock);
       await status.update({ dataPlane: sample });
       const handshakeAt = sample.latestHandshake * 1000;
       if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
       if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
-        throw new DataPlaneError(`tunnel lost: no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`, {
-          hint: 'the edge or the network path to it is down; innisfree status shows the last state; run up again to re-attach',
-        });
+        const problems: HealthProblem[] = [{ component: 'handshake', detail: `no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s` }];
+        throw new DataPlaneError(`tunnel lost: ${describeProblems(problems)}`, { hint: hint(problems) });
+      }
+      if (watching && ctx.clock.now() >= nextWatchAt) {
+        // A signal or a home-side fault ends the watch round at once, whatever it is waiting for.
+        const round = watchRound(ctx, dataPlane, status, timing, watch, hint);
+        round.catch(() => {});
+        await Promise.race([stopped, dataPlane.failure, round]);
+        nextWatchAt = ctx.clock.now() + timing.watchIntervalMs;
       }
     }
   } finally {
     ticks.abort();
   }
+}
+
+/** Tunnel ports probed through the tunnel per round: any reply proves the link, which every port shares. */
+const WATCH_TUNNEL_PROBES = 16;
+/** Public ports probed per round; a larger set is covered a slice per round, in turn. */
+const WATCH_PUBLIC_PROBES = 64;
+
+/** One look at the tunnel; on a problem: report it, repair what is obvious, and re-check until it settles. */
+async function watchRound(
+  ctx: RunTunnelContext,
+  dataPlane: HomeDataPlane,
+  status: StatusRecorder,
+  timing: RunTunnelTiming,
+  watch: Watch,
+  hint: (problems: HealthProblem[]) => string,
+): Promise<void> {
+  const tunnel = watch.spec.name;
+  const problems = await checkHealth(ctx, dataPlane, watch);
+  if (problems.length === 0) return;
+  const reason = describeProblems(problems);
+  ctx.emit({ type: 'health', tunnel, status: 'degraded', problems: problems.map((p) => p.detail) });
+  await status.update({ phase: 'degraded', message: `degraded: ${reason}` });
+
+  let remaining = problems;
+  let edgeRepaired = false;
+  // First what the problems point at; if that does not settle it, everything that can be restarted.
+  for (const stage of ['targeted', 'everything'] as const) {
+    if (stage === 'everything' && edgeRepaired) break;
+    const components = new Set(remaining.map((p) => p.component));
+    const linkTrouble = components.has('link') || components.has('handshake') || components.has('edge-wireguard');
+    const edgeTrouble = stage === 'everything' || [...components].some((c) => c !== 'link' && c !== 'handshake');
+    const actions: string[] = [];
+    if (components.has('edge')) {
+      // The session may have died with the edge's sshd or a network blip: reach the edge again.
+      await watch.session.close().catch(() => {});
+      try {
+        watch.session = await watch.deps.reachEdge(watch.edge, false, async () => {}, ctx.signal);
+        actions.push('reached the edge again over SSH');
+      } catch (error) {
+        checkAborted(ctx.signal);
+        actions.push(`could not reach the edge over SSH (${error instanceof Error ? error.message : String(error)})`);
+      }
+    }
+    if (edgeTrouble) {
+      const repaired = await watch.session.repair().catch((error: unknown) => ({ ok: false, detail: error instanceof Error ? error.message : String(error) }));
+      checkAborted(ctx.signal);
+      edgeRepaired = true;
+      actions.push(repaired.ok ? `restarted the edge's forwarder and WireGuard (${repaired.detail})` : `innisfree-edge-repair failed: ${repaired.detail}`);
+    }
+    if (linkTrouble || edgeTrouble) {
+      await dataPlane.renewLink().then(
+        () => actions.push('renewed the home link'),
+        (error: unknown) => actions.push(`renewing the home link failed (${error instanceof Error ? error.message : String(error)})`),
+      );
+    }
+    ctx.emit({ type: 'health', tunnel, status: 'repairing', problems: remaining.map((p) => p.detail), detail: actions.join('; ') });
+    remaining = await settle(ctx, dataPlane, timing, watch);
+    if (remaining.length === 0) {
+      ctx.emit({ type: 'health', tunnel, status: 'repaired', problems: problems.map((p) => p.detail), detail: actions.join('; ') });
+      await status.update({ phase: 'ready', message: watch.readyMessage });
+      return;
+    }
+  }
+  ctx.emit({ type: 'health', tunnel, status: 'failed', problems: remaining.map((p) => p.detail) });
+  throw new DataPlaneError(`tunnel ${tunnel} is degraded and repair did not help: ${describeProblems(remaining)}`, { hint: hint(remaining) });
+}
+
+/** Re-checks after a repair until the tunnel is healthy or repairSettleMs has passed; returns what remains. */
+async function settle(ctx: RunTunnelContext, dataPlane: HomeDataPlane, timing: RunTunnelTiming, watch: Watch): Promise<HealthProblem[]> {
+  const deadline = ctx.clock.now() + timing.repairSettleMs;
+  for (;;) {
+    const wait = Math.min(REPAIR_RECHECK_MS, Math.max(0, deadline - ctx.clock.now()));
+    await ctx.clock.sleep(wait, ctx.signal);
+    const problems = await checkHealth(ctx, dataPlane, watch);
+    if (problems.length === 0 || ctx.clock.now() >= deadline) return problems;
+  }
+}
+
+const REPAIR_RECHECK_MS = 5_000;
+
+async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watch: Watch): Promise<HealthProblem[]> {
+  const { active } = watch;
+  const sample = await dataPlane.sample();
+  const tcpForwards = active.home.forwards.filter((f) => f.protocol === 'tcp');
+  let tunnelPorts = [...new Set(active.edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.localPort))];
+  if (active.home.forwarding === 'kernel') {
+    // Kernel forwarding passes the probe to the destination: one that is down says nothing about the tunnel.
+    const candidates = tunnelPorts.slice(0, WATCH_TUNNEL_PROBES * 2);
+    const answering = await mapLimit(candidates, LOCAL_PROBE_PARALLELISM, async (port) => {
+      const forward = tcpForwards.find((f) => f.listenPort === port);
+      return !forward || (await watch.deps.probeLocal(forward.targetHost, forward.targetPort));
+    }, ctx.signal);
+    tunnelPorts = candidates.filter((_, i) => answering[i]);
+  }
+  const tcpPublic = active.edge.ports.filter((p) => p.protocol === 'tcp');
+  const slice = tcpPublic.length <= WATCH_PUBLIC_PROBES
+    ? tcpPublic
+    : Array.from({ length: WATCH_PUBLIC_PROBES }, (_, i) => tcpPublic[(watch.offset + i) % tcpPublic.length]!);
+  watch.offset = (watch.offset + WATCH_PUBLIC_PROBES) % Math.max(tcpPublic.length, 1);
+  return checkTunnelHealth(watch.session, {
+    edge: { ...active.edge, ports: [...slice, ...active.edge.ports.filter((p) => p.protocol === 'udp')] },
+    tunnelPorts: tunnelPorts.slice(0, WATCH_TUNNEL_PROBES),
+    latestHandshake: sample.latestHandshake,
+    keepaliveSeconds: active.home.persistentKeepalive ?? 0,
+    nowMs: ctx.clock.now(),
+    signal: ctx.signal,
+  });
 }
 
 async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {

@@ -17,9 +17,19 @@ export interface EdgeSession {
   runsNixos(): Promise<boolean>;
   /** Whether host:port accepts a TCP connection made from the edge, within timeoutMs. */
   probeTcp(host: string, port: number, timeoutMs?: number): Promise<boolean>;
+  /** innisfree-edge-repair: the edge restarts its forwarder and WireGuard with the configuration it serves. */
+  repair(): Promise<RepairResult>;
   /** Every target at once, from the edge; one result per target, in order. */
   probeTcpAll(targets: readonly ProbeTarget[], options?: ProbeOptions): Promise<ProbeResult[]>;
   close(): Promise<void>;
+}
+
+export const EDGE_REPAIR_COMMAND = 'innisfree-edge-repair';
+
+export interface RepairResult {
+  ok: boolean;
+  /** The command's last line of output (what it restarted, or why it could not). */
+  detail: string;
 }
 
 export interface ProbeTarget {
@@ -111,6 +121,12 @@ export async function openEdgeSession(target: SshTarget, options: { signal?: Abo
         });
       }
       return parseEdgeStatus(result.stdout, where);
+    },
+    async repair() {
+      const result = await connection.exec(EDGE_REPAIR_COMMAND, { timeoutMs: 120_000, ...(options.signal ? { signal: options.signal } : {}) });
+      const detail = (result.exitCode === 127 ? `${EDGE_REPAIR_COMMAND} is not on the edge (an older innisfree module)` : '') ||
+        (result.stderr.trim() || result.stdout.trim()).split('\n').pop() || `exit ${result.exitCode}`;
+      return { ok: result.exitCode === 0, detail };
     },
     async runsNixos() {
       return (await connection.exec('test -e /etc/NIXOS', { timeoutMs: 30_000 })).exitCode === 0;

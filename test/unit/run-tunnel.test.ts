@@ -7,7 +7,7 @@ import { DataPlaneError, DeployError, InterruptedError, RolledBackError, SshErro
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';
 import type { EdgeInfo, Provider } from '../../src/providers/provider.js';
-import type { EdgeSession } from '../../src/edge/edge-session.js';
+import type { EdgeSession, ProbeResult, RepairResult } from '../../src/edge/edge-session.js';
 import type { HomeDataPlane } from '../../src/home/data-plane.js';
 import { type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-tunnel.js';
 import type { EdgeStatus } from '../../src/spec/edge-config.js';
@@ -17,7 +17,8 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { readPlanFixture } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
-const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000 };
+// The watch is off here (watchIntervalMs 0); its own suite below turns it on.
+const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000, watchIntervalMs: 0, repairSettleMs: 0 };
 const EDGE_KEY = 'Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMDA=';
 
 interface World {
@@ -34,6 +35,12 @@ interface World {
   /** Runs inside startDataPlane, before it returns (a signal arriving while the home side comes up). */
   onDataPlaneStart?: () => void;
   probeLocal?: (host: string, port: number) => boolean;
+  /** The watch's view: what a probe from the edge sees, what the edge reports, what a repair does. */
+  probeResult?: (host: string, port: number) => ProbeResult | undefined;
+  statusOverride?: (status: EdgeStatus) => EdgeStatus;
+  repair?: () => RepairResult;
+  onRenewLink?: () => void;
+  watchTiming?: Partial<RunTunnelTiming>;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -87,10 +94,17 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   };
   const connection: EdgeSession = {
     target: { host: '198.51.100.7', port: 22, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
-    status: async () => edgeStatus(),
+    status: async () => {
+      const current = edgeStatus();
+      return current && world.statusOverride ? world.statusOverride(current) : current;
+    },
     runsNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
-    probeTcpAll: async (targets) => targets.map((t) => (world.probe(t.host, t.port) ? 'open' : 'refused')),
+    probeTcpAll: async (targets) => targets.map((t) => world.probeResult?.(t.host, t.port) ?? (world.probe(t.host, t.port) ? 'open' : 'refused')),
+    repair: async () => {
+      world.log.push('edge.repair');
+      return world.repair?.() ?? { ok: true, detail: 'restarted nginx and wireguard' };
+    },
     close: async () => {
       world.log.push('ssh.close');
     },
@@ -130,6 +144,10 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
           ports: [],
         }),
         setEndpoint: async () => {},
+        renewLink: async () => {
+          world.log.push('link.renew');
+          world.onRenewLink?.();
+        },
         failure: world.dataPlaneFault ?? new Promise<never>(() => {}),
         stop: async () => {
           world.log.push('dataplane.down');
@@ -152,7 +170,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
         ready.push(info);
         world.log.push('ready');
       },
-    }, timing);
+    }, { ...timing, ...world.watchTiming });
   };
   const status = () => JSON.parse(readFileSync(paths.status, 'utf8')) as { phase: string; edge: EdgeInfo | null; message: string | null; deployedConfigHash: string | null; plannedConfigHash: string };
   const abort = (reason: unknown = new InterruptedError('interrupted by SIGTERM')) => controller.abort(reason);
@@ -177,8 +195,8 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
     t.abort();
     await running;
     assert.equal(t.world.log, [
-      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ssh.close', 'ready',
-      'dataplane.down', 'edge.destroy',
+      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ready',
+      'ssh.close', 'dataplane.down', 'edge.destroy',
     ]);
     assert.is(t.status().phase, 'stopped');
     assert.is(t.status().edge, null);
@@ -484,3 +502,145 @@ R('a tunnel without handshakes for too long is lost', async () => {
 });
 
 R.run();
+
+// ---
+const W = suite('runTunnel: the watch of a ready tunnel');
+const watching: Partial<RunTunnelTiming> = { watchIntervalMs: 2_000, repairSettleMs: 10_000 };
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 5000 && !condition(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(condition(), what);
+}
+
+function healthEvents(t: ReturnType<typeof setup>) {
+  return t.world.events.filter((e): e is Extract<ProgressEvent, { type: 'health' }> => e.type === 'health');
+}
+
+W('a dead edge forwarder: degraded (event and status), repaired on the edge, ready again', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    let forwarderUp = true;
+    t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: forwarderUp } });
+    t.world.probeResult = (host) => (host === '127.0.0.1' && !forwarderUp ? 'refused' : undefined);
+    const phaseDuringRepair: string[] = [];
+    t.world.repair = () => {
+      phaseDuringRepair.push(t.status().phase);
+      forwarderUp = true;
+      return { ok: true, detail: 'restarted nginx' };
+    };
+    const running = t.run();
+    await untilReady(t);
+    forwarderUp = false;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'the watch repaired the tunnel');
+    const [degraded] = healthEvents(t);
+    assert.is(degraded?.status, 'degraded');
+    assert.ok(degraded!.problems.some((p) => /forwarder \(nginx\) is not running/.test(p)), JSON.stringify(degraded));
+    assert.equal(phaseDuringRepair, ['degraded'], 'status.json said degraded while repairing');
+    assert.ok(t.world.log.includes('edge.repair'));
+    await until(() => t.status().phase === 'ready', 'ready again');
+    assert.is(t.status().message, null);
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+for (const keep of [false, true]) {
+  W(`a repair that does not help exits 7 with a hint for the state left (${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`, async () => {
+    const t = setup({ keep });
+    try {
+      t.world.watchTiming = watching;
+      let broken = false;
+      t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: !broken } });
+      t.world.repair = () => ({ ok: false, detail: 'nginx.service failed to start' });
+      const running = t.run();
+      await untilReady(t);
+      broken = true;
+      try {
+        await running;
+        assert.unreachable('the run went on');
+      } catch (error) {
+        assert.instance(error, DataPlaneError);
+        assert.is((error as DataPlaneError).exitCode, 7);
+        assert.match((error as Error).message, /degraded and repair did not help: the edge's forwarder \(nginx\) is not running/);
+        const hint = (error as DataPlaneError).hint ?? '';
+        if (keep) assert.match(hint, /the edge was kept: .*innisfree ssh web -- innisfree-edge-status, then run up again to re-attach/);
+        else {
+          assert.match(hint, /the edge was removed on exit; run up again for a new one/);
+          assert.not.match(hint, /re-attach/);
+        }
+      }
+      assert.ok(healthEvents(t).some((e) => e.status === 'failed'));
+      assert.is(t.world.log.includes('edge.destroy'), !keep);
+      assert.match(t.status().message ?? '', /repair did not help/);
+    } finally {
+      t.dir.remove();
+    }
+  });
+}
+
+W('silence through the tunnel: the home link is renewed first, the edge is left alone', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    let linkDead = false;
+    t.world.probeResult = (host) => (linkDead && host === t.plan.edge.wireguard.peer.address ? 'silent' : undefined);
+    t.world.onRenewLink = () => (linkDead = false);
+    const running = t.run();
+    await untilReady(t);
+    linkDead = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    assert.match(healthEvents(t)[0]!.problems.join(), /nothing answers through the tunnel/);
+    assert.ok(t.world.log.includes('link.renew'));
+    assert.not.ok(t.world.log.includes('edge.repair'), 'a home-side fault does not restart the edge');
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('a stale handshake is noticed by the watch (keepalive-based), long before the 5-minute loss', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = { ...watching, lostAfterMs: 300_000 };
+    const start = Math.floor(t.clock.now() / 1000);
+    let frozen = false;
+    t.world.handshake = () => (frozen ? start : Math.floor(t.clock.now() / 1000));
+    t.world.onRenewLink = () => (frozen = false);
+    const running = t.run();
+    await untilReady(t);
+    frozen = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    const degraded = healthEvents(t)[0]!;
+    assert.match(degraded.problems.join(), /no WireGuard handshake with the edge for \d+ s/);
+    const seconds = Number(/for (\d+) s/.exec(degraded.problems.join())![1]);
+    assert.ok(seconds < 300, `${seconds} s`);
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('"tunnel lost" without --keep does not tell the user to re-attach to an edge that is gone', async () => {
+  const t = setup();
+  try {
+    const start = t.clock.now();
+    t.world.handshake = () => Math.floor(start / 1000);
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.match((error as Error).message, /tunnel lost/);
+      assert.not.match((error as DataPlaneError).hint ?? '', /re-attach/);
+      assert.match((error as DataPlaneError).hint ?? '', /removed on exit/);
+    }
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W.run();
