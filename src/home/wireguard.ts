@@ -61,8 +61,8 @@ export interface WireguardLink {
   /** Points the peer at a new endpoint in place (the edge's IP changed); the link stays up. */
   setEndpoint(endpoint: string): Promise<void>;
   /**
-   * Sets the private key, the peer (endpoint, allowed IPs, keepalive) and the link state again, as at start: the
-   * repair for a link whose peer was removed or reconfigured under it. A fresh handshake follows the next packet.
+   * Sets the peer again from scratch (removed, then key, endpoint, allowed IPs and keepalive as at start) and the
+   * link up: the repair for a peer removed or changed under the link, or an edge whose WireGuard was restarted.
    */
   renewPeer(): Promise<void>;
   /** Removes the link (and stops wireguard-go). Idempotent; bounded in time. */
@@ -176,6 +176,9 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
       currentEndpoint = endpoint;
     },
     renewPeer: async () => {
+      // Removing the peer drops its session: set again, it starts a handshake at once (its first keepalive) instead
+      // of sending on keys a restarted edge no longer has until the next rekey, up to two minutes later.
+      await tools.wg(['set', ifname, 'peer', spec.peer.publicKey, 'remove'], false);
       await tools.wg(peerArgs({ ...spec, peer: { ...spec.peer, ...(currentEndpoint ? { endpoint: currentEndpoint } : {}) } }));
       await tools.ip(['link', 'set', 'dev', ifname, 'up']);
     },
