@@ -34,6 +34,11 @@ export interface TunnelDeps {
   startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<HomeDataPlane>;
   /** TCP connect test at home (is the destination service answering?). */
   probeLocal(host: string, port: number): Promise<boolean>;
+  /**
+   * A new SSH session to the edge a session was open to, for the watch: only a login (bounded in time), never the
+   * bootstrap that reachEdge may start on an edge that does not answer.
+   */
+  reconnectEdge(session: EdgeSession, signal: AbortSignal): Promise<EdgeSession>;
 }
 
 export interface RunTunnelInput {
@@ -424,7 +429,7 @@ async function watchRound(
       // The session may have died with the edge's sshd or a network blip: reach the edge again.
       await watch.session.close().catch(() => {});
       try {
-        watch.session = await watch.deps.reachEdge(watch.edge, false, async () => {}, ctx.signal);
+        watch.session = await watch.deps.reconnectEdge(watch.session, ctx.signal);
         actions.push('reached the edge again over SSH');
       } catch (error) {
         checkAborted(ctx.signal);

@@ -41,6 +41,9 @@ interface World {
   repair?: () => RepairResult;
   onRenewLink?: () => void;
   watchTiming?: Partial<RunTunnelTiming>;
+  /** The SSH session fails every command until the watch reconnects. */
+  sshDown?: boolean;
+  reconnectFails?: boolean;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -95,6 +98,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   const connection: EdgeSession = {
     target: { host: '198.51.100.7', port: 22, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
     status: async () => {
+      if (world.sshDown) throw new SshError('the SSH connection to 198.51.100.7:22 closed');
       const current = edgeStatus();
       return current && world.statusOverride ? world.statusOverride(current) : current;
     },
@@ -157,6 +161,12 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
       return plane;
     },
     probeLocal: async (host, port) => world.probeLocal?.(host, port) ?? true,
+    reconnectEdge: async () => {
+      if (world.reconnectFails) throw new SshError('edge unreachable');
+      world.log.push('ssh.reconnect');
+      world.sshDown = false;
+      return connection;
+    },
   };
   const ready: unknown[] = [];
   /** Each run gets a fresh signal, as each `innisfree up` process does. */
@@ -620,6 +630,44 @@ W('a stale handshake is noticed by the watch (keepalive-based), long before the 
     assert.ok(seconds < 300, `${seconds} s`);
     t.abort();
     await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('a dead SSH session: the watch logs in again (never re-bootstraps) and the tunnel is repaired', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    const running = t.run();
+    await untilReady(t);
+    t.world.sshDown = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    assert.match(healthEvents(t)[0]!.problems.join(), /did not report its status/);
+    assert.ok(t.world.log.includes('ssh.reconnect'));
+    assert.is(t.world.log.filter((l) => l === 'ssh.connect').length, 1, 'reachEdge (which may bootstrap) ran once, at start');
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('an edge that cannot be reached again: exit 7, the hint says the edge stopped answering', async () => {
+  const t = setup({ keep: true });
+  try {
+    t.world.watchTiming = watching;
+    t.world.reconnectFails = true;
+    const running = t.run();
+    await untilReady(t);
+    t.world.sshDown = true;
+    try {
+      await running;
+      assert.unreachable();
+    } catch (error) {
+      assert.is((error as DataPlaneError).exitCode, 7);
+      assert.match((error as DataPlaneError).hint ?? '', /stopped answering over SSH.*the edge was kept/);
+    }
   } finally {
     t.dir.remove();
   }
