@@ -493,7 +493,8 @@ async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watc
     : Array.from({ length: WATCH_PUBLIC_PROBES }, (_, i) => tcpPublic[(watch.offset + i) % tcpPublic.length]!);
   watch.offset = (watch.offset + WATCH_PUBLIC_PROBES) % Math.max(tcpPublic.length, 1);
   return checkTunnelHealth(watch.session, {
-    edge: { ...active.edge, ports: [...slice, ...active.edge.ports.filter((p) => p.protocol === 'udp')] },
+    edge: active.edge,
+    publicPorts: slice.map((p) => p.publicPort),
     tunnelPorts: tunnelPorts.slice(0, WATCH_TUNNEL_PROBES),
     latestHandshake: sample.latestHandshake,
     keepaliveSeconds: active.home.persistentKeepalive ?? 0,

@@ -18,6 +18,8 @@ export interface HealthInput {
   edge: Pick<EdgeConfig, 'ports' | 'forwarding' | 'wireguard'>;
   /** Home listen ports (TCP) to probe through the tunnel; ports whose destination is known to be down are left out. */
   tunnelPorts: number[];
+  /** Public TCP ports to probe on the edge (nginx); default all. The edge's report is checked for every port. */
+  publicPorts?: number[];
   /** Unix seconds of the home link's latest handshake (0: none). */
   latestHandshake: number;
   /** The home side's persistent keepalive, seconds (0: off). */
@@ -69,7 +71,8 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
     kind: 'tunnel',
   }));
   if (input.edge.forwarding === 'nginx') {
-    for (const p of input.edge.ports) if (p.protocol === 'tcp') targets.push({ host: '127.0.0.1', port: p.publicPort, kind: 'public' });
+    const publicPorts = input.publicPorts ?? input.edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.publicPort);
+    for (const port of publicPorts) targets.push({ host: '127.0.0.1', port, kind: 'public' });
   }
   if (targets.length === 0) return problems;
   let results: ProbeResult[];
