@@ -2,6 +2,7 @@
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
+import { openEdgeSession } from '../edge/edge-session.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
@@ -90,5 +91,6 @@ export function tunnelDeps(
         { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
       ),
     probeLocal: (host, port) => probeTcp(host, port, 2000).then(() => true, () => false),
+    reconnectEdge: (session, signal) => openEdgeSession(session.target, { signal, emit: ctx.emit }),
   };
 }

@@ -33,7 +33,20 @@ export interface ReadyEvent {
   tryIt?: string;
 }
 
-export type ProgressEvent = StepEvent | LogEvent | ReadyEvent;
+/**
+ * The watch of a ready tunnel: it found problems (degraded), is repairing them, repaired them, or gave up (failed;
+ * `up` then exits 7). `problems` are clauses a user can read, e.g. "the edge's forwarder (nginx) is not running".
+ */
+export interface HealthEvent {
+  type: 'health';
+  tunnel: string;
+  status: 'degraded' | 'repairing' | 'repaired' | 'failed';
+  problems: string[];
+  /** What the repair does or did, e.g. "restarting the edge's forwarder and WireGuard; renewing the home link". */
+  detail?: string;
+}
+
+export type ProgressEvent = StepEvent | LogEvent | ReadyEvent | HealthEvent;
 
 export type Emit = (event: ProgressEvent) => void;
 
