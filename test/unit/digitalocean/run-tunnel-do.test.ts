@@ -31,6 +31,7 @@ async function run(h: Harness, reachEdge: TunnelDeps['reachEdge'], signal: Abort
     restoreEdgeFiles: unused,
     startDataPlane: unused,
     probeLocal: async () => true,
+    reconnectEdge: unused,
   };
   const ledger = await ResourceLedger.open(paths.resources, spec.name, h.clock.now);
   const error = await runTunnel({ clock: h.clock, emit: h.events.emit, signal }, deps, { spec, plan, paths, identity: testIdentity(spec.name), ledger, onReady: () => {} }).then(
