@@ -12,7 +12,9 @@ import { TunnelName } from '../spec/primitives.js';
 import { readTextIfExists } from '../state/files.js';
 import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
+import { keptReservedIpOf, setKeptReservedIp } from '../state/kept-reserved-ips.js';
 
 export interface DownOptions {
   flags: Record<string, unknown>;
@@ -23,7 +25,8 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   if (!TunnelName.safeParse(name).success) {
     throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list' });
   }
-  const paths = tunnelPaths(stateRoot(ctx.env), name);
+  const root = stateRoot(ctx.env);
+  const paths = tunnelPaths(root, name);
   const holder = await readLockHolder(paths.lock);
   if (holder && holder.pid !== 0 && isHolderAlive(holder)) {
     throw new BusyError(`tunnel ${name} is up in pid ${holder.pid}; stop it first`, {
@@ -34,11 +37,12 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? DEFAULTS.provider;
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
 
-  const root = stateRoot(ctx.env);
   const hadRoot = existsSync(root);
   const hadState = existsSync(paths.dir);
+  const keptBefore = await keptReservedIpOf(root, name);
   // Nothing here and nothing there: a mistyped name, said as such, and no state directory made to hold a lock.
-  if (!hadState && (await provider.findEdge(name)) === undefined) {
+  // A reserved IP kept by an earlier down is something there: --release-ip releases it.
+  if (!hadState && keptBefore === undefined && (await provider.findEdge(name)) === undefined) {
     throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
       hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
     });
@@ -49,14 +53,18 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   };
   let edgeName: string | undefined;
   let reserved: string | undefined;
+  const releaseIp = options.flags.releaseIp === true;
   try {
     const edge = await provider.findEdge(name);
     edgeName = edge?.name;
     reserved = edge?.directIpv4 ? edge.ipv4 : undefined;
     const sshPublicKey = (await readTextIfExists(paths.sshPublic))?.trim();
     await provider.destroyEdge(name, {
-      releaseIp: options.flags.releaseIp === true,
+      releaseIp,
+      ...(keptBefore ? { keptReservedIp: keptBefore } : {}),
       ...(sshPublicKey ? { sshPublicKey } : {}),
+      // What a killed `up` recorded and no search by tag finds (a DNS record, a key registered under no droplet).
+      ledger: await ResourceLedger.open(paths.resources, name, () => ctx.clock.now()),
       emit: ctx.emit,
       signal: ctx.signal,
     });
@@ -70,8 +78,10 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     throw error;
   }
   await rm(paths.dir, { recursive: true, force: true });
+  // The kept IP is remembered outside the tunnel's directory, so --release-ip works after this down too.
+  reserved ??= keptBefore;
+  await setKeptReservedIp(root, name, releaseIp ? undefined : reserved);
   await removeRoot();
-  const releaseIp = options.flags.releaseIp === true;
   if (options.json) {
     return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp }, null, 2)}\n`;
   }

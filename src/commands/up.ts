@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
+import { openEdgeSession } from '../edge/edge-session.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
@@ -17,6 +18,8 @@ import { type TunnelDeps, runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import { acquireLock } from '../state/lock.js';
+import { ResourceLedger } from '../state/resources.js';
+import { readStatus } from '../state/status.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
 
@@ -54,6 +57,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
+    const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     started = true;
     await runTunnel(ctx, deps, {
@@ -61,6 +65,8 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       plan,
       paths,
       identity,
+      ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
+      ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
   } catch (error) {
@@ -111,5 +117,6 @@ export function tunnelDeps(
         { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
       ),
     probeLocal: (host, port) => probeTcp(host, port, 2000).then(() => true, () => false),
+    reconnectEdge: (session, signal) => openEdgeSession(session.target, { signal, emit: ctx.emit }),
   };
 }
