@@ -81,12 +81,16 @@ function buildInitramfs(kernel: VmKernel, dir: string): string {
     '/bin/busybox mount -t tmpfs tmpfs /new/run',
     '/bin/busybox mount -t tmpfs tmpfs /new/tmp',
     '/bin/busybox mount --bind /job /new/job',
+    // The kernel runs its module loader from the initramfs root, not the chroot: hand requests to the chroot's
+    // modprobe, so veth, nf_tables and the rest load on demand as on a booted system.
+    'echo /bin/modprobe-in-root > /proc/sys/kernel/modprobe',
     '/bin/busybox chroot /new /bin/sh /job/cmd.sh',
     'echo "@@VM-EXIT $?@@"',
     'echo o > /proc/sysrq-trigger',
     '/bin/busybox sleep 60',
   ].join('\n');
   mkdirSync(join(root, 'job'));
+  writeFileSync(join(root, 'bin/modprobe-in-root'), '#!/bin/busybox sh\nexec /bin/busybox chroot /new /sbin/modprobe "$@"\n', { mode: 0o755 });
   writeFileSync(join(root, 'init'), `${init}\n`, { mode: 0o755 });
   const cpio = join(dir, 'init.cpio.gz');
   const packed = spawnSync('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc --quiet | gzip -1 > '${cpio}'`]);
