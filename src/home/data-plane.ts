@@ -123,6 +123,7 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
       return {
         sampledAt: new Date().toISOString(),
         interface: status.interface,
+        implementation: link.implementation,
         latestHandshake: status.latestHandshake,
         rxBytes: status.rxBytes,
         txBytes: status.txBytes,

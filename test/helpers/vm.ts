@@ -4,7 +4,7 @@
 // code comes back on a marker line. The qemu process is always killed (timeout, error, or normal end).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -107,7 +107,7 @@ export interface VmResult {
 /** Runs `script` (POSIX sh) as root inside a fresh VM; /job inside is a host directory shared with the caller. */
 export async function runInVm(
   script: string,
-  options: { timeoutMs?: number; memoryMb?: number; onOutput?: (text: string) => void } = {},
+  options: { timeoutMs?: number; memoryMb?: number; cpus?: number; onOutput?: (text: string) => void } = {},
 ): Promise<VmResult> {
   const kernel = findKernel();
   if (!kernel) throw new Error('no kernel: call vmUnavailable() first');
@@ -118,7 +118,8 @@ export async function runInVm(
   try {
     const initrd = buildInitramfs(kernel, dir);
     const args = [
-      '-machine', 'accel=tcg', '-cpu', 'max', '-smp', '1', '-m', String(options.memoryMb ?? 1024),
+      // Multi-threaded TCG: one host thread per guest CPU, so the guest gets what the host can spare.
+      '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(options.cpus ?? Math.min(2, cpus().length)), '-m', String(options.memoryMb ?? 1024),
       '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
       '-kernel', kernel.vmlinuz, '-initrd', initrd,
       '-append', 'console=ttyS0 panic=-1 quiet',

@@ -42,7 +42,8 @@ export interface AgentState {
   next: number;
   /** Every WireGuard interface this edge ever ran: their control sockets are machine-wide. */
   interfaces: string[];
-  wireguard: { interface: string; pid: number } | null;
+  /** pid: the wireguard-go daemon, or null for a kernel device (what a NixOS edge runs). */
+  wireguard: { interface: string; pid: number | null } | null;
   forwarding: 'nginx' | 'nftables' | null;
 }
 
@@ -295,8 +296,18 @@ export class Agent {
     const name = wg.interface;
     if (state.wireguard && state.wireguard.interface !== name) await this.stopWireguard(state);
     const socket = join(WIREGUARD_SOCKET_DIR, `${name}.sock`);
-    const running = state.wireguard?.interface === name && processAlive(state.wireguard.pid) && existsSync(socket);
-    if (!running) {
+    const current = state.wireguard?.interface === name ? state.wireguard : null;
+    const running =
+      current !== null &&
+      (current.pid === null ? (await run('ip', ['link', 'show', 'dev', name])).exitCode === 0 : processAlive(current.pid) && existsSync(socket));
+    // A device of this name in the edge's own namespace that no live state owns is left from a crash: replace it.
+    if (!running) await run('ip', ['link', 'del', 'dev', name]);
+    if (!running && (await run('ip', ['link', 'add', 'dev', name, 'type', 'wireguard'])).exitCode === 0) {
+      // Kernel WireGuard, as networking.wireguard gives a NixOS edge; wireguard-go only where the kernel has none.
+      if (!state.interfaces.includes(name)) state.interfaces.push(name);
+      state.wireguard = { interface: name, pid: null };
+      await this.writeState(state);
+    } else if (!running) {
       if (existsSync(socket)) {
         if ((await run('wg', ['show', name, 'public-key'])).exitCode === 0) {
           throw new AgentFailure(`a WireGuard interface named ${name} already runs on this machine (another tunnel uses the name)`);
@@ -342,7 +353,8 @@ export class Agent {
   private async stopWireguard(state: AgentState): Promise<void> {
     if (!state.wireguard) return;
     const { interface: name, pid } = state.wireguard;
-    await stopProcess(pid, 'SIGTERM');
+    if (pid === null) await run('ip', ['link', 'del', 'dev', name]);
+    else await stopProcess(pid, 'SIGTERM');
     await rm(join(WIREGUARD_SOCKET_DIR, `${name}.sock`), { force: true });
     state.wireguard = null;
   }
