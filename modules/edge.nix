@@ -117,6 +117,22 @@ let
     ''
     + lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ../nix/edge-status.sh);
   };
+  forwarderUnit = if cfg.forwarding == "nginx" then "nginx.service" else "nftables.service";
+  wireguardUnit = "wireguard-${wg.interface}.service";
+
+  # What `innisfree up` runs over SSH when its watch finds the forwarder, a listener or WireGuard broken: both units
+  # restarted with the configuration the system already has (no rebuild, no new generation).
+  repairCommand = pkgs.writeShellApplication {
+    name = "innisfree-edge-repair";
+    runtimeInputs = [ config.systemd.package ];
+    text = ''
+      systemctl restart ${forwarderUnit}
+      systemctl restart ${wireguardUnit}
+      # The scripted backend gives each peer a unit of its own, which sets the peer on the new interface.
+      systemctl restart ${lib.escapeShellArg "wireguard-${wg.interface}-peer-*"} || true
+      echo "restarted ${forwarderUnit} and ${wireguardUnit}"
+    '';
+  };
 in
 {
   options.services.innisfree = {
@@ -322,6 +338,7 @@ in
       };
       environment.systemPackages = [
         statusCommand
+        repairCommand
         pkgs.wireguard-tools
       ];
     }

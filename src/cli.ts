@@ -9,6 +9,7 @@ import { type Context, systemClock, systemExec } from './lib/context.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
 import { packageVersion } from './lib/paths.js';
 import { type RenderMode, createRenderer } from './lib/render.js';
+import { signalHandler } from './lib/signals.js';
 import { closest } from './lib/suggest.js';
 import { TOKEN_ENV_NAMES } from './providers/digitalocean/token.js';
 
@@ -219,7 +220,7 @@ COMMANDS.push(
   },
   {
     name: 'clean',
-    description: 'List edges tagged innisfree that have no local state; destroy them with --yes',
+    description: 'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed runs left; remove them with --yes',
     options: (command) => {
       providerOptions(command);
       command.option('--yes', 'Destroy them');
@@ -341,19 +342,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     jsonEvents: first !== undefined && defs.get(first)?.longRunning ? 'stdout' : 'stderr',
   });
   const controller = new AbortController();
-  let firstSignal: { name: NodeJS.Signals; at: number } | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    // The same signal delivered twice at once (a wrapper such as `timeout` forwarding what it also got) is one.
-    if (firstSignal && firstSignal.name === signal && Date.now() - firstSignal.at < 300) return;
-    if (controller.signal.aborted) {
-      // A second signal: the user wants out now.
+  const onSignal = signalHandler({
+    stop: (signal) => controller.abort(new InterruptedError(`interrupted by ${signal}`)),
+    exitNow: (signal) => {
+      // A second signal during teardown: the user wants out now.
       renderer.close();
       io.stderr.write(`innisfree: ${signal} again, exiting without teardown\n`);
       process.exit(ExitCode.interrupted);
-    }
-    firstSignal = { name: signal, at: Date.now() };
-    controller.abort(new InterruptedError(`interrupted by ${signal}`));
-  };
+    },
+  });
   // Left to Node's default, SIGHUP (a closed terminal, or a reload asked the Unix way) would kill a long-running
   // command with no teardown at all, leaving the local edge's processes and namespaces behind. It keeps serving.
   const onHangup = (): void =>

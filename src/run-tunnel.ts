@@ -3,17 +3,20 @@
 // edge already runs it, bring the home side up, verify end to end, then serve until a signal or a fatal fault,
 // and tear down in order. Effects come in through TunnelDeps, so tests drive this with fakes.
 import type { Context } from './lib/context.js';
-import { DataPlaneError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
+import { DataPlaneError, DeployError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
 import { step } from './lib/events.js';
+import { mapLimit } from './lib/map-limit.js';
 import type { Deployer } from './edge/deployer.js';
 import type { DeployedConfig } from './edge/edge-files.js';
-import type { EdgeSession } from './edge/edge-session.js';
+import { type HealthProblem, checkTunnelHealth, describeProblems, hintFor } from './edge/edge-health.js';
+import type { EdgeSession, ProbeTarget } from './edge/edge-session.js';
 import { endpointOf, sshTargetFor } from './edge/ssh.js';
 import type { HomeDataPlane } from './home/data-plane.js';
 import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
 import { isLoopback } from './spec/primitives.js';
 import type { TunnelSpec } from './spec/tunnel.js';
+import type { ResourceLedger } from './state/resources.js';
 import type { TunnelPaths } from './state/paths.js';
 import { type Phase, type TunnelStatus, writeStatus } from './state/status.js';
 
@@ -32,6 +35,11 @@ export interface TunnelDeps {
   startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<HomeDataPlane>;
   /** TCP connect test at home (is the destination service answering?). */
   probeLocal(host: string, port: number): Promise<boolean>;
+  /**
+   * A new SSH session to the edge a session was open to, for the watch: only a login (bounded in time), never the
+   * bootstrap that reachEdge may start on an edge that does not answer.
+   */
+  reconnectEdge(session: EdgeSession, signal: AbortSignal): Promise<EdgeSession>;
 }
 
 export interface RunTunnelInput {
@@ -39,6 +47,10 @@ export interface RunTunnelInput {
   plan: Plan;
   paths: TunnelPaths;
   identity: EdgeIdentity;
+  /** What this run registers at the provider (resources.json); see providers/provider.ts. */
+  ledger?: ResourceLedger;
+  /** The edge local state recorded before this run (status.json), if any. */
+  recordedEdgeId?: string;
   /** Called once the tunnel is ready, with what the user needs to see. */
   onReady(ready: ReadyInfo): void;
 }
@@ -60,9 +72,22 @@ export interface RunTunnelTiming {
   sampleIntervalMs: number;
   /** A tunnel with no handshake for this long is lost (WireGuard re-handshakes every 2 minutes while in use). */
   lostAfterMs: number;
+  /** How often the watch checks the edge and the link over SSH once the tunnel is ready; 0: no watch. */
+  watchIntervalMs: number;
+  /** After a repair, how long the watch re-checks before it gives up (exit 7). */
+  repairSettleMs: number;
 }
 
-export const DEFAULT_TIMING: RunTunnelTiming = { handshakeTimeoutMs: 45_000, sampleIntervalMs: 5_000, lostAfterMs: 300_000 };
+export const DEFAULT_TIMING: RunTunnelTiming = {
+  handshakeTimeoutMs: 45_000,
+  sampleIntervalMs: 5_000,
+  lostAfterMs: 300_000,
+  watchIntervalMs: 15_000,
+  repairSettleMs: 30_000,
+};
+
+/** Connect tests from this host to destinations at once (verification and the destination checks). */
+const LOCAL_PROBE_PARALLELISM = 64;
 
 export type RunTunnelContext = Pick<Context, 'clock' | 'emit' | 'signal'>;
 
@@ -93,7 +118,14 @@ export async function runTunnel(
 
   try {
     const ensured = await step(ctx.emit, 'edge', `Finding or creating the ${spec.provider} edge`, () =>
-      deps.provider.ensureEdge({ spec, identity: input.identity, emit: ctx.emit, signal: ctx.signal }),
+      deps.provider.ensureEdge({
+        spec,
+        identity: input.identity,
+        emit: ctx.emit,
+        signal: ctx.signal,
+        ...(input.ledger ? { ledger: input.ledger } : {}),
+        ...(input.recordedEdgeId ? { recordedEdgeId: input.recordedEdgeId } : {}),
+      }),
     );
     edge = ensured.edge;
     created = ensured.created;
@@ -133,6 +165,14 @@ export async function runTunnel(
         deployed = true;
       } catch (error) {
         if (!(error instanceof RolledBackError)) throw error;
+        // An edge that never had a configuration has nothing to roll back to: saying the previous one still serves
+        // would be false. It is a failed deploy (exit 5), and the edge made for it is removed as usual.
+        if (!edgeStatus?.configHash) {
+          throw new DeployError(`${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves its ports`, {
+            hint: error.hint ?? `fix the cause and run up again`,
+            cause: error,
+          });
+        }
         // The edge serves its previous config; local state goes back to describing it.
         const previous = await deps.restoreEdgeFiles();
         if (created || !previous) {
@@ -160,18 +200,36 @@ export async function runTunnel(
     dataPlane = await step(ctx.emit, 'home', `Bringing up ${active.home.interface} and the forwarder`, () =>
       deps.startDataPlane(active.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
     );
-    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, deps, connection!, dataPlane!, active, timing));
-    const silentDestinations = await checkDestinations(deps, active.home);
+    // A signal during a step stops the run as soon as the step returns: the tunnel must never be reported up after it.
+    checkAborted(ctx.signal);
+    const destinations = await checkDestinations(ctx, deps, active.home);
+    checkAborted(ctx.signal);
+    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, connection!, dataPlane!, active, timing, destinations));
+    checkAborted(ctx.signal);
+    const silentDestinations = destinations.silent;
     for (const where of silentDestinations) {
       ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
     }
-    await connection.close();
-    connection = undefined;
-
     await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
+    checkAborted(ctx.signal);
     ready = true;
     input.onReady({ edge, created, deployed, silentDestinations, served: active });
-    await serve(ctx, dataPlane, status, timing);
+    // The SSH session stays open: the watch asks the edge how it is doing every interval.
+    const watch: Watch = {
+      deps,
+      edge,
+      active,
+      spec,
+      session: connection,
+      readyMessage: rolledBack ? formatError(rolledBack) : null,
+      edgeKept: () => keepEdge,
+      offset: 0,
+    };
+    try {
+      await serve(ctx, dataPlane, status, timing, watch);
+    } finally {
+      connection = watch.session;
+    }
   } catch (error) {
     failure = error;
   }
@@ -190,12 +248,15 @@ export async function runTunnel(
         emit: ctx.emit,
         signal: new AbortController().signal,
         sshPublicKey: input.identity.sshPublicKey,
+        ...(input.ledger ? { ledger: input.ledger } : {}),
       }),
     ).catch((error: unknown) => {
       ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
       failure ??= error;
     });
   } else if (edge) {
+    // The kept edge belongs to the tunnel now, not to this run: the next run must not clean it up as leftovers.
+    await input.ledger?.clear().catch(() => {});
     ctx.emit({ type: 'log', level: 'info', message: `kept edge ${edge.name} at ${edge.ipv4}; remove it with: innisfree down ${spec.name}` });
   }
 
@@ -223,15 +284,16 @@ export async function runTunnel(
 
 async function verify(
   ctx: RunTunnelContext,
-  deps: TunnelDeps,
   connection: EdgeSession,
   dataPlane: HomeDataPlane,
   plan: DeployedConfig,
   timing: RunTunnelTiming,
+  destinations: DestinationCheck,
 ): Promise<void> {
   const deadline = ctx.clock.now() + timing.handshakeTimeoutMs;
   for (;;) {
     const sample = await Promise.race([dataPlane.sample(), dataPlane.failure]);
+    checkAborted(ctx.signal);
     if (sample.latestHandshake > 0) break;
     if (ctx.clock.now() >= deadline) {
       throw new DataPlaneError(`no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`, {
@@ -241,23 +303,31 @@ async function verify(
     await ctx.clock.sleep(500, ctx.signal);
   }
   const homeIp = plan.edge.wireguard.peer.address;
-  const failed: string[] = [];
   const tcpPorts = plan.edge.ports.filter((p) => p.protocol === 'tcp');
   // Through the tunnel to the home listener: proves WireGuard, routing and the forwarder (or the service itself).
   // Kernel forwarding has no listener of its own: the probe reaches the destination, so a port whose destination
-  // does not answer here yet cannot be checked (it is reported as silent instead).
+  // does not answer here yet cannot be checked (it is reported as silent instead). With the forwarder and a
+  // destination that refuses, the forwarder resets the probe at once, and that reset can overtake the handshake's
+  // last packet through the tunnel: "refused" then still proves the round trip through WireGuard to the forwarder.
   const kernel = plan.home.forwarding === 'kernel';
-  for (const localPort of [...new Set(tcpPorts.map((p) => p.localPort))]) {
-    const forward = plan.home.forwards.find((f) => f.protocol === 'tcp' && f.listenPort === localPort);
-    if (kernel && forward && !(await deps.probeLocal(forward.targetHost, forward.targetPort))) continue;
-    if (!(await connection.probeTcp(homeIp, localPort))) failed.push(`${homeIp}:${localPort} through the tunnel`);
-  }
+  const localPorts = [...new Set(tcpPorts.map((p) => p.localPort))].filter((port) => !kernel || !destinations.silentPorts.has(port));
+  const targets: Array<ProbeTarget & { what: string; refusedIsFine: boolean }> = localPorts.map((port) => ({
+    host: homeIp,
+    port,
+    what: `${homeIp}:${port} through the tunnel`,
+    refusedIsFine: destinations.silentPorts.has(port),
+  }));
   // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
   if (plan.edge.forwarding === 'nginx') {
-    for (const port of tcpPorts) {
-      if (!(await connection.probeTcp('127.0.0.1', port.publicPort))) failed.push(`public port ${port.publicPort}/tcp on the edge`);
-    }
+    for (const port of tcpPorts) targets.push({ host: '127.0.0.1', port: port.publicPort, what: `public port ${port.publicPort}/tcp on the edge`, refusedIsFine: false });
   }
+  // One command on the edge probes them all in parallel: N ports take seconds, not N round trips.
+  const results = await connection.probeTcpAll(targets, { signal: ctx.signal });
+  checkAborted(ctx.signal);
+  const failedTargets = targets.flatMap((t, i) =>
+    results[i] === 'open' || (results[i] === 'refused' && t.refusedIsFine) ? [] : [`${t.what} (${results[i] === 'silent' ? 'no answer' : 'refused'})`],
+  );
+  const failed = failedTargets.length > 8 ? [...failedTargets.slice(0, 8), `${failedTargets.length - 8} more`] : failedTargets;
   if (failed.length > 0) {
     throw new DataPlaneError(`the edge could not reach ${failed.join(', ')}`, {
       hint: plan.home.forwards.length === 0
@@ -272,38 +342,67 @@ async function verify(
   }
 }
 
-async function checkDestinations(deps: TunnelDeps, home: HomeConfig): Promise<string[]> {
-  const silent: string[] = [];
-  for (const forward of home.forwards) {
-    if (forward.protocol !== 'tcp') continue;
-    if (!(await deps.probeLocal(forward.targetHost, forward.targetPort))) {
-      silent.push(`${endpointOf(forward.targetHost, forward.targetPort)}/tcp`);
-    }
-  }
-  return silent;
+interface DestinationCheck {
+  /** "127.0.0.1:8080/tcp" for each TCP destination that did not answer. */
+  silent: string[];
+  /** The home listen ports whose destination did not answer. */
+  silentPorts: Set<number>;
 }
 
-async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming): Promise<void> {
-  const stopped = new Promise<void>((resolve) => {
-    if (ctx.signal.aborted) resolve();
-    ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+async function checkDestinations(ctx: RunTunnelContext, deps: TunnelDeps, home: HomeConfig): Promise<DestinationCheck> {
+  const forwards = home.forwards.filter((f) => f.protocol === 'tcp');
+  // In parallel, bounded: each is a connect from this host, and a silent destination costs the probe's timeout.
+  const answering = await mapLimit(forwards, LOCAL_PROBE_PARALLELISM, (f) => deps.probeLocal(f.targetHost, f.targetPort), ctx.signal);
+  const silent = forwards.filter((_, i) => !answering[i]);
+  return { silent: silent.map((f) => `${endpointOf(f.targetHost, f.targetPort)}/tcp`), silentPorts: new Set(silent.map((f) => f.listenPort)) };
+}
+
+/** What the watch of a ready tunnel needs; `session` is replaced when the edge had to be reached again. */
+interface Watch {
+  deps: TunnelDeps;
+  edge: EdgeInfo;
+  active: DeployedConfig;
+  spec: TunnelSpec;
+  session: EdgeSession;
+  /** status.json's message while healthy (a rollback notice, or none). */
+  readyMessage: string | null;
+  edgeKept(): boolean;
+  /** Where the next round of public-port probes starts (a large port set is probed a slice per round). */
+  offset: number;
+}
+
+async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming, watch: Watch): Promise<void> {
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = () => reject(ctx.signal.reason ?? new InterruptedError());
+    if (ctx.signal.aborted) stop();
+    ctx.signal.addEventListener('abort', stop, { once: true });
   });
+  stopped.catch(() => {});
   let lastHandshakeSeenAt = ctx.clock.now();
+  let nextWatchAt = ctx.clock.now() + timing.watchIntervalMs;
   // Cancels the pending tick when serving ends, so no timer outlives the tunnel.
   const ticks = new AbortController();
+  const hint = (problems: HealthProblem[]) =>
+    hintFor(problems, { tunnel: watch.spec.name, edgeKept: watch.edgeKept(), wireguardPort: watch.active.edge.wireguard.listenPort });
   try {
     for (;;) {
-      const tick = ctx.clock.sleep(timing.sampleIntervalMs, ticks.signal).then(() => 'tick' as const, () => 'stop' as const);
-      const outcome = await Promise.race([stopped.then(() => 'stop' as const), tick, dataPlane.failure]);
-      if (outcome === 'stop') throw ctx.signal.reason ?? new InterruptedError();
+      const watching = timing.watchIntervalMs > 0;
+      const wait = watching ? Math.max(0, Math.min(timing.sampleIntervalMs, nextWatchAt - ctx.clock.now())) : timing.sampleIntervalMs;
+      await Promise.race([stopped, ctx.clock.sleep(wait, ticks.signal).catch(() => {}), dataPlane.failure]);
       const sample = await sampleFor(dataPlane, ctx.clock);
       await status.update({ dataPlane: sample });
       const handshakeAt = sample.latestHandshake * 1000;
       if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
       if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
-        throw new DataPlaneError(`tunnel lost: no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`, {
-          hint: 'the edge or the network path to it is down; innisfree status shows the last state; run up again to re-attach',
-        });
+        const problems: HealthProblem[] = [{ component: 'handshake', detail: `no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s` }];
+        throw new DataPlaneError(`tunnel lost: ${describeProblems(problems)}`, { hint: hint(problems) });
+      }
+      if (watching && ctx.clock.now() >= nextWatchAt) {
+        // A signal or a home-side fault ends the watch round at once, whatever it is waiting for.
+        const round = watchRound(ctx, dataPlane, status, timing, watch, hint);
+        round.catch(() => {});
+        await Promise.race([stopped, dataPlane.failure, round]);
+        nextWatchAt = ctx.clock.now() + timing.watchIntervalMs;
       }
     }
   } finally {
@@ -311,9 +410,122 @@ async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: St
   }
 }
 
+/** Tunnel ports probed through the tunnel per round: any reply proves the link, which every port shares. */
+const WATCH_TUNNEL_PROBES = 16;
+/** Public ports probed per round; a larger set is covered a slice per round, in turn. */
+const WATCH_PUBLIC_PROBES = 64;
+
+/** One look at the tunnel; on a problem: report it, repair what is obvious, and re-check until it settles. */
+async function watchRound(
+  ctx: RunTunnelContext,
+  dataPlane: HomeDataPlane,
+  status: StatusRecorder,
+  timing: RunTunnelTiming,
+  watch: Watch,
+  hint: (problems: HealthProblem[]) => string,
+): Promise<void> {
+  const tunnel = watch.spec.name;
+  const problems = await checkHealth(ctx, dataPlane, watch);
+  if (problems.length === 0) return;
+  const reason = describeProblems(problems);
+  ctx.emit({ type: 'health', tunnel, status: 'degraded', problems: problems.map((p) => p.detail) });
+  await status.update({ phase: 'degraded', message: `degraded: ${reason}` });
+
+  let remaining = problems;
+  let edgeRepaired = false;
+  // First what the problems point at; if that does not settle it, everything that can be restarted.
+  for (const stage of ['targeted', 'everything'] as const) {
+    if (stage === 'everything' && edgeRepaired) break;
+    const components = new Set(remaining.map((p) => p.component));
+    const linkTrouble = components.has('link') || components.has('handshake') || components.has('edge-wireguard');
+    const edgeTrouble = stage === 'everything' || [...components].some((c) => c !== 'link' && c !== 'handshake');
+    const actions: string[] = [];
+    if (components.has('edge')) {
+      // The session may have died with the edge's sshd or a network blip: reach the edge again.
+      await watch.session.close().catch(() => {});
+      try {
+        watch.session = await watch.deps.reconnectEdge(watch.session, ctx.signal);
+        actions.push('reached the edge again over SSH');
+      } catch (error) {
+        checkAborted(ctx.signal);
+        actions.push(`could not reach the edge over SSH (${error instanceof Error ? error.message : String(error)})`);
+      }
+    }
+    if (edgeTrouble) {
+      const repaired = await watch.session.repair().catch((error: unknown) => ({ ok: false, detail: error instanceof Error ? error.message : String(error) }));
+      checkAborted(ctx.signal);
+      edgeRepaired = true;
+      actions.push(repaired.ok ? `restarted the edge's forwarder and WireGuard (${repaired.detail})` : `innisfree-edge-repair failed: ${repaired.detail}`);
+    }
+    if (linkTrouble || edgeTrouble) {
+      await dataPlane.renewLink().then(
+        () => actions.push('renewed the home link'),
+        (error: unknown) => actions.push(`renewing the home link failed (${error instanceof Error ? error.message : String(error)})`),
+      );
+    }
+    ctx.emit({ type: 'health', tunnel, status: 'repairing', problems: remaining.map((p) => p.detail), detail: actions.join('; ') });
+    remaining = await settle(ctx, dataPlane, timing, watch);
+    if (remaining.length === 0) {
+      ctx.emit({ type: 'health', tunnel, status: 'repaired', problems: problems.map((p) => p.detail), detail: actions.join('; ') });
+      await status.update({ phase: 'ready', message: watch.readyMessage });
+      return;
+    }
+  }
+  ctx.emit({ type: 'health', tunnel, status: 'failed', problems: remaining.map((p) => p.detail) });
+  throw new DataPlaneError(`tunnel ${tunnel} is degraded and repair did not help: ${describeProblems(remaining)}`, { hint: hint(remaining) });
+}
+
+/** Re-checks after a repair until the tunnel is healthy or repairSettleMs has passed; returns what remains. */
+async function settle(ctx: RunTunnelContext, dataPlane: HomeDataPlane, timing: RunTunnelTiming, watch: Watch): Promise<HealthProblem[]> {
+  const deadline = ctx.clock.now() + timing.repairSettleMs;
+  for (;;) {
+    const wait = Math.min(REPAIR_RECHECK_MS, Math.max(0, deadline - ctx.clock.now()));
+    await ctx.clock.sleep(wait, ctx.signal);
+    const problems = await checkHealth(ctx, dataPlane, watch);
+    if (problems.length === 0 || ctx.clock.now() >= deadline) return problems;
+  }
+}
+
+const REPAIR_RECHECK_MS = 5_000;
+
+async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watch: Watch): Promise<HealthProblem[]> {
+  const { active } = watch;
+  const sample = await dataPlane.sample();
+  const tcpForwards = active.home.forwards.filter((f) => f.protocol === 'tcp');
+  let tunnelPorts = [...new Set(active.edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.localPort))];
+  if (active.home.forwarding === 'kernel') {
+    // Kernel forwarding passes the probe to the destination: one that is down says nothing about the tunnel.
+    const candidates = tunnelPorts.slice(0, WATCH_TUNNEL_PROBES * 2);
+    const answering = await mapLimit(candidates, LOCAL_PROBE_PARALLELISM, async (port) => {
+      const forward = tcpForwards.find((f) => f.listenPort === port);
+      return !forward || (await watch.deps.probeLocal(forward.targetHost, forward.targetPort));
+    }, ctx.signal);
+    tunnelPorts = candidates.filter((_, i) => answering[i]);
+  }
+  const tcpPublic = active.edge.ports.filter((p) => p.protocol === 'tcp');
+  const slice = tcpPublic.length <= WATCH_PUBLIC_PROBES
+    ? tcpPublic
+    : Array.from({ length: WATCH_PUBLIC_PROBES }, (_, i) => tcpPublic[(watch.offset + i) % tcpPublic.length]!);
+  watch.offset = (watch.offset + WATCH_PUBLIC_PROBES) % Math.max(tcpPublic.length, 1);
+  return checkTunnelHealth(watch.session, {
+    edge: active.edge,
+    publicPorts: slice.map((p) => p.publicPort),
+    tunnelPorts: tunnelPorts.slice(0, WATCH_TUNNEL_PROBES),
+    latestHandshake: sample.latestHandshake,
+    keepaliveSeconds: active.home.persistentKeepalive ?? 0,
+    nowMs: ctx.clock.now(),
+    signal: ctx.signal,
+  });
+}
+
 async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
   const sample = await dataPlane.sample();
   return { ...sample, sampledAt: new Date(clock.now()).toISOString() };
+}
+
+/** A rollback message without its claim that a previous configuration serves. */
+function withoutPreviousClaim(message: string): string {
+  return message.replace(/[;,]?\s*(and )?the previous configuration is still serving/g, '');
 }
 
 function checkAborted(signal: AbortSignal): void {

@@ -12,7 +12,9 @@ import { TunnelName } from '../spec/primitives.js';
 import { readTextIfExists } from '../state/files.js';
 import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
+import { keptReservedIpOf, setKeptReservedIp } from '../state/kept-reserved-ips.js';
 
 export interface DownOptions {
   flags: Record<string, unknown>;
@@ -23,7 +25,8 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   if (!TunnelName.safeParse(name).success) {
     throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list' });
   }
-  const paths = tunnelPaths(stateRoot(ctx.env), name);
+  const root = stateRoot(ctx.env);
+  const paths = tunnelPaths(root, name);
   const holder = await readLockHolder(paths.lock);
   if (holder && holder.pid !== 0 && isHolderAlive(holder)) {
     throw new BusyError(`tunnel ${name} is up in pid ${holder.pid}; stop it first`, {
@@ -38,14 +41,19 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   const lock = await acquireLock(paths.lock, `tunnel ${name}`, 'innisfree down', new Date(ctx.clock.now()));
   let edgeName: string | undefined;
   let reserved: string | undefined;
+  const releaseIp = options.flags.releaseIp === true;
+  const keptBefore = await keptReservedIpOf(root, name);
   try {
     const edge = await provider.findEdge(name);
     edgeName = edge?.name;
     reserved = edge?.directIpv4 ? edge.ipv4 : undefined;
     const sshPublicKey = (await readTextIfExists(paths.sshPublic))?.trim();
     await provider.destroyEdge(name, {
-      releaseIp: options.flags.releaseIp === true,
+      releaseIp,
+      ...(keptBefore ? { keptReservedIp: keptBefore } : {}),
       ...(sshPublicKey ? { sshPublicKey } : {}),
+      // What a killed `up` recorded and no search by tag finds (a DNS record, a key registered under no droplet).
+      ledger: await ResourceLedger.open(paths.resources, name, () => ctx.clock.now()),
       emit: ctx.emit,
       signal: ctx.signal,
     });
@@ -56,7 +64,9 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     throw error;
   }
   await rm(paths.dir, { recursive: true, force: true });
-  const releaseIp = options.flags.releaseIp === true;
+  // The kept IP is remembered outside the tunnel's directory, so --release-ip works after this down too.
+  reserved ??= keptBefore;
+  await setKeptReservedIp(root, name, releaseIp ? undefined : reserved);
   if (options.json) {
     return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp }, null, 2)}\n`;
   }

@@ -6,7 +6,9 @@ import { formatAge, formatUsd, renderTable } from '../lib/table.js';
 import { createProvider } from '../providers/index.js';
 import { tokenFileFrom } from '../spec/load.js';
 import { DEFAULTS } from '../spec/tunnel.js';
-import type { EdgeInfo } from '../providers/provider.js';
+import type { EdgeInfo, Provider } from '../providers/provider.js';
+import { readdir } from 'node:fs/promises';
+import { TunnelName } from '../spec/primitives.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
 
 export interface ListOptions {
@@ -20,9 +22,13 @@ export interface ListedEdge extends EdgeInfo {
   localState: boolean;
 }
 
-export async function listEdgesWithState(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, flags: Record<string, unknown>): Promise<ListedEdge[]> {
+export async function listEdgesWithState(
+  ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>,
+  flags: Record<string, unknown>,
+  given?: Provider,
+): Promise<ListedEdge[]> {
   const name = typeof flags.provider === 'string' ? flags.provider : DEFAULTS.provider;
-  const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
+  const provider = given ?? (await createProvider(name, ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) }));
   const root = stateRoot(ctx.env);
   const now = ctx.clock.now();
   return (await provider.listEdges()).map((edge) => ({
@@ -33,10 +39,25 @@ export async function listEdgesWithState(ctx: Pick<Context, 'clock' | 'emit' | '
 }
 
 export async function listCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, options: ListOptions): Promise<string> {
-  const edges = await listEdgesWithState(ctx, options.flags);
+  const name = typeof options.flags.provider === 'string' ? options.flags.provider : DEFAULTS.provider;
+  const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
+  const edges = await listEdgesWithState(ctx, options.flags, provider);
   if (options.json) return `${JSON.stringify(edges, null, 2)}\n`;
-  if (edges.length === 0) return 'No innisfree edges.\n';
-  return renderEdges(edges) + totalLine(edges);
+  const strays = await strayLine(ctx, provider, edges);
+  if (edges.length === 0) return `No innisfree edges.\n${strays}`;
+  return renderEdges(edges) + totalLine(edges) + strays;
+}
+
+/** innisfree-* SSH keys and firewalls of tunnels with neither an edge nor local state (what clean removes). */
+async function strayLine(ctx: Pick<Context, 'emit' | 'env' | 'signal'>, provider: Provider, edges: readonly ListedEdge[]): Promise<string> {
+  if (!provider.sweep) return '';
+  const keep = new Set([...(await tunnelsWithState(stateRoot(ctx.env))), ...edges.map((e) => e.tunnel)]);
+  const report = await provider.sweep({ keepTunnels: keep, destroy: false, emit: ctx.emit, signal: ctx.signal });
+  const parts = [
+    ...(report.keys.length > 0 ? [`SSH key${report.keys.length === 1 ? '' : 's'} ${report.keys.join(', ')}`] : []),
+    ...(report.firewalls.length > 0 ? [`cloud firewall${report.firewalls.length === 1 ? '' : 's'} ${report.firewalls.join(', ')}`] : []),
+  ];
+  return parts.length > 0 ? `Stray: ${parts.join('; ')} (no edge or local state uses them; innisfree clean --yes removes them)\n` : '';
 }
 
 export function renderEdges(edges: readonly ListedEdge[]): string {
@@ -62,4 +83,15 @@ function totalLine(edges: readonly ListedEdge[]): string {
   const priced = edges.filter((e) => e.priceMonthly !== undefined);
   const total = priced.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
   return `${edges.length} edge${edges.length === 1 ? '' : 's'}, ${formatUsd(total)} a month${priced.length < edges.length ? ' (some unpriced)' : ''}\n`;
+}
+
+/** Tunnel names with a state directory on this host. */
+export async function tunnelsWithState(root: string): Promise<Set<string>> {
+  try {
+    const entries = await readdir(root, { withFileTypes: true });
+    return new Set(entries.filter((e) => e.isDirectory() && TunnelName.safeParse(e.name).success).map((e) => e.name));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
+    throw error;
+  }
 }

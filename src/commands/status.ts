@@ -57,7 +57,8 @@ function renderReport(report: TunnelReport): string {
   const s = report.status;
   const lines = [`${report.name}: ${report.phase}${report.running ? ` (pid ${s?.pid ?? '?'})` : ''}`];
   if (report.phase === 'stale') lines.push('  the process running it is gone; run up again to re-attach, or innisfree down to remove it');
-  if (s?.message) lines.push(`  last error      ${s.message}`);
+  // A degraded tunnel is still running: its message is the problem the watch is repairing, not a past error.
+  if (s?.message) lines.push(`  ${s.phase === 'degraded' ? 'problem ' : 'last error'}      ${s.message}`);
   if (s?.edge) {
     const e = s.edge;
     lines.push(`  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${e.directIpv4 ? ` (droplet ${e.directIpv4})` : ''}`);

@@ -2,6 +2,7 @@
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
 import type { Deployer } from '../edge/deployer.js';
 import { edgeFiles } from '../edge/edge-files.js';
+import { openEdgeSession } from '../edge/edge-session.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
@@ -14,6 +15,8 @@ import { type TunnelDeps, runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import { acquireLock } from '../state/lock.js';
+import { ResourceLedger } from '../state/resources.js';
+import { readStatus } from '../state/status.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
 
@@ -39,12 +42,15 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
+    const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     await runTunnel(ctx, deps, {
       spec,
       plan,
       paths,
       identity,
+      ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
+      ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });
   } finally {
@@ -85,5 +91,6 @@ export function tunnelDeps(
         { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
       ),
     probeLocal: (host, port) => probeTcp(host, port, 2000).then(() => true, () => false),
+    reconnectEdge: (session, signal) => openEdgeSession(session.target, { signal, emit: ctx.emit }),
   };
 }

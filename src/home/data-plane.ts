@@ -37,6 +37,8 @@ export interface HomeDataPlane {
   sample(): Promise<DataPlaneSample>;
   /** Follows the edge to a new address without dropping the link. */
   setEndpoint(endpoint: string): Promise<void>;
+  /** Re-establishes the link with the edge in place (peer, keys, endpoint set again); the forwarder keeps running. */
+  renewLink(): Promise<void>;
   /** Rejects with a DataPlaneError when the link or the forwarder breaks; never resolves. */
   readonly failure: Promise<never>;
   /** Forwarder or kernel table, then routing, then link. Idempotent; bounded in time. */
@@ -118,6 +120,7 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
     kernel,
     failure,
     setEndpoint: (endpoint) => link.setEndpoint(endpoint),
+    renewLink: () => link.renewPeer(),
     sample: async () => {
       const status: LinkStatus = await link.status();
       return {

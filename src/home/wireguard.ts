@@ -60,6 +60,11 @@ export interface WireguardLink {
   status(): Promise<LinkStatus>;
   /** Points the peer at a new endpoint in place (the edge's IP changed); the link stays up. */
   setEndpoint(endpoint: string): Promise<void>;
+  /**
+   * Sets the peer again from scratch (removed, then key, endpoint, allowed IPs and keepalive as at start) and the
+   * link up: the repair for a peer removed or changed under the link, or an edge whose WireGuard was restarted.
+   */
+  renewPeer(): Promise<void>;
   /** Removes the link (and stops wireguard-go). Idempotent; bounded in time. */
   down(): Promise<void>;
   /** Rejects with a DataPlaneError if the link dies while up (wireguard-go exited, the kernel device was deleted); never resolves. */
@@ -143,6 +148,7 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
     kernelWatch.unref();
   }
 
+  let currentEndpoint = spec.peer.endpoint;
   let downPromise: Promise<void> = Promise.resolve();
   const down = async (): Promise<void> => {
     if (stopping) return downPromise;
@@ -193,6 +199,14 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
     setEndpoint: async (endpoint) => {
       validateEndpoint(endpoint);
       await tools.wg(['set', ifname, 'peer', spec.peer.publicKey, 'endpoint', endpoint]);
+      currentEndpoint = endpoint;
+    },
+    renewPeer: async () => {
+      // Removing the peer drops its session: set again, it starts a handshake at once (its first keepalive) instead
+      // of sending on keys a restarted edge no longer has until the next rekey, up to two minutes later.
+      await tools.wg(['set', ifname, 'peer', spec.peer.publicKey, 'remove'], false);
+      await tools.wg(peerArgs({ ...spec, peer: { ...spec.peer, ...(currentEndpoint ? { endpoint: currentEndpoint } : {}) } }));
+      await tools.ip(['link', 'set', 'dev', ifname, 'up']);
     },
   };
 }
@@ -243,7 +257,8 @@ function linkTools(deps: WireguardDeps, netns: string | undefined): LinkTools {
   };
 }
 
-async function configure(tools: LinkTools, spec: WireguardLinkSpec): Promise<void> {
+/** `wg set` arguments for the key and the peer (the private key by path: its content never reaches argv). */
+function peerArgs(spec: WireguardLinkSpec): string[] {
   const { peer } = spec;
   const args = ['set', spec.interface, 'private-key', spec.privateKeyFile];
   if (spec.listenPort !== undefined) args.push('listen-port', String(spec.listenPort));
@@ -251,7 +266,11 @@ async function configure(tools: LinkTools, spec: WireguardLinkSpec): Promise<voi
   if (peer.endpoint !== undefined) args.push('endpoint', peer.endpoint);
   args.push('allowed-ips', peer.allowedIps.join(','));
   if (peer.persistentKeepalive) args.push('persistent-keepalive', String(peer.persistentKeepalive));
-  await tools.wg(args);
+  return args;
+}
+
+async function configure(tools: LinkTools, spec: WireguardLinkSpec): Promise<void> {
+  await tools.wg(peerArgs(spec));
   for (const address of spec.addresses) {
     // No duplicate address detection on a point-to-point tunnel: the address is usable at once.
     await tools.ip(['addr', 'add', address, 'dev', spec.interface, ...(address.includes(':') ? ['nodad'] : [])]);

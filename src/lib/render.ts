@@ -1,6 +1,6 @@
 // Turns progress events into output. Only the CLI picks a renderer: JSON lines for machines, a spinner line on a
 // terminal, plain timestamp-free lines otherwise (the journal adds its own timestamps).
-import type { Emit, LogEvent, ReadyEvent, StepEvent } from './events.js';
+import type { Emit, HealthEvent, LogEvent, ReadyEvent, StepEvent } from './events.js';
 
 export type RenderMode = 'json' | 'tty' | 'plain';
 
@@ -59,6 +59,12 @@ export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, 
         return;
       }
       if (event.type === 'step') {
+        if (event.status === 'progress') {
+          // The spinner line shows how far the step is; nothing scrolls.
+          current = `${event.title} (${event.detail ?? '…'})`;
+          draw();
+          return;
+        }
         clear();
         if (event.status === 'start') {
           current = event.title;
@@ -72,7 +78,7 @@ export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, 
         stream.write(`${mark} ${event.title}${event.detail ? ` (${event.detail})` : ''}\n`);
         return;
       }
-      if (event.level === 'debug' && !verbose) return;
+      if (event.type === 'log' && event.level === 'debug' && !verbose) return;
       clear();
       writePlain(stream, event, verbose);
       draw();
@@ -95,9 +101,28 @@ function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
   out.write(`${lines.join('\n')}\n`);
 }
 
-function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent, verbose: boolean): void {
+/** One line per health change: a problem is a warning, a repair is news. */
+export function healthLine(event: HealthEvent): string {
+  const problems = event.problems.join('; ');
+  switch (event.status) {
+    case 'degraded':
+      return `warning: tunnel ${event.tunnel} is degraded: ${problems}`;
+    case 'repairing':
+      return `tunnel ${event.tunnel}: repairing${event.detail ? ` (${event.detail})` : ''}`;
+    case 'repaired':
+      return `tunnel ${event.tunnel} is repaired and serving again${event.detail ? ` (${event.detail})` : ''}`;
+    case 'failed':
+      return `warning: tunnel ${event.tunnel} could not be repaired: ${problems}`;
+  }
+}
+
+function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent | HealthEvent, verbose: boolean): void {
+  if (event.type === 'health') {
+    stream.write(`${healthLine(event)}\n`);
+    return;
+  }
   if (event.type === 'step') {
-    const word = { start: '...', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
+    const word = { start: '...', progress: 'still running', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
     stream.write(`${event.title}: ${word}${event.detail ? ` (${event.detail})` : ''}\n`);
     return;
   }

@@ -4,6 +4,7 @@ import type { Emit } from '../lib/events.js';
 import type { Context } from '../lib/context.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { EdgeIdentity, EdgeInfo } from '../state/edge-info.js';
+import type { ResourceLedger } from '../state/resources.js';
 
 export { EdgeInfo, type EdgeIdentity } from '../state/edge-info.js';
 
@@ -15,6 +16,14 @@ export interface EnsureEdgeRequest {
   identity: EdgeIdentity;
   emit: Emit;
   signal: AbortSignal;
+  /**
+   * Where the run records what it registers before each create (the tunnel's resources.json). Entries an earlier,
+   * killed run left are removed first; on any failure or interrupt what this run made is removed again; with
+   * spec.keep the ledger is emptied once the edge is ready (handed over).
+   */
+  ledger?: ResourceLedger;
+  /** The edge id local state (status.json) records: of several droplets found for the tunnel, this one is kept. */
+  recordedEdgeId?: string;
 }
 
 export interface EnsureEdgeResult {
@@ -26,13 +35,36 @@ export interface EnsureEdgeResult {
 export interface DestroyOptions {
   /** Release the reserved IP too (DigitalOcean); by default it survives `down`. */
   releaseIp?: boolean;
+  /** A reserved IP an earlier `down` kept for this tunnel (no droplet holds it now): released with releaseIp. */
+  keptReservedIp?: string;
   /**
    * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
    * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
    */
   sshPublicKey?: string;
+  /** The tunnel's ledger: whatever it still lists is removed too, and it is emptied once everything is gone. */
+  ledger?: ResourceLedger;
   emit: Emit;
   signal: AbortSignal;
+}
+
+export interface SweepRequest {
+  /** Tunnels that have local state on this host: their edges and resources are left alone. */
+  keepTunnels: ReadonlySet<string>;
+  /** False: only report what would go. */
+  destroy: boolean;
+  releaseIp?: boolean;
+  emit: Emit;
+  signal: AbortSignal;
+}
+
+export interface SweepReport {
+  /** Edges of tunnels without local state (destroyed when asked). */
+  edges: EdgeInfo[];
+  /** Names of innisfree-* SSH keys, cloud firewalls and DNS records no edge or local state uses. */
+  keys: string[];
+  firewalls: string[];
+  records: string[];
 }
 
 export interface Provider {
@@ -46,6 +78,13 @@ export interface Provider {
    * client namespace); `up` prints it as a ready-to-paste try-it command.
    */
   clientCommand?(tunnel: string, argv: readonly string[]): Promise<string[]>;
+  /**
+   * `clean`: every edge and leftover of tunnels this host has no state for, from account-wide lists fetched once;
+   * destroyed when asked.
+   */
+  sweep?(request: SweepRequest): Promise<SweepReport>;
+  /** Removes what a ledger of a dead run lists (clean, for tunnels that do have local state); returns how many stay. */
+  removeRecorded?(ledger: ResourceLedger, emit: Emit, why: string): Promise<number>;
   /** Destroys the tunnel's edge and what was created for it; a missing edge is not an error. */
   destroyEdge(tunnel: string, options: DestroyOptions): Promise<void>;
 }

@@ -19,6 +19,11 @@ export function configFile(env: Env): string {
   return join(base, 'innisfree', 'config.json');
 }
 
+/** Reserved IPs `down` kept, by tunnel, so `down NAME --release-ip` finds them after the tunnel's state is gone. */
+export function keptReservedIpsFile(root: string): string {
+  return join(root, 'kept-reserved-ips.json');
+}
+
 /** The layout of one tunnel's state directory. */
 export function tunnelPaths(root: string, name: string) {
   const dir = join(root, name);
@@ -40,6 +45,8 @@ export function tunnelPaths(root: string, name: string) {
     edgeDir: join(dir, 'edge'),
     edgeFlake: join(dir, 'edge', 'flake.nix'),
     edgeJson: join(dir, 'edge', 'edge.json'),
+    /** What a run of up registered at the provider and still owns (state/resources.ts). */
+    resources: join(dir, 'resources.json'),
   };
 }
 

@@ -12,6 +12,8 @@ export const PHASES = [
   'deploying',
   'connecting',
   'ready',
+  /** Ready, but the watch found a problem; `message` says which, and a repair is under way. */
+  'degraded',
   'stopping',
   'stopped',
   'failed',

@@ -16,6 +16,11 @@ export type FaultResponse =
   | { kind: 'drop-connection' }
   /** Answer normally, but only after this long. */
   | { kind: 'delay'; ms: number }
+  /**
+   * The request takes effect but its answer never comes (the client times out): at once, or only when this many
+   * further requests have reached the fake (a create that lands after the client gave up and looked for it).
+   */
+  | { kind: 'lost'; landAfterRequests?: number }
   | { kind: 'raw'; status: number; body: string; headers?: Record<string, string> };
 
 export interface Fault {
@@ -24,6 +29,8 @@ export interface Fault {
   path: string | RegExp;
   /** How many matching requests it hits; default 1. Infinity for all. */
   times?: number;
+  /** Let this many matching requests through untouched first (fault the 2nd create, say). Default 0. */
+  skip?: number;
   /** 'before' (default): the request has no effect. 'after': it takes effect, then the response is replaced. */
   when?: 'before' | 'after';
   response: FaultResponse;
@@ -31,6 +38,7 @@ export interface Fault {
 
 interface ActiveFault extends Fault {
   remaining: number;
+  skipLeft: number;
   hits: number;
 }
 
@@ -38,7 +46,7 @@ export class Faults {
   #active: ActiveFault[] = [];
 
   add(fault: Fault): { readonly hits: number } {
-    const active: ActiveFault = { ...fault, remaining: fault.times ?? 1, hits: 0 };
+    const active: ActiveFault = { ...fault, remaining: fault.times ?? 1, skipLeft: fault.skip ?? 0, hits: 0 };
     this.#active.push(active);
     return {
       get hits() {
@@ -60,6 +68,10 @@ export class Faults {
         (typeof f.path === 'string' ? f.path === path : f.path.test(path)),
     );
     if (!fault) return undefined;
+    if (fault.skipLeft > 0) {
+      fault.skipLeft--;
+      return undefined;
+    }
     fault.remaining--;
     fault.hits++;
     return fault;

@@ -96,6 +96,7 @@ export class FakeDigitalOcean {
   readonly #sockets = new Set<Socket>();
   readonly #routes: Array<{ method: string; pattern: RegExp; names: string[]; handler: Handler }> = [];
   #listKeyCalls: number[] = [];
+  #landings: Array<{ at: number; apply: () => Promise<void> }> = [];
 
   private constructor(options: FakeOptions) {
     this.#options = options;
@@ -182,7 +183,16 @@ export class FakeDigitalOcean {
     }
     record.body = body;
 
+    await this.landDue();
     const fault = this.faults.take(method, path);
+    if (fault && fault.response.kind === 'lost') {
+      // No answer, ever: the socket stays open until the client gives up. The effect comes now or later.
+      record.status = -1;
+      const landAt = this.requests.length + (fault.response.landAfterRequests ?? 0);
+      this.#landings.push({ at: landAt, apply: () => this.apply(method, path, query, body, operation).then(() => undefined) });
+      await this.landDue();
+      return;
+    }
     if (fault && fault.when !== 'after') {
       if (fault.response.kind === 'delay') {
         await new Promise((resolve) => setTimeout(resolve, (fault.response as { ms: number }).ms));
@@ -192,33 +202,12 @@ export class FakeDigitalOcean {
       }
     }
 
-    if (operation) {
-      const problems = checkRequest(operation.key, operation.params, query, body);
-      if (problems.length > 0) {
-        this.violations.push(...problems);
-        fail(400, 'bad_request', problems.join('; '));
-        return;
-      }
-    }
-    const route = this.#routes.find((r) => r.method === method && r.pattern.test(path));
-    if (!route) {
-      fail(404, 'not_found', 'The resource you requested could not be found.');
+    const outcome = await this.apply(method, path, query, body, operation);
+    if ('failure' in outcome) {
+      fail(outcome.failure.status, outcome.failure.id, outcome.failure.message, outcome.failure.headers);
       return;
     }
-    const match = route.pattern.exec(path)!;
-    const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
-    let reply: Reply;
-    try {
-      reply = await route.handler({ method, path, params, query, body });
-    } catch (error) {
-      if (error instanceof ApiFailure) {
-        const retryAfter = (error as ApiFailure & { retryAfter?: number }).retryAfter;
-        fail(error.status, error.id, error.message, retryAfter === undefined ? {} : { 'retry-after': String(retryAfter) });
-        return;
-      }
-      fail(500, 'server_error', `fake: ${(error as Error).message}`);
-      return;
-    }
+    const reply = outcome.reply;
     if (fault && fault.when === 'after') {
       this.sendFault(fault.response, record, res, send);
       return;
@@ -227,6 +216,43 @@ export class FakeDigitalOcean {
       this.responseViolations.push(...checkResponse(operation.key, reply.status, reply.body));
     }
     send(reply.status, reply.body, {}, reply.body !== undefined || reply.contentType === true);
+  }
+
+  /** Checks the request against the schemas and runs its route: the request's effect on the account. */
+  private async apply(
+    method: string,
+    path: string,
+    query: Record<string, string>,
+    body: unknown,
+    operation: ReturnType<typeof matchOperation>,
+  ): Promise<{ reply: Reply } | { failure: { status: number; id: string; message: string; headers?: Record<string, string> } }> {
+    if (operation) {
+      const problems = checkRequest(operation.key, operation.params, query, body);
+      if (problems.length > 0) {
+        this.violations.push(...problems);
+        return { failure: { status: 400, id: 'bad_request', message: problems.join('; ') } };
+      }
+    }
+    const route = this.#routes.find((r) => r.method === method && r.pattern.test(path));
+    if (!route) return { failure: { status: 404, id: 'not_found', message: 'The resource you requested could not be found.' } };
+    const match = route.pattern.exec(path)!;
+    const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
+    try {
+      return { reply: await route.handler({ method, path, params, query, body }) };
+    } catch (error) {
+      if (error instanceof ApiFailure) {
+        const retryAfter = (error as ApiFailure & { retryAfter?: number }).retryAfter;
+        return { failure: { status: error.status, id: error.id, message: error.message, ...(retryAfter === undefined ? {} : { headers: { 'retry-after': String(retryAfter) } }) } };
+      }
+      return { failure: { status: 500, id: 'server_error', message: `fake: ${(error as Error).message}` } };
+    }
+  }
+
+  /** Lost requests whose time to take effect has come. */
+  private async landDue(): Promise<void> {
+    const due = this.#landings.filter((l) => l.at <= this.requests.length);
+    this.#landings = this.#landings.filter((l) => l.at > this.requests.length);
+    for (const landing of due) await landing.apply();
   }
 
   private sendFault(
@@ -269,6 +295,7 @@ export class FakeDigitalOcean {
         res.end(response.body);
         return;
       case 'delay':
+      case 'lost':
         return;
     }
   }

@@ -102,3 +102,17 @@ export async function withFake<T>(
     await fake.stop();
   }
 }
+
+export interface AccountCounts {
+  droplets: number;
+  keys: number;
+  firewalls: number;
+  records: number;
+}
+
+/** What the fake account holds that costs money or confuses a later run. */
+export function accountOf(fake: FakeDigitalOcean): AccountCounts {
+  let records = 0;
+  for (const domain of fake.state.domains.values()) records += domain.records.size;
+  return { droplets: fake.state.droplets.size, keys: fake.state.sshKeys.size, firewalls: fake.state.firewalls.size, records };
+}

@@ -48,6 +48,7 @@ interface Evaluated {
   };
   configHashFile: string | null;
   status: { text: string } | null;
+  repair: { text: string } | null;
   optionPaths: string[];
 }
 
@@ -175,6 +176,14 @@ for (const name of planFixtureNames()) {
     assert.match(c.status!.text, 'export INNISFREE_EDGE_HASH_FILE=/etc/innisfree/config-hash\n');
     assert.not.match(c.status!.text, '#!/usr/bin/env bash', 'the shebang is dropped inside writeShellApplication');
     shellcheckAsWriteShellApplication(c.status!.text);
+
+    // innisfree-edge-repair: what up's watch runs when the forwarder or WireGuard broke.
+    assert.ok(c.repair, 'innisfree-edge-repair is installed');
+    const forwarderUnit = edge.forwarding === 'nginx' ? 'nginx.service' : 'nftables.service';
+    assert.match(c.repair!.text, `systemctl restart ${forwarderUnit}\n`);
+    assert.match(c.repair!.text, `systemctl restart wireguard-${edge.wireguard.interface}.service\n`);
+    assert.match(c.repair!.text, `systemctl restart 'wireguard-${edge.wireguard.interface}-peer-*' || true\n`);
+    shellcheckAsWriteShellApplication(c.repair!.text);
   });
 }
 

@@ -22,6 +22,7 @@ let
   };
   c = evaluated.config;
   statusPackage = lib.findFirst (p: p.name == "innisfree-edge-status") null c.environment.systemPackages;
+  repairPackage = lib.findFirst (p: p.name == "innisfree-edge-repair") null c.environment.systemPackages;
 in
 {
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
@@ -81,6 +82,7 @@ in
   };
   configHashFile = c.environment.etc."innisfree/config-hash".text or null;
   status = if statusPackage == null then null else { inherit (statusPackage) text; };
+  repair = if repairPackage == null then null else { inherit (repairPackage) text; };
   # Every option path under services.innisfree, for the test that compares them with the JSON Schema.
   optionPaths = map (o: lib.concatStringsSep "." (lib.drop 2 o.loc)) (
     lib.filter (o: !(o.internal or false)) (lib.optionAttrSetToDocList evaluated.options.services.innisfree)

@@ -3,11 +3,11 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import type { DeployRequest } from '../../src/edge/deployer.js';
 import type { DeployedConfig } from '../../src/edge/edge-files.js';
-import { DataPlaneError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
+import { DataPlaneError, DeployError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';
 import type { EdgeInfo, Provider } from '../../src/providers/provider.js';
-import type { EdgeSession } from '../../src/edge/edge-session.js';
+import type { EdgeSession, ProbeResult, RepairResult } from '../../src/edge/edge-session.js';
 import type { HomeDataPlane } from '../../src/home/data-plane.js';
 import { type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-tunnel.js';
 import type { EdgeStatus } from '../../src/spec/edge-config.js';
@@ -17,7 +17,8 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { readPlanFixture } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
-const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000 };
+// The watch is off here (watchIntervalMs 0); its own suite below turns it on.
+const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000, watchIntervalMs: 0, repairSettleMs: 0 };
 const EDGE_KEY = 'Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMDA=';
 
 interface World {
@@ -31,6 +32,18 @@ interface World {
   dataPlaneFault?: Promise<never>;
   probe: (host: string, port: number) => boolean;
   previousConfig?: DeployedConfig;
+  /** Runs inside startDataPlane, before it returns (a signal arriving while the home side comes up). */
+  onDataPlaneStart?: () => void;
+  probeLocal?: (host: string, port: number) => boolean;
+  /** The watch's view: what a probe from the edge sees, what the edge reports, what a repair does. */
+  probeResult?: (host: string, port: number) => ProbeResult | undefined;
+  statusOverride?: (status: EdgeStatus) => EdgeStatus;
+  repair?: () => RepairResult;
+  onRenewLink?: () => void;
+  watchTiming?: Partial<RunTunnelTiming>;
+  /** The SSH session fails every command until the watch reconnects. */
+  sshDown?: boolean;
+  reconnectFails?: boolean;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -84,9 +97,18 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   };
   const connection: EdgeSession = {
     target: { host: '198.51.100.7', port: 22, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
-    status: async () => edgeStatus(),
+    status: async () => {
+      if (world.sshDown) throw new SshError('the SSH connection to 198.51.100.7:22 closed');
+      const current = edgeStatus();
+      return current && world.statusOverride ? world.statusOverride(current) : current;
+    },
     runsNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
+    probeTcpAll: async (targets) => targets.map((t) => world.probeResult?.(t.host, t.port) ?? (world.probe(t.host, t.port) ? 'open' : 'refused')),
+    repair: async () => {
+      world.log.push('edge.repair');
+      return world.repair?.() ?? { ok: true, detail: 'restarted nginx and wireguard' };
+    },
     close: async () => {
       world.log.push('ssh.close');
     },
@@ -110,6 +132,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     startDataPlane: async (_home, peer) => {
       world.log.push(`dataplane.up ${peer.endpoint} ${peer.publicKey.slice(0, 6)}`);
       dataPlaneUp = true;
+      world.onDataPlaneStart?.();
       const plane: HomeDataPlane = {
         // The link and forwarder themselves are the e2e tests' business; runTunnel only samples, watches and stops.
         link: {} as HomeDataPlane['link'],
@@ -125,6 +148,10 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
           ports: [],
         }),
         setEndpoint: async () => {},
+        renewLink: async () => {
+          world.log.push('link.renew');
+          world.onRenewLink?.();
+        },
         failure: world.dataPlaneFault ?? new Promise<never>(() => {}),
         stop: async () => {
           world.log.push('dataplane.down');
@@ -133,7 +160,13 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
       };
       return plane;
     },
-    probeLocal: async () => true,
+    probeLocal: async (host, port) => world.probeLocal?.(host, port) ?? true,
+    reconnectEdge: async () => {
+      if (world.reconnectFails) throw new SshError('edge unreachable');
+      world.log.push('ssh.reconnect');
+      world.sshDown = false;
+      return connection;
+    },
   };
   const ready: unknown[] = [];
   /** Each run gets a fresh signal, as each `innisfree up` process does. */
@@ -147,7 +180,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
         ready.push(info);
         world.log.push('ready');
       },
-    }, timing);
+    }, { ...timing, ...world.watchTiming });
   };
   const status = () => JSON.parse(readFileSync(paths.status, 'utf8')) as { phase: string; edge: EdgeInfo | null; message: string | null; deployedConfigHash: string | null; plannedConfigHash: string };
   const abort = (reason: unknown = new InterruptedError('interrupted by SIGTERM')) => controller.abort(reason);
@@ -172,8 +205,8 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
     t.abort();
     await running;
     assert.equal(t.world.log, [
-      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ssh.close', 'ready',
-      'dataplane.down', 'edge.destroy',
+      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ready',
+      'ssh.close', 'dataplane.down', 'edge.destroy',
     ]);
     assert.is(t.status().phase, 'stopped');
     assert.is(t.status().edge, null);
@@ -229,6 +262,28 @@ R('a rolled-back deploy on an existing edge keeps the edge and the previous file
     assert.is(t.status().phase, 'failed');
     assert.match(t.status().message ?? '', /rolled back/);
     assert.is(t.status().deployedConfigHash, 'old');
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a rollback on an edge that never had a configuration is a failed deploy (5), not "the previous one still serves"', async () => {
+  const t = setup();
+  try {
+    t.world.deploy = async () => {
+      throw new RolledBackError('the local edge of "web" rolled back: nginx: bind() failed; the previous configuration is still serving');
+    };
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, DeployError);
+      assert.is((error as DeployError).exitCode, 5);
+      assert.not.match((error as Error).message, /previous configuration is still serving/);
+      assert.match((error as Error).message, /bind\(\) failed; the edge had no earlier configuration, so nothing serves its ports/);
+    }
+    assert.ok(t.world.log.includes('edge.destroy'), 'the edge made for it is removed');
+    assert.not.match(t.status().message ?? '', /still serving/);
   } finally {
     t.dir.remove();
   }
@@ -317,6 +372,44 @@ R('a signal during setup tears down and reports an interruption', async () => {
   }
 });
 
+// A signal that arrives while a step runs must stop the run as soon as that step returns: never "is up" after it.
+for (const [phase, arrange] of [
+  ['while the home side comes up', (t: ReturnType<typeof setup>) => (t.world.onDataPlaneStart = () => t.abort(new InterruptedError('interrupted by SIGINT')))],
+  ['during verification', (t: ReturnType<typeof setup>) => {
+    t.world.probe = () => {
+      t.abort(new InterruptedError('interrupted by SIGINT'));
+      return true;
+    };
+  }],
+  ['during the destination checks', (t: ReturnType<typeof setup>) => {
+    t.world.probeLocal = () => {
+      t.abort(new InterruptedError('interrupted by SIGTERM'));
+      return true;
+    };
+  }],
+] as const) {
+  R(`a signal ${phase} stops at once with 130 and the tunnel never reports ready`, async () => {
+    const t = setup();
+    try {
+      arrange(t);
+      try {
+        await t.run();
+        assert.unreachable('the run ended normally');
+      } catch (error) {
+        assert.instance(error, InterruptedError);
+        assert.is((error as InterruptedError).exitCode, 130);
+      }
+      assert.is(t.ready.length, 0, 'onReady was not called');
+      assert.not.ok(t.world.log.includes('ready'));
+      assert.ok(t.world.log.includes('dataplane.down'), 'the home side was stopped');
+      assert.ok(t.world.log.includes('edge.destroy'), 'the edge made by this run was destroyed');
+      assert.is(t.status().phase, 'stopped');
+    } finally {
+      t.dir.remove();
+    }
+  });
+}
+
 R('a fatal data-plane fault while serving tears down with exit code 7', async () => {
   const t = setup();
   try {
@@ -375,6 +468,32 @@ R('a port the edge cannot reach through the tunnel fails verification', async ()
   }
 });
 
+R('a destination that is down: a reset through the tunnel still proves the path; with the destination up it does not', async () => {
+  for (const destinationUp of [false, true]) {
+    const t = setup();
+    try {
+      t.world.probeLocal = () => destinationUp;
+      t.world.probe = (host) => host !== t.plan.edge.wireguard.peer.address;
+      const running = t.run();
+      if (destinationUp) {
+        try {
+          await running;
+          assert.unreachable();
+        } catch (error) {
+          assert.instance(error, DataPlaneError);
+          assert.match((error as Error).message, /through the tunnel \(refused\)/);
+        }
+      } else {
+        await untilReady(t);
+        t.abort();
+        await running;
+      }
+    } finally {
+      t.dir.remove();
+    }
+  }
+});
+
 R('a tunnel without handshakes for too long is lost', async () => {
   const t = setup();
   try {
@@ -393,3 +512,183 @@ R('a tunnel without handshakes for too long is lost', async () => {
 });
 
 R.run();
+
+// ---
+const W = suite('runTunnel: the watch of a ready tunnel');
+const watching: Partial<RunTunnelTiming> = { watchIntervalMs: 2_000, repairSettleMs: 10_000 };
+
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 5000 && !condition(); i++) await new Promise((r) => setTimeout(r, 1));
+  assert.ok(condition(), what);
+}
+
+function healthEvents(t: ReturnType<typeof setup>) {
+  return t.world.events.filter((e): e is Extract<ProgressEvent, { type: 'health' }> => e.type === 'health');
+}
+
+W('a dead edge forwarder: degraded (event and status), repaired on the edge, ready again', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    let forwarderUp = true;
+    t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: forwarderUp } });
+    t.world.probeResult = (host) => (host === '127.0.0.1' && !forwarderUp ? 'refused' : undefined);
+    const phaseDuringRepair: string[] = [];
+    t.world.repair = () => {
+      phaseDuringRepair.push(t.status().phase);
+      forwarderUp = true;
+      return { ok: true, detail: 'restarted nginx' };
+    };
+    const running = t.run();
+    await untilReady(t);
+    forwarderUp = false;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'the watch repaired the tunnel');
+    const [degraded] = healthEvents(t);
+    assert.is(degraded?.status, 'degraded');
+    assert.ok(degraded!.problems.some((p) => /forwarder \(nginx\) is not running/.test(p)), JSON.stringify(degraded));
+    assert.equal(phaseDuringRepair, ['degraded'], 'status.json said degraded while repairing');
+    assert.ok(t.world.log.includes('edge.repair'));
+    await until(() => t.status().phase === 'ready', 'ready again');
+    assert.is(t.status().message, null);
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+for (const keep of [false, true]) {
+  W(`a repair that does not help exits 7 with a hint for the state left (${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`, async () => {
+    const t = setup({ keep });
+    try {
+      t.world.watchTiming = watching;
+      let broken = false;
+      t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: !broken } });
+      t.world.repair = () => ({ ok: false, detail: 'nginx.service failed to start' });
+      const running = t.run();
+      await untilReady(t);
+      broken = true;
+      try {
+        await running;
+        assert.unreachable('the run went on');
+      } catch (error) {
+        assert.instance(error, DataPlaneError);
+        assert.is((error as DataPlaneError).exitCode, 7);
+        assert.match((error as Error).message, /degraded and repair did not help: the edge's forwarder \(nginx\) is not running/);
+        const hint = (error as DataPlaneError).hint ?? '';
+        if (keep) assert.match(hint, /the edge was kept: .*innisfree ssh web -- innisfree-edge-status, then run up again to re-attach/);
+        else {
+          assert.match(hint, /the edge was removed on exit; run up again for a new one/);
+          assert.not.match(hint, /re-attach/);
+        }
+      }
+      assert.ok(healthEvents(t).some((e) => e.status === 'failed'));
+      assert.is(t.world.log.includes('edge.destroy'), !keep);
+      assert.match(t.status().message ?? '', /repair did not help/);
+    } finally {
+      t.dir.remove();
+    }
+  });
+}
+
+W('silence through the tunnel: the home link is renewed first, the edge is left alone', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    let linkDead = false;
+    t.world.probeResult = (host) => (linkDead && host === t.plan.edge.wireguard.peer.address ? 'silent' : undefined);
+    t.world.onRenewLink = () => (linkDead = false);
+    const running = t.run();
+    await untilReady(t);
+    linkDead = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    assert.match(healthEvents(t)[0]!.problems.join(), /nothing answers through the tunnel/);
+    assert.ok(t.world.log.includes('link.renew'));
+    assert.not.ok(t.world.log.includes('edge.repair'), 'a home-side fault does not restart the edge');
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('a stale handshake is noticed by the watch (keepalive-based), long before the 5-minute loss', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = { ...watching, lostAfterMs: 300_000 };
+    const start = Math.floor(t.clock.now() / 1000);
+    let frozen = false;
+    t.world.handshake = () => (frozen ? start : Math.floor(t.clock.now() / 1000));
+    t.world.onRenewLink = () => (frozen = false);
+    const running = t.run();
+    await untilReady(t);
+    frozen = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    const degraded = healthEvents(t)[0]!;
+    assert.match(degraded.problems.join(), /no WireGuard handshake with the edge for \d+ s/);
+    const seconds = Number(/for (\d+) s/.exec(degraded.problems.join())![1]);
+    assert.ok(seconds < 300, `${seconds} s`);
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('a dead SSH session: the watch logs in again (never re-bootstraps) and the tunnel is repaired', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    const running = t.run();
+    await untilReady(t);
+    t.world.sshDown = true;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
+    assert.match(healthEvents(t)[0]!.problems.join(), /did not report its status/);
+    assert.ok(t.world.log.includes('ssh.reconnect'));
+    assert.is(t.world.log.filter((l) => l === 'ssh.connect').length, 1, 'reachEdge (which may bootstrap) ran once, at start');
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('an edge that cannot be reached again: exit 7, the hint says the edge stopped answering', async () => {
+  const t = setup({ keep: true });
+  try {
+    t.world.watchTiming = watching;
+    t.world.reconnectFails = true;
+    const running = t.run();
+    await untilReady(t);
+    t.world.sshDown = true;
+    try {
+      await running;
+      assert.unreachable();
+    } catch (error) {
+      assert.is((error as DataPlaneError).exitCode, 7);
+      assert.match((error as DataPlaneError).hint ?? '', /stopped answering over SSH.*the edge was kept/);
+    }
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('"tunnel lost" without --keep does not tell the user to re-attach to an edge that is gone', async () => {
+  const t = setup();
+  try {
+    const start = t.clock.now();
+    t.world.handshake = () => Math.floor(start / 1000);
+    try {
+      await t.run();
+      assert.unreachable();
+    } catch (error) {
+      assert.match((error as Error).message, /tunnel lost/);
+      assert.not.match((error as DataPlaneError).hint ?? '', /re-attach/);
+      assert.match((error as DataPlaneError).hint ?? '', /removed on exit/);
+    }
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W.run();

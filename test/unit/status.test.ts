@@ -55,6 +55,26 @@ S('a running tunnel: phase, address, handshake age, counters, config in sync', a
   }
 });
 
+S('a degraded tunnel: the phase and the problem the watch is repairing', async () => {
+  const dir = makeTempDir();
+  try {
+    const root = join(dir.path, 'state');
+    const reason = "degraded: the edge's forwarder (nginx) is not running";
+    await tunnelWithStatus(root, { ...sample(process.pid, 'degraded'), message: reason }, process.pid);
+    const env = { INNISFREE_STATE_DIR: root };
+    const text = await runCli(['status', 'web'], env);
+    assert.is(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^web: degraded \(pid \d+\)/);
+    assert.match(text.stdout, /\n  problem\s+degraded: the edge's forwarder \(nginx\) is not running\n/);
+    assert.not.match(text.stdout, /last error/);
+    const json = JSON.parse((await runCli(['status', 'web', '--json'], env)).stdout) as { phase: string; status: { message: string } };
+    assert.is(json.phase, 'degraded');
+    assert.is(json.status.message, reason);
+  } finally {
+    dir.remove();
+  }
+});
+
 S('a "ready" tunnel whose process is gone is reported stale', async () => {
   const dir = makeTempDir();
   try {

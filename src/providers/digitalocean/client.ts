@@ -31,6 +31,12 @@ export interface ClientOptions {
   maxRetries?: number;
   /** Longest single wait the client accepts for a rate limit before giving up. Default 5 minutes. */
   maxWaitMs?: number;
+  /**
+   * The instant (by `clock`) until which a request keeps waiting out rate limits (429, or 503 with retry-after):
+   * the phase's budget, e.g. the end of the activation wait. Without it each request may wait up to maxWaitMs in
+   * all. Rate-limited retries are bounded by this time, not by maxRetries.
+   */
+  deadline?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
   random?: () => number;
@@ -80,7 +86,7 @@ function isLoopback(hostname: string): boolean {
 export class DigitalOceanClient {
   readonly baseUrl: string;
   readonly #http: AxiosInstance;
-  readonly #options: Required<Omit<ClientOptions, 'token' | 'baseUrl' | 'signal'>> & { signal: AbortSignal | undefined };
+  readonly #options: Required<Omit<ClientOptions, 'token' | 'baseUrl' | 'signal' | 'deadline'>> & { signal: AbortSignal | undefined };
   readonly #init: ClientOptions;
   #warnedBudget = false;
 
@@ -122,6 +128,11 @@ export class DigitalOceanClient {
     return new DigitalOceanClient({ ...this.#init, signal: scope.signal, emit: scope.emit ?? this.#init.emit });
   }
 
+  /** The same client, waiting out rate limits until `deadline` (one phase's time budget, polls included). */
+  until(deadline: number): DigitalOceanClient {
+    return new DigitalOceanClient({ ...this.#init, deadline });
+  }
+
   async get<S extends z.ZodType>(path: string, schema: S, options: RequestOptions = {}): Promise<z.output<S>> {
     return this.parse('GET', path, schema, await this.request('GET', path, options));
   }
@@ -160,6 +171,10 @@ export class DigitalOceanClient {
     const url = withQuery(path, options.query);
     const idempotent = options.idempotent ?? method !== 'POST';
     const shown = url.split('?')[0]!;
+    const deadline = this.#init.deadline ?? this.#options.clock.now() + this.#options.maxWaitMs;
+    // Failures other than rate limits are retried maxRetries times; rate limits are waited out until the deadline.
+    let retries = 0;
+    const firstAt = this.#options.clock.now();
     for (let attempt = 0; ; attempt++) {
       this.checkAborted();
       const started = this.#options.clock.now();
@@ -179,8 +194,8 @@ export class DigitalOceanClient {
         const reason = describeNetworkError(code, this.#options.timeoutMs, this.baseUrl);
         this.debug(`${method} ${url} → ${reason}`);
         const retryable = idempotent || neverSent;
-        if (retryable && attempt < this.#options.maxRetries) {
-          await this.sleep(this.backoff(attempt));
+        if (retryable && retries < this.#options.maxRetries) {
+          await this.sleep(this.backoff(retries++));
           continue;
         }
         throw new DigitalOceanError({ method, path: shown, reason, attempts: attempt + 1, ambiguous: !neverSent && !idempotent });
@@ -194,23 +209,33 @@ export class DigitalOceanClient {
       const body = parseErrorBody(response.data, status, headers['x-request-id']);
       const transient422 = status === 422 && TRANSIENT_422.test(body.message);
       const serverSide = status >= 500 && status !== 501;
-      const retryable = status === 429 || transient422 || (serverSide && idempotent);
-      if (retryable && attempt < this.#options.maxRetries) {
-        const wait =
-          status === 429 || (status === 503 && headers['retry-after'] !== undefined)
-            ? this.rateLimitWait(headers, attempt)
-            : this.backoff(attempt);
-        if (wait !== undefined) {
-          this.#options.emit({
-            type: 'log',
-            level: 'debug',
-            message: `DigitalOcean ${method} ${shown}: ${status}, retrying in ${Math.ceil(wait / 1000)} s`,
-          });
-          await this.sleep(wait);
-          continue;
-        }
+      const rateLimited = status === 429 || (status === 503 && headers['retry-after'] !== undefined);
+      let wait: number | undefined;
+      if (rateLimited) {
+        // Waited out however often it comes, as long as the wait ends inside the phase's budget.
+        wait = this.rateLimitWait(headers, Math.min(attempt, 8));
+        if (wait !== undefined && this.#options.clock.now() + wait > deadline) wait = undefined;
+      } else if ((transient422 || (serverSide && idempotent)) && retries < this.#options.maxRetries) {
+        wait = this.backoff(retries++);
       }
-      throw new DigitalOceanError({ method, path: shown, status, body, attempts: attempt + 1, ambiguous: serverSide && !idempotent });
+      if (wait !== undefined) {
+        this.#options.emit({
+          type: 'log',
+          level: 'debug',
+          message: `DigitalOcean ${method} ${shown}: ${status}, retrying in ${Math.ceil(wait / 1000)} s`,
+        });
+        await this.sleep(wait);
+        continue;
+      }
+      throw new DigitalOceanError({
+        method,
+        path: shown,
+        status,
+        body,
+        attempts: attempt + 1,
+        ambiguous: serverSide && !idempotent,
+        ...(rateLimited && attempt > 0 ? { overMs: this.#options.clock.now() - firstAt } : {}),
+      });
     }
   }
 

@@ -3,10 +3,11 @@
 // `innisfree-dns:<host with "." written as "_">`, so `down` finds the record without local state.
 import { ProviderError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
+import type { ResourceLedger } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
 import { DigitalOceanError } from './errors.js';
 import { listAll } from './pagination.js';
-import { DomainEnvelope, DomainRecord } from './schemas.js';
+import { DomainEnvelope, DomainRecord, DomainRecordEnvelope } from './schemas.js';
 
 export const DNS_TAG_PREFIX = 'innisfree-dns:';
 export const RECORD_TTL = 60;
@@ -60,6 +61,7 @@ export async function upsertAddressRecords(
   hostname: string,
   addresses: { ipv4: string; ipv6?: string | undefined },
   emit: Emit,
+  ledger?: ResourceLedger,
 ): Promise<Zone> {
   const zone = await findZone(client, hostname);
   if (!zone) {
@@ -74,7 +76,7 @@ export async function upsertAddressRecords(
     const keep = existing.find((r) => r.data === data) ?? existing[0];
     const body = { type, name: zone.name, data, ttl: RECORD_TTL };
     if (!keep) {
-      await createRecord(client, zone, type, body);
+      await createRecord(client, zone, type, body, ledger);
       emit({ type: 'log', level: 'info', message: `DNS ${type} ${zone.fqdn} → ${data} created` });
     } else if (keep.data !== data || keep.ttl !== RECORD_TTL) {
       await client.request('PUT', `/v2/domains/${zone.domain}/records/${keep.id}`, { body });
@@ -98,17 +100,49 @@ export async function upsertAddressRecords(
   return zone;
 }
 
-async function createRecord(client: DigitalOceanClient, zone: Zone, type: 'A' | 'AAAA', body: object): Promise<void> {
+async function createRecord(
+  client: DigitalOceanClient,
+  zone: Zone,
+  type: 'A' | 'AAAA',
+  body: { data: string },
+  ledger: ResourceLedger | undefined,
+): Promise<void> {
+  const entry = await ledger?.intend('dns-record', { domain: zone.domain, type, fqdn: zone.fqdn, data: body.data });
   try {
-    await client.request('POST', `/v2/domains/${zone.domain}/records`, { body });
+    const made = await client.post(`/v2/domains/${zone.domain}/records`, body, DomainRecordEnvelope);
+    if (entry) await ledger?.made(entry, made.domain_record.id);
   } catch (error) {
+    const ambiguous = error instanceof DigitalOceanError && error.ambiguous;
     // A create that may have gone through is looked for before anything else happens.
-    if (error instanceof DigitalOceanError && error.ambiguous) {
-      const data = (body as { data: string }).data;
-      if ((await recordsFor(client, zone, type)).some((r) => r.data === data)) return;
+    const found = ambiguous ? (await recordsFor(client, zone, type)).find((r) => r.data === body.data) : undefined;
+    if (found) {
+      if (entry) await ledger?.made(entry, found.id);
+      return;
     }
+    if (entry && !ambiguous) await ledger?.forget(entry);
     throw error;
   }
+}
+
+/** Removes one record this innisfree made: by id, or (its create unconfirmed) by name, type and address. */
+export async function removeRecord(
+  client: DigitalOceanClient,
+  where: { domain: string; type: string; fqdn: string; data: string },
+  id: string | undefined,
+): Promise<number> {
+  if (id !== undefined) return (await client.delete(`/v2/domains/${where.domain}/records/${id}`, { missingOk: true })) ? 1 : 0;
+  const zone: Zone = { domain: where.domain, fqdn: where.fqdn, name: '' };
+  let removed = 0;
+  for (const record of await recordsFor(client, zone, where.type === 'AAAA' ? 'AAAA' : 'A').catch(notFoundAsEmpty)) {
+    if (record.data !== where.data) continue;
+    if (await client.delete(`/v2/domains/${where.domain}/records/${record.id}`, { missingOk: true })) removed++;
+  }
+  return removed;
+}
+
+function notFoundAsEmpty(error: unknown): DomainRecord[] {
+  if (error instanceof DigitalOceanError && error.notFound) return [];
+  throw error;
 }
 
 /** Removes the A/AAAA records of `hostname` that point at one of `addresses`; returns how many. */

@@ -41,17 +41,31 @@ export interface WaitActiveOptions extends WaitOptions {
   current?: Droplet;
   /** True right after a create: 404s are expected for a while. */
   justCreated: boolean;
+  /** Told how far the wait is (elapsed time, droplet status) on every status change and every progressEveryMs. */
+  progress?: (detail: string) => void;
 }
+
+/** How often a long wait reports progress when nothing changes. */
+export const PROGRESS_EVERY_MS = 10_000;
 
 /**
  * Polls until the droplet is active, unlocked and has its public IPv4 (and IPv6 when asked and possible). Polls
  * every 2 s rising to 5 s; tolerates 404 during the grace period after a create.
  */
-export async function waitActive(client: DigitalOceanClient, id: number, options: WaitActiveOptions): Promise<Droplet> {
+export async function waitActive(phaseClient: DigitalOceanClient, id: number, options: WaitActiveOptions): Promise<Droplet> {
   const { timing, clock, emit } = options;
   const started = clock.now();
+  // Polls wait out rate limits inside the activation budget, not a fixed number of tries.
+  const client = phaseClient.until(started + timing.activeTimeoutMs);
   let droplet = options.current;
   let lastStatus = droplet?.status;
+  let reportedAt = started;
+  const report = (force: boolean): void => {
+    const now = clock.now();
+    if (!options.progress || (!force && now - reportedAt < PROGRESS_EVERY_MS)) return;
+    reportedAt = now;
+    options.progress(`${Math.round((now - started) / 1000)} s, droplet ${droplet?.status ?? 'not visible yet'}`);
+  };
   for (let poll = 0; ; poll++) {
     if (droplet) {
       if (isReady(droplet, options.ipv6)) return droplet;
@@ -83,6 +97,9 @@ export async function waitActive(client: DigitalOceanClient, id: number, options
     if (droplet.status !== lastStatus) {
       lastStatus = droplet.status;
       emit({ type: 'log', level: 'info', message: `droplet ${droplet.name} (${id}) is ${droplet.status}` });
+      report(true);
+    } else {
+      report(false);
     }
   }
 }
@@ -98,9 +115,10 @@ export function tunnelOf(droplet: Pick<Droplet, 'tags'>): string | undefined {
 }
 
 /** Waits until the droplet has no in-progress action (a reserved-IP assign would fail with "pending event"). */
-export async function waitNoPendingActions(client: DigitalOceanClient, id: number, options: WaitOptions): Promise<void> {
+export async function waitNoPendingActions(phaseClient: DigitalOceanClient, id: number, options: WaitOptions): Promise<void> {
   const { timing, clock } = options;
   const started = clock.now();
+  const client = phaseClient.until(started + timing.actionTimeoutMs);
   for (let poll = 0; ; poll++) {
     const actions = await listAll(client, `/v2/droplets/${id}/actions`, 'actions', Action);
     const pending = actions.filter((a) => a.status === 'in-progress');
@@ -116,9 +134,10 @@ export async function waitNoPendingActions(client: DigitalOceanClient, id: numbe
 }
 
 /** Polls an action (by its own URL) until it completes; errored actions and timeouts throw. */
-export async function waitAction(client: DigitalOceanClient, path: string, what: string, options: WaitOptions): Promise<Action | undefined> {
+export async function waitAction(phaseClient: DigitalOceanClient, path: string, what: string, options: WaitOptions): Promise<Action | undefined> {
   const { timing, clock } = options;
   const started = clock.now();
+  const client = phaseClient.until(started + timing.actionTimeoutMs);
   for (let poll = 0; ; poll++) {
     const action = (await client.find(path, ActionEnvelope))?.action;
     if (!action) return undefined;
@@ -137,18 +156,39 @@ export async function waitAction(client: DigitalOceanClient, path: string, what:
   }
 }
 
-/** Deletes the droplet and waits until it is gone; a droplet that is already gone is fine. */
-export async function destroyDroplet(client: DigitalOceanClient, id: number, options: WaitOptions): Promise<boolean> {
-  const deleted = await client.delete(`/v2/droplets/${id}`, { missingOk: true });
-  const { timing, clock } = options;
+/**
+ * Deletes the droplet and waits until it is gone; a droplet that is already gone is fine. Once DigitalOcean
+ * accepted the DELETE (204) the droplet is going: a poll that cannot confirm it (rate limits past the budget) is
+ * reported as exactly that, never as "could not destroy".
+ */
+export async function destroyDroplet(phaseClient: DigitalOceanClient, id: number, options: WaitOptions): Promise<boolean> {
+  const { timing, clock, emit } = options;
   const started = clock.now();
+  const client = phaseClient.until(started + timing.deleteTimeoutMs);
+  const deleted = await client.delete(`/v2/droplets/${id}`, { missingOk: true });
   for (let poll = 0; ; poll++) {
-    if (!(await getDroplet(client, id))) return deleted;
+    let seen: Droplet | undefined;
+    try {
+      seen = await getDroplet(client, id);
+    } catch (error) {
+      if (!(error instanceof ProviderError) || isInterrupt(error)) throw error;
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `DigitalOcean accepted the delete of droplet ${id}, but innisfree could not confirm it is gone (${error.message}); innisfree list shows it if it stays`,
+      });
+      return deleted;
+    }
+    if (!seen) return deleted;
     if (clock.now() - started >= timing.deleteTimeoutMs) {
-      throw new ProviderError(`droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after it was deleted`, {
+      throw new ProviderError(`droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted its delete`, {
         hint: 'DigitalOcean may be slow; run the command again to check, or delete it in the control panel',
       });
     }
     await client.sleep(pollDelay(timing, poll));
   }
+}
+
+function isInterrupt(error: unknown): boolean {
+  return (error as { exitCode?: number }).exitCode === 130;
 }

@@ -85,6 +85,8 @@ export interface DigitalOceanErrorInit {
   status?: number;
   body?: ParsedErrorBody;
   attempts?: number;
+  /** Rate limited: how long the attempts were waited out before giving up. */
+  overMs?: number;
   /** The request may have taken effect although it failed (5xx, timeout or a dropped connection on a POST). */
   ambiguous?: boolean;
   /** For failures without a response: what went wrong on the way. */
@@ -117,7 +119,8 @@ export class DigitalOceanError extends ProviderError {
 
 function messageOf(init: DigitalOceanErrorInit): string {
   const where = `${init.method} ${init.path}`;
-  const after = init.attempts && init.attempts > 1 ? ` after ${init.attempts} attempts` : '';
+  const over = init.overMs === undefined ? '' : ` over ${Math.round(init.overMs / 1000)} s`;
+  const after = init.attempts && init.attempts > 1 ? ` after ${init.attempts} attempts${over}` : '';
   if (init.status === undefined) return `DigitalOcean API ${where} failed${after}: ${init.reason ?? 'no response'}`;
   if (init.status === 401) return `DigitalOcean rejected the API token (401 on ${where}: "${init.body?.message ?? 'unauthorized'}")`;
   const id = init.body?.id ? ` ${init.body.id}` : '';

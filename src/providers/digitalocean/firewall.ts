@@ -4,6 +4,7 @@
 // ports on every ensureEdge once it exists.
 import type { TunnelSpec } from '../../spec/tunnel.js';
 import { edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
+import type { ResourceLedger } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
 import { DigitalOceanError } from './errors.js';
 import { listAll } from './pagination.js';
@@ -49,15 +50,27 @@ export async function findFirewall(client: DigitalOceanClient, name: string): Pr
 }
 
 /** Creates the firewall, or updates it when its rules or tags differ. Returns what it did. */
-export async function ensureFirewall(client: DigitalOceanClient, body: FirewallBody): Promise<'created' | 'updated' | 'unchanged'> {
-  const existing = await findFirewall(client, body.name);
+export async function ensureFirewall(
+  client: DigitalOceanClient,
+  body: FirewallBody,
+  ledger?: ResourceLedger,
+  known?: readonly Firewall[],
+): Promise<'created' | 'updated' | 'unchanged'> {
+  const existing = known ? known.find((f) => f.name === body.name) : await findFirewall(client, body.name);
   if (!existing) {
+    const entry = await ledger?.intend('firewall', { name: body.name });
     try {
-      await client.post('/v2/firewalls', body, FirewallEnvelope);
+      const made = await client.post('/v2/firewalls', body, FirewallEnvelope);
+      if (entry) await ledger?.made(entry, made.firewall.id);
       return 'created';
     } catch (error) {
-      if (!(error instanceof DigitalOceanError && error.ambiguous) || !(await findFirewall(client, body.name))) throw error;
-      return ensureFirewall(client, body);
+      const found = error instanceof DigitalOceanError && error.ambiguous ? await findFirewall(client, body.name) : undefined;
+      if (!found) {
+        if (entry && !(error instanceof DigitalOceanError && error.ambiguous)) await ledger?.forget(entry);
+        throw error;
+      }
+      if (entry) await ledger?.made(entry, found.id);
+      return ensureFirewall(client, body, undefined, [found]);
     }
   }
   if (sameRules(existing, body)) return 'unchanged';

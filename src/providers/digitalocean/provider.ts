@@ -8,6 +8,8 @@ import { type Emit, step } from '../../lib/events.js';
 import { renderUserData } from './user-data.js';
 import { EDGE_TAG, type TunnelSpec, edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
 import type {
+  SweepReport,
+  SweepRequest,
   DestroyOptions,
   EdgeInfo,
   EnsureEdgeRequest,
@@ -15,7 +17,7 @@ import type {
   Provider,
 } from '../provider.js';
 import type { DigitalOceanClient } from './client.js';
-import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, upsertAddressRecords } from './dns.js';
+import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, removeRecord, upsertAddressRecords } from './dns.js';
 import {
   destroyDroplet,
   dropletsByTag,
@@ -28,11 +30,14 @@ import {
 import { DigitalOceanError } from './errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
-import { assignReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
-import { type Droplet, DropletEnvelope, type ReservedIp } from './schemas.js';
+import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
+import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, SshKey } from './schemas.js';
+import { listAll } from './pagination.js';
+import { pollDelay } from './timing.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
 import { deleteTag, tagDroplet } from './tags.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
+import { type LedgerEntry, ResourceLedger } from '../../state/resources.js';
 
 /** The stock image an edge starts from when nixos-anywhere installs NixOS onto it. */
 export const DEBIAN_IMAGE = 'debian-12-x64';
@@ -60,6 +65,23 @@ export class DigitalOceanProvider implements Provider {
   }
 
   async ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult> {
+    const { spec, emit, signal } = request;
+    const ledger = request.ledger ?? ResourceLedger.memory(spec.name);
+    // Under the tunnel's lock, entries in the ledger belong to a run that died without cleaning up (SIGKILL).
+    if (!ledger.empty) await this.removeRecorded(ledger, emit, 'left by an earlier run of up that did not finish');
+    try {
+      const result = await this.provision(request, ledger);
+      // --keep: from here on the edge belongs to the tunnel (status.json, `down`), not to this run.
+      if (spec.keep) await ledger.clear();
+      return result;
+    } catch (error) {
+      const why = signal.aborted ? 'made by this run, which was interrupted' : 'made by this run, which failed';
+      await this.removeRecorded(ledger, emit, why);
+      throw error;
+    }
+  }
+
+  private async provision(request: EnsureEdgeRequest, ledger: ResourceLedger): Promise<EnsureEdgeResult> {
     const { spec, identity, emit, signal } = request;
     const api = this.#client.scoped({ signal, emit });
     const tag = edgeTagOf(spec.name);
@@ -67,7 +89,7 @@ export class DigitalOceanProvider implements Provider {
     const waits = { timing: this.#timing, clock: this.#clock, emit };
 
     const key = await step(emit, 'edge.ssh-key', 'Register the tunnel SSH key with DigitalOcean', () =>
-      ensureSshKey(api, edgeName, identity.sshPublicKey),
+      ensureSshKey(api, edgeName, identity.sshPublicKey, ledger),
     );
 
     let droplet: Droplet;
@@ -75,7 +97,7 @@ export class DigitalOceanProvider implements Provider {
     let wantIpv6 = spec.ipv6;
     const existing = await dropletsByTag(api, tag);
     if (existing.length > 0) {
-      droplet = await this.keepOne(api, existing, spec, emit);
+      droplet = await this.keepOne(api, existing, spec, emit, request.recordedEdgeId);
       emit({ type: 'log', level: 'info', message: `found edge ${droplet.name} (droplet ${droplet.id}) again` });
       this.warnOnDrift(droplet, spec, emit);
       if (spec.ipv6 && !hasIpv6Feature(droplet)) {
@@ -102,32 +124,39 @@ export class DigitalOceanProvider implements Provider {
         tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
         user_data: renderUserData(identity),
       };
-      droplet = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
-        this.createOnce(api, body, tag, emit),
+      const made = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
+        this.createOnce(api, body, tag, emit, ledger),
       );
+      droplet = made.droplet;
       created = true;
+      // A create whose answer was lost may still land: one droplet per tunnel, the one this run knows.
+      if (made.uncertain) await this.exactlyOne(api, tag, droplet.id, emit, waits);
     }
 
-    try {
-      droplet = await step(emit, 'edge.active', `Wait for droplet ${droplet.id} to be active`, () =>
-        waitActive(api, droplet.id, { ...waits, ipv6: wantIpv6, current: droplet, justCreated: created }),
-      );
-    } catch (error) {
-      if (created && !signal.aborted) await this.discard(droplet.id, emit);
-      throw error;
-    }
+    const activeTitle = `Wait for droplet ${droplet.id} to be active`;
+    droplet = await step(emit, 'edge.active', activeTitle, () =>
+      waitActive(api, droplet.id, {
+        ...waits,
+        ipv6: wantIpv6,
+        current: droplet,
+        justCreated: created,
+        progress: (detail) => emit({ type: 'step', id: 'edge.active', status: 'progress', title: activeTitle, detail }),
+      }),
+    );
 
     let reservedIp: string | undefined;
     if (spec.reservedIp) {
       const ip = spec.reservedIp;
+      const entry = await ledger.intend('reserved-ip-assignment', { ip, droplet: droplet.id });
       await step(emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () => assignReservedIp(api, ip, droplet, spec.name, waits));
+      await ledger.made(entry, ip);
       reservedIp = ip;
     } else {
       reservedIp = (await listReservedIps(api)).find((r) => r.droplet?.id === droplet.id)?.ip;
     }
 
     if (this.#firewall || (await findFirewall(api, edgeName))) {
-      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec)));
+      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
       emit({ type: 'log', level: 'debug', message: `cloud firewall ${edgeName}: ${outcome}` });
     }
 
@@ -137,9 +166,11 @@ export class DigitalOceanProvider implements Provider {
       const dnsTag = dnsTagOf(hostname);
       if (dnsTag && !droplet.tags.includes(dnsTag)) await tagDroplet(api, dnsTag, droplet.id);
       await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
-        upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit),
+        upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
       );
     }
+    // Again before ready: a lost create can land while the droplet this run uses was activating.
+    await this.exactlyOne(api, tag, droplet.id, emit, waits);
     return { edge: info, created };
   }
 
@@ -158,6 +189,70 @@ export class DigitalOceanProvider implements Provider {
     return droplets
       .map((d) => edgeInfoOf(d, reservedIpOf(d, reserved)))
       .sort((a, b) => a.tunnel.localeCompare(b.tunnel) || a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async sweep(request: SweepRequest): Promise<SweepReport> {
+    const { emit, signal, keepTunnels } = request;
+    const api = this.#client.scoped({ signal, emit });
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    // Account-wide lists, each fetched once for the whole command (DigitalOcean allows 250 requests a minute).
+    const droplets = await dropletsByTag(api, EDGE_TAG);
+    const reserved = await listReservedIps(api);
+    const keys = await listAll(api, '/v2/account/keys', 'ssh_keys', SshKey);
+    const firewalls = await listAll(api, '/v2/firewalls', 'firewalls', Firewall);
+    const tunnelOfName = (name: string | null | undefined): string | undefined => /^innisfree-([a-z0-9-]+)$/.exec(name ?? '')?.[1];
+    const orphanDroplets = droplets.filter((d) => !keepTunnels.has(tunnelOf(d) ?? d.name.replace(/^innisfree-/, '')));
+    const straysOf = <T extends { name?: string | null | undefined }>(items: T[]): T[] =>
+      items.filter((i) => {
+        const tunnel = tunnelOfName(i.name);
+        return tunnel !== undefined && !keepTunnels.has(tunnel);
+      });
+    const strayKeys = straysOf(keys);
+    const strayFirewalls = straysOf(firewalls);
+    const records: string[] = [];
+    const report = (): SweepReport => ({
+      edges: orphanDroplets.map((d) => edgeInfoOf(d, reservedIpOf(d, reserved))),
+      keys: strayKeys.map((k) => k.name ?? k.fingerprint),
+      firewalls: strayFirewalls.map((f) => f.name),
+      records,
+    });
+    if (!request.destroy) return report();
+
+    const deleted: number[] = [];
+    for (const droplet of orphanDroplets) {
+      const ip = reservedIpOf(droplet, reserved);
+      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip].filter((a): a is string => a !== undefined);
+      for (const hostname of droplet.tags.map(hostnameOfDnsTag).filter((h): h is string => h !== undefined)) {
+        if ((await removeAddressRecords(api, hostname, addresses)) > 0) records.push(hostname);
+      }
+      const held = reserved.find((r) => r.ip === ip);
+      if (held && request.releaseIp) await releaseReservedIp(api, held, waits);
+      if (await api.delete(`/v2/droplets/${droplet.id}`, { missingOk: true })) deleted.push(droplet.id);
+      emit({ type: 'log', level: 'info', message: `destroying droplet ${droplet.name} (${droplet.id})` });
+    }
+    for (const key of strayKeys) {
+      await api.delete(`/v2/account/keys/${key.id}`, { missingOk: true });
+      emit({ type: 'log', level: 'info', message: `removed SSH key ${key.name ?? key.fingerprint}` });
+    }
+    for (const firewall of strayFirewalls) {
+      await api.delete(`/v2/firewalls/${firewall.id}`, { missingOk: true });
+      emit({ type: 'log', level: 'info', message: `removed cloud firewall ${firewall.name}` });
+    }
+    // One listing per poll for all the deletes, instead of a poll per droplet.
+    const started = this.#clock.now();
+    for (let poll = 0; deleted.length > 0; poll++) {
+      const remaining = new Set((await dropletsByTag(api, EDGE_TAG)).map((d) => d.id));
+      if (!deleted.some((id) => remaining.has(id))) break;
+      if (this.#clock.now() - started >= this.#timing.deleteTimeoutMs) {
+        throw new ProviderError(`droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`, {
+          hint: 'DigitalOcean may be slow; run innisfree clean again to check',
+        });
+      }
+      await api.sleep(pollDelay(this.#timing, poll));
+    }
+    const tags = new Set(orphanDroplets.flatMap((d) => d.tags.filter((t) => t !== EDGE_TAG && (t.startsWith('innisfree:') || t.startsWith('innisfree-dns:')))));
+    for (const tag of tags) await deleteTag(api, tag);
+    return report();
   }
 
   async destroyEdge(tunnel: string, options: DestroyOptions): Promise<void> {
@@ -186,6 +281,20 @@ export class DigitalOceanProvider implements Provider {
       }
     }
 
+    const kept = options.keptReservedIp;
+    if (kept && options.releaseIp && !reserved.some((r) => r.ip === kept && droplets.some((d) => d.id === r.droplet?.id))) {
+      const held = await getReservedIp(api, kept);
+      if (!held) {
+        emit({ type: 'log', level: 'info', message: `reserved IP ${kept} is no longer in the account` });
+      } else if (held.droplet && !held.droplet.tags.includes(tag)) {
+        throw new ProviderError(`reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`, {
+          hint: 'release it in the DigitalOcean control panel if it is no longer needed',
+        });
+      } else {
+        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${kept}`, () => releaseReservedIp(api, held, waits));
+      }
+    }
+
     if (await deleteFirewall(api, edgeName)) emit({ type: 'log', level: 'info', message: `cloud firewall ${edgeName} deleted` });
     const keys = await step(emit, 'edge.ssh-key.remove', `Remove SSH key ${edgeName} from DigitalOcean`, () =>
       deleteSshKey(api, edgeName, options.sshPublicKey),
@@ -202,21 +311,51 @@ export class DigitalOceanProvider implements Provider {
         hint: `run innisfree down ${tunnel} again`,
       });
     }
+    // What a run recorded and the searches above did not cover (a DNS record whose droplet is gone, say).
+    if (options.ledger && !options.ledger.empty) {
+      const unremoved = await this.removeRecorded(options.ledger, emit, 'recorded by a run of up');
+      if (unremoved > 0) {
+        throw new ProviderError(`${unremoved} resource${unremoved === 1 ? '' : 's'} of tunnel ${tunnel} could not be removed`, {
+          hint: `run innisfree down ${tunnel} again (the warnings above say what failed)`,
+        });
+      }
+    }
   }
 
   /** Posts the create; after an ambiguous failure looks for the droplet by tag before posting again. */
-  private async createOnce(api: DigitalOceanClient, body: object, tag: string, emit: Emit): Promise<Droplet> {
+  private async createOnce(
+    api: DigitalOceanClient,
+    body: { name: string },
+    tag: string,
+    emit: Emit,
+    ledger: ResourceLedger,
+  ): Promise<{ droplet: Droplet; uncertain: boolean }> {
     const attempts = 3;
+    let uncertain = false;
     for (let attempt = 1; ; attempt++) {
+      // Recorded before the POST: should the answer never come, the droplet is found by its tag.
+      const entry = await ledger.intend('droplet', { tag, name: body.name });
       try {
-        return (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
+        const droplet = (await api.post('/v2/droplets', body, DropletEnvelope)).droplet;
+        await ledger.made(entry, droplet.id);
+        return { droplet, uncertain };
       } catch (error) {
-        if (!(error instanceof DigitalOceanError && error.ambiguous)) throw error;
+        if (!(error instanceof DigitalOceanError && error.ambiguous)) {
+          // (An earlier attempt whose answer was lost keeps its entry: found by tag if it lands.)
+          // Refused outright: nothing was made by this attempt.
+          if (error instanceof DigitalOceanError) await ledger.forget(entry);
+          throw error;
+        }
+        uncertain = true;
         emit({ type: 'log', level: 'warn', message: `the droplet create may have gone through (${error.message}); looking for it by tag` });
         for (const delay of this.#timing.reconcileDelaysMs) {
           await api.sleep(delay);
           const found = await dropletsByTag(api, tag);
-          if (found.length > 0) return preferred(found, []);
+          if (found.length > 0) {
+            const droplet = preferred(found, []);
+            await ledger.made(entry, droplet.id);
+            return { droplet, uncertain };
+          }
         }
         if (attempt >= attempts) throw error;
         emit({ type: 'log', level: 'info', message: 'no droplet was made; creating it again' });
@@ -224,16 +363,33 @@ export class DigitalOceanProvider implements Provider {
     }
   }
 
-  /** Several droplets carry the tunnel's tag (a duplicate create): keep one, destroy the others. */
-  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit): Promise<Droplet> {
+  /**
+   * Several droplets carry the tunnel's tag (a duplicate create): keep the one local state records, else the
+   * holder of the reserved IP, an active one, the oldest; destroy the others.
+   */
+  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit, recordedId: string | undefined): Promise<Droplet> {
     if (droplets.length === 1) return droplets[0]!;
-    const reserved = spec.reservedIp ? await listReservedIps(api) : [];
-    const keep = preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    const recorded = droplets.find((d) => String(d.id) === recordedId);
+    const reserved = !recorded && spec.reservedIp ? await listReservedIps(api) : [];
+    const keep = recorded ?? preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    const why = recorded ? 'the one local state records' : 'no local state names one';
     for (const extra of droplets.filter((d) => d.id !== keep.id)) {
-      emit({ type: 'log', level: 'warn', message: `destroying duplicate edge droplet ${extra.id} (keeping ${keep.id})` });
+      emit({ type: 'log', level: 'warn', message: `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (${why})` });
       await destroyDroplet(api, extra.id, { timing: this.#timing, clock: this.#clock, emit });
     }
     return keep;
+  }
+
+  /** Exactly one droplet with the tunnel's tag: `keepId`; any other (a lost create that landed) is destroyed. */
+  private async exactlyOne(api: DigitalOceanClient, tag: string, keepId: number, emit: Emit, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<void> {
+    for (const extra of (await dropletsByTag(api, tag)).filter((d) => d.id !== keepId)) {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `droplet ${extra.id} also carries tag ${tag} (a create whose answer was lost landed after all): destroying it, keeping droplet ${keepId}`,
+      });
+      await destroyDroplet(api, extra.id, waits);
+    }
   }
 
   private warnOnDrift(droplet: Droplet, spec: TunnelSpec, emit: Emit): void {
@@ -263,20 +419,69 @@ export class DigitalOceanProvider implements Provider {
     return { ref: image.id, custom: image.type !== 'base' && image.type !== 'snapshot' && image.type !== 'backup' };
   }
 
-  /** Best effort: a droplet this call created but could not bring up is not left behind. */
-  private async discard(id: number, emit: Emit): Promise<void> {
+  /**
+   * Removes what the ledger lists (newest first), finding each by its id or, where the create's answer was lost,
+   * by tag or name; with a client of its own, so an interrupt does not cancel the cleanup it triggered. Each entry
+   * removed leaves the ledger; what could not be removed stays in it for the next up, down or clean. Returns the
+   * number of entries left.
+   */
+  async removeRecorded(ledger: ResourceLedger, emit: Emit, why: string): Promise<number> {
     const api = this.#client.scoped({ signal: undefined, emit });
-    try {
-      await destroyDroplet(api, id, { timing: this.#timing, clock: this.#clock, emit });
-      emit({ type: 'log', level: 'info', message: `destroyed droplet ${id}, which never became usable` });
-    } catch (error) {
-      emit({
-        type: 'log',
-        level: 'warn',
-        message: `could not destroy droplet ${id} (${(error as Error).message}); innisfree clean or innisfree down removes it`,
-      });
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    let left = 0;
+    for (const entry of [...ledger.entries()].reverse()) {
+      try {
+        const removed = await this.removeEntry(api, entry, waits);
+        await ledger.forget(entry);
+        for (const what of removed) emit({ type: 'log', level: 'info', message: `removed ${what} (${why})` });
+      } catch (error) {
+        left++;
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `could not remove ${describeEntry(entry)} (${why}): ${(error as Error).message}; innisfree down ${ledger.tunnel} or innisfree clean removes it later`,
+        });
+      }
+    }
+    return left;
+  }
+
+  private async removeEntry(api: DigitalOceanClient, entry: LedgerEntry, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<string[]> {
+    const find = entry.find;
+    switch (entry.kind) {
+      case 'droplet': {
+        const ids = entry.id !== undefined ? [Number(entry.id)] : (await dropletsByTag(api, String(find.tag))).map((d) => d.id);
+        const removed: string[] = [];
+        for (const id of ids) {
+          const deleted = await destroyDroplet(api, id, waits);
+          if (deleted) removed.push(`droplet ${id}`);
+        }
+        return removed;
+      }
+      case 'ssh-key': {
+        const deleted = await api.delete(`/v2/account/keys/${entry.id ?? String(find.fingerprint)}`, { missingOk: true });
+        return deleted ? [`SSH key ${String(find.name ?? find.fingerprint)}`] : [];
+      }
+      case 'firewall': {
+        const id = entry.id ?? (await findFirewall(api, String(find.name)))?.id;
+        if (id === undefined) return [];
+        return (await api.delete(`/v2/firewalls/${id}`, { missingOk: true })) ? [`cloud firewall ${String(find.name)}`] : [];
+      }
+      case 'dns-record': {
+        const where = { domain: String(find.domain), type: String(find.type), fqdn: String(find.fqdn), data: String(find.data) };
+        const count = await removeRecord(api, where, entry.id);
+        return count > 0 ? [`DNS ${where.type} ${where.fqdn} → ${where.data}`] : [];
+      }
+      case 'reserved-ip-assignment':
+        // Deleting the droplet unassigns the IP; the reserved IP itself is the user's and stays.
+        return [];
     }
   }
+}
+
+function describeEntry(entry: LedgerEntry): string {
+  const how = entry.id !== undefined ? `id ${entry.id}` : Object.entries(entry.find).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `${entry.kind} (${how})`;
 }
 
 /** Prefers the droplet holding the reserved IP, then an active one, then the oldest. */

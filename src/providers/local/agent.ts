@@ -7,9 +7,10 @@
 //
 //   innisfree-local-edge activate [--confirm-timeout S] [--fail]   stdin: {"edgeJson","rendered","configHash"}
 //   innisfree-local-edge confirm --generation G
+//   innisfree-local-edge repair                               (innisfree-edge-repair: re-apply what serves now)
 //   innisfree-local-edge watch --generation G --deadline MS   (internal: the confirmation watcher)
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { copyFile, mkdir, open, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -206,6 +207,31 @@ export class Agent {
     });
   }
 
+  /**
+   * innisfree-edge-repair on a local edge: the serving generation applied again, which starts what died (nginx,
+   * wireguard-go or the kernel link) and restores what was changed under it (peer, addresses, link state, firewall), as restarting
+   * the units does on NixOS. Connections through a running nginx survive (it reloads).
+   */
+  async repair(): Promise<string> {
+    return this.withLock(async () => {
+      const state = await this.readState();
+      if (state.current === null) throw new AgentFailure('nothing to repair: this edge serves no configuration yet');
+      const generation = await this.loadGeneration(state.current);
+      const restarted: string[] = [];
+      if (generation.config.forwarding === 'nginx' && livePidFrom(this.paths.nginxPid) === undefined) restarted.push('nginx');
+      const wireguard = state.wireguard;
+      if (!wireguard) restarted.push('WireGuard');
+      else if (wireguard.pid === null) {
+        if ((await run('ip', ['link', 'show', 'dev', wireguard.interface])).exitCode !== 0) restarted.push('the kernel WireGuard link');
+      } else if (!processAlive(wireguard.pid)) restarted.push('wireguard-go');
+      await this.apply(generation, state);
+      await this.writeState(state);
+      const what = restarted.length > 0 ? `restarted ${restarted.join(' and ')}` : 'nothing had stopped';
+      log(`repaired generation ${generation.number}: ${what}`);
+      return `generation ${generation.number} applied again; ${what}`;
+    });
+  }
+
   /** Keeps the serving generation and the few before it. */
   private async pruneGenerations(state: AgentState): Promise<void> {
     if (state.current === null || !existsSync(this.paths.generations)) return;
@@ -378,6 +404,8 @@ export class Agent {
       }
       log('nginx reloaded (open connections on unchanged ports are kept)');
     } else {
+      // Workers of a master that was killed keep the listening sockets: the new master could not bind them.
+      await stopStrayNginx();
       const logFd = openSync(paths.nginxErrorLog, 'a', 0o600);
       try {
         const child = spawn('nginx', ['-c', paths.nginxConf, '-e', paths.nginxErrorLog], { stdio: ['ignore', logFd, logFd] });
@@ -469,6 +497,26 @@ function childrenOf(pid: number): number[] {
   return children;
 }
 
+/** nginx processes left in this edge's network namespace (the agent runs in it) without a live master. */
+async function stopStrayNginx(): Promise<void> {
+  let own: string;
+  try {
+    own = readlinkSync('/proc/self/ns/net');
+  } catch {
+    return;
+  }
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'nginx') continue;
+      if (readlinkSync(`/proc/${entry}/ns/net`) !== own) continue;
+      await stopProcess(Number(entry), 'SIGKILL');
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+}
+
 async function stopProcess(pid: number, signal: NodeJS.Signals): Promise<void> {
   try {
     process.kill(pid, signal);
@@ -524,8 +572,11 @@ export async function agentMain(args: string[]): Promise<number> {
       case 'watch':
         await agent.watch(Number(option(rest, '--generation')), Number(option(rest, '--deadline')));
         return 0;
+      case 'repair':
+        process.stdout.write(`${await agent.repair()}\n`);
+        return 0;
       default:
-        log('usage: innisfree-local-edge activate [--confirm-timeout S] [--fail] | confirm --generation G');
+        log('usage: innisfree-local-edge activate [--confirm-timeout S] [--fail] | confirm --generation G | repair');
         return 2;
     }
   } catch (error) {

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { EDGE_REPAIR_COMMAND } from '../../edge/edge-session.js';
 import { probeTcp } from '../../edge/ssh.js';
 import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type Clock, type Context, type Exec, type ExecResult, systemClock, systemExec } from '../../lib/context.js';
@@ -358,7 +359,7 @@ export class LocalProvider implements Provider {
     }
   }
 
-  /** The edge's commands: innisfree-edge-status (as on a real edge) and the activation agent. */
+  /** The edge's commands: innisfree-edge-status and innisfree-edge-repair (as on a real edge) and the activation agent. */
   private async writeEdgeCommands(paths: RuntimePaths): Promise<void> {
     const agent = agentScriptPath();
     if (!existsSync(agent)) {
@@ -374,6 +375,8 @@ export class LocalProvider implements Provider {
       await chmod(path, 0o755);
     };
     await write(AGENT_COMMAND, agentWrapperText(process.execPath, agent));
+    // innisfree-edge-repair, as on a NixOS edge: the agent applies the serving generation again.
+    await write(EDGE_REPAIR_COMMAND, agentWrapperText(process.execPath, agent, 'repair'));
     const statusEnv = agentPaths(paths.agent).statusEnv;
     if (!existsSync(statusEnv)) {
       // Not deployed yet: no interface, no forwarder, no config hash.

@@ -132,11 +132,11 @@ L('clean lists edges without local state and destroys them only with --yes', () 
     assert.is(listed.code, 0, listed.stderr);
     assert.match(listed.stdout, /^TUNNEL.*\nstray\s+innisfree-stray/);
     assert.not.match(listed.stdout, /innisfree-web/);
-    assert.match(listed.stdout, /1 edge has no local state\. Run innisfree clean --yes/);
+    assert.match(listed.stdout, /1 edge has no local state \(\$6\.00 a month\)\.\nNo edge or local state uses SSH key: innisfree-stray\.\nRun innisfree clean --yes/);
     assert.is(e.fake.state.droplets.size, 2);
     const cleaned = await e.run(['clean', '--yes']);
     assert.is(cleaned.code, 0, cleaned.stderr);
-    assert.match(cleaned.stdout, /Destroyed 1 edge: innisfree-stray\./);
+    assert.match(cleaned.stdout, /Destroyed 1 edge: innisfree-stray\.\nRemoved SSH key: innisfree-stray\./);
     assert.equal([...e.fake.state.droplets.values()].map((d) => d.name), ['innisfree-web']);
     assert.equal([...e.fake.state.sshKeys.values()].map((k) => k.name), ['innisfree-web']);
     assert.match((await e.run(['clean'])).stdout, /Nothing to clean/);
