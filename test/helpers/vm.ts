@@ -80,6 +80,9 @@ function buildInitramfs(kernel: VmKernel, dir: string): string {
     '/bin/busybox mount -t devtmpfs dev /new/dev',
     '/bin/busybox mount -t tmpfs tmpfs /new/run',
     '/bin/busybox mount -t tmpfs tmpfs /new/tmp',
+    // root's home as on a fresh machine: this host's ~/.bashrc (pyenv here) runs on every SSH command to a local
+    // edge, and under emulation it costs seconds each time.
+    '/bin/busybox mount -t tmpfs -o mode=0700 tmpfs /new/root',
     '/bin/busybox mount --bind /job /new/job',
     // The kernel runs its module loader from the initramfs root, not the chroot: hand requests to the chroot's
     // modprobe, so veth, nf_tables and the rest load on demand as on a booted system.
