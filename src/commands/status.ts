@@ -86,7 +86,7 @@ function renderReport(report: TunnelReport): string {
   const d = s?.dataPlane;
   if (d) {
     const age = report.handshakeAgeSeconds === null ? 'none yet' : `${report.handshakeAgeSeconds} s ago`;
-    lines.push(`  wireguard       ${d.interface}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`);
+    lines.push(`  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`);
     for (const port of d.ports) {
       const unit = port.protocol === 'tcp' ? 'connections' : 'sessions';
       if (port.path === 'kernel') {

@@ -126,6 +126,7 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
       return {
         sampledAt: new Date().toISOString(),
         interface: status.interface,
+        implementation: link.implementation,
         latestHandshake: status.latestHandshake,
         rxBytes: status.rxBytes,
         txBytes: status.txBytes,

@@ -67,7 +67,7 @@ export interface WireguardLink {
   renewPeer(): Promise<void>;
   /** Removes the link (and stops wireguard-go). Idempotent; bounded in time. */
   down(): Promise<void>;
-  /** Rejects with a DataPlaneError if the link dies while up (wireguard-go exited); never resolves. */
+  /** Rejects with a DataPlaneError if the link dies while up (wireguard-go exited, the kernel device was deleted); never resolves. */
   readonly failure: Promise<never>;
 }
 
@@ -81,6 +81,8 @@ const INTERFACE_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/;
 const WG_KEY = /^[A-Za-z0-9+/]{43}=$/;
 const READY_TIMEOUT_MS = 5_000;
 const STOP_TIMEOUT_MS = 3_000;
+/** How often a kernel link is checked for having been deleted under us. */
+const KERNEL_WATCH_MS = 2_000;
 
 export function wireguardSocketPath(ifname: string): string {
   return join(WIREGUARD_SOCKET_DIR, `${ifname}.sock`);
@@ -123,11 +125,35 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
     });
   }
 
+  // A kernel device has no daemon to exit: something else deleting it (a network manager, `ip link del`, another
+  // wg-quick) would go unnoticed, so look for it.
+  let kernelWatch: NodeJS.Timeout | undefined;
+  if (implementation === 'kernel') {
+    let looking = false;
+    kernelWatch = setInterval(() => {
+      if (looking || stopping) return;
+      looking = true;
+      void linkPresent(tools, ifname, spec.netns)
+        .then((present) => {
+          if (present || stopping) return;
+          clearInterval(kernelWatch);
+          rejectFailure(
+            new DataPlaneError(`the kernel WireGuard link ${ifname} was removed by something other than innisfree`, {
+              hint: 'the tunnel is down; check what manages network interfaces on this host (it must leave isf-* alone) and start it again',
+            }),
+          );
+        })
+        .finally(() => (looking = false));
+    }, KERNEL_WATCH_MS);
+    kernelWatch.unref();
+  }
+
   let currentEndpoint = spec.peer.endpoint;
   let downPromise: Promise<void> = Promise.resolve();
   const down = async (): Promise<void> => {
     if (stopping) return downPromise;
     stopping = true;
+    clearInterval(kernelWatch);
     downPromise = (async () => {
       if (daemon) await daemon.stop('SIGTERM', STOP_TIMEOUT_MS);
       await removeStaleLink(deps, ifname, spec.netns);
@@ -183,6 +209,17 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
       await tools.ip(['link', 'set', 'dev', ifname, 'up']);
     },
   };
+}
+
+/** Whether the device exists; an error running `ip` counts as present, so a busy host never fakes a removal. */
+async function linkPresent(tools: LinkTools, ifname: string, netns: string | undefined): Promise<boolean> {
+  if (netns === undefined) return existsSync(`/sys/class/net/${ifname}`);
+  try {
+    const result = await tools.ip(['link', 'show', 'dev', ifname], false);
+    return result.exitCode === 0 || !/does not exist|Cannot find device/i.test(result.stderr);
+  } catch {
+    return true;
+  }
 }
 
 function validateSpec(spec: WireguardLinkSpec): void {

@@ -53,6 +53,8 @@ export const TunnelStatus = z.object({
     .object({
       sampledAt: z.string(),
       interface: z.string(),
+      /** Which WireGuard runs the link; absent in status files of earlier versions. */
+      implementation: z.enum(['kernel', 'wireguard-go']).optional(),
       /** Unix seconds of the latest handshake with the edge; 0 when none yet. */
       latestHandshake: z.number(),
       rxBytes: z.number(),

@@ -1,9 +1,11 @@
 // Runs the built CLI (dist/src/cli.js) as a user would, with an isolated state and config directory.
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-export const cliPath = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+// This file runs from test/helpers (tsx) or, compiled, from dist/test/helpers (the VM bed's guest tests).
+const fromDist = fileURLToPath(import.meta.url).includes('/dist/test/');
+export const repoRoot = fileURLToPath(new URL(fromDist ? '../../../' : '../../', import.meta.url));
+export const cliPath = fileURLToPath(new URL('dist/src/cli.js', pathToFileURL(repoRoot)));
 
 export interface CliResult {
   code: number | null;
@@ -30,5 +32,5 @@ export function runCli(args: readonly string[], env: Record<string, string | und
 
 /** The compiled form of a repository file, e.g. built('test/helpers/traffic.ts') → …/dist/test/helpers/traffic.js. */
 export function built(path: string): string {
-  return fileURLToPath(new URL(`../../dist/${path.replace(/\.ts$/, '.js')}`, import.meta.url));
+  return fileURLToPath(new URL(`dist/${path.replace(/\.ts$/, '.js')}`, pathToFileURL(repoRoot)));
 }

@@ -4,7 +4,7 @@
 // code comes back on a marker line. The qemu process is always killed (timeout, error, or normal end).
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -80,13 +80,20 @@ function buildInitramfs(kernel: VmKernel, dir: string): string {
     '/bin/busybox mount -t devtmpfs dev /new/dev',
     '/bin/busybox mount -t tmpfs tmpfs /new/run',
     '/bin/busybox mount -t tmpfs tmpfs /new/tmp',
+    // root's home as on a fresh machine: this host's ~/.bashrc (pyenv here) runs on every SSH command to a local
+    // edge, and under emulation it costs seconds each time.
+    '/bin/busybox mount -t tmpfs -o mode=0700 tmpfs /new/root',
     '/bin/busybox mount --bind /job /new/job',
+    // The kernel runs its module loader from the initramfs root, not the chroot: hand requests to the chroot's
+    // modprobe, so veth, nf_tables and the rest load on demand as on a booted system.
+    'echo /bin/modprobe-in-root > /proc/sys/kernel/modprobe',
     '/bin/busybox chroot /new /bin/sh /job/cmd.sh',
     'echo "@@VM-EXIT $?@@"',
     'echo o > /proc/sysrq-trigger',
     '/bin/busybox sleep 60',
   ].join('\n');
   mkdirSync(join(root, 'job'));
+  writeFileSync(join(root, 'bin/modprobe-in-root'), '#!/bin/busybox sh\nexec /bin/busybox chroot /new /sbin/modprobe "$@"\n', { mode: 0o755 });
   writeFileSync(join(root, 'init'), `${init}\n`, { mode: 0o755 });
   const cpio = join(dir, 'init.cpio.gz');
   const packed = spawnSync('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc --quiet | gzip -1 > '${cpio}'`]);
@@ -103,7 +110,7 @@ export interface VmResult {
 /** Runs `script` (POSIX sh) as root inside a fresh VM; /job inside is a host directory shared with the caller. */
 export async function runInVm(
   script: string,
-  options: { timeoutMs?: number; memoryMb?: number; onOutput?: (text: string) => void } = {},
+  options: { timeoutMs?: number; memoryMb?: number; cpus?: number; onOutput?: (text: string) => void } = {},
 ): Promise<VmResult> {
   const kernel = findKernel();
   if (!kernel) throw new Error('no kernel: call vmUnavailable() first');
@@ -114,7 +121,8 @@ export async function runInVm(
   try {
     const initrd = buildInitramfs(kernel, dir);
     const args = [
-      '-machine', 'accel=tcg', '-cpu', 'max', '-smp', '1', '-m', String(options.memoryMb ?? 1024),
+      // Multi-threaded TCG: one host thread per guest CPU, so the guest gets what the host can spare.
+      '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(options.cpus ?? Math.min(2, cpus().length)), '-m', String(options.memoryMb ?? 1024),
       '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
       '-kernel', kernel.vmlinuz, '-initrd', initrd,
       '-append', 'console=ttyS0 panic=-1 quiet',

@@ -16,7 +16,7 @@ function sample(pid: number | null, phase: TunnelStatus['phase']): TunnelStatus 
     edge: { provider: 'local', id: 'isf-e-1', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.1', region: 'local', size: 'local', status: 'running', createdAt: new Date().toISOString() },
     plannedConfigHash: 'a'.repeat(64), deployedConfigHash: 'a'.repeat(64), message: null,
     dataPlane: {
-      sampledAt: new Date().toISOString(), interface: 'isf-web', latestHandshake: Math.floor(Date.now() / 1000) - 7, rxBytes: 2048, txBytes: 1024, endpoint: '198.51.100.1:51820',
+      sampledAt: new Date().toISOString(), interface: 'isf-web', implementation: 'kernel', latestHandshake: Math.floor(Date.now() / 1000) - 7, rxBytes: 2048, txBytes: 1024, endpoint: '198.51.100.1:51820',
       ports: [{ protocol: 'tcp', listenPort: 8080, opened: 3, active: 1, bytesIn: 300, bytesOut: 4096, errors: 0 }],
     },
   };
@@ -43,7 +43,7 @@ S('a running tunnel: phase, address, handshake age, counters, config in sync', a
     assert.is(text.code, 0, text.stderr);
     assert.match(text.stdout, /^web: ready \(pid \d+\)/);
     assert.match(text.stdout, /public address\s+198\.51\.100\.1/);
-    assert.match(text.stdout, /handshake [6-9] s ago, rx 2\.0 KiB, tx 1\.0 KiB/);
+    assert.match(text.stdout, /wireguard\s+isf-web \(kernel\), handshake [6-9] s ago, rx 2\.0 KiB, tx 1\.0 KiB/);
     assert.match(text.stdout, /8080\/tcp\s+3 connections \(1 active\)/);
     assert.match(text.stdout, /\(in sync\)/);
     const json = JSON.parse((await runCli(['status', 'web', '--json'], env)).stdout) as { phase: string; running: boolean; handshakeAgeSeconds: number };

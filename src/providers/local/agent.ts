@@ -43,7 +43,8 @@ export interface AgentState {
   next: number;
   /** Every WireGuard interface this edge ever ran: their control sockets are machine-wide. */
   interfaces: string[];
-  wireguard: { interface: string; pid: number } | null;
+  /** pid: the wireguard-go daemon, or null for a kernel device (what a NixOS edge runs). */
+  wireguard: { interface: string; pid: number | null } | null;
   forwarding: 'nginx' | 'nftables' | null;
 }
 
@@ -208,7 +209,7 @@ export class Agent {
 
   /**
    * innisfree-edge-repair on a local edge: the serving generation applied again, which starts what died (nginx,
-   * wireguard-go) and restores what was changed under it (peer, addresses, link state, firewall), as restarting
+   * wireguard-go or the kernel link) and restores what was changed under it (peer, addresses, link state, firewall), as restarting
    * the units does on NixOS. Connections through a running nginx survive (it reloads).
    */
   async repair(): Promise<string> {
@@ -219,7 +220,10 @@ export class Agent {
       const restarted: string[] = [];
       if (generation.config.forwarding === 'nginx' && livePidFrom(this.paths.nginxPid) === undefined) restarted.push('nginx');
       const wireguard = state.wireguard;
-      if (!wireguard || !processAlive(wireguard.pid)) restarted.push('wireguard-go');
+      if (!wireguard) restarted.push('WireGuard');
+      else if (wireguard.pid === null) {
+        if ((await run('ip', ['link', 'show', 'dev', wireguard.interface])).exitCode !== 0) restarted.push('the kernel WireGuard link');
+      } else if (!processAlive(wireguard.pid)) restarted.push('wireguard-go');
       await this.apply(generation, state);
       await this.writeState(state);
       const what = restarted.length > 0 ? `restarted ${restarted.join(' and ')}` : 'nothing had stopped';
@@ -318,8 +322,18 @@ export class Agent {
     const name = wg.interface;
     if (state.wireguard && state.wireguard.interface !== name) await this.stopWireguard(state);
     const socket = join(WIREGUARD_SOCKET_DIR, `${name}.sock`);
-    const running = state.wireguard?.interface === name && processAlive(state.wireguard.pid) && existsSync(socket);
-    if (!running) {
+    const current = state.wireguard?.interface === name ? state.wireguard : null;
+    const running =
+      current !== null &&
+      (current.pid === null ? (await run('ip', ['link', 'show', 'dev', name])).exitCode === 0 : processAlive(current.pid) && existsSync(socket));
+    // A device of this name in the edge's own namespace that no live state owns is left from a crash: replace it.
+    if (!running) await run('ip', ['link', 'del', 'dev', name]);
+    if (!running && (await run('ip', ['link', 'add', 'dev', name, 'type', 'wireguard'])).exitCode === 0) {
+      // Kernel WireGuard, as networking.wireguard gives a NixOS edge; wireguard-go only where the kernel has none.
+      if (!state.interfaces.includes(name)) state.interfaces.push(name);
+      state.wireguard = { interface: name, pid: null };
+      await this.writeState(state);
+    } else if (!running) {
       if (existsSync(socket)) {
         if ((await run('wg', ['show', name, 'public-key'])).exitCode === 0) {
           throw new AgentFailure(`a WireGuard interface named ${name} already runs on this machine (another tunnel uses the name)`);
@@ -365,7 +379,8 @@ export class Agent {
   private async stopWireguard(state: AgentState): Promise<void> {
     if (!state.wireguard) return;
     const { interface: name, pid } = state.wireguard;
-    await stopProcess(pid, 'SIGTERM');
+    if (pid === null) await run('ip', ['link', 'del', 'dev', name]);
+    else await stopProcess(pid, 'SIGTERM');
     await rm(join(WIREGUARD_SOCKET_DIR, `${name}.sock`), { force: true });
     state.wireguard = null;
   }
