@@ -3,14 +3,14 @@
 // edge already runs it, bring the home side up, verify end to end, then serve until a signal or a fatal fault,
 // and tear down in order. Effects come in through TunnelDeps, so tests drive this with fakes.
 import type { Context } from './lib/context.js';
-import { DataPlaneError, DeployError, InnisfreeError, InterruptedError, RolledBackError, formatError } from './lib/errors.js';
+import { DataPlaneError, DeployError, InnisfreeError, InterruptedError, RolledBackError, SshError, formatError } from './lib/errors.js';
 import { step } from './lib/events.js';
 import { mapLimit } from './lib/map-limit.js';
 import type { Deployer } from './edge/deployer.js';
 import type { DeployedConfig } from './edge/edge-files.js';
 import { type HealthProblem, checkTunnelHealth, describeProblems, hintFor } from './edge/edge-health.js';
 import type { EdgeSession, ProbeTarget } from './edge/edge-session.js';
-import { endpointOf, sshTargetFor } from './edge/ssh.js';
+import { SshConnectError, endpointOf, sshTargetFor } from './edge/ssh.js';
 import type { HomeDataPlane } from './home/data-plane.js';
 import type { HomeConfig, Plan } from './plan.js';
 import type { EdgeIdentity, EdgeInfo, Provider } from './providers/provider.js';
@@ -111,6 +111,8 @@ export async function runTunnel(
   let connection: EdgeSession | undefined;
   let dataPlane: HomeDataPlane | undefined;
   let keepEdge = spec.keep;
+  /** The found edge turned out to be another state directory's: neither destroyed nor recorded as ours. */
+  let foreign = false;
   let ready = false;
   let failure: unknown;
   /** Set when the edge refused the new config and this run serves the previous one. */
@@ -140,7 +142,9 @@ export async function runTunnel(
     await deps.writeEdgeFiles(plan);
     connection = await step(ctx.emit, 'ssh', 'Reaching the edge over SSH (pinned host key)', () =>
       deps.reachEdge(edge!, created, () => status.update({ phase: 'bootstrapping' }), ctx.signal),
-    );
+    ).catch((error: unknown) => {
+      throw created ? error : foreignEdgeError(edge!, error, () => (keepEdge = foreign = true));
+    });
     checkAborted(ctx.signal);
 
     let edgeStatus = await connection.status();
@@ -254,6 +258,8 @@ export async function runTunnel(
       ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
       failure ??= error;
     });
+  } else if (edge && foreign) {
+    await input.ledger?.clear().catch(() => {});
   } else if (edge) {
     // The kept edge belongs to the tunnel now, not to this run: the next run must not clean it up as leftovers.
     await input.ledger?.clear().catch(() => {});
@@ -265,7 +271,7 @@ export async function runTunnel(
     .update({
       phase: interrupted ? 'stopped' : 'failed',
       pid: null,
-      edge: edge && keepEdge ? edge : null,
+      edge: edge && keepEdge && !foreign ? edge : null,
       dataPlane: null,
       message: interrupted ? (rolledBack ? formatError(rolledBack) : null) : formatError(failure),
     })
@@ -516,6 +522,22 @@ async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watc
     nowMs: ctx.clock.now(),
     signal: ctx.signal,
   });
+}
+
+/**
+ * A found edge that refuses this state directory's host-key pin or SSH key was made from another state directory
+ * (the same tunnel name elsewhere, or by someone else): it may carry a live tunnel, so it is never destroyed.
+ */
+function foreignEdgeError(edge: EdgeInfo, error: unknown, keep: () => void): unknown {
+  if (!(error instanceof SshConnectError) || (error.reason !== 'hostKey' && error.reason !== 'auth')) return error;
+  keep();
+  return new SshError(
+    `edge ${edge.name} at ${edge.ipv4} was not made from this state directory (${error.reason === 'hostKey' ? 'its host key is not the one pinned here' : 'it refuses this tunnel\'s SSH key'}); it was left as it is`,
+    {
+      hint: `if it is another tunnel's, pick another --name; if it is this tunnel's and its state is lost, remove it with innisfree down ${edge.tunnel} from the state directory that made it, or from the provider's console`,
+      cause: error,
+    },
+  );
 }
 
 async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {

@@ -116,3 +116,19 @@ export function accountOf(fake: FakeDigitalOcean): AccountCounts {
   for (const domain of fake.state.domains.values()) records += domain.records.size;
   return { droplets: fake.state.droplets.size, keys: fake.state.sshKeys.size, firewalls: fake.state.firewalls.size, records };
 }
+
+/** A running droplet of tunnel `tunnel` made straight in the fake account, as an earlier `up` would leave it. */
+export async function makeEdge(fake: FakeDigitalOcean, tunnel: string): Promise<{ id: number; publicKey: string }> {
+  const { sshPublicKey } = testIdentity(tunnel);
+  const key = fake.state.addSshKey(`innisfree-${tunnel}`, sshPublicKey);
+  const droplet = await fake.state.createDroplet({
+    name: `innisfree-${tunnel}`,
+    region: 'nyc3',
+    size: 's-1vcpu-1gb',
+    image: 'debian-12-x64',
+    ssh_keys: [key.fingerprint],
+    tags: ['innisfree', `innisfree:${tunnel}`],
+  });
+  fake.state.advance(droplet);
+  return { id: droplet.id, publicKey: sshPublicKey };
+}

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { cleanCommand } from '../../../src/commands/clean.js';
 import { downCommand } from '../../../src/commands/down.js';
 import { listCommand } from '../../../src/commands/list.js';
-import { testIdentity, recorder, virtualClock } from '../../helpers/do.js';
+import { makeEdge, testIdentity, recorder, virtualClock } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 import { FakeDigitalOcean } from '../../fake-do/server.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
@@ -39,21 +39,6 @@ export async function withCommands(run: (e: CommandEnv) => Promise<void>, drople
 }
 
 /** An active edge for `tunnel` in the fake account, made as a previous `up --keep` would have. */
-export async function makeEdge(fake: FakeDigitalOcean, tunnel: string): Promise<{ id: number; publicKey: string }> {
-  const { sshPublicKey } = testIdentity(tunnel);
-  const key = fake.state.addSshKey(`innisfree-${tunnel}`, sshPublicKey);
-  const droplet = await fake.state.createDroplet({
-    name: `innisfree-${tunnel}`,
-    region: 'nyc3',
-    size: 's-1vcpu-1gb',
-    image: 'debian-12-x64',
-    ssh_keys: [key.fingerprint],
-    tags: ['innisfree', `innisfree:${tunnel}`],
-  });
-  fake.state.advance(droplet);
-  return { id: droplet.id, publicKey: sshPublicKey };
-}
-
 export function tunnelState(root: string, tunnel: string, publicKey?: string): string {
   const dir = join(root, tunnel);
   mkdirSync(join(dir, 'ssh'), { recursive: true });

@@ -4,13 +4,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { SshConnectError } from '../../../src/edge/ssh.js';
 import { InterruptedError, SshError } from '../../../src/lib/errors.js';
 import { plan as makePlan } from '../../../src/plan.js';
 import { type TunnelDeps, runTunnel } from '../../../src/run-tunnel.js';
 import { fileLayer, resolveTunnelSpec } from '../../../src/spec/sources.js';
 import { tunnelPaths } from '../../../src/state/paths.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
-import { type Harness, accountOf, testIdentity, withFake } from '../../helpers/do.js';
+import { type Harness, accountOf, makeEdge, testIdentity, withFake } from '../../helpers/do.js';
 import { readPlanFixture } from '../../helpers/fixtures.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 
@@ -74,5 +75,25 @@ U('a failure at the SSH stage: the edge and key are destroyed, the ledger is gon
     assert.is(status.phase, 'failed');
     assert.not.ok(ledgerLeft);
   }));
+
+// Issue 11 item 1 on DigitalOcean: `up` of the same name from another state directory finds the droplet by its tag,
+// and that droplet refuses this state directory's pin or key. It belongs to someone else's live tunnel: never destroy it.
+for (const reason of ['hostKey', 'auth'] as const) {
+  U(`a found edge that refuses our ${reason === 'hostKey' ? 'host-key pin' : 'SSH key'} is left alone (exit 4, one line)`, () =>
+    withFake({}, async (h) => {
+      const { id } = await makeEdge(h.fake, 'web');
+      const { error, status } = await run(h, async () => {
+        throw new SshConnectError('the edge at 203.0.113.7:22 refused us', reason, 'check the pin');
+      }, h.signal);
+      assert.instance(error, SshError);
+      assert.is((error as SshError).exitCode, 4);
+      assert.match((error as Error).message, /was not made from this state directory|not made by this state directory/);
+      assert.ok(h.fake.state.droplets.has(id), 'the other tunnel\'s droplet is still there');
+      assert.is(h.fake.state.droplets.size, 1);
+      assert.is(status.phase, 'failed');
+      assert.is(status.edge, null, 'not recorded as this state directory\'s edge');
+      assert.not.ok(h.events.events.some((e) => e.type === 'log' && /kept edge/.test(String(e.message))), 'no "kept edge … remove it with down" advice');
+    }));
+}
 
 U.run();
