@@ -434,8 +434,8 @@ async function watchRound(
   const problems = await checkHealth(ctx, dataPlane, watch);
   if (problems.length === 0) return;
   const reason = describeProblems(problems);
-  ctx.emit({ type: 'health', tunnel, status: 'degraded', problems: problems.map((p) => p.detail) });
   await status.update({ phase: 'degraded', message: `degraded: ${reason}` });
+  ctx.emit({ type: 'health', tunnel, status: 'degraded', problems: problems.map((p) => p.detail) });
 
   let remaining = problems;
   let edgeRepaired = false;
@@ -472,8 +472,9 @@ async function watchRound(
     ctx.emit({ type: 'health', tunnel, status: 'repairing', problems: remaining.map((p) => p.detail), detail: actions.join('; ') });
     remaining = await settle(ctx, dataPlane, timing, watch);
     if (remaining.length === 0) {
-      ctx.emit({ type: 'health', tunnel, status: 'repaired', problems: problems.map((p) => p.detail), detail: actions.join('; ') });
+      // status.json first: whoever reads it after seeing "repaired" must find it ready.
       await status.update({ phase: 'ready', message: watch.readyMessage });
+      ctx.emit({ type: 'health', tunnel, status: 'repaired', problems: problems.map((p) => p.detail), detail: actions.join('; ') });
       return;
     }
   }

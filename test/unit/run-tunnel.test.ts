@@ -539,10 +539,18 @@ W('a dead edge forwarder: degraded (event and status), repaired on the edge, rea
       forwarderUp = true;
       return { ok: true, detail: 'restarted nginx' };
     };
+    // What status.json says at the moment each health event is announced: a reader who saw the event trusts it.
+    const phaseAtEvent: string[] = [];
+    const push = t.world.events.push.bind(t.world.events);
+    t.world.events.push = (...events: ProgressEvent[]) => {
+      for (const event of events) if (event.type === 'health') phaseAtEvent.push(`${event.status}:${t.status().phase}`);
+      return push(...events);
+    };
     const running = t.run();
     await untilReady(t);
     forwarderUp = false;
     await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'the watch repaired the tunnel');
+    assert.equal(phaseAtEvent.filter((p) => !p.startsWith('repairing')), ['degraded:degraded', 'repaired:ready']);
     const [degraded] = healthEvents(t);
     assert.is(degraded?.status, 'degraded');
     assert.ok(degraded!.problems.some((p) => /forwarder \(nginx\) is not running/.test(p)), JSON.stringify(degraded));
