@@ -7,6 +7,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, 
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
 
 // Load order matters: fscache needs netfs, 9p needs fscache (testbed facts).
 const MODULES = [
@@ -150,4 +152,20 @@ export async function runInVm(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs one guest test file (test/vm/guest/*.guest.ts, compiled: npm test builds dist/ first) in a fresh VM and
+ * asserts that it passed; returns its output. esbuild under emulation would cost more than the test itself.
+ */
+export async function runGuestTest(file: string, timeoutMs = 480_000): Promise<string> {
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const compiled = file.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js');
+  const result = await runInVm(['ip link set lo up', 'modprobe wireguard', `cd '${repo}'`, `node ${compiled}`].join('\n'), { timeoutMs, memoryMb: 1536 });
+  assert.is(result.timedOut, false, `the VM timed out:\n${result.output}`);
+  assert.is(result.code, 0, `guest tests failed:\n${result.output}`);
+  const passed = /Passed:\s+(\d+)/.exec(result.output);
+  const total = /Total:\s+(\d+)/.exec(result.output);
+  assert.ok(passed && total && passed[1] === total[1] && Number(total[1]) > 0, `no passing guest tests reported:\n${result.output}`);
+  return result.output;
 }
