@@ -470,7 +470,7 @@ async function watchRound(
       );
     }
     ctx.emit({ type: 'health', tunnel, status: 'repairing', problems: remaining.map((p) => p.detail), detail: actions.join('; ') });
-    remaining = await settle(ctx, dataPlane, timing, watch);
+    remaining = await settle(ctx, dataPlane, timing, watch, remaining);
     if (remaining.length === 0) {
       // status.json first: whoever reads it after seeing "repaired" must find it ready.
       await status.update({ phase: 'ready', message: watch.readyMessage });
@@ -482,14 +482,36 @@ async function watchRound(
   throw new DataPlaneError(`tunnel ${tunnel} is degraded and repair did not help: ${describeProblems(remaining)}`, { hint: hint(remaining) });
 }
 
-/** Re-checks after a repair until the tunnel is healthy or repairSettleMs has passed; returns what remains. */
-async function settle(ctx: RunTunnelContext, dataPlane: HomeDataPlane, timing: RunTunnelTiming, watch: Watch): Promise<HealthProblem[]> {
-  const deadline = ctx.clock.now() + timing.repairSettleMs;
+/**
+ * Re-checks after a repair until the tunnel is healthy or repairSettleMs has passed; returns what remains. An edge
+ * that does not answer over SSH at all is waited for longer — up to lostAfterMs, as a tunnel without handshakes is —
+ * logging in again at every re-check: a droplet that reboots is gone for a minute or two, then serves again.
+ */
+async function settle(
+  ctx: RunTunnelContext,
+  dataPlane: HomeDataPlane,
+  timing: RunTunnelTiming,
+  watch: Watch,
+  before: HealthProblem[],
+): Promise<HealthProblem[]> {
+  const start = ctx.clock.now();
+  const deadline = start + timing.repairSettleMs;
+  const outageDeadline = start + Math.max(timing.repairSettleMs, timing.lostAfterMs);
+  let problems = before;
   for (;;) {
-    const wait = Math.min(REPAIR_RECHECK_MS, Math.max(0, deadline - ctx.clock.now()));
+    const until = problems.some((p) => p.unreachable) ? outageDeadline : deadline;
+    const wait = Math.min(REPAIR_RECHECK_MS, Math.max(0, until - ctx.clock.now()));
     await ctx.clock.sleep(wait, ctx.signal);
-    const problems = await checkHealth(ctx, dataPlane, watch);
-    if (problems.length === 0 || ctx.clock.now() >= deadline) return problems;
+    if (problems.some((p) => p.unreachable)) {
+      await watch.session.close().catch(() => {});
+      watch.session = await watch.deps.reconnectEdge(watch.session, ctx.signal).catch(() => {
+        checkAborted(ctx.signal);
+        return watch.session;
+      });
+    }
+    problems = await checkHealth(ctx, dataPlane, watch);
+    if (problems.length === 0) return problems;
+    if (ctx.clock.now() >= (problems.some((p) => p.unreachable) ? outageDeadline : deadline)) return problems;
   }
 }
 

@@ -12,6 +12,8 @@ export interface HealthProblem {
   component: HealthComponent;
   /** One clause, e.g. "the edge's forwarder (nginx) is not running". */
   detail: string;
+  /** The edge did not answer over SSH at all: down, rebooting, or cut off, rather than misconfigured. */
+  unreachable?: true;
 }
 
 export interface HealthInput {
@@ -55,7 +57,7 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
   try {
     status = await session.status();
   } catch (error) {
-    problems.push({ component: 'edge', detail: `the edge did not report its status (${error instanceof Error ? error.message : String(error)})` });
+    problems.push({ component: 'edge', detail: `the edge did not report its status (${error instanceof Error ? error.message : String(error)})`, unreachable: true });
     // Without a session the probes cannot run either; what is known is enough to act on.
     return problems;
   }
@@ -80,7 +82,7 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
     results = await session.probeTcpAll(targets, { timeoutMs: input.probeTimeoutMs ?? 3000, ...(input.signal ? { signal: input.signal } : {}) });
   } catch (error) {
     if (input.signal?.aborted) throw error;
-    problems.push({ component: 'edge', detail: `probing the ports from the edge failed (${error instanceof Error ? error.message : String(error)})` });
+    problems.push({ component: 'edge', detail: `probing the ports from the edge failed (${error instanceof Error ? error.message : String(error)})`, unreachable: true });
     return problems;
   }
   // Through the tunnel, any reply (a connection, or a reset from the home side) proves the link; only silence is a

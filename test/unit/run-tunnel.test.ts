@@ -44,6 +44,8 @@ interface World {
   /** The SSH session fails every command until the watch reconnects. */
   sshDown?: boolean;
   reconnectFails?: boolean;
+  /** Logging in again fails until this clock time (ms): an edge that reboots. */
+  reconnectFailsUntil?: number;
 }
 
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
@@ -162,7 +164,7 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
     probeLocal: async (host, port) => world.probeLocal?.(host, port) ?? true,
     reconnectEdge: async () => {
-      if (world.reconnectFails) throw new SshError('edge unreachable');
+      if (world.reconnectFails || clock.now() < (world.reconnectFailsUntil ?? 0)) throw new SshError('edge unreachable');
       world.log.push('ssh.reconnect');
       world.sshDown = false;
       return connection;
@@ -654,6 +656,25 @@ W('a dead SSH session: the watch logs in again (never re-bootstraps) and the tun
     assert.match(healthEvents(t)[0]!.problems.join(), /did not report its status/);
     assert.ok(t.world.log.includes('ssh.reconnect'));
     assert.is(t.world.log.filter((l) => l === 'ssh.connect').length, 1, 'reachEdge (which may bootstrap) ran once, at start');
+    t.abort();
+    await running;
+  } finally {
+    t.dir.remove();
+  }
+});
+
+W('an edge that is unreachable for longer than a repair takes (a reboot) is waited for, then repaired', async () => {
+  const t = setup();
+  try {
+    t.world.watchTiming = watching;
+    const running = t.run();
+    await untilReady(t);
+    t.world.sshDown = true;
+    // Five times the repair settle time, well inside lostAfterMs.
+    t.world.reconnectFailsUntil = t.clock.now() + 5 * watching.repairSettleMs!;
+    await until(() => healthEvents(t).some((e) => e.status === 'repaired' || e.status === 'failed'), 'the watch settled');
+    assert.equal(healthEvents(t).map((e) => e.status).filter((s) => s !== 'repairing'), ['degraded', 'repaired']);
+    assert.ok(t.clock.now() >= t.world.reconnectFailsUntil, 'it waited for the edge to come back');
     t.abort();
     await running;
   } finally {
