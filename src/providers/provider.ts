@@ -37,6 +37,8 @@ export interface DestroyOptions {
   releaseIp?: boolean;
   /** A reserved IP an earlier `down` kept for this tunnel (no droplet holds it now): released with releaseIp. */
   keptReservedIp?: string;
+  /** The same for a reserved IPv6 an earlier `down` kept. */
+  keptReservedIpv6?: string;
   /**
    * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
    * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
