@@ -15,6 +15,7 @@ import type {
   EnsureEdgeRequest,
   EnsureEdgeResult,
   Provider,
+  ReplaceEdgeRequest,
 } from '../provider.js';
 import type { DigitalOceanClient } from './client.js';
 import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, removeRecord, upsertAddressRecords } from './dns.js';
@@ -36,7 +37,7 @@ import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, type Reserved
 import { listAll } from './pagination.js';
 import { pollDelay } from './timing.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
-import { deleteTag, tagDroplet } from './tags.js';
+import { deleteTag, replacementTagOf, tagDroplet, untagDroplet } from './tags.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type LedgerEntry, ResourceLedger } from '../../state/resources.js';
 
@@ -105,26 +106,9 @@ export class DigitalOceanProvider implements Provider {
         emit({ type: 'log', level: 'warn', message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})` });
       }
     } else {
-      const image = await this.bootImage(api, spec);
-      if (spec.ipv6 && image.custom) {
-        emit({
-          type: 'log',
-          level: 'warn',
-          message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
-        });
-        wantIpv6 = false;
-      }
-      const body = {
-        name: edgeName,
-        region: spec.region,
-        size: spec.size,
-        image: image.ref,
-        ssh_keys: [key.fingerprint],
-        ipv6: wantIpv6,
-        monitoring: false,
-        tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
-        user_data: renderUserData(identity),
-      };
+      const planned = await this.dropletBody(api, spec, identity, key.fingerprint, tag, emit);
+      const body = planned.body;
+      wantIpv6 = planned.ipv6;
       const made = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
         this.createOnce(api, body, tag, emit, ledger),
       );
@@ -181,6 +165,98 @@ export class DigitalOceanProvider implements Provider {
     // Again before ready: a lost create can land while the droplet this run uses was activating.
     await this.exactlyOne(api, tag, droplet.id, emit, waits);
     return { edge: info, created };
+  }
+
+  async replaceEdge(request: ReplaceEdgeRequest): Promise<EnsureEdgeResult> {
+    const { spec, identity, emit, signal } = request;
+    const ledger = request.ledger ?? ResourceLedger.memory(spec.name);
+    const api = this.#client.scoped({ signal, emit });
+    const tag = edgeTagOf(spec.name);
+    const olds = await dropletsByTag(api, tag);
+    if (olds.length === 0) {
+      emit({ type: 'log', level: 'info', message: `tunnel ${spec.name} has no edge to replace; creating one` });
+      return this.ensureEdge({ ...request, ledger });
+    }
+    if (!ledger.empty) await this.removeRecorded(ledger, emit, 'left by an earlier run of up that did not finish');
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    const reserved4 = await listReservedIps(api);
+    const old = await this.keepOne(api, olds, spec, emit, request.recordedEdgeId);
+    const reserved6 = hasIpv6Feature(old) || spec.reservedIpv6 ? await listReservedIpv6s(api) : [];
+    const ip4 = reservedIpOf(old, reserved4) ?? spec.reservedIp;
+    const held6 = reservedIpOf(old, reserved6);
+    const ip6 = held6 ?? (spec.reservedIpv6 !== 'new' ? spec.reservedIpv6 : undefined);
+    const oldRegion = old.region?.slug;
+    if ((ip4 || ip6) && oldRegion && oldRegion !== spec.region) {
+      throw new ProviderError(`the edge's reserved addresses are in ${oldRegion}, so its replacement cannot be made in ${spec.region}`, {
+        hint: `reserved IPs cannot leave their region: use --region ${oldRegion}`,
+      });
+    }
+    const oldInfo = edgeInfoOf(old, reservedIpOf(old, reserved4), held6);
+    const replacementTag = replacementTagOf(spec.name);
+    const cleanup = this.#client.scoped({ signal: undefined, emit });
+    // What has been moved to the new droplet, undone newest first should a later step fail.
+    const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
+    let fresh: Droplet | undefined;
+    let info: EdgeInfo;
+    try {
+      const key = await ensureSshKey(api, edgeNameOf(spec.name), identity.sshPublicKey, ledger);
+      const planned = await this.dropletBody(api, spec, identity, key.fingerprint, replacementTag, emit);
+      const made = await step(emit, 'edge.create', `Create the replacement of edge ${old.name} (${spec.size} in ${spec.region})`, () =>
+        this.createOnce(api, planned.body, replacementTag, emit, ledger),
+      );
+      if (made.uncertain) await this.exactlyOne(api, replacementTag, made.droplet.id, emit, waits);
+      fresh = await step(emit, 'edge.active', `Wait for droplet ${made.droplet.id} to be active`, () =>
+        waitActive(api, made.droplet.id, { ...waits, ipv6: planned.ipv6, current: made.droplet, justCreated: true }),
+      );
+      const next = fresh;
+      await step(emit, 'edge.replace.serve', `Deploy the replacement droplet ${next.id} at ${publicIpv4(next) ?? '?'}`, () =>
+        request.serve(edgeInfoOf(next, undefined), signal),
+      );
+      if (ip4) {
+        await step(emit, 'edge.reserved-ip', `Move reserved IP ${ip4} to droplet ${next.id}`, () => assignReservedIp(api, ip4, next, spec.name, waits));
+        if (reservedIpOf(old, reserved4) === ip4) undo.push({ what: `reserved IP ${ip4} back to droplet ${old.id}`, run: () => assignReservedIp(cleanup, ip4, old, spec.name, waits) });
+      }
+      let nextIp6 = ip6;
+      if (ip6) {
+        await step(emit, 'edge.reserved-ipv6', `Move reserved IPv6 ${ip6} to droplet ${next.id}`, () => assignReservedIpv6(api, ip6, next, spec.name, waits));
+        if (held6 === ip6) undo.push({ what: `reserved IPv6 ${ip6} back to droplet ${old.id}`, run: () => assignReservedIpv6(cleanup, ip6, old, spec.name, waits) });
+      } else if (spec.reservedIpv6 === 'new') {
+        nextIp6 = await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 (new, in ${spec.region})`, () => this.ensureReservedIpv6(api, spec, next, ledger, waits));
+      }
+      info = edgeInfoOf(next, ip4, nextIp6);
+      if (spec.dns) {
+        const hostname = spec.dns;
+        await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
+          upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
+        );
+        undo.push({ what: `DNS ${hostname} back to ${oldInfo.ipv4}`, run: () => upsertAddressRecords(cleanup, hostname, { ipv4: oldInfo.ipv4, ipv6: oldInfo.ipv6 }, emit) });
+      }
+      if (this.#firewall || (await findFirewall(api, edgeNameOf(spec.name)))) {
+        await step(emit, 'edge.firewall', `Cloud firewall ${edgeNameOf(spec.name)}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
+      }
+      // The new droplet becomes the tunnel's edge; from here on it is the tunnel's, not this attempt's.
+      await tagDroplet(api, tag, next.id);
+      for (const entry of ledger.entries()) if (entry.kind === 'droplet' && entry.id === String(next.id)) await ledger.forget(entry);
+    } catch (error) {
+      for (const step of undo.reverse()) {
+        await step.run().catch((undoError: unknown) => {
+          emit({ type: 'log', level: 'warn', message: `could not move ${step.what}: ${(undoError as Error).message}` });
+        });
+      }
+      const why = signal.aborted ? 'made by a replacement that was interrupted' : 'made by a replacement that failed';
+      await this.removeRecorded(ledger, emit, why);
+      await deleteTag(cleanup, replacementTag).catch(() => {});
+      emit({ type: 'log', level: 'warn', message: `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}` });
+      throw error;
+    }
+    await untagDroplet(api, replacementTag, fresh.id);
+    await deleteTag(api, replacementTag);
+    // Past the point of no return the new edge serves: an old droplet that will not go is a warning, not a failure.
+    await step(emit, 'edge.replace.destroy-old', `Destroy the old droplet ${old.id}`, () => destroyDroplet(api, old.id, waits)).catch((error: unknown) => {
+      emit({ type: 'log', level: 'warn', message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it` });
+    });
+    if (spec.keep) await ledger.clear();
+    return { edge: info, created: true };
   }
 
   async findEdge(tunnel: string): Promise<EdgeInfo | undefined> {
@@ -480,6 +556,32 @@ export class DigitalOceanProvider implements Provider {
     await assignReservedIpv6(api, ip, droplet, spec.name, waits);
     await ledger.made(entry, ip);
     return ip;
+  }
+
+  /** The POST /v2/droplets body of a new edge carrying `tag` (the tunnel's, or the replacement's). */
+  private async dropletBody(api: DigitalOceanClient, spec: TunnelSpec, identity: EnsureEdgeRequest['identity'], fingerprint: string, tag: string, emit: Emit) {
+    const image = await this.bootImage(api, spec);
+    let ipv6 = spec.ipv6;
+    if (spec.ipv6 && image.custom) {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
+      });
+      ipv6 = false;
+    }
+    const body = {
+      name: edgeNameOf(spec.name),
+      region: spec.region,
+      size: spec.size,
+      image: image.ref,
+      ssh_keys: [fingerprint],
+      ipv6,
+      monitoring: false,
+      tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
+      user_data: renderUserData(identity),
+    };
+    return { body, ipv6 };
   }
 
   private async bootImage(api: DigitalOceanClient, spec: TunnelSpec): Promise<{ ref: string | number; custom: boolean }> {

@@ -7,6 +7,7 @@ import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, hasIpv6Feature, waitAction, waitNoPendingActions } from './droplets.js';
 import { DigitalOceanError } from './errors.js';
 import { listAll } from './pagination.js';
+import { replacementTagOf } from './tags.js';
 import { ActionEnvelope, type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
 
 const path = (ip: string): string => `/v2/reserved_ipv6/${ip}`;
@@ -46,7 +47,8 @@ export async function assignReservedIpv6(client: DigitalOceanClient, ip: string,
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
-  if (holder && !holder.tags.includes(edgeTagOf(tunnel))) {
+  // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
+  if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
     throw new ProviderError(`reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`, {
       hint: 'unassign it from that droplet first, or pick another --reserved-ipv6',
     });
