@@ -74,6 +74,7 @@ const COMMANDS: CommandDef[] = [
     options: (command) => {
       tunnelOptions(command);
       command.option('--cloud-firewall', 'DigitalOcean: also keep a cloud firewall matching the open ports');
+      command.option('--replace-edge', 'DigitalOcean: make and deploy a new edge, move the reserved IPs and DNS records to it, destroy the old one');
       command.option('--json', 'Progress and the result as JSON lines on stdout');
     },
     examples: [
@@ -83,7 +84,7 @@ const COMMANDS: CommandDef[] = [
     ],
     run: async (ctx, _args, options) => {
       const { upCommand } = await import('./commands/up.js');
-      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true });
+      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true, replaceEdge: options.replaceEdge === true });
     },
   },
   {

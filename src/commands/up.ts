@@ -22,11 +22,14 @@ import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
+import { replaceEdge } from './replace-edge.js';
 
 export interface UpOptions {
   flags: Record<string, unknown>;
   /** DigitalOcean: keep a cloud firewall in line with the edge's open ports. */
   cloudFirewall: boolean;
+  /** --replace-edge: a new edge takes over the old one's reserved addresses and DNS records before the run. */
+  replaceEdge?: boolean;
 }
 
 export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
@@ -60,12 +63,14 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     started = true;
+    const ledger = await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now());
+    if (options.replaceEdge) await replaceEdge(ctx, deps, { spec, plan, paths, identity, ledger, ...(recordedEdgeId ? { recordedEdgeId } : {}) });
     await runTunnel(ctx, deps, {
       spec,
       plan,
       paths,
       identity,
-      ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
+      ledger,
       ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });

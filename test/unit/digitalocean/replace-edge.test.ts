@@ -3,10 +3,18 @@
 // serving its addresses and removes what the attempt made.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { replaceEdge } from '../../../src/commands/replace-edge.js';
+import { DeployError } from '../../../src/lib/errors.js';
+import { plan as makePlan } from '../../../src/plan.js';
 import type { EdgeInfo } from '../../../src/providers/provider.js';
+import type { TunnelDeps } from '../../../src/run-tunnel.js';
+import { fileLayer, resolveTunnelSpec } from '../../../src/spec/sources.js';
+import { tunnelPaths } from '../../../src/state/paths.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
 import type { TunnelSpec } from '../../../src/spec/tunnel.js';
 import { type Harness, testIdentity, testSpec, withFake } from '../../helpers/do.js';
+import { readPlanFixture } from '../../helpers/fixtures.js';
+import { makeTempDir } from '../../helpers/tmp.js';
 
 const identity = testIdentity();
 
@@ -142,3 +150,76 @@ R('with no edge to replace it creates one', () =>
   }));
 
 R.run();
+
+const U = suite('up --replace-edge: the command side');
+
+async function commandRun(h: Harness, configHashReported: (hash: string) => string) {
+  const dir = makeTempDir('innisfree-replace-');
+  try {
+    const { input } = readPlanFixture('web-basic');
+    const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, provider: 'digitalocean', keep: true })]);
+    const plan = makePlan({ spec, allocation: input.allocation, keys: input.keys });
+    const paths = tunnelPaths(dir.path, spec.name);
+    const tunnelIdentity = testIdentity(spec.name);
+    const { edge: old } = await h.provider.ensureEdge({ spec, identity: tunnelIdentity, emit: h.events.emit, signal: h.signal });
+    const calls: string[] = [];
+    const unused = async (): Promise<never> => {
+      throw new Error('not reached in this test');
+    };
+    const deps: TunnelDeps = {
+      provider: h.provider,
+      deployer: {
+        apply: async (request) => {
+          calls.push(`deploy ${request.target.host} ${request.configHash}`);
+          return { configHash: request.configHash } as Awaited<ReturnType<TunnelDeps['deployer']['apply']>>;
+        },
+      },
+      reachEdge: async (edge, created) => {
+        calls.push(`reach ${edge.ipv4} created=${created}`);
+        return {
+          status: async () => ({ configHash: configHashReported(plan.configHash) }),
+          close: async () => {
+            calls.push('close');
+          },
+        } as unknown as Awaited<ReturnType<TunnelDeps['reachEdge']>>;
+      },
+      writeEdgeFiles: async () => {
+        calls.push('write');
+      },
+      restoreEdgeFiles: unused,
+      startDataPlane: unused,
+      probeLocal: async () => true,
+      reconnectEdge: unused,
+    };
+    const ledger = await ResourceLedger.open(paths.resources, spec.name, h.clock.now);
+    const ctx = { clock: h.clock, emit: h.events.emit, signal: h.signal } as unknown as Parameters<typeof replaceEdge>[0];
+    const error = await replaceEdge(ctx, deps, { spec, plan, paths, identity: tunnelIdentity, ledger, recordedEdgeId: old.id }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    return { old, calls, error, plan };
+  } finally {
+    dir.remove();
+  }
+}
+
+U('writes the edge files, bootstraps and deploys the new droplet at its own address, then it is the edge', () =>
+  withFake({}, async (h) => {
+    const { old, calls, error, plan } = await commandRun(h, (hash) => hash);
+    assert.is(error, undefined);
+    const edge = (await h.provider.findEdge('web'))!;
+    assert.not.equal(edge.id, old.id);
+    assert.equal(calls, ['write', `reach ${edge.ipv4} created=true`, `deploy ${edge.ipv4} ${plan.configHash}`, 'close']);
+    assert.is(h.fake.state.droplets.size, 1);
+  }));
+
+U('a new edge that does not report the deployed configuration is not switched to', () =>
+  withFake({}, async (h) => {
+    const { old, error } = await commandRun(h, () => 'something-else');
+    assert.instance(error, DeployError);
+    assert.match(error!.message, /does not report the deployed configuration/);
+    assert.is((await h.provider.findEdge('web'))?.id, old.id);
+    assert.equal([...h.fake.state.droplets.keys()], [Number(old.id)]);
+  }));
+
+U.run();
