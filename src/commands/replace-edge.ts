@@ -6,15 +6,36 @@ import { DeployError, UsageError } from '../lib/errors.js';
 import type { Plan } from '../plan.js';
 import type { EdgeIdentity } from '../providers/provider.js';
 import type { TunnelDeps } from '../run-tunnel.js';
-import { sshTargetFor } from '../edge/ssh.js';
+import { connectSsh, sshTargetFor } from '../edge/ssh.js';
+import type { EdgeInfo } from '../providers/provider.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { ResourceLedger } from '../state/resources.js';
 import type { TunnelPaths } from '../state/paths.js';
+
+/**
+ * The edge reads its reserved IPv6 from DigitalOcean's metadata at boot, before the replacement was given it: the
+ * metadata is fetched again (nixpkgs' unit skips the fetch while the file exists) and the addresses set from it.
+ */
+export const REFRESH_ADDRESSES_COMMAND =
+  'rm -f /run/do-metadata/v1.json && systemctl restart digitalocean-metadata.service innisfree-public-addresses.service';
+
+export type RefreshAddresses = (edge: EdgeInfo, paths: TunnelPaths, spec: TunnelSpec, signal: AbortSignal) => Promise<void>;
+
+const refreshOverSsh: RefreshAddresses = async (edge, paths, spec, signal) => {
+  const connection = await connectSsh(sshTargetFor(paths, edge.directIpv4 ?? edge.ipv4, spec.edgeSshPort), { signal });
+  try {
+    const result = await connection.exec(REFRESH_ADDRESSES_COMMAND);
+    if (result.exitCode !== 0) throw new Error(result.stderr.trim() || `exit ${result.exitCode}`);
+  } finally {
+    connection.close();
+  }
+};
 
 export async function replaceEdge(
   ctx: Context,
   deps: TunnelDeps,
   input: { spec: TunnelSpec; plan: Plan; paths: TunnelPaths; identity: EdgeIdentity; ledger: ResourceLedger; recordedEdgeId?: string },
+  refresh: RefreshAddresses = refreshOverSsh,
 ): Promise<void> {
   const { spec, plan, paths } = input;
   const provider = deps.provider;
@@ -24,7 +45,7 @@ export async function replaceEdge(
     });
   }
   await deps.writeEdgeFiles(plan);
-  await provider.replaceEdge({
+  const { edge } = await provider.replaceEdge({
     spec,
     identity: input.identity,
     emit: ctx.emit,
@@ -53,4 +74,14 @@ export async function replaceEdge(
       }
     },
   });
+  if (edge.directIpv6) {
+    // A failure here is not the replacement's: the addresses have moved and IPv4 serves; IPv6 follows at a reboot.
+    await refresh(edge, paths, spec, ctx.signal).catch((error: unknown) => {
+      ctx.emit({
+        type: 'log',
+        level: 'warn',
+        message: `the new edge did not take up reserved IPv6 ${edge.ipv6} yet (${(error as Error).message}); run: innisfree ssh ${spec.name} -- '${REFRESH_ADDRESSES_COMMAND}'`,
+      });
+    });
+  }
 }

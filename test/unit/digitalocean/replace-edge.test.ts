@@ -153,11 +153,11 @@ R.run();
 
 const U = suite('up --replace-edge: the command side');
 
-async function commandRun(h: Harness, configHashReported: (hash: string) => string) {
+async function commandRun(h: Harness, configHashReported: (hash: string) => string, flags: Record<string, unknown> = {}) {
   const dir = makeTempDir('innisfree-replace-');
   try {
     const { input } = readPlanFixture('web-basic');
-    const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, provider: 'digitalocean', keep: true })]);
+    const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, provider: 'digitalocean', keep: true, ...flags })]);
     const plan = makePlan({ spec, allocation: input.allocation, keys: input.keys });
     const paths = tunnelPaths(dir.path, spec.name);
     const tunnelIdentity = testIdentity(spec.name);
@@ -193,7 +193,10 @@ async function commandRun(h: Harness, configHashReported: (hash: string) => stri
     };
     const ledger = await ResourceLedger.open(paths.resources, spec.name, h.clock.now);
     const ctx = { clock: h.clock, emit: h.events.emit, signal: h.signal } as unknown as Parameters<typeof replaceEdge>[0];
-    const error = await replaceEdge(ctx, deps, { spec, plan, paths, identity: tunnelIdentity, ledger, recordedEdgeId: old.id }).then(
+    const refresh = async (edge: EdgeInfo) => {
+      calls.push(`refresh ${edge.directIpv4 ?? edge.ipv4} holding ${edge.ipv6}`);
+    };
+    const error = await replaceEdge(ctx, deps, { spec, plan, paths, identity: tunnelIdentity, ledger, recordedEdgeId: old.id }, refresh).then(
       () => undefined,
       (e: unknown) => e as Error,
     );
@@ -209,8 +212,18 @@ U('writes the edge files, bootstraps and deploys the new droplet at its own addr
     assert.is(error, undefined);
     const edge = (await h.provider.findEdge('web'))!;
     assert.not.equal(edge.id, old.id);
-    assert.equal(calls, ['write', `reach ${edge.ipv4} created=true`, `deploy ${edge.ipv4} ${plan.configHash}`, 'close']);
+    assert.equal(calls, ['write', `reach ${edge.ipv4} created=true`, `deploy ${edge.ipv4} ${plan.configHash}`, 'close'], 'no refresh without a reserved IPv6');
     assert.is(h.fake.state.droplets.size, 1);
+  }));
+
+U('with a reserved IPv6 the new edge reads its addresses again once the address is its own', () =>
+  withFake({}, async (h) => {
+    const { calls, error } = await commandRun(h, (hash) => hash, { reservedIpv6: 'new' });
+    assert.is(error, undefined);
+    const edge = (await h.provider.findEdge('web'))!;
+    assert.is(h.fake.state.reservedIpv6s.get(edge.ipv6!)!.dropletId, Number(edge.id));
+    assert.is(calls.at(-1), `refresh ${edge.ipv4} holding ${edge.ipv6}`);
+    assert.is(calls.filter((c) => c.startsWith('refresh')).length, 1);
   }));
 
 U('a new edge that does not report the deployed configuration is not switched to', () =>
