@@ -39,6 +39,11 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       hint: `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly its ports)`,
     });
   }
+  if (options.replaceEdge && spec.provider !== 'digitalocean') {
+    throw new UsageError('--replace-edge: only the digitalocean provider replaces an edge', {
+      hint: `drop --replace-edge when using --provider ${spec.provider} (innisfree down ${spec.name} and up again makes a new edge)`,
+    });
+  }
   const kit = providerKit(spec.provider);
   // Before anything is created: a missing tool or privilege must not leave a half-made edge behind.
   const missing = (await kit.requirements(ctx, spec)).filter((c) => c.status === 'fail');
