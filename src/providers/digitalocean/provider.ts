@@ -255,7 +255,9 @@ export class DigitalOceanProvider implements Provider {
     await step(emit, 'edge.replace.destroy-old', `Destroy the old droplet ${old.id}`, () => destroyDroplet(api, old.id, waits)).catch((error: unknown) => {
       emit({ type: 'log', level: 'warn', message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it` });
     });
-    if (spec.keep) await ledger.clear();
+    // What the replacement made belongs to the tunnel now, as the edge it replaced did (the run that follows must
+    // not take the ledger's entries for an earlier run's leftovers); without --keep its end destroys the edge by tag.
+    await ledger.clear();
     return { edge: info, created: true };
   }
 

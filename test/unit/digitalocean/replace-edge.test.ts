@@ -138,6 +138,23 @@ R('a move that fails half way moves the reserved IPv4 back and the old edge keep
     assert.equal(dns(h), recordsBefore);
   }));
 
+R('the run that follows (ensureEdge with the same ledger) keeps what the replacement made', () =>
+  withFake({}, async (h) => {
+    h.fake.state.addDomain('example.com');
+    const kept = testSpec({ ipv6: true, dns: 'web.example.com', keep: true });
+    await h.provider.ensureEdge({ spec: kept, identity, emit: h.events.emit, signal: h.signal });
+    h.fake.state.domains.get('example.com')!.records.clear();
+    const spec = testSpec({ reservedIpv6: 'new', dns: 'web.example.com' });
+    const ledger = await ResourceLedger.open(undefined, 'web');
+    const { edge } = await replace(h, spec, async () => {}, ledger);
+    assert.ok(ledger.empty);
+    const again = await h.provider.ensureEdge({ spec, identity, emit: h.events.emit, signal: h.signal, ledger });
+    assert.is(again.edge.id, edge.id);
+    assert.is(again.created, false);
+    assert.is(h.fake.state.reservedIpv6s.get(edge.ipv6!)?.dropletId, Number(edge.id));
+    assert.equal(dns(h), [`A ${edge.ipv4}`, `AAAA ${edge.ipv6}`].sort());
+  }));
+
 R('with no edge to replace it creates one', () =>
   withFake({}, async (h) => {
     let served = 0;
