@@ -167,6 +167,15 @@ let
           example = "203.0.113.10";
           description = "A DigitalOcean reserved IP to assign to the edge (it survives `innisfree down`).";
         };
+        reservedIpv6 = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "new";
+          description = ''
+            A DigitalOcean reserved IPv6 to assign to the edge, or "new" to reserve one in its region (it survives
+            `innisfree down`). Implies IPv6 on the edge; needs bootstrap nixos-anywhere (custom images get no IPv6).
+          '';
+        };
         ipv6 = mkOption {
           type = types.bool;
           default = false;
@@ -256,6 +265,7 @@ let
     ++ flag "bootstrap" t.bootstrap
     ++ flag "image" t.image
     ++ flag "reserved-ip" t.reservedIp
+    ++ flag "reserved-ipv6" t.reservedIpv6
     ++ lib.optional t.ipv6 "--ipv6"
     ++ flag "dns" t.dns
     ++ flag "wireguard-port" t.wireguardPort

@@ -52,6 +52,7 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--home-forwarding <how>', 'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); default: kernel for a destination on this host when root and nft are there')
     .option('--masquerade', 'Kernel forwarding to another host: SNAT to this host there (no route back needed; the client address is lost)')
     .option('--reserved-ip <ipv4>', 'Assign this reserved IP to the edge (survives down)')
+    .option('--reserved-ipv6 <ipv6|new>', 'Assign this reserved IPv6 (or "new": reserve one in the region) to the edge; implies --ipv6, needs --bootstrap nixos-anywhere')
     .option('--keep', 'Keep the edge when up exits (re-attach later to the same droplet and IP)')
     .option('--ipv6', 'Also serve the public ports on the edge IPv6 address')
     .option('--dns <hostname>', 'Point this A/AAAA record at the edge (domain must be in the account)')
@@ -73,6 +74,7 @@ const COMMANDS: CommandDef[] = [
     options: (command) => {
       tunnelOptions(command);
       command.option('--cloud-firewall', 'DigitalOcean: also keep a cloud firewall matching the open ports');
+      command.option('--replace-edge', 'DigitalOcean: make and deploy a new edge, move the reserved IPs and DNS records to it, destroy the old one');
       command.option('--json', 'Progress and the result as JSON lines on stdout');
     },
     examples: [
@@ -82,7 +84,7 @@ const COMMANDS: CommandDef[] = [
     ],
     run: async (ctx, _args, options) => {
       const { upCommand } = await import('./commands/up.js');
-      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true });
+      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true, replaceEdge: options.replaceEdge === true });
     },
   },
   {

@@ -3,7 +3,8 @@
 # public IPv4 and its default route (stock-image droplets, the nixos-anywhere path, get them from nowhere else:
 # DigitalOcean runs DHCP for custom images only), the public IPv6 (assigned statically, without router
 # advertisements) and the anchor IPv4 (where a reserved IP's traffic arrives; replies from it leave through the
-# anchor gateway). Idempotent.
+# anchor gateway), and a reserved IPv6 assigned to the droplet (DigitalOcean routes it to the droplet but leaves
+# configuring it to the guest: it goes on lo as a /128, so the edge's [::] listeners accept it). Idempotent.
 # Environment: INNISFREE_DO_METADATA (the metadata JSON). Needs jq, ip, awk.
 set -euo pipefail
 
@@ -58,4 +59,10 @@ if [ "$anchor" != - ] && [ "$netmask" != - ]; then
     ip rule add from "$anchor" table "$anchor_table" priority "$anchor_table"
   fi
   echo "anchor IPv4 $anchor/$prefix on $dev"
+fi
+
+read -r reserved6 active6 < <(jq -r '.reserved_ip.ipv6 // {} | "\(.ip_address // "-") \(.active // false)"' "$metadata")
+if [ "$reserved6" != - ] && [ "$active6" = true ]; then
+  ip -6 address replace "$reserved6/128" dev lo
+  echo "reserved IPv6 $reserved6/128 on lo"
 fi

@@ -40,9 +40,10 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   const hadRoot = existsSync(root);
   const hadState = existsSync(paths.dir);
   const keptBefore = await keptReservedIpOf(root, name);
+  const keptBefore6 = await keptReservedIpOf(root, name, 6);
   // Nothing here and nothing there: a mistyped name, said as such, and no state directory made to hold a lock.
   // A reserved IP kept by an earlier down is something there: --release-ip releases it.
-  if (!hadState && keptBefore === undefined && (await provider.findEdge(name)) === undefined) {
+  if (!hadState && keptBefore === undefined && keptBefore6 === undefined && (await provider.findEdge(name)) === undefined) {
     throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
       hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
     });
@@ -53,15 +54,18 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   };
   let edgeName: string | undefined;
   let reserved: string | undefined;
+  let reserved6: string | undefined;
   const releaseIp = options.flags.releaseIp === true;
   try {
     const edge = await provider.findEdge(name);
     edgeName = edge?.name;
     reserved = edge?.directIpv4 ? edge.ipv4 : undefined;
+    reserved6 = edge?.directIpv6 ? edge.ipv6 : undefined;
     const sshPublicKey = (await readTextIfExists(paths.sshPublic))?.trim();
     await provider.destroyEdge(name, {
       releaseIp,
       ...(keptBefore ? { keptReservedIp: keptBefore } : {}),
+      ...(keptBefore6 ? { keptReservedIpv6: keptBefore6 } : {}),
       ...(sshPublicKey ? { sshPublicKey } : {}),
       // What a killed `up` recorded and no search by tag finds (a DNS record, a key registered under no droplet).
       ledger: await ResourceLedger.open(paths.resources, name, () => ctx.clock.now()),
@@ -81,14 +85,19 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   // The kept IP is remembered outside the tunnel's directory, so --release-ip works after this down too.
   reserved ??= keptBefore;
   await setKeptReservedIp(root, name, releaseIp ? undefined : reserved);
+  reserved6 ??= keptBefore6;
+  await setKeptReservedIp(root, name, releaseIp ? undefined : reserved6, 6);
   await removeRoot();
   if (options.json) {
-    return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp }, null, 2)}\n`;
+    return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp, reservedIpv6: reserved6 ?? null, reservedIpv6Released: reserved6 !== undefined && releaseIp }, null, 2)}\n`;
   }
   const lines = [
     edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,
     hadState ? `Removed local state ${paths.dir}.` : 'There was no local state.',
   ];
   if (reserved) lines.push(releaseIp ? `Released reserved IP ${reserved}.` : `Kept reserved IP ${reserved} (innisfree down ${name} --release-ip releases it).`);
+  if (reserved6) {
+    lines.push(releaseIp ? `Released reserved IPv6 ${reserved6}.` : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -68,7 +68,7 @@ export function renderEdges(edges: readonly ListedEdge[]): string {
       e.name,
       e.id,
       e.directIpv4 ? `${e.ipv4} (reserved)` : e.ipv4 || '-',
-      e.ipv6 ?? '-',
+      e.ipv6 ? `${e.ipv6}${e.directIpv6 ? ' (reserved)' : ''}` : '-',
       e.region,
       e.size,
       formatAge(e.ageSeconds * 1000),

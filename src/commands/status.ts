@@ -76,7 +76,8 @@ function renderReport(report: TunnelReport): string {
   if (s?.message) lines.push(`  ${s.phase === 'degraded' ? 'problem ' : 'last error'}      ${s.message}`);
   if (s?.edge) {
     const e = s.edge;
-    lines.push(`  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${e.directIpv4 ? ` (droplet ${e.directIpv4})` : ''}`);
+    const direct = [e.directIpv4, e.directIpv6].filter((a) => a !== undefined);
+    lines.push(`  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${direct.length > 0 ? ` (droplet ${direct.join(', ')})` : ''}`);
     lines.push(`  edge            ${e.provider} ${e.name} id ${e.id}, ${e.region}, ${e.size}`);
   }
   if (s) {

@@ -22,11 +22,14 @@ import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
 import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
 import { readyEvent } from './ready-event.js';
+import { replaceEdge } from './replace-edge.js';
 
 export interface UpOptions {
   flags: Record<string, unknown>;
   /** DigitalOcean: keep a cloud firewall in line with the edge's open ports. */
   cloudFirewall: boolean;
+  /** --replace-edge: a new edge takes over the old one's reserved addresses and DNS records before the run. */
+  replaceEdge?: boolean;
 }
 
 export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
@@ -34,6 +37,11 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   if (options.cloudFirewall && spec.provider !== 'digitalocean') {
     throw new UsageError('--cloud-firewall: only the digitalocean provider has cloud firewalls', {
       hint: `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly its ports)`,
+    });
+  }
+  if (options.replaceEdge && spec.provider !== 'digitalocean') {
+    throw new UsageError('--replace-edge: only the digitalocean provider replaces an edge', {
+      hint: `drop --replace-edge when using --provider ${spec.provider} (innisfree down ${spec.name} and up again makes a new edge)`,
     });
   }
   const kit = providerKit(spec.provider);
@@ -60,12 +68,14 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
     started = true;
+    const ledger = await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now());
+    if (options.replaceEdge) await replaceEdge(ctx, deps, { spec, plan, paths, identity, ledger, ...(recordedEdgeId ? { recordedEdgeId } : {}) });
     await runTunnel(ctx, deps, {
       spec,
       plan,
       paths,
       identity,
-      ledger: await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now()),
+      ledger,
       ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
     });

@@ -26,6 +26,14 @@ export interface EnsureEdgeRequest {
   recordedEdgeId?: string;
 }
 
+export interface ReplaceEdgeRequest extends EnsureEdgeRequest {
+  /**
+   * Bootstraps and deploys the new edge, reached at its own addresses (`edge.ipv4` is the new droplet's, not the
+   * reserved IP), and returns once it serves; a throw abandons the replacement.
+   */
+  serve(edge: EdgeInfo, signal: AbortSignal): Promise<void>;
+}
+
 export interface EnsureEdgeResult {
   edge: EdgeInfo;
   /** False when an existing edge was found again (re-attach), true when this call created it. */
@@ -37,6 +45,8 @@ export interface DestroyOptions {
   releaseIp?: boolean;
   /** A reserved IP an earlier `down` kept for this tunnel (no droplet holds it now): released with releaseIp. */
   keptReservedIp?: string;
+  /** The same for a reserved IPv6 an earlier `down` kept. */
+  keptReservedIpv6?: string;
   /**
    * The tunnel's SSH public key (state ssh/id_ed25519.pub), when known: its registration at the provider is removed
    * by fingerprint. Without it the DigitalOcean adapter removes keys named innisfree-<tunnel>.
@@ -71,6 +81,12 @@ export interface Provider {
   readonly name: 'digitalocean' | 'local';
   /** Finds the tunnel's edge by tag, or creates it; waits until it is running with its addresses known. */
   ensureEdge(request: EnsureEdgeRequest): Promise<EnsureEdgeResult>;
+  /**
+   * `up --replace-edge`: makes a new edge, has `serve` deploy it, then moves the reserved IPv4/IPv6 and DNS records
+   * to it and destroys the old one. A failure before the move is complete leaves the old edge serving and removes
+   * what the attempt made. With no edge to replace it is ensureEdge.
+   */
+  replaceEdge?(request: ReplaceEdgeRequest): Promise<EnsureEdgeResult>;
   findEdge(tunnel: string): Promise<EdgeInfo | undefined>;
   listEdges(): Promise<EdgeInfo[]>;
   /**

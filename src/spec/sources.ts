@@ -38,6 +38,7 @@ export const FIELDS = {
   homeForwarding: { flag: 'home-forwarding', env: 'INNISFREE_HOME_FORWARDING', kind: 'string' },
   masquerade: { flag: 'masquerade', env: 'INNISFREE_MASQUERADE', kind: 'boolean' },
   reservedIp: { flag: 'reserved-ip', env: 'INNISFREE_RESERVED_IP', kind: 'string' },
+  reservedIpv6: { flag: 'reserved-ipv6', env: 'INNISFREE_RESERVED_IPV6', kind: 'string' },
   keep: { flag: 'keep', env: 'INNISFREE_KEEP', kind: 'boolean' },
   ipv6: { flag: 'ipv6', env: 'INNISFREE_IPV6', kind: 'boolean' },
   dns: { flag: 'dns', env: 'INNISFREE_DNS', kind: 'string' },
@@ -124,6 +125,7 @@ const FileShape = z
     homeForwarding: z.string(),
     masquerade: z.boolean(),
     reservedIp: z.string(),
+    reservedIpv6: z.string(),
     keep: z.boolean(),
     ipv6: z.boolean(),
     dns: z.string(),
@@ -207,8 +209,10 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     homeForwarding: raw.homeForwarding ?? DEFAULTS.homeForwarding,
     masquerade: raw.masquerade ?? false,
     ...(raw.reservedIp !== undefined ? { reservedIp: raw.reservedIp } : {}),
+    ...(raw.reservedIpv6 !== undefined ? { reservedIpv6: raw.reservedIpv6 } : {}),
     keep: raw.keep ?? false,
-    ipv6: raw.ipv6 ?? false,
+    // A reserved IPv6 implies IPv6 on the edge; an explicit --ipv6 false with it is refused below.
+    ipv6: raw.ipv6 ?? raw.reservedIpv6 !== undefined,
     ...(raw.dns !== undefined ? { dns: raw.dns } : {}),
     edgeSshPort: raw.edgeSshPort ?? DEFAULTS.edgeSshPort,
     wireguardPort: raw.wireguardPort ?? DEFAULTS.wireguardPort,
@@ -249,6 +253,19 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
         hint: 'pass --image ID|NAME (upload one with innisfree image upload), or use --bootstrap nixos-anywhere',
       });
     }
+    if (spec.reservedIpv6 !== undefined) {
+      const what = origin.reservedIpv6 ?? 'reservedIpv6';
+      if (spec.bootstrap === 'image') {
+        throw new UsageError(`${what}: DigitalOcean gives droplets made from custom images no IPv6, so a reserved IPv6 needs --bootstrap nixos-anywhere`, {
+          hint: `drop ${origin.image ?? origin.bootstrap ?? '--image'} (nixos-anywhere installs NixOS onto a stock image, which has IPv6), or drop ${what}`,
+        });
+      }
+      if (!spec.ipv6) {
+        throw new UsageError(`${what}: a reserved IPv6 needs IPv6 on the edge, but ${origin.ipv6 ?? 'ipv6'} turns it off`, {
+          hint: `drop ${origin.ipv6 ?? 'ipv6'} (a reserved IPv6 implies --ipv6), or drop ${what}`,
+        });
+      }
+    }
     const memory = memoryOfSize(spec.size);
     if (spec.bootstrap === 'nixos-anywhere' && memory !== undefined && memory < 2) {
       throw new UsageError(`${origin.size ?? 'size'}: "${spec.size}" has ${memory} GB of RAM; nixos-anywhere needs 2 GB`, {
@@ -256,7 +273,7 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
       });
     }
   } else {
-    for (const field of ['reservedIp', 'dns'] as const) {
+    for (const field of ['reservedIp', 'reservedIpv6', 'dns'] as const) {
       if (spec[field] !== undefined) {
         throw new UsageError(`${origin[field] ?? field}: only the digitalocean provider supports this`, {
           hint: `drop ${origin[field] ?? field} when using --provider ${spec.provider}`,

@@ -2,7 +2,7 @@
 // tunnel files and defaults are merged into it.
 import { z } from 'zod';
 import { type PortRange, type ReservedPorts, formatPortRange } from './ports.js';
-import { Destination, Hostname, Ipv4, Ipv4Pool, Ipv6Pool, Port, TunnelName } from './primitives.js';
+import { Destination, Hostname, Ipv4, Ipv4Pool, Ipv6, Ipv6Pool, Port, TunnelName } from './primitives.js';
 
 export const PROVIDERS = ['digitalocean', 'local'] as const;
 export const BOOTSTRAPS = ['image', 'nixos-anywhere'] as const;
@@ -60,6 +60,11 @@ export const TunnelSpec = z
     /** Kernel home forwarding to another host: SNAT to this host's address there (the client address is lost). */
     masquerade: z.boolean(),
     reservedIp: Ipv4.optional(),
+    /** A reserved IPv6 for the edge (DigitalOcean), or "new": reserve one in the edge's region. */
+    reservedIpv6: z
+      .string()
+      .refine((v) => v === 'new' || Ipv6.safeParse(v).success, { message: 'must be an IPv6 address or "new"' })
+      .optional(),
     keep: z.boolean(),
     ipv6: z.boolean(),
     dns: Hostname.optional(),

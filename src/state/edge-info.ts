@@ -14,7 +14,10 @@ export const EdgeInfo = z.object({
   ipv4: z.string(),
   /** The droplet's own public IPv4, when a reserved IP fronts it. */
   directIpv4: z.string().optional(),
+  /** Public IPv6 the edge answers on (a reserved IPv6 when one is assigned). */
   ipv6: z.string().optional(),
+  /** The droplet's own public IPv6, when a reserved IPv6 fronts it. */
+  directIpv6: z.string().optional(),
   region: z.string(),
   size: z.string(),
   /** Provider status: new, active, off, archive (DigitalOcean) or running (local). */

@@ -22,8 +22,8 @@ export function configFile(env: Env): string {
 }
 
 /** Reserved IPs `down` kept, by tunnel, so `down NAME --release-ip` finds them after the tunnel's state is gone. */
-export function keptReservedIpsFile(root: string): string {
-  return join(root, 'kept-reserved-ips.json');
+export function keptReservedIpsFile(root: string, family: 4 | 6 = 4): string {
+  return join(root, family === 4 ? 'kept-reserved-ips.json' : 'kept-reserved-ipv6.json');
 }
 
 /** The layout of one tunnel's state directory. */

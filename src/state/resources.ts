@@ -7,7 +7,15 @@
 import { readFile, rm } from 'node:fs/promises';
 import { writeJsonAtomic } from './files.js';
 
-export type ResourceKind = 'droplet' | 'ssh-key' | 'firewall' | 'dns-record' | 'reserved-ip-assignment';
+export type ResourceKind =
+  | 'droplet'
+  | 'ssh-key'
+  | 'firewall'
+  | 'dns-record'
+  | 'reserved-ip-assignment'
+  /** A reserved IPv6 this run reserved (`--reserved-ipv6 new`): released again unless the edge is kept. */
+  | 'reserved-ipv6'
+  | 'reserved-ipv6-assignment';
 
 export interface LedgerEntry {
   /** Unique in this ledger ("droplet-1"). */

@@ -1,5 +1,6 @@
 // The fake's objects in DigitalOcean's JSON shapes.
-import { type FakeAction, type FakeDroplet, type FakeFirewall, type FakeImage, type FakeRecord, type FakeReservedIp, type FakeState, REGIONS, SIZES } from './state.js';
+import { type FakeAction, type FakeDroplet, type FakeFirewall, type FakeImage, type FakeRecord, type FakeReservedIp,
+  type FakeReservedIpv6, type FakeState, REGIONS, SIZES } from './state.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -103,6 +104,16 @@ export function reservedIpJson(state: FakeState, reserved: FakeReservedIp) {
     droplet: droplet ? dropletJson(droplet) : null,
     locked: reserved.locked,
     project_id: '746c6152-2fa2-11ed-92d3-27aaa54e4988',
+  };
+}
+
+export function reservedIpv6Json(state: FakeState, reserved: FakeReservedIpv6) {
+  const droplet = reserved.dropletId === null ? undefined : state.droplets.get(reserved.dropletId);
+  return {
+    ip: reserved.ip,
+    region_slug: reserved.region,
+    reserved_at: iso(reserved.reservedAt),
+    droplet: droplet ? dropletJson(droplet) : null,
   };
 }
 

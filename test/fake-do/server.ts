@@ -22,7 +22,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo, Socket } from 'node:net';
 import { type Fault, type FaultResponse, Faults, HTML_BAD_GATEWAY, HTML_GATEWAY_TIMEOUT } from './faults.js';
 import { checkRequest, checkResponse, matchOperation } from './openapi.js';
-import { actionJson, dropletJson, firewallJson, imageJson, recordJson, regionJson, reservedIpJson, sizeJson } from './render.js';
+import { actionJson, dropletJson, firewallJson, imageJson, recordJson, regionJson, reservedIpJson, reservedIpv6Json, sizeJson } from './render.js';
 import {
   type Activation,
   ApiFailure,
@@ -461,6 +461,30 @@ export class FakeDigitalOcean {
       if (action.resourceType !== 'reserved_ip' || action.resourceId !== ipToInt(r.params.ip!)) throw notFound();
       return { status: 200, body: { action: actionJson(action) } };
     });
+
+    // reserved IPv6: actions are read back at /v2/actions/{id}, the only action path the API has for them
+    const reservedIpv6 = (ip: string) => {
+      const found = s.reservedIpv6s.get(ip);
+      if (!found) throw notFound();
+      return found;
+    };
+    this.route('GET', '/v2/reserved_ipv6', (r) => this.page(r, 'reserved_ipv6s', [...s.reservedIpv6s.values()].map((x) => reservedIpv6Json(s, x))));
+    this.route('POST', '/v2/reserved_ipv6', (r) => {
+      const body = r.body as { region_slug: string };
+      return { status: 201, body: { reserved_ipv6: reservedIpv6Json(s, s.addReservedIpv6(body.region_slug)) } };
+    });
+    this.route('GET', '/v2/reserved_ipv6/{ip}', (r) => ({ status: 200, body: { reserved_ipv6: reservedIpv6Json(s, reservedIpv6(r.params.ip!)) } }));
+    this.route('DELETE', '/v2/reserved_ipv6/{ip}', (r) => {
+      const reserved = reservedIpv6(r.params.ip!);
+      if (reserved.busy) throw unprocessable('Reserved IPv6 has a pending action.');
+      if (reserved.dropletId !== null) throw unprocessable('Reserved IPv6 must be unassigned before it can be deleted.');
+      s.reservedIpv6s.delete(reserved.ip);
+      return { status: 204 };
+    });
+    this.route('POST', '/v2/reserved_ipv6/{ip}/actions', (r) => ({
+      status: 201,
+      body: { action: actionJson(s.reservedIpv6Action(r.params.ip!, r.body as { type?: string; droplet_id?: number })) },
+    }));
 
     // domains
     const domain = (name: string) => {

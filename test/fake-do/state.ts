@@ -62,7 +62,7 @@ export interface FakeAction {
   startedAt: number;
   completedAt: number | null;
   resourceId: number;
-  resourceType: 'droplet' | 'reserved_ip';
+  resourceType: 'droplet' | 'reserved_ip' | 'reserved_ipv6';
   region: string;
   /** Reads left before it completes, for actions that complete by being polled. */
   pollsLeft: number;
@@ -98,6 +98,16 @@ export interface FakeReservedIp {
   region: string;
   dropletId: number | null;
   locked: boolean;
+}
+
+/** A reserved IPv6: its region is a slug; the droplet it points at must have IPv6 and live in that region. */
+export interface FakeReservedIpv6 {
+  ip: string;
+  region: string;
+  dropletId: number | null;
+  reservedAt: number;
+  /** An assign or unassign is under way (the API shows no flag; a delete then fails with 422). */
+  busy: boolean;
 }
 
 export interface FakeRecord {
@@ -156,6 +166,7 @@ export class FakeState {
   readonly images = new Map<number, FakeImage>();
   readonly sshKeys = new Map<number, FakeSshKey>();
   readonly reservedIps = new Map<string, FakeReservedIp>();
+  readonly reservedIpv6s = new Map<string, FakeReservedIpv6>();
   readonly domains = new Map<string, { name: string; ttl: number; records: Map<number, FakeRecord> }>();
   readonly firewalls = new Map<string, FakeFirewall>();
   readonly tags = new Set<string>();
@@ -176,6 +187,7 @@ export class FakeState {
   reservedIpActionPolls = 1;
   #nextId = 3_164_000;
   #nextAddress = 10;
+  #nextIpv6 = 0x100;
   readonly #options: StateOptions;
 
   constructor(options: StateOptions) {
@@ -306,6 +318,7 @@ export class FakeState {
     if (!droplet) throw notFound();
     this.droplets.delete(id);
     for (const reserved of this.reservedIps.values()) if (reserved.dropletId === id) reserved.dropletId = null;
+    for (const reserved of this.reservedIpv6s.values()) if (reserved.dropletId === id) reserved.dropletId = null;
     for (const firewall of this.firewalls.values()) firewall.droplet_ids = firewall.droplet_ids.filter((d) => d !== id);
     await this.#options.onDropletDeleted?.(droplet);
   }
@@ -423,6 +436,41 @@ export class FakeState {
     throw unprocessable('Invalid action type.');
   }
 
+  // ---- reserved IPv6
+
+  addReservedIpv6(region: string, ip?: string, dropletId: number | null = null): FakeReservedIpv6 {
+    if (!REGIONS.includes(region)) throw unprocessable('Region is not available');
+    const address = ip ?? `2001:db8:f00d::${(this.#nextIpv6++).toString(16)}`;
+    const reserved: FakeReservedIpv6 = { ip: address, region, dropletId, reservedAt: this.now(), busy: false };
+    this.reservedIpv6s.set(address, reserved);
+    return reserved;
+  }
+
+  reservedIpv6Action(ip: string, body: { type?: string; droplet_id?: number }): FakeAction {
+    const reserved = this.reservedIpv6s.get(ip);
+    if (!reserved) throw notFound();
+    if (reserved.busy) throw unprocessable('Reserved IPv6 has a pending action.');
+    let target: number | null = null;
+    if (body.type === 'assign') {
+      const droplet = this.droplets.get(Number(body.droplet_id));
+      if (!droplet) throw unprocessable('Droplet not found.');
+      if (droplet.region !== reserved.region) throw unprocessable('Reserved IPv6 and Droplet must be in the same region.');
+      if (!droplet.publicIpv6) throw unprocessable('IPv6 is not enabled on the Droplet.');
+      if (this.hasPendingAction(droplet.id)) throw unprocessable('Droplet already has a pending event.');
+      target = droplet.id;
+    } else if (body.type !== 'unassign') {
+      throw unprocessable('Invalid action type.');
+    }
+    const action = this.addAction(body.type === 'assign' ? 'assign_ip' : 'unassign_ip', ipv6ToId(ip), 'reserved_ipv6', reserved.region, this.reservedIpActionPolls);
+    reserved.busy = true;
+    action.onComplete = () => {
+      reserved.busy = false;
+      reserved.dropletId = target;
+    };
+    if (this.reservedIpActionPolls <= 0) this.completeAction(action);
+    return action;
+  }
+
   // ---- images
 
   findImage(ref: string | number | undefined): FakeImage | undefined {
@@ -501,6 +549,13 @@ export class FakeState {
   nextAddressIndex(): number {
     return this.#nextAddress;
   }
+}
+
+/** The integer resource_id an IPv6 action names (the API documents an integer; only its stability matters). */
+export function ipv6ToId(ip: string): number {
+  let id = 0;
+  for (const char of ip) id = (id * 31 + char.charCodeAt(0)) % 2_147_483_647;
+  return id;
 }
 
 export function ipToInt(ip: string): number {

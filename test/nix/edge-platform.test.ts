@@ -190,6 +190,7 @@ addresses('configures both on the interface with the public MAC, idempotently', 
             },
           ],
         },
+        reserved_ip: { ipv4: { active: false }, ipv6: { active: true, ip_address: '2001:db8:f00d::7' } },
       }),
     );
     for (let round = 0; round < 2; round++) {
@@ -200,7 +201,9 @@ addresses('configures both on the interface with the public MAC, idempotently', 
       assert.match(result.stdout, 'public IPv4 203.0.113.10/24 via 203.0.113.1 on pub0');
       assert.match(result.stdout, 'public IPv6 2001:db8:10::5/64 via 2001:db8:10::1 on pub0');
       assert.match(result.stdout, 'anchor IPv4 10.17.0.5/16 on pub0');
+      assert.match(result.stdout, 'reserved IPv6 2001:db8:f00d::7/128 on lo');
     }
+    assert.match(run('ip', ['-n', namespace, '-6', 'address', 'show', 'dev', 'lo']).stdout, 'inet6 2001:db8:f00d::7/128', 'the reserved IPv6, on lo');
     assert.match(run('ip', ['-n', namespace, '-6', 'address', 'show', 'dev', 'pub0']).stdout, 'inet6 2001:db8:10::5/64');
     assert.match(run('ip', ['-n', namespace, '-6', 'route', 'show', 'default']).stdout, 'default via 2001:db8:10::1 dev pub0');
     const v4 = run('ip', ['-n', namespace, '-4', 'address', 'show', 'dev', 'pub0']).stdout;

@@ -84,6 +84,16 @@ S('a tunnel becomes innisfree-<name> running `innisfree up --keep` with the CLI 
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
 });
 
+S('reservedIpv6 reaches the CLI as --reserved-ipv6', () => {
+  if (!ready()) return;
+  const { image: _image, ...stock } = web;
+  const argv = launcherArgv(evaluate({ web: { ...stock, reservedIpv6: 'new' } }).services['innisfree-web']!.launcher);
+  const at = argv.indexOf('--reserved-ipv6');
+  assert.ok(at > 0, argv.join(' '));
+  assert.is(argv[at + 1], 'new');
+  assert.ok(cliTunnelFlags().includes('--reserved-ipv6'));
+});
+
 S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; nft is on PATH', () => {
   if (!ready()) return;
   const service = evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).services['innisfree-web']!;

@@ -119,6 +119,9 @@ applies('the CLI: --token-file and --cloud-firewall with --provider local, --fil
     assertOneLine(await runCli(['plan', ...local, '--region', 'ams3'], env), 2, /^innisfree: --region: only the digitalocean provider has droplet settings/);
     assertOneLine(await runCli(['plan', ...local, '--token-file', '/run/token'], env), 2, /^innisfree: --token-file: only the digitalocean provider uses an API token/);
     assertOneLine(await runCli(['up', ...local, '--cloud-firewall'], env), 2, /^innisfree: --cloud-firewall: only the digitalocean provider has cloud firewalls/);
+    assertOneLine(await runCli(['up', ...local, '--replace-edge'], env), 2, /^innisfree: --replace-edge: only the digitalocean provider replaces an edge/);
+    assertOneLine(await runCli(['plan', '--ports', '443', '--image', 'innisfree-edge', '--reserved-ipv6', 'new'], env), 2, /^innisfree: --reserved-ipv6: DigitalOcean gives droplets made from custom images no IPv6/);
+    assertOneLine(await runCli(['plan', '--ports', '443', '--reserved-ipv6', '10.0.0.1'], env), 2, /^innisfree: --reserved-ipv6: must be an IPv6 address or "new"/);
     assertOneLine(await runCli(['plan', '--ports', '443', '--ipv6-pool', 'fd00:1:2::/48'], env), 2, /^innisfree: --ipv6-pool: an IPv6 pool applies only/);
     assertOneLine(await runCli(['plan', '--ports', '443', '--file', ''], env), 2, /^innisfree: --file: needs the path of a tunnel JSON file, got an empty value/);
     assertOneLine(await runCli(['plan', '--ports', '443'], { ...env, INNISFREE_DESTINATION: '' }), 2, /^innisfree: INNISFREE_DESTINATION is set but empty/);

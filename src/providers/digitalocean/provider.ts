@@ -15,6 +15,7 @@ import type {
   EnsureEdgeRequest,
   EnsureEdgeResult,
   Provider,
+  ReplaceEdgeRequest,
 } from '../provider.js';
 import type { DigitalOceanClient } from './client.js';
 import { dnsTagOf, hostnameOfDnsTag, removeAddressRecords, removeRecord, upsertAddressRecords } from './dns.js';
@@ -31,11 +32,12 @@ import { DigitalOceanError } from './errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
 import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
-import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, SshKey } from './schemas.js';
+import { assignReservedIpv6, createReservedIpv6, getReservedIpv6, listReservedIpv6s, releaseReservedIpv6 } from './reserved-ipv6.js';
+import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, type ReservedIpv6, SshKey } from './schemas.js';
 import { listAll } from './pagination.js';
 import { pollDelay } from './timing.js';
 import { deleteSshKey, ensureSshKey } from './ssh-keys.js';
-import { deleteTag, tagDroplet } from './tags.js';
+import { deleteTag, replacementTagOf, tagDroplet, untagDroplet } from './tags.js';
 import { DEFAULT_TIMING, type Timing } from './timing.js';
 import { type LedgerEntry, ResourceLedger } from '../../state/resources.js';
 
@@ -104,26 +106,9 @@ export class DigitalOceanProvider implements Provider {
         emit({ type: 'log', level: 'warn', message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})` });
       }
     } else {
-      const image = await this.bootImage(api, spec);
-      if (spec.ipv6 && image.custom) {
-        emit({
-          type: 'log',
-          level: 'warn',
-          message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
-        });
-        wantIpv6 = false;
-      }
-      const body = {
-        name: edgeName,
-        region: spec.region,
-        size: spec.size,
-        image: image.ref,
-        ssh_keys: [key.fingerprint],
-        ipv6: wantIpv6,
-        monitoring: false,
-        tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
-        user_data: renderUserData(identity),
-      };
+      const planned = await this.dropletBody(api, spec, identity, key.fingerprint, tag, emit);
+      const body = planned.body;
+      wantIpv6 = planned.ipv6;
       const made = await step(emit, 'edge.create', `Create droplet ${edgeName} (${spec.size} in ${spec.region})`, () =>
         this.createOnce(api, body, tag, emit, ledger),
       );
@@ -155,12 +140,20 @@ export class DigitalOceanProvider implements Provider {
       reservedIp = (await listReservedIps(api)).find((r) => r.droplet?.id === droplet.id)?.ip;
     }
 
+    const reservedIpv6 = spec.reservedIpv6
+      ? await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 ${spec.reservedIpv6 === 'new' ? `(new, in ${spec.region})` : spec.reservedIpv6}`, () =>
+          this.ensureReservedIpv6(api, spec, droplet, ledger, waits),
+        )
+      : hasIpv6Feature(droplet)
+        ? (await listReservedIpv6s(api)).find((r) => r.droplet?.id === droplet.id)?.ip
+        : undefined;
+
     if (this.#firewall || (await findFirewall(api, edgeName))) {
       const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
       emit({ type: 'log', level: 'debug', message: `cloud firewall ${edgeName}: ${outcome}` });
     }
 
-    const info = edgeInfoOf(droplet, reservedIp);
+    const info = edgeInfoOf(droplet, reservedIp, reservedIpv6);
     if (spec.dns) {
       const hostname = spec.dns;
       const dnsTag = dnsTagOf(hostname);
@@ -174,20 +167,116 @@ export class DigitalOceanProvider implements Provider {
     return { edge: info, created };
   }
 
+  async replaceEdge(request: ReplaceEdgeRequest): Promise<EnsureEdgeResult> {
+    const { spec, identity, emit, signal } = request;
+    const ledger = request.ledger ?? ResourceLedger.memory(spec.name);
+    const api = this.#client.scoped({ signal, emit });
+    const tag = edgeTagOf(spec.name);
+    const olds = await dropletsByTag(api, tag);
+    if (olds.length === 0) {
+      emit({ type: 'log', level: 'info', message: `tunnel ${spec.name} has no edge to replace; creating one` });
+      return this.ensureEdge({ ...request, ledger });
+    }
+    if (!ledger.empty) await this.removeRecorded(ledger, emit, 'left by an earlier run of up that did not finish');
+    const waits = { timing: this.#timing, clock: this.#clock, emit };
+    const reserved4 = await listReservedIps(api);
+    const old = await this.keepOne(api, olds, spec, emit, request.recordedEdgeId);
+    const reserved6 = hasIpv6Feature(old) || spec.reservedIpv6 ? await listReservedIpv6s(api) : [];
+    const ip4 = reservedIpOf(old, reserved4) ?? spec.reservedIp;
+    const held6 = reservedIpOf(old, reserved6);
+    const ip6 = held6 ?? (spec.reservedIpv6 !== 'new' ? spec.reservedIpv6 : undefined);
+    const oldRegion = old.region?.slug;
+    if ((ip4 || ip6) && oldRegion && oldRegion !== spec.region) {
+      throw new ProviderError(`the edge's reserved addresses are in ${oldRegion}, so its replacement cannot be made in ${spec.region}`, {
+        hint: `reserved IPs cannot leave their region: use --region ${oldRegion}`,
+      });
+    }
+    const oldInfo = edgeInfoOf(old, reservedIpOf(old, reserved4), held6);
+    const replacementTag = replacementTagOf(spec.name);
+    const cleanup = this.#client.scoped({ signal: undefined, emit });
+    // What has been moved to the new droplet, undone newest first should a later step fail.
+    const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
+    let fresh: Droplet | undefined;
+    let info: EdgeInfo;
+    try {
+      const key = await ensureSshKey(api, edgeNameOf(spec.name), identity.sshPublicKey, ledger);
+      const planned = await this.dropletBody(api, spec, identity, key.fingerprint, replacementTag, emit);
+      const made = await step(emit, 'edge.create', `Create the replacement of edge ${old.name} (${spec.size} in ${spec.region})`, () =>
+        this.createOnce(api, planned.body, replacementTag, emit, ledger),
+      );
+      if (made.uncertain) await this.exactlyOne(api, replacementTag, made.droplet.id, emit, waits);
+      fresh = await step(emit, 'edge.active', `Wait for droplet ${made.droplet.id} to be active`, () =>
+        waitActive(api, made.droplet.id, { ...waits, ipv6: planned.ipv6, current: made.droplet, justCreated: true }),
+      );
+      const next = fresh;
+      await step(emit, 'edge.replace.serve', `Deploy the replacement droplet ${next.id} at ${publicIpv4(next) ?? '?'}`, () =>
+        request.serve(edgeInfoOf(next, undefined), signal),
+      );
+      if (ip4) {
+        await step(emit, 'edge.reserved-ip', `Move reserved IP ${ip4} to droplet ${next.id}`, () => assignReservedIp(api, ip4, next, spec.name, waits));
+        if (reservedIpOf(old, reserved4) === ip4) undo.push({ what: `reserved IP ${ip4} back to droplet ${old.id}`, run: () => assignReservedIp(cleanup, ip4, old, spec.name, waits) });
+      }
+      let nextIp6 = ip6;
+      if (ip6) {
+        await step(emit, 'edge.reserved-ipv6', `Move reserved IPv6 ${ip6} to droplet ${next.id}`, () => assignReservedIpv6(api, ip6, next, spec.name, waits));
+        if (held6 === ip6) undo.push({ what: `reserved IPv6 ${ip6} back to droplet ${old.id}`, run: () => assignReservedIpv6(cleanup, ip6, old, spec.name, waits) });
+      } else if (spec.reservedIpv6 === 'new') {
+        nextIp6 = await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 (new, in ${spec.region})`, () => this.ensureReservedIpv6(api, spec, next, ledger, waits));
+      }
+      info = edgeInfoOf(next, ip4, nextIp6);
+      if (spec.dns) {
+        const hostname = spec.dns;
+        await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
+          upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
+        );
+        undo.push({ what: `DNS ${hostname} back to ${oldInfo.ipv4}`, run: () => upsertAddressRecords(cleanup, hostname, { ipv4: oldInfo.ipv4, ipv6: oldInfo.ipv6 }, emit) });
+      }
+      if (this.#firewall || (await findFirewall(api, edgeNameOf(spec.name)))) {
+        await step(emit, 'edge.firewall', `Cloud firewall ${edgeNameOf(spec.name)}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
+      }
+      // The new droplet becomes the tunnel's edge; from here on it is the tunnel's, not this attempt's.
+      await tagDroplet(api, tag, next.id);
+      for (const entry of ledger.entries()) if (entry.kind === 'droplet' && entry.id === String(next.id)) await ledger.forget(entry);
+    } catch (error) {
+      for (const step of undo.reverse()) {
+        await step.run().catch((undoError: unknown) => {
+          emit({ type: 'log', level: 'warn', message: `could not move ${step.what}: ${(undoError as Error).message}` });
+        });
+      }
+      const why = signal.aborted ? 'made by a replacement that was interrupted' : 'made by a replacement that failed';
+      await this.removeRecorded(ledger, emit, why);
+      await deleteTag(cleanup, replacementTag).catch(() => {});
+      emit({ type: 'log', level: 'warn', message: `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}` });
+      throw error;
+    }
+    await untagDroplet(api, replacementTag, fresh.id);
+    await deleteTag(api, replacementTag);
+    // Past the point of no return the new edge serves: an old droplet that will not go is a warning, not a failure.
+    await step(emit, 'edge.replace.destroy-old', `Destroy the old droplet ${old.id}`, () => destroyDroplet(api, old.id, waits)).catch((error: unknown) => {
+      emit({ type: 'log', level: 'warn', message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it` });
+    });
+    // What the replacement made belongs to the tunnel now, as the edge it replaced did (the run that follows must
+    // not take the ledger's entries for an earlier run's leftovers); without --keep its end destroys the edge by tag.
+    await ledger.clear();
+    return { edge: info, created: true };
+  }
+
   async findEdge(tunnel: string): Promise<EdgeInfo | undefined> {
     const droplets = await dropletsByTag(this.#client, edgeTagOf(tunnel));
     if (droplets.length === 0) return undefined;
     const reserved = await listReservedIps(this.#client);
     const droplet = preferred(droplets, reserved.map((r) => r.droplet?.id));
-    return edgeInfoOf(droplet, reservedIpOf(droplet, reserved));
+    const reserved6 = await reservedIpv6sFor(this.#client, [droplet]);
+    return edgeInfoOf(droplet, reservedIpOf(droplet, reserved), reservedIpOf(droplet, reserved6));
   }
 
   async listEdges(): Promise<EdgeInfo[]> {
     const droplets = await dropletsByTag(this.#client, EDGE_TAG);
     if (droplets.length === 0) return [];
     const reserved = await listReservedIps(this.#client);
+    const reserved6 = await reservedIpv6sFor(this.#client, droplets);
     return droplets
-      .map((d) => edgeInfoOf(d, reservedIpOf(d, reserved)))
+      .map((d) => edgeInfoOf(d, reservedIpOf(d, reserved), reservedIpOf(d, reserved6)))
       .sort((a, b) => a.tunnel.localeCompare(b.tunnel) || a.createdAt.localeCompare(b.createdAt));
   }
 
@@ -198,6 +287,7 @@ export class DigitalOceanProvider implements Provider {
     // Account-wide lists, each fetched once for the whole command (DigitalOcean allows 250 requests a minute).
     const droplets = await dropletsByTag(api, EDGE_TAG);
     const reserved = await listReservedIps(api);
+    const reserved6 = await reservedIpv6sFor(api, droplets);
     const keys = await listAll(api, '/v2/account/keys', 'ssh_keys', SshKey);
     const firewalls = await listAll(api, '/v2/firewalls', 'firewalls', Firewall);
     const tunnelOfName = (name: string | null | undefined): string | undefined => /^innisfree-([a-z0-9-]+)$/.exec(name ?? '')?.[1];
@@ -211,7 +301,7 @@ export class DigitalOceanProvider implements Provider {
     const strayFirewalls = straysOf(firewalls);
     const records: string[] = [];
     const report = (): SweepReport => ({
-      edges: orphanDroplets.map((d) => edgeInfoOf(d, reservedIpOf(d, reserved))),
+      edges: orphanDroplets.map((d) => edgeInfoOf(d, reservedIpOf(d, reserved), reservedIpOf(d, reserved6))),
       keys: strayKeys.map((k) => k.name ?? k.fingerprint),
       firewalls: strayFirewalls.map((f) => f.name),
       records,
@@ -221,12 +311,15 @@ export class DigitalOceanProvider implements Provider {
     const deleted: number[] = [];
     for (const droplet of orphanDroplets) {
       const ip = reservedIpOf(droplet, reserved);
-      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip].filter((a): a is string => a !== undefined);
+      const ip6 = reservedIpOf(droplet, reserved6);
+      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip, ip6].filter((a): a is string => a !== undefined);
       for (const hostname of droplet.tags.map(hostnameOfDnsTag).filter((h): h is string => h !== undefined)) {
         if ((await removeAddressRecords(api, hostname, addresses)) > 0) records.push(hostname);
       }
       const held = reserved.find((r) => r.ip === ip);
       if (held && request.releaseIp) await releaseReservedIp(api, held, waits);
+      const held6 = reserved6.find((r) => r.ip === ip6);
+      if (held6 && request.releaseIp) await releaseReservedIpv6(api, held6, waits);
       if (await api.delete(`/v2/droplets/${droplet.id}`, { missingOk: true })) deleted.push(droplet.id);
       emit({ type: 'log', level: 'info', message: `destroying droplet ${droplet.name} (${droplet.id})` });
     }
@@ -263,11 +356,13 @@ export class DigitalOceanProvider implements Provider {
     const waits = { timing: this.#timing, clock: this.#clock, emit };
     const droplets = await dropletsByTag(api, tag);
     const reserved = droplets.length > 0 ? await listReservedIps(api) : [];
+    const reserved6 = await reservedIpv6sFor(api, droplets);
     const dnsTags = new Set<string>();
 
     for (const droplet of droplets) {
       const ip = reservedIpOf(droplet, reserved);
-      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip].filter((a): a is string => a !== undefined);
+      const ip6 = reservedIpOf(droplet, reserved6);
+      const addresses = [publicIpv4(droplet), publicIpv6(droplet), ip, ip6].filter((a): a is string => a !== undefined);
       for (const dnsTag of droplet.tags.filter((t) => hostnameOfDnsTag(t) !== undefined)) {
         dnsTags.add(dnsTag);
         const hostname = hostnameOfDnsTag(dnsTag)!;
@@ -278,6 +373,26 @@ export class DigitalOceanProvider implements Provider {
         await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${held.ip}`, () => releaseReservedIp(api, held, waits));
       } else if (held) {
         emit({ type: 'log', level: 'info', message: `reserved IP ${held.ip} is kept (pass --release-ip to release it)` });
+      }
+      const held6 = reserved6.find((r) => r.ip === ip6);
+      if (held6 && options.releaseIp) {
+        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${held6.ip}`, () => releaseReservedIpv6(api, held6, waits));
+      } else if (held6 && !isRecordedByRun(options.ledger, held6.ip)) {
+        emit({ type: 'log', level: 'info', message: `reserved IPv6 ${held6.ip} is kept (pass --release-ip to release it)` });
+      }
+    }
+
+    const kept6 = options.keptReservedIpv6;
+    if (kept6 && options.releaseIp && !reserved6.some((r) => r.ip === kept6)) {
+      const held = await getReservedIpv6(api, kept6);
+      if (!held) {
+        emit({ type: 'log', level: 'info', message: `reserved IPv6 ${kept6} is no longer in the account` });
+      } else if (held.droplet && !held.droplet.tags.includes(tag)) {
+        throw new ProviderError(`reserved IPv6 ${kept6} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`, {
+          hint: 'release it in the DigitalOcean control panel if it is no longer needed',
+        });
+      } else {
+        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${kept6}`, () => releaseReservedIpv6(api, held, waits));
       }
     }
 
@@ -409,6 +524,68 @@ export class DigitalOceanProvider implements Provider {
     }
   }
 
+  /**
+   * The edge's reserved IPv6: the given one, or for "new" the one the edge already holds, else one reserved now in
+   * the edge's region (recorded in the ledger before the create, so a failed or killed run releases it again).
+   */
+  private async ensureReservedIpv6(
+    api: DigitalOceanClient,
+    spec: TunnelSpec,
+    droplet: Droplet,
+    ledger: ResourceLedger,
+    waits: { timing: Timing; clock: Clock; emit: Emit },
+  ): Promise<string> {
+    let ip = spec.reservedIpv6!;
+    if (ip === 'new') {
+      const all = await listReservedIpv6s(api);
+      const held = all.find((r) => r.droplet?.id === droplet.id);
+      if (held) {
+        ip = held.ip;
+      } else {
+        const region = droplet.region?.slug ?? spec.region;
+        const entry = await ledger.intend('reserved-ipv6', { region });
+        try {
+          ip = (await createReservedIpv6(api, region, all)).ip;
+        } catch (error) {
+          if (error instanceof DigitalOceanError && !error.ambiguous) await ledger.forget(entry);
+          throw error;
+        }
+        await ledger.made(entry, ip);
+        waits.emit({ type: 'log', level: 'info', message: `reserved IPv6 ${ip} in ${region}` });
+      }
+    }
+    const entry = await ledger.intend('reserved-ipv6-assignment', { ip, droplet: droplet.id });
+    await assignReservedIpv6(api, ip, droplet, spec.name, waits);
+    await ledger.made(entry, ip);
+    return ip;
+  }
+
+  /** The POST /v2/droplets body of a new edge carrying `tag` (the tunnel's, or the replacement's). */
+  private async dropletBody(api: DigitalOceanClient, spec: TunnelSpec, identity: EnsureEdgeRequest['identity'], fingerprint: string, tag: string, emit: Emit) {
+    const image = await this.bootImage(api, spec);
+    let ipv6 = spec.ipv6;
+    if (spec.ipv6 && image.custom) {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
+      });
+      ipv6 = false;
+    }
+    const body = {
+      name: edgeNameOf(spec.name),
+      region: spec.region,
+      size: spec.size,
+      image: image.ref,
+      ssh_keys: [fingerprint],
+      ipv6,
+      monitoring: false,
+      tags: [EDGE_TAG, tag, ...(spec.dns ? [dnsTagOf(spec.dns)].filter((t): t is string => t !== undefined) : [])],
+      user_data: renderUserData(identity),
+    };
+    return { body, ipv6 };
+  }
+
   private async bootImage(api: DigitalOceanClient, spec: TunnelSpec): Promise<{ ref: string | number; custom: boolean }> {
     if (spec.bootstrap !== 'image') return { ref: DEBIAN_IMAGE, custom: false };
     if (!spec.image) {
@@ -473,8 +650,18 @@ export class DigitalOceanProvider implements Provider {
         return count > 0 ? [`DNS ${where.type} ${where.fqdn} → ${where.data}`] : [];
       }
       case 'reserved-ip-assignment':
+      case 'reserved-ipv6-assignment':
         // Deleting the droplet unassigns the IP; the reserved IP itself is the user's and stays.
         return [];
+      case 'reserved-ipv6': {
+        // Reserved by this run (--reserved-ipv6 new): released again. Without an id its create never answered and
+        // createReservedIpv6 found nothing it made.
+        if (entry.id === undefined) return [];
+        const held = await getReservedIpv6(api, entry.id);
+        if (!held) return [];
+        await releaseReservedIpv6(api, held, waits);
+        return [`reserved IPv6 ${entry.id}`];
+      }
     }
   }
 }
@@ -490,13 +677,24 @@ function preferred(droplets: Droplet[], holders: ReadonlyArray<number | undefine
   return [...droplets].sort((a, b) => rank(a) - rank(b) || a.created_at.localeCompare(b.created_at) || a.id - b.id)[0]!;
 }
 
-function reservedIpOf(droplet: Droplet, reserved: readonly ReservedIp[]): string | undefined {
+function reservedIpOf(droplet: Droplet, reserved: ReadonlyArray<ReservedIp | ReservedIpv6>): string | undefined {
   return reserved.find((r) => r.droplet?.id === droplet.id)?.ip;
 }
 
-export function edgeInfoOf(droplet: Droplet, reservedIp: string | undefined): EdgeInfo {
+/** The account's reserved IPv6 list, fetched only when one of `droplets` has IPv6 (none can hold one otherwise). */
+async function reservedIpv6sFor(client: DigitalOceanClient, droplets: readonly Droplet[]): Promise<ReservedIpv6[]> {
+  return droplets.some(hasIpv6Feature) ? listReservedIpv6s(client) : [];
+}
+
+/** A reserved IPv6 this run reserved itself: its ledger releases it, so it is not reported as kept. */
+function isRecordedByRun(ledger: ResourceLedger | undefined, ip: string): boolean {
+  return !!ledger?.entries().some((e) => e.kind === 'reserved-ipv6' && e.id === ip);
+}
+
+export function edgeInfoOf(droplet: Droplet, reservedIp: string | undefined, reservedIpv6?: string): EdgeInfo {
   const direct = publicIpv4(droplet);
-  const ipv6 = publicIpv6(droplet);
+  const directIpv6 = publicIpv6(droplet);
+  const ipv6 = reservedIpv6 ?? directIpv6;
   const price = droplet.size?.price_monthly;
   const image = droplet.image?.name ?? droplet.image?.slug ?? (droplet.image?.id == null ? undefined : String(droplet.image.id));
   return {
@@ -507,6 +705,7 @@ export function edgeInfoOf(droplet: Droplet, reservedIp: string | undefined): Ed
     ipv4: reservedIp ?? direct ?? '',
     ...(reservedIp && direct ? { directIpv4: direct } : {}),
     ...(ipv6 ? { ipv6 } : {}),
+    ...(reservedIpv6 && directIpv6 ? { directIpv6 } : {}),
     region: droplet.region?.slug ?? '',
     size: droplet.size_slug ?? droplet.size?.slug ?? '',
     status: droplet.status,

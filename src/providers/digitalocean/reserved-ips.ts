@@ -5,6 +5,7 @@ import { edgeTagOf } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, waitAction, waitNoPendingActions } from './droplets.js';
 import { listAll } from './pagination.js';
+import { replacementTagOf } from './tags.js';
 import { ActionEnvelope, type Droplet, ReservedIp, ReservedIpEnvelope } from './schemas.js';
 
 export async function getReservedIp(client: DigitalOceanClient, ip: string): Promise<ReservedIp | undefined> {
@@ -31,7 +32,8 @@ export async function assignReservedIp(
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
-  if (holder && !holder.tags.includes(edgeTagOf(tunnel))) {
+  // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
+  if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
     throw new ProviderError(`reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`, {
       hint: 'unassign it from that droplet first, or pick another --reserved-ip',
     });

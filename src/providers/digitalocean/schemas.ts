@@ -175,3 +175,14 @@ export function pageOf<T extends z.ZodType>(key: string, item: T) {
     meta: z.looseObject({ total: z.number().nullish() }).nullish(),
   });
 }
+
+// Reserved IPv6 (/v2/reserved_ipv6): unlike a reserved IPv4 it names its region by `region_slug`, carries no
+// `locked` flag, and its actions are read at /v2/actions/{id} (the API has no per-address action path).
+export const ReservedIpv6 = z.looseObject({
+  ip: z.string(),
+  region_slug: text,
+  reserved_at: text,
+  droplet: z.looseObject({ id: z.number(), name: text, tags: list(z.string()) }).nullish(),
+});
+export type ReservedIpv6 = z.output<typeof ReservedIpv6>;
+export const ReservedIpv6Envelope = z.looseObject({ reserved_ipv6: ReservedIpv6 });

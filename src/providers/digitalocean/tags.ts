@@ -30,3 +30,8 @@ export async function untagDroplet(client: DigitalOceanClient, tag: string, drop
 export async function deleteTag(client: DigitalOceanClient, tag: string): Promise<void> {
   await client.delete(`/v2/tags/${tag}`, { missingOk: true });
 }
+
+/** The tag of a droplet being built to replace a tunnel's edge: not yet the tunnel's, found again by it. */
+export function replacementTagOf(tunnel: string): string {
+  return `innisfree-replacement:${tunnel}`;
+}
