@@ -152,6 +152,9 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
           world.log.push('link.renew');
           world.onRenewLink?.();
         },
+        updateForwards: async (home) => {
+          world.log.push(`dataplane.forwards ${home.forwards.map((f) => f.listenPort).join(',')}`);
+        },
         failure: world.dataPlaneFault ?? new Promise<never>(() => {}),
         stop: async () => {
           world.log.push('dataplane.down');
