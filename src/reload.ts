@@ -154,10 +154,16 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
     return failed(error);
   }
 
-  // 3. The edge, through the same deployer as up.
+  // 3. The edge, through the same deployer as up; the files (home.json too) describe the new config from here on.
+  try {
+    await deps.writeEdgeFiles(next.plan);
+  } catch (error) {
+    await deps.restoreEdgeFiles().catch(() => undefined);
+    await restoreHome();
+    return failed(error);
+  }
   if (edgeChanged) {
     try {
-      await deps.writeEdgeFiles(next.plan);
       await step(ctx.emit, 'reload.deploy', `Deploying the reloaded edge configuration (${next.plan.configHash.slice(0, 12)})`, () =>
         deps.deployer.apply({
           tunnel,

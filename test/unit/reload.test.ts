@@ -141,6 +141,14 @@ R('another deploy failure is reported as such, the home side goes back too', asy
   w.cleanup();
 });
 
+R('a change of the home side only: no deploy, home.json rewritten, listeners switched', async () => {
+  const w = world(() => planFor({ ports: ['443/tcp'], destination: '127.0.0.2' }));
+  const outcome = await w.run();
+  assert.ok(outcome.applied);
+  assert.equal(w.log, ['home 443 grace 0', 'files.write', 'home 443 grace 5000']);
+  w.cleanup();
+});
+
 R('the same config again: reloaded, nothing deployed', async () => {
   const w = world(() => planFor({ ports: ['443/tcp'] }));
   await w.run();
