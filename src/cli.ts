@@ -69,7 +69,7 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
 const COMMANDS: CommandDef[] = [
   {
     name: 'up',
-    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM',
+    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see innisfree reload)',
     longRunning: true,
     options: (command) => {
       tunnelOptions(command);
