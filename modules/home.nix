@@ -230,11 +230,32 @@ let
 
   enabledTunnels = lib.filterAttrs (_: t: t.enable) cfg.tunnels;
 
-  argsOf =
+  # What a reload can change in place lives in the tunnel file (--file), at a path that stays the same: the unit
+  # itself does not change with it, so `nixos-rebuild switch` reloads the service (reloadTriggers) instead of
+  # restarting it. The flags keep what needs a new edge or link (region, size, image, ports of the edge itself):
+  # a change there changes the launcher, and the unit restarts. Flags beat the file, so none of them sets a field
+  # the file holds.
+  tunnelFileOf =
     t:
     let
       entries = builtins.filter (e: !builtins.isString e) t.ports;
       proxyPorts = map toString t.proxyProtocol ++ map (e: toString e.public) (builtins.filter (e: e.proxyProtocol) entries);
+    in
+    pkgs.writeText "innisfree-${t.name}.json" (
+      builtins.toJSON (
+        {
+          ports = map tokenOf t.ports;
+          inherit (t) destination;
+        }
+        // lib.optionalAttrs (proxyPorts != [ ]) { proxyProtocol = proxyPorts; }
+        // lib.optionalAttrs t.masquerade { masquerade = true; }
+      )
+    );
+  tunnelFilePath = t: "/etc/innisfree/tunnels/${t.name}.json";
+
+  argsOf =
+    t:
+    let
       flag = name: value: lib.optionals (value != null) [
         "--${name}"
         (toString value)
@@ -247,19 +268,12 @@ let
       "digitalocean"
       "--name"
       t.name
-      "--ports"
-      (lib.concatMapStringsSep "," tokenOf t.ports)
-      "--destination"
-      t.destination
+      "--file"
+      (tunnelFilePath t)
       "--forwarding"
       t.forwarding
     ]
-    ++ lib.optionals (proxyPorts != [ ]) [
-      "--proxy-protocol"
-      (lib.concatStringsSep "," proxyPorts)
-    ]
     ++ flag "home-forwarding" t.homeForwarding
-    ++ lib.optional t.masquerade "--masquerade"
     ++ flag "region" t.region
     ++ flag "size" t.size
     ++ flag "bootstrap" t.bootstrap
@@ -303,8 +317,13 @@ let
       HOME = cacheDir;
       XDG_CACHE_HOME = cacheDir;
     };
+    # A new tunnel file (ports, destinations, PROXY protocol, masquerade) reloads the running up; anything else in
+    # the unit (the launcher's flags: region, size, image, forwarding, ...) restarts it.
+    reloadTriggers = [ (tunnelFileOf t) ];
     serviceConfig = {
       ExecStart = launcherOf t;
+      # Waits for the outcome: a refused or rolled-back reload fails the reload job, the old config keeps serving.
+      ExecReload = "${lib.getExe cfg.package} reload ${t.name}";
       User = "innisfree";
       Group = "innisfree";
       StateDirectory = "innisfree";
@@ -416,6 +435,9 @@ in
     boot.kernelModules = [ "wireguard" ];
 
     systemd.services = lib.mapAttrs' (_: t: lib.nameValuePair "innisfree-${t.name}" (serviceOf t)) enabledTunnels;
+    environment.etc = lib.mapAttrs' (
+      _: t: lib.nameValuePair "innisfree/tunnels/${t.name}.json" { source = tunnelFileOf t; }
+    ) enabledTunnels;
 
     networking.firewall = {
       interfaces = lib.listToAttrs (map firewallOf (builtins.filter (t: t.openFirewall) (lib.attrValues enabledTunnels)));

@@ -9,6 +9,7 @@ import { type Context, systemClock, systemExec } from './lib/context.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
 import { packageVersion } from './lib/paths.js';
 import { type RenderMode, createRenderer } from './lib/render.js';
+import { ReloadRequests } from './lib/reload-requests.js';
 import { signalHandler } from './lib/signals.js';
 import { closest } from './lib/suggest.js';
 import { TOKEN_ENV_NAMES } from './providers/digitalocean/token.js';
@@ -69,7 +70,7 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
 const COMMANDS: CommandDef[] = [
   {
     name: 'up',
-    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM',
+    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see innisfree reload)',
     longRunning: true,
     options: (command) => {
       tunnelOptions(command);
@@ -102,6 +103,19 @@ const COMMANDS: CommandDef[] = [
     run: async (ctx, _args, options) => {
       const { planCommand } = await import('./commands/plan.js');
       return planCommand(ctx, { flags: options, json: options.json === true, home: options.home === true });
+    },
+  },
+  {
+    name: 'reload',
+    args: '<name>',
+    description: 'Apply a changed configuration to a running up (SIGHUP) without dropping unchanged ports; waits for the outcome',
+    options: (command) => {
+      command.option('--json', 'Print the outcome as JSON');
+    },
+    examples: ['innisfree reload web'],
+    run: async (ctx, args, options) => {
+      const { reloadCommand } = await import('./commands/reload.js');
+      return reloadCommand(ctx, { name: args[0]!, json: options.json === true });
     },
   },
   {
@@ -354,9 +368,17 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     },
   });
   // Left to Node's default, SIGHUP (a closed terminal, or a reload asked the Unix way) would kill a long-running
-  // command with no teardown at all, leaving the local edge's processes and namespaces behind. It keeps serving.
-  const onHangup = (): void =>
-    renderer.emit({ type: 'log', level: 'warn', message: 'SIGHUP received: reloading is not supported yet; the tunnel keeps serving (stop it with Ctrl-C or SIGTERM)' });
+  // command with no teardown at all, leaving the local edge's processes and namespaces behind. For up it is a
+  // reload (applied once the tunnel is ready); any other long-running command keeps running.
+  const reloads = first === 'up' ? new ReloadRequests() : undefined;
+  const onHangup = (): void => {
+    if (reloads) {
+      renderer.emit({ type: 'log', level: 'info', message: 'SIGHUP received: reloading the configuration' });
+      reloads.request();
+      return;
+    }
+    renderer.emit({ type: 'log', level: 'warn', message: 'SIGHUP received: this command does not reload; it keeps running (stop it with Ctrl-C or SIGTERM)' });
+  };
   try {
     if (first !== undefined && !defs.has(first)) {
       const suggestion = closest(first, commandNames);
@@ -385,6 +407,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       emit: renderer.emit,
       env: io.env,
       signal: controller.signal,
+      ...(reloads ? { reloads } : {}),
     };
     if (def.longRunning) {
       process.on('SIGINT', onSignal);

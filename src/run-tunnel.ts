@@ -18,6 +18,8 @@ import { isLoopback } from './spec/primitives.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import type { ResourceLedger } from './state/resources.js';
 import type { TunnelPaths } from './state/paths.js';
+import type { ReloadRequests } from './lib/reload-requests.js';
+import { type ReloadOutcome, reloadTunnel } from './reload.js';
 import { type Phase, type TunnelStatus, writeStatus } from './state/status.js';
 
 export interface TunnelDeps {
@@ -53,6 +55,10 @@ export interface RunTunnelInput {
   recordedEdgeId?: string;
   /** Called once the tunnel is ready, with what the user needs to see. */
   onReady(ready: ReadyInfo): void;
+  /** Reload requests (SIGHUP); each re-reads the sources through `replan` and applies the difference. */
+  reloads?: ReloadRequests;
+  /** Re-reads the tunnel's sources as at start and plans again; throws a typed error for bad input. */
+  replan?: () => Promise<{ spec: TunnelSpec; plan: Plan }>;
 }
 
 export interface ReadyInfo {
@@ -76,6 +82,8 @@ export interface RunTunnelTiming {
   watchIntervalMs: number;
   /** After a repair, how long the watch re-checks before it gives up (exit 7). */
   repairSettleMs: number;
+  /** A port a reload removed: how long its open connections may finish before they are closed. Default 5 s. */
+  removedPortGraceMs?: number;
 }
 
 export const DEFAULT_TIMING: RunTunnelTiming = {
@@ -228,9 +236,38 @@ export async function runTunnel(
       readyMessage: rolledBack ? formatError(rolledBack) : null,
       edgeKept: () => keepEdge,
       offset: 0,
+      configHash: edgeStatus?.configHash ?? plan.configHash,
     };
+    const reloading =
+      input.reloads && input.replan
+        ? {
+            requests: input.reloads,
+            apply: async (): Promise<ReloadOutcome> => {
+              const outcome = await reloadTunnel(ctx, {
+                deps,
+                paths,
+                edge: edge!,
+                session: watch.session,
+                dataPlane: dataPlane!,
+                served: { spec: watch.spec, config: watch.active, configHash: watch.configHash },
+                replan: input.replan!,
+                graceMs: timing.removedPortGraceMs ?? 5_000,
+              });
+              if (outcome.applied) {
+                watch.spec = outcome.applied.spec;
+                watch.active = outcome.applied.config;
+                watch.configHash = outcome.applied.configHash;
+                watch.readyMessage = null;
+                keepEdge = outcome.applied.spec.keep;
+                rolledBack = undefined;
+              }
+              await status.update({ ...outcome.status, ...(outcome.applied ? { message: null } : {}) });
+              return outcome;
+            },
+          }
+        : undefined;
     try {
-      await serve(ctx, dataPlane, status, timing, watch);
+      await serve(ctx, dataPlane, status, timing, watch, reloading);
     } finally {
       connection = watch.session;
     }
@@ -373,11 +410,25 @@ interface Watch {
   /** status.json's message while healthy (a rollback notice, or none). */
   readyMessage: string | null;
   edgeKept(): boolean;
+  /** The edge config hash serving now (changes with a reload). */
+  configHash: string;
   /** Where the next round of public-port probes starts (a large port set is probed a slice per round). */
   offset: number;
 }
 
-async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: StatusRecorder, timing: RunTunnelTiming, watch: Watch): Promise<void> {
+interface Reloading {
+  requests: ReloadRequests;
+  apply(): Promise<ReloadOutcome>;
+}
+
+async function serve(
+  ctx: RunTunnelContext,
+  dataPlane: HomeDataPlane,
+  status: StatusRecorder,
+  timing: RunTunnelTiming,
+  watch: Watch,
+  reloading?: Reloading,
+): Promise<void> {
   const stopped = new Promise<never>((_, reject) => {
     const stop = () => reject(ctx.signal.reason ?? new InterruptedError());
     if (ctx.signal.aborted) stop();
@@ -390,11 +441,28 @@ async function serve(ctx: RunTunnelContext, dataPlane: HomeDataPlane, status: St
   const ticks = new AbortController();
   const hint = (problems: HealthProblem[]) =>
     hintFor(problems, { tunnel: watch.spec.name, edgeKept: watch.edgeKept(), wireguardPort: watch.active.edge.wireguard.listenPort });
+  // A reload request wakes the loop; it is applied between watch rounds, never during one.
+  let reloadDue = false;
+  let reloadAsked: Promise<void> | undefined;
+  const awaitReload = () => (reloadAsked = reloading?.requests.next().then(() => void (reloadDue = true)));
+  awaitReload();
   try {
     for (;;) {
       const watching = timing.watchIntervalMs > 0;
       const wait = watching ? Math.max(0, Math.min(timing.sampleIntervalMs, nextWatchAt - ctx.clock.now())) : timing.sampleIntervalMs;
-      await Promise.race([stopped, ctx.clock.sleep(wait, ticks.signal).catch(() => {}), dataPlane.failure]);
+      const tick = new AbortController();
+      const stopTick = () => tick.abort();
+      ticks.signal.addEventListener('abort', stopTick, { once: true });
+      await Promise.race([stopped, ctx.clock.sleep(wait, tick.signal).catch(() => {}), dataPlane.failure, ...(reloadAsked ? [reloadAsked] : [])]);
+      tick.abort();
+      ticks.signal.removeEventListener('abort', stopTick);
+      if (reloadDue && reloading) {
+        reloadDue = false;
+        const applying = reloading.apply();
+        applying.catch(() => {});
+        await Promise.race([stopped, dataPlane.failure, applying]);
+        awaitReload();
+      }
       const sample = await sampleFor(dataPlane, ctx.clock);
       await status.update({ dataPlane: sample });
       const handshakeAt = sample.latestHandshake * 1000;

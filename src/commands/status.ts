@@ -84,6 +84,15 @@ function renderReport(report: TunnelReport): string {
     const sync = report.configInSync === null ? '' : report.configInSync ? ' (in sync)' : ' (differs: run up or innisfree deploy)';
     lines.push(`  config          planned ${short(s.plannedConfigHash)}, deployed ${short(s.deployedConfigHash)}${sync}`);
   }
+  const r = s?.lastReload;
+  if (r) {
+    const changes = [...r.added.map((p) => `+${p}`), ...r.removed.map((p) => `-${p}`)].join(' ');
+    lines.push(
+      r.outcome === 'reloaded'
+        ? `  last reload     ${r.at}: reloaded to ${short(r.configHash)}${changes ? `, ports ${changes}` : ''}`
+        : `  last reload     ${r.at}: FAILED, still serving ${short(r.configHash)}: ${r.message ?? 'unknown reason'}`,
+    );
+  }
   const d = s?.dataPlane;
   if (d) {
     const age = report.handshakeAgeSeconds === null ? 'none yet' : `${report.handshakeAgeSeconds} s ago`;

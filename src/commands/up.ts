@@ -14,6 +14,7 @@ import { BusyError, EnvironmentError, UsageError } from '../lib/errors.js';
 import { prepareTunnel } from '../prepare.js';
 import { providerKit } from '../providers/index.js';
 import type { Provider } from '../providers/provider.js';
+import { fixedFieldError } from '../reload.js';
 import { type TunnelDeps, runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
@@ -70,6 +71,16 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     started = true;
     const ledger = await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now());
     if (options.replaceEdge) await replaceEdge(ctx, deps, { spec, plan, paths, identity, ledger, ...(recordedEdgeId ? { recordedEdgeId } : {}) });
+    // A reload reads the same sources again: the flags and INNISFREE_* captured at start, --file and config.json now.
+    const replan = async () => {
+      const { spec: next } = await loadTunnelSpec(options.flags, ctx.env);
+      // Refused before prepareTunnel, which would record a new address allocation for a changed pool.
+      const fixed = fixedFieldError(spec, next);
+      if (fixed) throw fixed;
+      const prepared = await prepareTunnel(ctx.exec, root, next, new Date(ctx.clock.now()));
+      checkHomeForwarding(next, prepared.plan.home.forwarding, prepared.homeHost.kernelForwarding);
+      return { spec: next, plan: prepared.plan };
+    };
     await runTunnel(ctx, deps, {
       spec,
       plan,
@@ -78,6 +89,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       ledger,
       ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
+      ...(ctx.reloads ? { reloads: ctx.reloads, replan } : {}),
     });
   } catch (error) {
     // Refused before anything outside this host existed (bad input such as an --address-pool with no room, a

@@ -39,6 +39,12 @@ export interface HomeDataPlane {
   setEndpoint(endpoint: string): Promise<void>;
   /** Re-establishes the link with the edge in place (peer, keys, endpoint set again); the forwarder keeps running. */
   renewLink(): Promise<void>;
+  /**
+   * A reload: carries `home.forwards` from now on, in place. Unchanged ports are not touched; removed ones are
+   * closed after `graceMs` (forwarder; kernel forwarding leaves their established connections to conntrack).
+   * Refuses a change that needs a new link or another forwarding path (interface, addresses, MTU, kernel/proxy).
+   */
+  updateForwards(home: HomeConfig, graceMs: number): Promise<void>;
   /** Rejects with a DataPlaneError when the link or the forwarder breaks; never resolves. */
   readonly failure: Promise<never>;
   /** Forwarder or kernel table, then routing, then link. Idempotent; bounded in time. */
@@ -114,11 +120,21 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
   }
 
   let stopping: Promise<void> | undefined;
+  let current = home;
   return {
     link,
     forwarder,
     kernel,
     failure,
+    updateForwards: async (next, graceMs) => {
+      const unchangeable = linkDifference(current, next);
+      if (unchangeable) {
+        throw new DataPlaneError(`the home side cannot change ${unchangeable} while running`, { hint: 'stop up and start it again to apply this change' });
+      }
+      if (kernel) await kernel.update(next.forwards, next.masquerade);
+      else if (forwarder) await forwarder.update(next.forwards, graceMs);
+      current = next;
+    },
     setEndpoint: (endpoint) => link.setEndpoint(endpoint),
     renewLink: () => link.renewPeer(),
     sample: async () => {
@@ -145,6 +161,20 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
       return stopping;
     },
   };
+}
+
+/** What of the home side a reload cannot change in place (it needs a new link or forwarding path), if anything. */
+export function linkDifference(before: HomeConfig, after: HomeConfig): string | undefined {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  if (before.interface !== after.interface) return 'the interface';
+  if (before.address !== after.address || before.address6 !== after.address6) return 'the tunnel addresses';
+  if (before.mtu !== after.mtu) return 'the MTU';
+  if (!same(before.allowedIps, after.allowedIps) || before.persistentKeepalive !== after.persistentKeepalive) return 'the WireGuard peer';
+  if (!same(before.policyRouting, after.policyRouting)) return 'the policy routing';
+  if (before.forwarding !== after.forwarding) return `the forwarding path (${before.forwarding} to ${after.forwarding})`;
+  // No forwarder runs with --destination none: one cannot appear in place (nor go away).
+  if (before.forwarding !== 'kernel' && (before.forwards.length === 0) !== (after.forwards.length === 0)) return 'the destination to or from "none"';
+  return undefined;
 }
 
 /**

@@ -42,6 +42,11 @@ export interface KernelForwarding {
   readonly table: string;
   /** Per forward (in the order given), from the table's named counters. */
   counters(): Promise<PortCounters[]>;
+  /**
+   * Replaces the forwarded set (a reload) in one `nft -f` transaction. Established connections keep their DNAT and
+   * mark in conntrack, so those on unchanged ports carry on; the table only decides for new ones.
+   */
+  update(forwards: readonly HomeForward[], masquerade: boolean): Promise<void>;
   /** Deletes the table and restores the sysctls it changed. Idempotent. */
   down(): Promise<void>;
 }
@@ -194,7 +199,59 @@ export async function removeKernelForwarding(exec: Exec, ifname: string, netns?:
   await exec(file, args, { timeoutMs: 10_000, reject: false });
 }
 
-export async function kernelForwardingUp(exec: Exec, spec: KernelForwardingSpec): Promise<KernelForwarding> {
+export async function kernelForwardingUp(exec: Exec, initial: KernelForwardingSpec): Promise<KernelForwarding> {
+  let spec = initial;
+  const previous: Array<[string, string]> = [];
+  const table = kernelTableName(spec.interface);
+
+  const down = async (): Promise<void> => {
+    await removeKernelForwarding(exec, spec.interface, spec.netns);
+    for (const [key, value] of previous.splice(0).reverse()) await writeSysctl(exec, spec.netns, key, value).catch(() => {});
+  };
+
+  await loadKernelRuleset(exec, spec, previous, down);
+
+  return {
+    table,
+    down,
+    update: async (forwards, masquerade) => {
+      const next = { ...spec, forwards, masquerade };
+      await loadKernelRuleset(exec, next, previous);
+      spec = next;
+    },
+    counters: async () => {
+      const [file, args] = inNetns(spec.netns, 'nft', ['-j', 'list', 'counters', 'table', FAMILY, table]);
+      const result = await exec(file, args, { timeoutMs: 10_000, reject: false });
+      const values = result.exitCode === 0 ? parseNftCounters(result.stdout) : new Map<string, NftCounter>();
+      return spec.forwards.map((forward) => {
+        const read = (what: 'new' | 'in' | 'out') => values.get(counterName(forward, what)) ?? { packets: 0, bytes: 0 };
+        return {
+          protocol: forward.protocol,
+          listenPort: forward.listenPort,
+          opened: read('new').packets,
+          // Conntrack knows the open connections; the table does not count them.
+          active: 0,
+          bytesIn: read('in').bytes,
+          bytesOut: read('out').bytes,
+          errors: 0,
+          path: 'kernel' as const,
+        };
+      });
+    },
+  };
+}
+
+/**
+ * Checks the spec, sets the sysctls its destinations need (recording the values they had in `previous`, for
+ * teardown) and loads the table in one transaction. Throws a DataPlaneError (or EnvironmentError) naming the cause.
+ */
+async function loadKernelRuleset(
+  exec: Exec,
+  spec: KernelForwardingSpec,
+  previous: Array<[string, string]>,
+  /** At startup: undo what was changed when loading fails. A reload keeps the table it had (nft -f is atomic). */
+  undo?: () => Promise<void>,
+): Promise<void> {
   if (!NAME.test(spec.interface)) throw new DataPlaneError(`kernel forwarding: "${spec.interface}" is not an interface name`);
   if (isIP(spec.address) !== 4) throw new DataPlaneError(`kernel forwarding: "${spec.address}" is not an IPv4 address`);
   if (spec.forwards.length === 0) throw new DataPlaneError('kernel forwarding: no ports to forward');
@@ -225,16 +282,9 @@ export async function kernelForwardingUp(exec: Exec, spec: KernelForwardingSpec)
   const wanted: Array<[string, string]> = [];
   if ([...kinds.values()].includes('loopback')) wanted.push([sysctlKey(spec.interface, 'route_localnet'), '1']);
   if ([...kinds.values()].includes('remote')) wanted.push([sysctlKey(spec.interface, 'forwarding'), '1']);
-  const previous: Array<[string, string]> = [];
-  const table = kernelTableName(spec.interface);
-
-  const down = async (): Promise<void> => {
-    await removeKernelForwarding(exec, spec.interface, spec.netns);
-    for (const [key, value] of previous.splice(0).reverse()) await writeSysctl(exec, spec.netns, key, value).catch(() => {});
-  };
-
   try {
     for (const [key, value] of wanted) {
+      if (previous.some(([k]) => k === key)) continue;
       const before = await readSysctl(exec, spec.netns, key);
       if (before === undefined) throw new Error(`cannot read ${key}`);
       if (before === value) continue;
@@ -244,36 +294,12 @@ export async function kernelForwardingUp(exec: Exec, spec: KernelForwardingSpec)
     const [file, args] = inNetns(spec.netns, 'nft', ['-f', '-']);
     await exec(file, args, { input: renderKernelRuleset(spec, kinds), timeoutMs: 30_000 });
   } catch (error) {
-    await down().catch(() => {});
+    await undo?.().catch(() => {});
     throw new DataPlaneError(`setting up kernel forwarding on ${spec.interface} failed: ${(error as Error).message}`, {
       hint: 'kernel forwarding needs root (CAP_NET_ADMIN) and nft; --home-forwarding proxy uses the userspace forwarder instead',
       cause: error,
     });
   }
-
-  return {
-    table,
-    down,
-    counters: async () => {
-      const [file, args] = inNetns(spec.netns, 'nft', ['-j', 'list', 'counters', 'table', FAMILY, table]);
-      const result = await exec(file, args, { timeoutMs: 10_000, reject: false });
-      const values = result.exitCode === 0 ? parseNftCounters(result.stdout) : new Map<string, NftCounter>();
-      return spec.forwards.map((forward) => {
-        const read = (what: 'new' | 'in' | 'out') => values.get(counterName(forward, what)) ?? { packets: 0, bytes: 0 };
-        return {
-          protocol: forward.protocol,
-          listenPort: forward.listenPort,
-          opened: read('new').packets,
-          // Conntrack knows the open connections; the table does not count them.
-          active: 0,
-          bytesIn: read('in').bytes,
-          bytesOut: read('out').bytes,
-          errors: 0,
-          path: 'kernel' as const,
-        };
-      });
-    },
-  };
 }
 
 export interface NftCounter {

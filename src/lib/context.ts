@@ -2,6 +2,7 @@
 // because uvu has no module mocking.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Emit } from './events.js';
+import type { ReloadRequests } from './reload-requests.js';
 
 export interface ExecOptions {
   /** Written to the child's stdin: the only way secrets reach a child process (never argv). */
@@ -36,6 +37,8 @@ export interface Context {
   env: Env;
   /** Aborted when the user interrupts (SIGINT/SIGTERM). */
   signal: AbortSignal;
+  /** SIGHUP for a long-running command: a request to re-read its sources and apply them. */
+  reloads?: ReloadRequests;
 }
 
 export class ExecFailure extends Error {

@@ -12,6 +12,8 @@ export const ExitCode = {
   dataPlane: 7,
   busy: 8,
   environment: 9,
+  /** innisfree reload: no `up` of that tunnel runs here. */
+  notRunning: 10,
   interrupted: 130,
 } as const;
 
@@ -91,6 +93,13 @@ export class BusyError extends InnisfreeError {
 export class EnvironmentError extends InnisfreeError {
   constructor(message: string, details?: ErrorDetails) {
     super('environment', message, details);
+  }
+}
+
+/** What a command acts on is not running (innisfree reload without a running up). */
+export class NotRunningError extends InnisfreeError {
+  constructor(message: string, details?: ErrorDetails) {
+    super('notRunning', message, details);
   }
 }
 

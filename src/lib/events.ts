@@ -48,7 +48,22 @@ export interface HealthEvent {
   detail?: string;
 }
 
-export type ProgressEvent = StepEvent | LogEvent | ReadyEvent | HealthEvent;
+/**
+ * A reload of a running tunnel (SIGHUP or `innisfree reload`): `reloaded` with the config now serving and the public
+ * ports added and removed ("8081/tcp"), or `reload-failed` with the reason; the previous config then keeps serving.
+ */
+export interface ReloadEvent {
+  type: 'reload';
+  tunnel: string;
+  status: 'reloaded' | 'reload-failed';
+  configHash: string;
+  added: string[];
+  removed: string[];
+  /** reload-failed: the one-line reason (what, why, what to do). reloaded: e.g. "nothing changed". */
+  detail?: string;
+}
+
+export type ProgressEvent = StepEvent | LogEvent | ReadyEvent | HealthEvent | ReloadEvent;
 
 export type Emit = (event: ProgressEvent) => void;
 

@@ -1,6 +1,6 @@
 // Turns progress events into output. Only the CLI picks a renderer: JSON lines for machines, a spinner line on a
 // terminal, plain timestamp-free lines otherwise (the journal adds its own timestamps).
-import type { Emit, HealthEvent, LogEvent, ReadyEvent, StepEvent } from './events.js';
+import type { Emit, HealthEvent, LogEvent, ReadyEvent, ReloadEvent, StepEvent } from './events.js';
 
 export type RenderMode = 'json' | 'tty' | 'plain';
 
@@ -117,7 +117,18 @@ export function healthLine(event: HealthEvent): string {
   }
 }
 
-function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent | HealthEvent, verbose: boolean): void {
+/** One line per reload: what changed, or why the old configuration still serves. */
+export function reloadLine(event: ReloadEvent): string {
+  if (event.status === 'reload-failed') return `warning: reload of tunnel ${event.tunnel} failed: ${event.detail ?? 'unknown reason'}; the previous configuration keeps serving`;
+  const changes = [...event.added.map((p) => `+${p}`), ...event.removed.map((p) => `-${p}`)];
+  return `tunnel ${event.tunnel} reloaded (config ${event.configHash.slice(0, 12)}${changes.length ? `, ports ${changes.join(' ')}` : ''}${event.detail ? `, ${event.detail}` : ''})`;
+}
+
+function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent | HealthEvent | ReloadEvent, verbose: boolean): void {
+  if (event.type === 'reload') {
+    stream.write(`${reloadLine(event)}\n`);
+    return;
+  }
   if (event.type === 'health') {
     stream.write(`${healthLine(event)}\n`);
     return;

@@ -48,6 +48,21 @@ export const TunnelStatus = z.object({
   deployedConfigHash: z.string().nullable(),
   /** The last failure, in the same one-line form the CLI prints. */
   message: z.string().nullable(),
+  /** The outcome of the last reload of this run (SIGHUP or innisfree reload); absent before any. */
+  lastReload: z
+    .object({
+      at: z.string(),
+      outcome: z.enum(['reloaded', 'failed']),
+      /** The config serving after it: the new one, or after a failure still the previous one. */
+      configHash: z.string().nullable(),
+      added: z.array(z.string()),
+      removed: z.array(z.string()),
+      /** failed: the one-line reason; its exit-code class (innisfree reload exits with it). */
+      message: z.string().nullable(),
+      kind: z.string().nullable(),
+    })
+    .nullable()
+    .optional(),
   /** Sampled periodically by the running process. */
   dataPlane: z
     .object({

@@ -31,10 +31,12 @@ in
 {
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
   services = lib.mapAttrs (_: s: {
-    inherit (s) wantedBy after path environment;
+    inherit (s) wantedBy after path environment restartIfChanged reloadIfChanged;
+    reloadTriggers = map toString s.reloadTriggers;
     launcher = s.serviceConfig.ExecStart.text;
     serviceConfig = builtins.removeAttrs s.serviceConfig [ "ExecStart" ];
   }) innisfreeServices;
+  etc = lib.mapAttrs (_: e: { source = toString e.source; text = e.source.text or null; }) (lib.filterAttrs (name: _: lib.hasPrefix "innisfree/" name) c.environment.etc);
   users = lib.mapAttrs (_: u: builtins.removeAttrs u [ "openssh" ]) c.users.users;
   kernelModules = c.boot.kernelModules;
   firewall = {

@@ -15,11 +15,15 @@ interface Service {
   environment: Record<string, string>;
   launcher: string;
   serviceConfig: Record<string, unknown>;
+  reloadTriggers: string[];
+  restartIfChanged: boolean;
+  reloadIfChanged: boolean;
 }
 
 interface Evaluated {
   failedAssertions: string[];
   services: Record<string, Service>;
+  etc: Record<string, { source: string; text: string | null }>;
   users: Record<string, Record<string, unknown>>;
   kernelModules: string[];
   firewall: { checkReversePath: unknown; interfaces: Record<string, { allowedTCPPortRanges: unknown[]; allowedUDPPortRanges: unknown[] }> };
@@ -74,11 +78,19 @@ S('a tunnel becomes innisfree-<name> running `innisfree up --keep` with the CLI 
   assert.match(argv[0]!, /\/bin\/innisfree$/);
   assert.equal(argv.slice(1), [
     'up', '--keep', '--provider', 'digitalocean', '--name', 'web',
-    '--ports', '443/tcp,80:8080,27015-27030/udp,8443:443/tcp',
-    '--destination', '192.168.1.20', '--forwarding', 'nginx', '--proxy-protocol', '8443',
+    '--file', '/etc/innisfree/tunnels/web.json', '--forwarding', 'nginx',
     '--region', 'fra1', '--image', 'innisfree-edge', '--reserved-ip', '203.0.113.10', '--ipv6',
     '--token-file', '$CREDENTIALS_DIRECTORY/token',
   ]);
+  // What a reload can change is in the tunnel file, not on the command line.
+  const file = c.etc['innisfree/tunnels/web.json'];
+  assert.ok(file, Object.keys(c.etc).join(', '));
+  assert.equal(JSON.parse(file.text!), {
+    ports: ['443/tcp', '80:8080', '27015-27030/udp', '8443:443/tcp'],
+    destination: '192.168.1.20',
+    proxyProtocol: ['8443'],
+  });
+  assert.equal(service.reloadTriggers, [file.source], 'the tunnel file is the reload trigger');
   // Every flag the launcher passes is one `innisfree up` declares (src/cli.ts tunnelOptions).
   const known = cliTunnelFlags();
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
@@ -101,12 +113,35 @@ S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; 
   const at = argv.indexOf('--home-forwarding');
   assert.ok(at > 0, argv.join(' '));
   assert.is(argv[at + 1], 'kernel');
-  assert.ok(argv.includes('--masquerade'));
+  assert.is(JSON.parse(evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).etc['innisfree/tunnels/web.json']!.text!).masquerade, true, 'masquerade is in the tunnel file');
   const known = cliTunnelFlags();
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
   assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
   const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
   assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade'), 'defaults leave the choice to the CLI');
+});
+
+S('ports, destinations, PROXY protocol and masquerade reload the unit; region, size, image and forwarding restart it', () => {
+  if (!ready()) return;
+  const base = evaluate({ web }).services['innisfree-web']!;
+  assert.match(String(base.serviceConfig.ExecReload), /\/bin\/innisfree reload web$/);
+  assert.is(base.restartIfChanged, true, "NixOS' default: a changed unit restarts");
+  assert.is(base.reloadIfChanged, false, 'only the reload triggers reload');
+  const unitOf = (s: Service) => JSON.stringify({ ...s, reloadTriggers: [] });
+  const reloads = [
+    { ports: ['443/tcp', '8080/tcp'] },
+    { destination: '192.168.1.30' },
+    { proxyProtocol: [443] },
+  ];
+  for (const change of reloads) {
+    const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
+    assert.is(unitOf(changed), unitOf(base), `${JSON.stringify(change)}: the unit is the same, so it is not restarted`);
+    assert.not.equal(changed.reloadTriggers, base.reloadTriggers, `${JSON.stringify(change)}: the reload trigger changed`);
+  }
+  for (const change of [{ region: 'ams3' }, { size: 's-2vcpu-4gb' }, { image: 'innisfree-edge-2' }, { forwarding: 'nftables' }]) {
+    const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
+    assert.is.not(changed.launcher, base.launcher, `${JSON.stringify(change)}: the launcher changed, so the unit restarts`);
+  }
 });
 
 S('the service: state and cache directories, token credential, capabilities, restart and SIGTERM', () => {

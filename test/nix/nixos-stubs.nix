@@ -30,6 +30,10 @@ in
     systemd = fakeDerivation "systemd" { };
     writeShellApplication = args: fakeDerivation args.name { inherit (args) text runtimeInputs; };
     writeShellScript = name: text: fakeDerivation name { inherit text; };
+    # Like the real one, the store path changes with the content (reload triggers compare it).
+    writeText = name: text: fakeDerivation name { inherit text; } // {
+      outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}";
+    };
   };
 
   module =
@@ -366,6 +370,10 @@ in
                 type = types.nullOr types.lines;
                 default = null;
               };
+              source = mkOption {
+                type = types.nullOr types.path;
+                default = null;
+              };
               mode = mkOption {
                 type = types.str;
                 default = "symlink";
@@ -417,6 +425,27 @@ in
                 default = { };
               };
               unitConfig = anything;
+              # As nixos/lib/systemd-unit-options.nix declares them (types and defaults).
+              restartTriggers = mkOption {
+                type = types.listOf types.unspecified;
+                default = [ ];
+              };
+              reloadTriggers = mkOption {
+                type = types.listOf (types.oneOf [ types.bool types.int types.str types.path types.package ]);
+                default = [ ];
+              };
+              restartIfChanged = mkOption {
+                type = types.bool;
+                default = true;
+              };
+              reloadIfChanged = mkOption {
+                type = types.bool;
+                default = false;
+              };
+              stopIfChanged = mkOption {
+                type = types.bool;
+                default = true;
+              };
               startLimitIntervalSec = mkOption {
                 type = types.nullOr types.int;
                 default = null;

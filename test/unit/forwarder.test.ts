@@ -406,3 +406,82 @@ udp('counters have the shape status.json records', async () => {
 });
 
 udp.run();
+
+// ---
+const reload = suite('forwarder: update in place (reload)');
+
+/** Writes a few bytes on an echo connection and resolves whether they came back. */
+function echoes(socket: Socket, ms = 2_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const payload = randomBytes(8).toString('hex');
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(payload)) done(true);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      resolve(ok);
+    };
+    socket.on('data', onData);
+    socket.write(payload);
+  });
+}
+
+reload('a held connection on an unchanged port survives adding and removing another; the removed one closes after its grace', async () => {
+  const target = await startTrafficServer(LOOPBACK, 0);
+  const [portA, portB] = [await freePort(), await freePort()];
+  const fwd = await startForwarder([forward('tcp', target.port, portA)]);
+  try {
+    const held = await openClient(portA);
+    held.write('E');
+    assert.ok(await echoes(held), 'A echoes');
+
+    const added = await fwd.update([forward('tcp', target.port, portA), forward('tcp', target.port, portB)], 0);
+    assert.equal(added.added.map((f) => f.listenPort), [portB]);
+    assert.equal(added.removed, []);
+    const onB = await openClient(portB);
+    onB.write('E');
+    assert.ok(await echoes(onB), 'B answers once added');
+    assert.ok(await echoes(held), 'A survives adding B');
+    assert.is(fwd.counters()[0]!.opened, 1, "A's counters carry on");
+
+    const started = Date.now();
+    const removed = await fwd.update([forward('tcp', target.port, portA)], 300);
+    assert.equal(removed.removed.map((f) => f.listenPort), [portB]);
+    assert.equal(fwd.listeners().map((l) => l.port), [portA], 'B leaves the counters at once');
+    assert.is.not(await closedWithin(onB, 3_000), 'open', "B's connection is closed after the grace");
+    assert.ok(Date.now() - started >= 250, `not before the grace (${Date.now() - started} ms)`);
+    const refused = await openClient(portB).then((s) => (s.destroy(), 'connected'), (e: NodeJS.ErrnoException) => e.code);
+    assert.is(refused, 'ECONNREFUSED');
+    assert.ok(await echoes(held), 'A survives removing B');
+    held.destroy();
+  } finally {
+    await fwd.close();
+    await target.close();
+  }
+});
+
+reload('a listener that cannot bind fails the update and leaves the running ones as they were', async () => {
+  const target = await startTrafficServer(LOOPBACK, 0);
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, LOOPBACK, () => resolve()));
+  const taken = (blocker.address() as { port: number }).port;
+  const portA = await freePort();
+  const fwd = await startForwarder([forward('tcp', target.port, portA)]);
+  try {
+    const error = await fwd.update([forward('tcp', target.port, portA), forward('tcp', target.port, taken)], 0).catch((e: unknown) => e);
+    assert.instance(error, DataPlaneError);
+    assert.match((error as Error).message, /already in use/);
+    assert.equal(fwd.listeners().map((l) => l.port), [portA]);
+    await expectCheck({ kind: 'tcp-echo', host: LOOPBACK, port: portA, bytes: 1000 });
+  } finally {
+    await fwd.close();
+    await target.close();
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  }
+});
+
+reload.run();

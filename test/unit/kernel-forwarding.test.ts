@@ -134,6 +134,25 @@ U('another host: forwarding on the tunnel, and a clear refusal when the way ther
   assert.is(on.sysctl.get('net.ipv4.conf.isf-web.forwarding'), '0');
 });
 
+U('update (a reload) replaces the table in one transaction, sets what a new destination needs, and down restores all', async () => {
+  const sys = system(
+    { 'net.ipv4.conf.isf-web.route_localnet': '0', 'net.ipv4.conf.isf-web.forwarding': '0', 'net.ipv4.conf.eth0.forwarding': '1' },
+    { '192.168.1.20': { dev: 'eth0' } },
+  );
+  const kernel = await kernelForwardingUp(fakeExec(sys), specOf([forward('tcp', 8080)]));
+  const before = sys.calls.length;
+  await kernel.update([forward('tcp', 8080), forward('tcp', 443, '192.168.1.20')], false);
+  const during = sys.calls.slice(before);
+  assert.not.ok(during.some((c) => c.startsWith('nft delete')), `no separate delete: ${during.join(' | ')}`);
+  assert.ok(sys.input?.startsWith('table inet innisfree-home-isf-web\ndelete table'), 'one nft -f transaction');
+  assert.match(sys.input ?? '', /443 : 192\.168\.1\.20 \. 443/);
+  assert.is(sys.sysctl.get('net.ipv4.conf.isf-web.forwarding'), '1', 'the new remote destination gets forwarding');
+  assert.equal((await kernel.counters()).map((c) => c.listenPort), [8080, 443]);
+  await kernel.down();
+  assert.is(sys.sysctl.get('net.ipv4.conf.isf-web.forwarding'), '0', 'restored');
+  assert.is(sys.sysctl.get('net.ipv4.conf.isf-web.route_localnet'), '0', 'restored');
+});
+
 U('an address of this host is served locally', async () => {
   const sys = system({ 'net.ipv4.conf.isf-web.forwarding': '0', 'net.ipv4.conf.isf-web.route_localnet': '0' }, { '192.168.1.5': { type: 'local', dev: 'lo' } });
   await kernelForwardingUp(fakeExec(sys), specOf([forward('udp', 53, '192.168.1.5')]));

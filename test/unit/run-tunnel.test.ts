@@ -13,6 +13,7 @@ import { type RunTunnelTiming, type TunnelDeps, runTunnel } from '../../src/run-
 import type { EdgeStatus } from '../../src/spec/edge-config.js';
 import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { tunnelPaths } from '../../src/state/paths.js';
+import { ReloadRequests } from '../../src/lib/reload-requests.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { readPlanFixture } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/tmp.js';
@@ -154,6 +155,9 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
           world.log.push('link.renew');
           world.onRenewLink?.();
         },
+        updateForwards: async (home) => {
+          world.log.push(`dataplane.forwards ${home.forwards.map((f) => f.listenPort).join(',')}`);
+        },
         failure: world.dataPlaneFault ?? new Promise<never>(() => {}),
         stop: async () => {
           world.log.push('dataplane.down');
@@ -171,6 +175,8 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
   };
   const ready: unknown[] = [];
+  const reloads = new ReloadRequests();
+  let replanned: { spec: typeof spec; plan: typeof plan } | undefined;
   /** Each run gets a fresh signal, as each `innisfree up` process does. */
   const run = () => {
     controller = new AbortController();
@@ -182,11 +188,19 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
         ready.push(info);
         world.log.push('ready');
       },
+      reloads,
+      replan: async () => replanned ?? { spec, plan },
     }, { ...timing, ...world.watchTiming });
   };
   const status = () => JSON.parse(readFileSync(paths.status, 'utf8')) as { phase: string; edge: EdgeInfo | null; message: string | null; deployedConfigHash: string | null; plannedConfigHash: string };
   const abort = (reason: unknown = new InterruptedError('interrupted by SIGTERM')) => controller.abort(reason);
-  return { dir, world, run, abort, plan, status, ready, isDataPlaneUp: () => dataPlaneUp, clock };
+  const reloadWith = (tunnel: Record<string, unknown>) => {
+    const next = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel, ...tunnel })]);
+    replanned = { spec: next, plan: makePlan({ spec: next, allocation: input.allocation, keys: input.keys }) };
+    reloads.request();
+    return replanned.plan;
+  };
+  return { dir, world, run, abort, plan, status, ready, isDataPlaneUp: () => dataPlaneUp, clock, reloadWith };
 }
 
 async function untilReady(t: ReturnType<typeof setup>): Promise<void> {
@@ -212,6 +226,33 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
     ]);
     assert.is(t.status().phase, 'stopped');
     assert.is(t.status().edge, null);
+  } finally {
+    t.dir.remove();
+  }
+});
+
+R('a reload request while serving: the new plan is deployed, the home side updated, status records it; up keeps serving', async () => {
+  const t = setup();
+  try {
+    const running = t.run();
+    await untilReady(t);
+    const next = t.reloadWith({ ports: '443/tcp,80:8080/tcp,19132/udp,8443/tcp' });
+    let last: { outcome?: string; added?: string[] } | undefined;
+    for (let i = 0; i < 2000 && !last; i++) {
+      await new Promise((r) => setTimeout(r, 1));
+      last = (t.status() as { lastReload?: typeof last }).lastReload ?? undefined;
+    }
+    assert.is(last?.outcome, 'reloaded');
+    assert.equal(last?.added, ['8443/tcp']);
+    assert.is(t.status().deployedConfigHash, next.configHash);
+    assert.is(t.status().plannedConfigHash, next.configHash);
+    assert.is(t.status().phase, 'ready');
+    assert.ok(t.world.log.some((l) => l.startsWith('dataplane.forwards') && l.includes('8443')), t.world.log.join(' | '));
+    const reloadEvents = t.world.events.filter((e) => e.type === 'reload');
+    assert.equal(reloadEvents.map((e) => e.type === 'reload' && e.status), ['reloaded']);
+    t.abort();
+    await running;
+    assert.is(t.status().phase, 'stopped');
   } finally {
     t.dir.remove();
   }

@@ -2,6 +2,7 @@
 // SSH (pinned host key) to the local edge's agent, which applies it in the edge namespace as a new generation;
 // then confirms over a new SSH connection within the confirmation timeout, as deploy-rs's magic rollback does,
 // and reads the edge's own status to check the config hash. NixOS activation itself is not reproduced.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeployRequest, DeployResult, Deployer } from '../../edge/deployer.js';
@@ -13,6 +14,8 @@ import { AGENT_COMMAND } from './edge-files.js';
 import { type RenderedEdge, renderEdge } from './render.js';
 
 export const FAIL_ACTIVATION_ENV = 'INNISFREE_LOCAL_FAIL_ACTIVATION';
+/** Tests of a running up (reload): activations fail while the file this names exists (the env is read at start). */
+export const FAIL_ACTIVATION_FILE_ENV = 'INNISFREE_LOCAL_FAIL_ACTIVATION_FILE';
 
 export interface LocalDeployerOptions {
   exec: Exec;
@@ -39,7 +42,8 @@ export class LocalDeployer implements Deployer {
     const edgeJson = await readFile(edgeJsonPath, 'utf8');
     const rendered = await (this.options.render ?? ((path: string) => renderEdge(this.options.exec, path)))(edgeJsonPath);
     const timeout = this.options.confirmTimeoutSeconds ?? 30;
-    const fail = this.options.env[FAIL_ACTIVATION_ENV] === '1';
+    const failFile = this.options.env[FAIL_ACTIVATION_FILE_ENV];
+    const fail = this.options.env[FAIL_ACTIVATION_ENV] === '1' || (failFile !== undefined && failFile !== '' && existsSync(failFile));
     const onStderrLine = (line: string): void => {
       if (line.trim() !== '') emit({ type: 'log', level: 'info', message: line, source: 'local-edge' });
     };
@@ -54,7 +58,7 @@ export class LocalDeployer implements Deployer {
     if (activation.exitCode === 3) {
       throw new RolledBackError(`the local edge of "${tunnel}" rolled back: ${reply.error ?? 'activation failed'}; the previous configuration is still serving`, {
         hint: fail
-          ? `unset ${FAIL_ACTIVATION_ENV} to let activations succeed`
+          ? `unset ${FAIL_ACTIVATION_ENV} (or remove the file ${FAIL_ACTIVATION_FILE_ENV} names) to let activations succeed`
           : `fix the cause and run innisfree deploy ${tunnel} again`,
       });
     }
