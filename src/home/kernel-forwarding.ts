@@ -270,6 +270,7 @@ export async function kernelForwardingUp(exec: Exec, spec: KernelForwardingSpec)
           bytesOut: read('out').bytes,
           errors: 0,
           path: 'kernel' as const,
+          destination: `${forward.targetHost}:${forward.targetPort}`,
         };
       });
     },

@@ -7,6 +7,8 @@ import { UsageError } from '../lib/errors.js';
 import {
   type PortRange,
   applyProxyProtocol,
+  checkPortDestinations,
+  parsePortDestination,
   parsePortList,
   parsePortToken,
   parseProtocol,
@@ -106,6 +108,8 @@ const PortObject = z
     local: z.union([z.number(), z.string()]).optional(),
     protocol: z.string().optional(),
     proxyProtocol: z.boolean().optional(),
+    /** This mapping's own destination host; absent: the tunnel's. */
+    destination: z.string().optional(),
   })
   .strict();
 
@@ -225,6 +229,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   }
   const spec = parsed.data;
   validatePortSet(spec.ports, reservedPortsOf(spec));
+  checkPerPortDestinations(spec, origin);
   checkCombinations(spec, origin, explicit);
   return spec;
 }
@@ -279,19 +284,41 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
   }
 }
 
+/** Per-port destinations: one destination per local port, and none with a tunnel whose destination is "none". */
+function checkPerPortDestinations(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
+  const ports = origin.ports ?? 'ports';
+  const own = spec.ports.find((p) => p.destination !== undefined);
+  if (own && spec.destination === 'none') {
+    throw new UsageError(`${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing forwards at home)`, {
+      hint: `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ${DEFAULTS.destination}), or drop the "@HOST" part`,
+    });
+  }
+  checkPortDestinations(spec.ports, spec.destination, ports);
+}
+
+/** Where each mapping goes at home: its own destination or the tunnel's, with how messages name it. */
+function destinationsOf(spec: TunnelSpec, origin: Partial<Record<string, string>>): Array<{ host: string; named: string }> {
+  const tunnelWide = { host: spec.destination, named: '' };
+  const list = spec.ports.map((p) =>
+    p.destination === undefined ? tunnelWide : { host: p.destination, named: ` (${origin.ports ?? 'ports'}: "${p.source}")` },
+  );
+  return list.filter((d, i) => list.findIndex((e) => e.host === d.host) === i);
+}
+
 /** Home forwarding modes and --masquerade: refuse what cannot work, before anything is made. */
 function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
   const mode = origin.homeForwarding ?? 'homeForwarding';
   const masquerade = origin.masquerade ?? 'masquerade';
-  const destination = spec.destination;
+  const destinations = destinationsOf(spec, origin);
+  const notIpv4 = destinations.find((d) => isIP(d.host) !== 4);
   if (spec.homeForwarding === 'kernel') {
-    if (destination === 'none') {
+    if (spec.destination === 'none') {
       throw new UsageError(`${mode}: kernel forwarding needs a destination, but the destination is "none"`, {
         hint: 'with --destination none the service listens on the tunnel address and nothing forwards; drop one of them',
       });
     }
-    if (isIP(destination) !== 4) {
-      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${destination}"`, {
+    if (notIpv4) {
+      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${notIpv4.host}"${notIpv4.named}`, {
         hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
       });
     }
@@ -302,13 +329,15 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
       hint: 'drop --masquerade, or use --home-forwarding kernel',
     });
   }
-  if (destination === 'none' || isIP(destination) !== 4) {
-    throw new UsageError(`${masquerade}: masquerading needs kernel forwarding to an IPv4 destination, not "${destination}"`, {
-      hint: 'drop --masquerade, or give the destination host as an IPv4 address',
+  if (spec.destination === 'none' || notIpv4) {
+    const what = notIpv4 ? `"${notIpv4.host}"${notIpv4.named}` : '"none"';
+    throw new UsageError(`${masquerade}: masquerading needs kernel forwarding to an IPv4 destination, not ${what}`, {
+      hint: 'drop --masquerade, or give each destination host as an IPv4 address',
     });
   }
-  if (isLoopback(destination)) {
-    throw new UsageError(`${masquerade}: the destination ${destination} is this host; masquerading applies to another host only`, {
+  if (destinations.every((d) => isLoopback(d.host))) {
+    const hosts = destinations.map((d) => d.host).join(', ');
+    throw new UsageError(`${masquerade}: ${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; masquerading applies to another host only`, {
       hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
     });
   }
@@ -381,6 +410,13 @@ function toPortRanges(value: string | Array<string | z.infer<typeof PortObject>>
     const local = entry.local === undefined ? '' : `:${entry.local}`;
     const protocol = entry.protocol === undefined ? 'tcp' : parseProtocol(entry.protocol, `${name}: ${JSON.stringify(entry)}`);
     const range = parsePortToken(`${entry.public}${local}/${protocol}`);
-    return [{ ...range, proxyProtocol: entry.proxyProtocol ?? false }];
+    const destination = entry.destination === undefined ? undefined : parsePortDestination(entry.destination, `${range.source}@${entry.destination}`);
+    return [
+      {
+        ...range,
+        proxyProtocol: entry.proxyProtocol ?? false,
+        ...(destination !== undefined ? { destination, source: `${range.source}@${entry.destination}` } : {}),
+      },
+    ];
   });
 }

@@ -42,6 +42,8 @@ const PortRangeSchema = z.object({
   localStart: Port,
   localEnd: Port,
   proxyProtocol: z.boolean(),
+  /** This mapping's own destination host (no "none"); absent: the tunnel's. */
+  destination: Destination.refine((v) => v !== 'none', { message: 'a port\'s own destination cannot be "none"' }).optional(),
   source: z.string(),
 });
 
