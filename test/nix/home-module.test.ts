@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { hasNix, nixpkgsLib, repoRoot, run, skipped } from '../helpers/nix.js';
 
 interface Service {
@@ -97,6 +98,30 @@ S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; 
   assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
   const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
   assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade'), 'defaults leave the choice to the CLI');
+});
+
+S('per-port destinations: "@HOST" strings and `destination` on entries reach --ports; the firewall opens the local ports', () => {
+  if (!ready()) return;
+  const c = evaluate({
+    lan: {
+      ports: ['443/tcp@192.168.1.21', { public: 8443, local: 9443, destination: '192.168.1.22' }, { public: 53, protocol: 'udp', destination: 'fd00::53' }, '80:8080'],
+      destination: '127.0.0.1',
+      tokenFile: '/run/secrets/t',
+    },
+  });
+  assert.equal(c.failedAssertions, []);
+  const argv = launcherArgv(c.services['innisfree-lan']!.launcher);
+  const ports = argv[argv.indexOf('--ports') + 1]!;
+  assert.is(ports, '443/tcp@192.168.1.21,8443:9443/tcp@192.168.1.22,53/udp@fd00::53,80:8080');
+  // The CLI reads that text as the module meant it.
+  const spec = resolveTunnelSpec([flagLayer({ ports })]);
+  assert.equal(spec.ports.map((p) => p.destination), ['192.168.1.21', '192.168.1.22', 'fd00::53', undefined]);
+  assert.equal(c.firewall.interfaces['isf-lan'], {
+    allowedTCPPortRanges: [{ from: 443, to: 443 }, { from: 8080, to: 8080 }, { from: 9443, to: 9443 }],
+    allowedUDPPortRanges: [{ from: 53, to: 53 }],
+  });
+  // A destination that would break the --ports text is refused by the option's type.
+  assert.throws(() => evaluate({ bad: { ports: [{ public: 443, destination: 'a,b' }], tokenFile: '/run/secrets/t' } }), /destination|not of type/);
 });
 
 S('the service: state and cache directories, token credential, capabilities, restart and SIGTERM', () => {
