@@ -47,7 +47,7 @@ let
       proxyProtocol = mkOption {
         type = types.bool;
         default = false;
-        description = "Send a PROXY protocol v1 header to the service (TCP, nginx forwarding).";
+        description = "Send a PROXY protocol header to the service (TCP, nginx forwarding; version: proxyProtocolVersion).";
       };
       destination = mkOption {
         type = types.nullOr (types.strMatching "[^,@[:space:]]+");
@@ -99,6 +99,21 @@ let
           default = [ ];
           example = [ 443 ];
           description = ''Public TCP ports that get a PROXY protocol header, or [ "all" ] (besides entries' own flag).'';
+        };
+        proxyProtocolVersion = mkOption {
+          type = types.nullOr (
+            types.enum [
+              1
+              2
+            ]
+          );
+          default = null;
+          example = 2;
+          description = ''
+            PROXY protocol version the service gets. The edge's nginx sends v1 only; with 2 the home forwarder
+            passes each header on as v2 (the tunnel then uses the forwarder, not kernel forwarding, and needs a
+            `destination` other than "none"). null: the CLI's default, 1.
+          '';
         };
         destination = mkOption {
           type = types.str;
@@ -261,6 +276,7 @@ let
       "--proxy-protocol"
       (lib.concatStringsSep "," proxyPorts)
     ]
+    ++ flag "proxy-protocol-version" t.proxyProtocolVersion
     ++ flag "home-forwarding" t.homeForwarding
     ++ lib.optional t.masquerade "--masquerade"
     ++ flag "region" t.region

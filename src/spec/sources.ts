@@ -30,6 +30,7 @@ export const FIELDS = {
   name: { flag: 'name', env: 'INNISFREE_NAME', kind: 'string' },
   ports: { flag: 'ports', env: 'INNISFREE_PORTS', kind: 'list' },
   proxyProtocol: { flag: 'proxy-protocol', env: 'INNISFREE_PROXY_PROTOCOL', kind: 'list' },
+  proxyProtocolVersion: { flag: 'proxy-protocol-version', env: 'INNISFREE_PROXY_PROTOCOL_VERSION', kind: 'integer' },
   destination: { flag: 'destination', env: 'INNISFREE_DESTINATION', kind: 'string' },
   provider: { flag: 'provider', env: 'INNISFREE_PROVIDER', kind: 'string' },
   region: { flag: 'region', env: 'INNISFREE_REGION', kind: 'string' },
@@ -118,6 +119,7 @@ const FileShape = z
     name: z.string(),
     ports: z.union([z.string(), z.array(z.union([z.string(), PortObject]))]),
     proxyProtocol: z.union([z.string(), z.array(z.string())]),
+    proxyProtocolVersion: z.number(),
     destination: z.string(),
     provider: z.string(),
     region: z.string(),
@@ -202,6 +204,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     name: raw.name ?? DEFAULTS.name,
     ports,
     destination: raw.destination ?? DEFAULTS.destination,
+    proxyProtocolVersion: raw.proxyProtocolVersion ?? DEFAULTS.proxyProtocolVersion,
     provider: raw.provider ?? DEFAULTS.provider,
     region: raw.region ?? DEFAULTS.region,
     size: raw.size ?? (bootstrap === 'nixos-anywhere' ? DEFAULTS.sizeNixosAnywhere : DEFAULTS.sizeImage),
@@ -240,6 +243,7 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
       hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
     });
   }
+  checkProxyProtocolVersion(spec, origin, explicit);
   checkHomeForwarding(spec, origin);
   if (spec.provider === 'digitalocean') {
     if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
@@ -281,6 +285,48 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
     throw new UsageError(`${origin.ipv6Pool ?? 'ipv6Pool'}: an IPv6 pool applies only to a tunnel with --ipv6`, {
       hint: `add --ipv6, or drop ${origin.ipv6Pool ?? 'ipv6Pool'}`,
     });
+  }
+}
+
+/**
+ * PROXY protocol v2: nginx's stream module sends v1 only, so the home forwarder turns each v1 header into v2. That
+ * needs the forwarder on those ports: not kernel forwarding (DNAT cannot rewrite bytes), not destination "none"
+ * (the service would get nginx's v1 header as it is), and no local port shared by ports with and without PROXY.
+ */
+function checkProxyProtocolVersion(spec: TunnelSpec, origin: Partial<Record<string, string>>, explicit: ReadonlySet<FieldName>): void {
+  const name = origin.proxyProtocolVersion ?? 'proxyProtocolVersion';
+  const proxied = spec.ports.filter((p) => p.proxyProtocol);
+  if (proxied.length === 0) {
+    if (explicit.has('proxyProtocolVersion')) {
+      throw new UsageError(`${name}: no port of the tunnel has PROXY protocol, so a version means nothing`, {
+        hint: `add --proxy-protocol PORTS (e.g. --proxy-protocol 443), or drop ${name}`,
+      });
+    }
+    return;
+  }
+  if (spec.proxyProtocolVersion !== 2) return;
+  if (spec.destination === 'none') {
+    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx sends v1 only)`, {
+      hint: 'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use --proxy-protocol-version 1',
+    });
+  }
+  if (spec.homeForwarding === 'kernel') {
+    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel passes bytes unchanged`, {
+      hint: 'drop --home-forwarding kernel (the forwarder is then used), or use --proxy-protocol-version 1',
+    });
+  }
+  const local = new Map<string, PortRange>();
+  for (const range of spec.ports) {
+    for (let port = range.localStart; port <= range.localEnd; port++) {
+      const key = `${range.protocol}/${port}`;
+      const other = local.get(key);
+      if (other && other.proxyProtocol !== range.proxyProtocol) {
+        throw new UsageError(`${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY protocol and one without`, {
+          hint: 'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or PROXY protocol on both',
+        });
+      }
+      local.set(key, range);
+    }
   }
 }
 

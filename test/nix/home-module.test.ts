@@ -96,8 +96,11 @@ S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; 
   const known = cliTunnelFlags();
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
   assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
+  const v2 = launcherArgv(evaluate({ web: { ...web, proxyProtocolVersion: 2 } }).services['innisfree-web']!.launcher);
+  assert.is(v2[v2.indexOf('--proxy-protocol-version') + 1], '2', 'proxyProtocolVersion reaches the CLI');
+  assert.ok(known.includes('--proxy-protocol-version'));
   const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
-  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade'), 'defaults leave the choice to the CLI');
+  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade') || plain.includes('--proxy-protocol-version'), 'defaults leave the choice to the CLI');
 });
 
 S('per-port destinations: "@HOST" strings and `destination` on entries reach --ports; the firewall opens the local ports', () => {

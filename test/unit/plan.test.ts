@@ -181,4 +181,13 @@ rules('per-port destinations: each forward goes to its own host, the tunnel dest
   assert.equal(named.home.forwards.map((f) => f.targetHost), ['nas.lan', '127.0.0.1']);
 });
 
+rules('PROXY v2: the forwarder turns the edge\'s v1 headers into v2 on the PROXY ports only; auto picks the forwarder', () => {
+  const result = planWith('web-basic', { ports: ['443/tcp', '80:8080/tcp'], proxyProtocol: ['443'], proxyProtocolVersion: 2, destination: '127.0.0.1' }, KERNEL_HOST);
+  assert.is(result.home.forwarding, 'proxy', 'kernel forwarding cannot rewrite the header');
+  assert.equal(result.home.forwards.map((f) => [f.listenPort, f.proxyProtocol]), [[443, 'v1-to-v2'], [8080, undefined]]);
+  assert.equal(result.edge.ports.find((p) => p.publicPort === 443)?.proxyProtocol, true, 'nginx still sends v1');
+  const v1 = planWith('web-basic', { ports: ['443/tcp'], proxyProtocol: ['443'], destination: '127.0.0.1' }, KERNEL_HOST);
+  assert.equal(v1.home.forwards.map((f) => f.proxyProtocol), [undefined], 'v1 passes unchanged');
+});
+
 rules.run();

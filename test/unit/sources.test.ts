@@ -235,4 +235,27 @@ errors('per-port destinations that cannot be combined exit 2 with one line', () 
   assert.is(mixed.masquerade, true);
 });
 
+errors('PROXY protocol version: 1 by default, 2 from flag, environment or file; what cannot work is refused', () => {
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443' })]).proxyProtocolVersion, 1);
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2' })]).proxyProtocolVersion, 2);
+  assert.is(resolveTunnelSpec([envLayer({ INNISFREE_PORTS: '443', INNISFREE_PROXY_PROTOCOL: 'all', INNISFREE_PROXY_PROTOCOL_VERSION: '2' })]).proxyProtocolVersion, 2);
+  assert.is(resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, proxyProtocol: true }], proxyProtocolVersion: 2 })]).proxyProtocolVersion, 2);
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '3' }, /^--proxy-protocol-version: must be 1 or 2$/],
+    [{ ports: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: no port of the tunnel has PROXY protocol/],
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', destination: 'none' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the destination "none" there is none/],
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', homeForwarding: 'kernel' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding kernel passes bytes unchanged$/],
+    [{ ports: '443,8443:443', proxyProtocol: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with PROXY protocol and one without$/],
+    [{ ports: '53/udp', proxyProtocol: '53/udp' }, /^ports: "53\/udp" asks for PROXY protocol on UDP$/],
+    [{ ports: '443', proxyProtocol: '443', forwarding: 'nftables' }, /^--proxy-protocol: PROXY protocol needs nginx forwarding$/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ...flags })]));
+    assert.match(error.message, pattern, JSON.stringify(flags));
+    assert.ok(error.hint, `a hint for ${JSON.stringify(flags)}`);
+  }
+  const udpInFile = usageError(() => resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 53, protocol: 'udp', proxyProtocol: true }] })]));
+  assert.match(udpInFile.message, /asks for PROXY protocol on UDP/);
+});
+
 errors.run();
