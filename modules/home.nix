@@ -18,7 +18,8 @@ let
   cacheDir = "/var/cache/innisfree";
 
   portNumber = types.ints.between 1 65535;
-  portToken = "[0-9]{1,5}(-[0-9]{1,5})?(:[0-9]{1,5}(-[0-9]{1,5})?)?(/[A-Za-z]+)?";
+  # "@HOST": the mapping's own destination (an address, [IPv6] or a host name); the CLI checks it.
+  portToken = "[0-9]{1,5}(-[0-9]{1,5})?(:[0-9]{1,5}(-[0-9]{1,5})?)?(/[A-Za-z]+)?(@[^,@[:space:]]+)?";
   portString = types.strMatching "[[:space:]]*${portToken}([[:space:]]*,[[:space:]]*${portToken})*[[:space:]]*";
   portRange = types.either portNumber (types.strMatching "[0-9]{1,5}-[0-9]{1,5}");
 
@@ -46,18 +47,28 @@ let
       proxyProtocol = mkOption {
         type = types.bool;
         default = false;
-        description = "Send a PROXY protocol v1 header to the service (TCP, nginx forwarding).";
+        description = "Send a PROXY protocol header to the service (TCP, nginx forwarding; version: proxyProtocolVersion).";
+      };
+      destination = mkOption {
+        type = types.nullOr (types.strMatching "[^,@[:space:]]+");
+        default = null;
+        example = "192.168.1.20";
+        description = ''
+          This mapping's own destination host (an IPv4 or IPv6 address or a host name), so one edge serves
+          services on several hosts; null: the tunnel's `destination`. Two mappings that arrive at the same local
+          port must name the same destination.
+        '';
       };
     };
   };
 
-  # A structured entry as the CLI's PUBLIC[:LOCAL][/PROTO] text.
+  # A structured entry as the CLI's PUBLIC[:LOCAL][/PROTO][@HOST] text.
   tokenOf =
     entry:
     if builtins.isString entry then
       entry
     else
-      "${toString entry.public}${lib.optionalString (entry.local != null) ":${toString entry.local}"}/${entry.protocol}";
+      "${toString entry.public}${lib.optionalString (entry.local != null) ":${toString entry.local}"}/${entry.protocol}${lib.optionalString (entry.destination != null) "@${entry.destination}"}";
 
   tunnelModule =
     { name, ... }:
@@ -76,10 +87,11 @@ let
         };
         ports = mkOption {
           type = types.listOf (types.either portString portEntry);
-          example = literalExpression ''[ "443/tcp" "80:8080/tcp" { public = "27015-27030"; protocol = "udp"; } ]'';
+          example = literalExpression ''[ "443/tcp" "80:8080/tcp" "2222:22/tcp@192.168.1.30" { public = "27015-27030"; protocol = "udp"; destination = "192.168.1.40"; } ]'';
           description = ''
-            Public ports: strings in the CLI's PUBLIC[:LOCAL][/PROTO] syntax ("443/tcp", "80:8080",
-            "27015-27030/udp"), or entries { public; local; protocol; proxyProtocol; }.
+            Public ports: strings in the CLI's PUBLIC[:LOCAL][/PROTO][@HOST] syntax ("443/tcp", "80:8080",
+            "27015-27030/udp", "443/tcp@192.168.1.20"), or entries { public; local; protocol; proxyProtocol;
+            destination; }. A mapping with "@HOST" (or `destination`) goes to that host, the others to `destination`.
           '';
         };
         proxyProtocol = mkOption {
@@ -87,6 +99,21 @@ let
           default = [ ];
           example = [ 443 ];
           description = ''Public TCP ports that get a PROXY protocol header, or [ "all" ] (besides entries' own flag).'';
+        };
+        proxyProtocolVersion = mkOption {
+          type = types.nullOr (
+            types.enum [
+              1
+              2
+            ]
+          );
+          default = null;
+          example = 2;
+          description = ''
+            PROXY protocol version the service gets. The edge's nginx sends v1 only; with 2 the home forwarder
+            passes each header on as v2 (the tunnel then uses the forwarder, not kernel forwarding, and needs a
+            `destination` other than "none"). null: the CLI's default, 1.
+          '';
         };
         destination = mkOption {
           type = types.str;
@@ -249,6 +276,7 @@ let
         }
         // lib.optionalAttrs (proxyPorts != [ ]) { proxyProtocol = proxyPorts; }
         // lib.optionalAttrs t.masquerade { masquerade = true; }
+        // lib.optionalAttrs (t.proxyProtocolVersion != null) { inherit (t) proxyProtocolVersion; }
       )
     );
   tunnelFilePath = t: "/etc/innisfree/tunnels/${t.name}.json";

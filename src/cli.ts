@@ -40,10 +40,11 @@ interface CommandDef {
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
     .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
-    .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp], comma-separated or repeated (env INNISFREE_PORTS)')
+    .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp][@HOST], comma-separated or repeated (env INNISFREE_PORTS)')
     .option('--port <port>', 'Same as --ports; repeatable')
     .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
     .option('--proxy-protocol <ports>', 'Public TCP ports that get a PROXY protocol header, or "all" (nginx forwarding)')
+    .option('--proxy-protocol-version <1|2>', 'PROXY header version (default 1; 2: nginx sends v1 and the home forwarder passes it on as v2)')
     .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
     .option('--region <slug>', 'Edge region (default nyc3)')
     .option('--size <slug>', 'Edge droplet size (default s-1vcpu-1gb; s-1vcpu-2gb with nixos-anywhere)')

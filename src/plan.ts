@@ -85,9 +85,9 @@ export function plan(input: PlanInput): Plan {
   EdgeConfigSchema.parse(edge);
 
   const kernelForwarding = spec.forwarding === 'nftables';
-  const homeForwarding = chooseHomeForwarding(spec, input.homeHost);
   const table = ROUTING_TABLE_BASE + allocation.index;
-  const forwards = spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination);
+  const forwards = spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination, spec.proxyProtocolVersion === 2);
+  const homeForwarding = chooseHomeForwarding(spec, input.homeHost);
   const loopbackTargets = [...new Set(forwards.map((f) => f.targetHost).filter(isLoopback))];
   const home: HomeConfig = {
     name: spec.name,
@@ -120,34 +120,49 @@ export function plan(input: PlanInput): Plan {
 }
 
 /**
- * Kernel forwarding when it was asked for; in "auto" mode when this host can do it, the destination is an IPv4
- * address and either on this host or --masquerade was given. A destination on another host without --masquerade
- * stays with the forwarder unless kernel is asked for: that host must then route its replies via this one.
+ * Kernel forwarding when it was asked for; in "auto" mode when this host can do it and every destination (the
+ * tunnel's and the ports' own) is an IPv4 address either on this host or --masquerade was given. A destination on
+ * another host without --masquerade stays with the forwarder unless kernel is asked for: that host must then route
+ * its replies via this one. One choice for the whole tunnel: a host name anywhere means the forwarder.
  */
 export function chooseHomeForwarding(
-  spec: Pick<TunnelSpec, 'destination' | 'homeForwarding' | 'masquerade'>,
+  spec: Pick<TunnelSpec, 'destination' | 'homeForwarding' | 'masquerade'> & Partial<Pick<TunnelSpec, 'ports' | 'proxyProtocolVersion'>>,
   host: HomeHostFacts | undefined,
 ): HomeConfig['forwarding'] {
   if (spec.destination === 'none') return 'none';
   if (spec.homeForwarding !== 'auto') return spec.homeForwarding;
-  if (!host?.kernelForwarding || isIP(spec.destination) !== 4) return 'proxy';
-  if (spec.masquerade || isLoopback(spec.destination) || host.localAddresses.includes(spec.destination)) return 'kernel';
-  return 'proxy';
+  // PROXY v2 is written by the forwarder (nginx sends v1 only).
+  if (spec.proxyProtocolVersion === 2 && spec.ports?.some((p) => p.proxyProtocol)) return 'proxy';
+  const destinations = [...new Set([spec.destination, ...(spec.ports ?? []).flatMap((p) => (p.destination === undefined ? [] : [p.destination]))])];
+  if (!host?.kernelForwarding || destinations.some((d) => isIP(d) !== 4)) return 'proxy';
+  const servedKernel = (d: string): boolean => spec.masquerade || isLoopback(d) || host.localAddresses.includes(d);
+  return destinations.every(servedKernel) ? 'kernel' : 'proxy';
 }
 
 export function hashEdgeConfig(edge: EdgeConfig): string {
   return createHash('sha256').update(serializeEdgeConfig(edge)).digest('hex');
 }
 
-/** One listener per (protocol, local port): several public ports may lead to the same local port. */
-function homeForwards(ports: readonly ForwardPort[], listenAddress: string, targetHost: string): HomeForward[] {
+/**
+ * One listener per (protocol, local port): several public ports may lead to the same local port (with the same
+ * destination; sources.ts refuses two). A port's own destination overrides the tunnel's.
+ */
+function homeForwards(ports: readonly ForwardPort[], listenAddress: string, tunnelDestination: string, proxyV2: boolean): HomeForward[] {
   const seen = new Set<string>();
   const forwards: HomeForward[] = [];
   for (const port of ports) {
     const key = `${port.protocol}/${port.localPort}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    forwards.push({ protocol: port.protocol, listenAddress, listenPort: port.localPort, targetHost, targetPort: port.localPort });
+    const targetHost = port.destination ?? tunnelDestination;
+    forwards.push({
+      protocol: port.protocol,
+      listenAddress,
+      listenPort: port.localPort,
+      targetHost,
+      targetPort: port.localPort,
+      ...(proxyV2 && port.proxyProtocol ? { proxyProtocol: 'v1-to-v2' as const } : {}),
+    });
   }
   return forwards.sort((a, b) => a.protocol.localeCompare(b.protocol) || a.listenPort - b.listenPort);
 }

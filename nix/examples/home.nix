@@ -5,6 +5,12 @@
     ports = [
       "443/tcp"
       "80:8080/tcp"
+      # Its own destination: public 2222 reaches SSH on another LAN host.
+      {
+        public = 2222;
+        local = 22;
+        destination = "192.168.1.30";
+      }
     ];
     destination = "192.168.1.20";
     region = "fra1";

@@ -1,10 +1,11 @@
-# Port mappings as the CLI takes them, PUBLIC[:LOCAL][/PROTO] with ranges ("443/tcp", "80:8080", "27015-27030/udp"),
+# Port mappings as the CLI takes them, PUBLIC[:LOCAL][/PROTO][@HOST] with ranges ("443/tcp", "80:8080", "27015-27030/udp"),
 # parsed the way src/spec/ports.ts does, for the home module's firewall. The CLI stays the judge of validity: this
 # only throws on text that is not a mapping at all.
 { util }:
 let
   toInt = s: builtins.fromJSON s;
-  pattern = "([0-9]{1,5})(-([0-9]{1,5}))?(:([0-9]{1,5})(-([0-9]{1,5}))?)?(/([A-Za-z]+))?";
+  # A trailing "@HOST" (the mapping's own destination) does not change the local ports.
+  pattern = "([0-9]{1,5})(-([0-9]{1,5}))?(:([0-9]{1,5})(-([0-9]{1,5}))?)?(/([A-Za-z]+))?(@[^,@[:space:]]+)?";
   trim = s: builtins.head (builtins.match "[[:space:]]*([^[:space:]]*)[[:space:]]*" s);
 
   parse =

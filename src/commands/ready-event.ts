@@ -3,15 +3,22 @@ import { endpointOf } from '../edge/ssh.js';
 import type { ReadyEvent } from '../lib/events.js';
 import type { Provider } from '../providers/provider.js';
 import type { EdgeConfig } from '../spec/edge-config.js';
-import { rangesOf } from '../spec/ports.js';
+import { isIP } from 'node:net';
+import { expandPorts, rangesOf } from '../spec/ports.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { EdgeInfo } from '../state/edge-info.js';
 
 export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: EdgeInfo, served: EdgeConfig): Promise<ReadyEvent> {
   const destination = spec.destination === 'none' ? 'the tunnel address' : spec.destination;
-  const ports = rangesOf(served.ports).map(
+  // The edge does not know the ports' own destinations: they come from the spec, per public port.
+  const own = new Map(expandPorts(spec.ports).flatMap((p) => (p.destination === undefined ? [] : [[`${p.protocol}/${p.publicPort}`, p.destination] as const])));
+  const withDestinations = served.ports.map((p) => {
+    const host = own.get(`${p.protocol}/${p.publicPort}`);
+    return host === undefined ? p : { ...p, destination: host };
+  });
+  const ports = rangesOf(withDestinations).map(
     (r) =>
-      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ${destination}:${span(r.localStart, r.localEnd)}${r.proxyProtocol ? ' (PROXY protocol)' : ''}`,
+      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ${hostText(r.destination ?? destination)}:${span(r.localStart, r.localEnd)}${r.proxyProtocol ? ` (PROXY protocol${spec.proxyProtocolVersion === 2 ? ' v2' : ''})` : ''}`,
   );
   const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;
@@ -32,6 +39,10 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
     ...(tryIt ? { tryIt } : {}),
     ...(tryItNote ? { tryItNote } : {}),
   };
+}
+
+function hostText(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
 }
 
 function span(from: number, to: number): string {

@@ -99,13 +99,14 @@ function renderReport(report: TunnelReport): string {
     lines.push(`  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`);
     for (const port of d.ports) {
       const unit = port.protocol === 'tcp' ? 'connections' : 'sessions';
+      const to = port.destination ? `, to ${port.destination}` : '';
       if (port.path === 'kernel') {
         // nftables counts new connections (UDP: flows) and bytes; it does not know which are still open.
-        lines.push(`  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)`);
+        lines.push(`  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)${to}`);
         continue;
       }
       lines.push(
-        `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit} (${port.active} active), in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)}${port.errors ? `, ${port.errors} errors` : ''}`,
+        `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit} (${port.active} active), in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)}${port.errors ? `, ${port.errors} errors` : ''}${to}`,
       );
     }
     lines.push(`  sampled         ${d.sampledAt}`);

@@ -53,8 +53,10 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
     });
   }
-  const unresolved = await unresolvedDestination(spec.destination);
-  if (unresolved) ctx.emit({ type: 'log', level: 'warn', message: unresolved });
+  for (const destination of new Set([spec.destination, ...spec.ports.flatMap((p) => (p.destination ? [p.destination] : []))])) {
+    const unresolved = await unresolvedDestination(destination);
+    if (unresolved) ctx.emit({ type: 'log', level: 'warn', message: unresolved });
+  }
   const root = stateRoot(ctx.env);
   const stateDir = tunnelPaths(root, spec.name).dir;
   const hadRoot = existsSync(root);

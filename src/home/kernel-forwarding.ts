@@ -235,6 +235,7 @@ export async function kernelForwardingUp(exec: Exec, initial: KernelForwardingSp
           bytesOut: read('out').bytes,
           errors: 0,
           path: 'kernel' as const,
+          destination: `${forward.targetHost}:${forward.targetPort}`,
         };
       });
     },
@@ -256,6 +257,11 @@ async function loadKernelRuleset(
   if (isIP(spec.address) !== 4) throw new DataPlaneError(`kernel forwarding: "${spec.address}" is not an IPv4 address`);
   if (spec.forwards.length === 0) throw new DataPlaneError('kernel forwarding: no ports to forward');
   for (const forward of spec.forwards) {
+    if (forward.proxyProtocol) {
+      throw new DataPlaneError(`kernel forwarding: port ${forward.listenPort}/tcp needs its PROXY header rewritten, which only the forwarder does`, {
+        hint: 'use --home-forwarding proxy with --proxy-protocol-version 2',
+      });
+    }
     if (isIP(forward.targetHost) !== 4) {
       throw new DataPlaneError(`kernel forwarding: the destination "${forward.targetHost}" is not an IPv4 address`, {
         hint: 'use --home-forwarding proxy for host names and IPv6 destinations',

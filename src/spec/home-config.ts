@@ -9,6 +9,11 @@ export const HomeForward = z.object({
   listenPort: Port,
   targetHost: z.string().min(1),
   targetPort: Port,
+  /**
+   * "v1-to-v2": the edge's nginx puts a PROXY v1 header first on each connection (nginx sends no other version);
+   * the forwarder passes it on as v2. Absent: bytes pass unchanged.
+   */
+  proxyProtocol: z.literal('v1-to-v2').optional(),
 });
 
 export const HomeConfig = z.object({

@@ -1,6 +1,8 @@
-// Port mappings: PUBLIC[:LOCAL][/PROTO], with ranges on either side. Every invalid entry is an error that names the
-// entry; nothing is dropped silently and the protocol is matched in any case.
+// Port mappings: PUBLIC[:LOCAL][/PROTO][@DESTINATION], with ranges on either side. Every invalid entry is an error
+// that names the entry; nothing is dropped silently and the protocol is matched in any case.
+import { isIP } from 'node:net';
 import { UsageError } from '../lib/errors.js';
+import { isHostname, isMistypedIpv4 } from './primitives.js';
 
 export type Protocol = 'tcp' | 'udp';
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp'];
@@ -13,6 +15,8 @@ export interface PortRange {
   localStart: number;
   localEnd: number;
   proxyProtocol: boolean;
+  /** This mapping's own destination host; absent: the tunnel's destination. */
+  destination?: string;
   /** The text the user wrote, for messages. */
   source: string;
 }
@@ -23,6 +27,8 @@ export interface ForwardPort {
   publicPort: number;
   localPort: number;
   proxyProtocol: boolean;
+  /** The mapping's own destination host (home side only; the edge never sees it). */
+  destination?: string;
 }
 
 export interface ReservedPorts {
@@ -37,26 +43,56 @@ export const MAX_PUBLIC_PORTS = 4096;
 
 const TOKEN = /^(\d{1,5})(?:-(\d{1,5}))?(?::(\d{1,5})(?:-(\d{1,5}))?)?(?:\/([A-Za-z]+))?$/;
 
-const SYNTAX_HINT = 'write PUBLIC[:LOCAL][/tcp|udp], e.g. 443/tcp, 80:8080/tcp, 27015-27030/udp';
+const SYNTAX_HINT = 'write PUBLIC[:LOCAL][/tcp|udp][@HOST], e.g. 443/tcp, 80:8080/tcp, 27015-27030/udp, 443/tcp@192.168.1.20';
+
+/**
+ * A per-port destination as written after "@": an IPv4 address, an IPv6 address (bare or in brackets) or a host
+ * name. `where` names the mapping in messages.
+ */
+export function parsePortDestination(text: string, where: string): string {
+  const value = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (value === '') {
+    throw new UsageError(`ports: "${where}" has an empty destination after "@"`, { hint: 'write the destination host after "@", e.g. 443/tcp@192.168.1.20, or drop the "@"' });
+  }
+  if (isMistypedIpv4(value)) {
+    throw new UsageError(`ports: "${where}" names the destination "${value}", which is no IPv4 address (each of the four numbers is 0-255)`, {
+      hint: 'fix the address, e.g. 443/tcp@192.168.1.20',
+    });
+  }
+  if (value === 'none' || !(isIP(value) !== 0 || isHostname(value))) {
+    throw new UsageError(`ports: "${where}" names the destination "${value}", which is no address or host name`, {
+      hint: 'write an IPv4/IPv6 address or a host name after "@", e.g. 443/tcp@192.168.1.20 or 443/tcp@nas.lan',
+    });
+  }
+  return value;
+}
 
 export function parsePortToken(raw: string): PortRange {
-  const token = raw.trim();
-  if (token === '') throw new UsageError('ports: empty port mapping', { hint: `${SYNTAX_HINT}; remove the stray comma` });
+  const written = raw.trim();
+  if (written === '') throw new UsageError('ports: empty port mapping', { hint: `${SYNTAX_HINT}; remove the stray comma` });
+  const at = written.indexOf('@');
+  const token = at === -1 ? written : written.slice(0, at);
+  const destination = at === -1 ? undefined : parsePortDestination(written.slice(at + 1), written);
+  const range = parseMapping(token, written);
+  return destination === undefined ? range : { ...range, destination };
+}
+
+function parseMapping(token: string, written: string): PortRange {
   const match = TOKEN.exec(token);
-  if (!match) throw new UsageError(`ports: "${token}" is not a port mapping`, { hint: SYNTAX_HINT });
+  if (!match) throw new UsageError(`ports: "${written}" is not a port mapping`, { hint: SYNTAX_HINT });
   const [, pubA, pubB, locA, locB, proto] = match;
-  const protocol = parseProtocol(proto ?? 'tcp', token);
-  const publicStart = portNumber(pubA!, token);
-  const publicEnd = pubB === undefined ? publicStart : portNumber(pubB, token);
-  const localStart = locA === undefined ? publicStart : portNumber(locA, token);
-  const localEnd = locA === undefined ? publicEnd : locB === undefined ? localStart : portNumber(locB, token);
+  const protocol = parseProtocol(proto ?? 'tcp', written);
+  const publicStart = portNumber(pubA!, written);
+  const publicEnd = pubB === undefined ? publicStart : portNumber(pubB, written);
+  const localStart = locA === undefined ? publicStart : portNumber(locA, written);
+  const localEnd = locA === undefined ? publicEnd : locB === undefined ? localStart : portNumber(locB, written);
   if (publicEnd < publicStart) {
-    throw new UsageError(`ports: "${token}" has a public range that runs backwards`, {
+    throw new UsageError(`ports: "${written}" has a public range that runs backwards`, {
       hint: `write the lower port first, e.g. ${publicEnd}-${publicStart}`,
     });
   }
   if (localEnd < localStart) {
-    throw new UsageError(`ports: "${token}" has a local range that runs backwards`, {
+    throw new UsageError(`ports: "${written}" has a local range that runs backwards`, {
       hint: `write the lower port first, e.g. ${localEnd}-${localStart}`,
     });
   }
@@ -64,11 +100,11 @@ export function parsePortToken(raw: string): PortRange {
   const localCount = localEnd - localStart + 1;
   if (publicCount !== localCount) {
     throw new UsageError(
-      `ports: "${token}" maps ${publicCount} public port${publicCount === 1 ? '' : 's'} to ${localCount} local port${localCount === 1 ? '' : 's'}`,
+      `ports: "${written}" maps ${publicCount} public port${publicCount === 1 ? '' : 's'} to ${localCount} local port${localCount === 1 ? '' : 's'}`,
       { hint: 'both sides of a range mapping need the same length, e.g. 8000-8010:9000-9010/tcp' },
     );
   }
-  return { protocol, publicStart, publicEnd, localStart, localEnd, proxyProtocol: false, source: token };
+  return { protocol, publicStart, publicEnd, localStart, localEnd, proxyProtocol: false, source: written };
 }
 
 /** Parses repeated and/or comma-separated values: ["443/tcp,80:8080", "19132/udp"]. */
@@ -149,6 +185,30 @@ export function validatePortSet(ranges: readonly PortRange[], reserved: Reserved
   }
 }
 
+/**
+ * The edge sends each public port to the home tunnel address at its LOCAL port, and home forwards that local port
+ * to one destination: two mappings that arrive at the same local port must therefore name the same destination.
+ * `tunnelDestination` is what a mapping without its own uses; `name` is how messages name the ports' source.
+ */
+export function checkPortDestinations(ranges: readonly PortRange[], tunnelDestination: string, name = 'ports'): void {
+  const seen = new Map<string, { range: PortRange; destination: string }>();
+  for (const range of ranges) {
+    const destination = range.destination ?? tunnelDestination;
+    for (let port = range.localStart; port <= range.localEnd; port++) {
+      const key = `${range.protocol}/${port}`;
+      const earlier = seen.get(key);
+      if (earlier === undefined) {
+        seen.set(key, { range, destination });
+      } else if (earlier.destination !== destination) {
+        throw new UsageError(
+          `${name}: "${earlier.range.source}" and "${range.source}" both arrive at local port ${key} but name different destinations (${earlier.destination}, ${destination})`,
+          { hint: 'home forwards each local port to one host: give one of them another local port (PUBLIC:LOCAL), or the same destination' },
+        );
+      }
+    }
+  }
+}
+
 /** Marks the mappings whose public TCP ports are listed (or all TCP mappings for "all") as using PROXY protocol. */
 /** `name` is how messages name the selection's source: "--proxy-protocol", "INNISFREE_PROXY_PROTOCOL", "web.json: proxyProtocol". */
 export function applyProxyProtocol(ranges: readonly PortRange[], selection: readonly string[], name = '--proxy-protocol'): PortRange[] {
@@ -167,7 +227,7 @@ export function applyProxyProtocol(ranges: readonly PortRange[], selection: read
         hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
       });
     }
-    if (range.localStart !== range.publicStart || range.localEnd !== range.publicEnd) {
+    if (range.localStart !== range.publicStart || range.localEnd !== range.publicEnd || range.destination !== undefined) {
       throw new UsageError(`${name}: "${token}" must name public ports only`, {
         hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
       });
@@ -216,6 +276,7 @@ export function expandPorts(ranges: readonly PortRange[]): ForwardPort[] {
         publicPort: range.publicStart + offset,
         localPort: range.localStart + offset,
         proxyProtocol: range.proxyProtocol,
+        ...(range.destination !== undefined ? { destination: range.destination } : {}),
       });
     }
   }
@@ -231,7 +292,12 @@ export function formatPortRange(range: Omit<PortRange, 'source'>): string {
     : range.localStart === range.localEnd
       ? `:${range.localStart}`
       : `:${range.localStart}-${range.localEnd}`;
-  return `${publicPart}${localPart}/${range.protocol}`;
+  return `${publicPart}${localPart}/${range.protocol}${range.destination !== undefined ? `@${formatHost(range.destination)}` : ''}`;
+}
+
+/** An IPv6 destination in brackets, so "443/tcp@[fd00::1]" reads as one. */
+function formatHost(host: string): string {
+  return isIP(host) === 6 ? `[${host}]` : host;
 }
 
 function describePublic(range: Pick<PortRange, 'publicStart' | 'publicEnd'>): string {
@@ -247,13 +313,22 @@ export function rangesOf(ports: readonly ForwardPort[]): Array<Omit<PortRange, '
       last &&
       last.protocol === port.protocol &&
       last.proxyProtocol === port.proxyProtocol &&
+      last.destination === port.destination &&
       last.publicEnd + 1 === port.publicPort &&
       last.localEnd + 1 === port.localPort
     ) {
       last.publicEnd = port.publicPort;
       last.localEnd = port.localPort;
     } else {
-      runs.push({ protocol: port.protocol, publicStart: port.publicPort, publicEnd: port.publicPort, localStart: port.localPort, localEnd: port.localPort, proxyProtocol: port.proxyProtocol });
+      runs.push({
+        protocol: port.protocol,
+        publicStart: port.publicPort,
+        publicEnd: port.publicPort,
+        localStart: port.localPort,
+        localEnd: port.localPort,
+        proxyProtocol: port.proxyProtocol,
+        ...(port.destination !== undefined ? { destination: port.destination } : {}),
+      });
     }
   }
   return runs;

@@ -7,6 +7,8 @@ import { UsageError } from '../lib/errors.js';
 import {
   type PortRange,
   applyProxyProtocol,
+  checkPortDestinations,
+  parsePortDestination,
   parsePortList,
   parsePortToken,
   parseProtocol,
@@ -28,6 +30,7 @@ export const FIELDS = {
   name: { flag: 'name', env: 'INNISFREE_NAME', kind: 'string' },
   ports: { flag: 'ports', env: 'INNISFREE_PORTS', kind: 'list' },
   proxyProtocol: { flag: 'proxy-protocol', env: 'INNISFREE_PROXY_PROTOCOL', kind: 'list' },
+  proxyProtocolVersion: { flag: 'proxy-protocol-version', env: 'INNISFREE_PROXY_PROTOCOL_VERSION', kind: 'integer' },
   destination: { flag: 'destination', env: 'INNISFREE_DESTINATION', kind: 'string' },
   provider: { flag: 'provider', env: 'INNISFREE_PROVIDER', kind: 'string' },
   region: { flag: 'region', env: 'INNISFREE_REGION', kind: 'string' },
@@ -107,6 +110,8 @@ const PortObject = z
     local: z.union([z.number(), z.string()]).optional(),
     protocol: z.string().optional(),
     proxyProtocol: z.boolean().optional(),
+    /** This mapping's own destination host; absent: the tunnel's. */
+    destination: z.string().optional(),
   })
   .strict();
 
@@ -115,6 +120,7 @@ const FileShape = z
     name: z.string(),
     ports: z.union([z.string(), z.array(z.union([z.string(), PortObject]))]),
     proxyProtocol: z.union([z.string(), z.array(z.string())]),
+    proxyProtocolVersion: z.number(),
     destination: z.string(),
     provider: z.string(),
     region: z.string(),
@@ -200,6 +206,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     name: raw.name ?? DEFAULTS.name,
     ports,
     destination: raw.destination ?? DEFAULTS.destination,
+    proxyProtocolVersion: raw.proxyProtocolVersion ?? DEFAULTS.proxyProtocolVersion,
     provider: raw.provider ?? DEFAULTS.provider,
     region: raw.region ?? DEFAULTS.region,
     size: raw.size ?? (bootstrap === 'nixos-anywhere' ? DEFAULTS.sizeNixosAnywhere : DEFAULTS.sizeImage),
@@ -229,6 +236,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   }
   const spec = parsed.data;
   validatePortSet(spec.ports, reservedPortsOf(spec));
+  checkPerPortDestinations(spec, origin);
   checkCombinations(spec, origin, explicit);
   return spec;
 }
@@ -239,6 +247,7 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
       hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
     });
   }
+  checkProxyProtocolVersion(spec, origin, explicit);
   checkHomeForwarding(spec, origin);
   if (spec.provider === 'digitalocean') {
     if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
@@ -296,19 +305,83 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
   }
 }
 
+/**
+ * PROXY protocol v2: nginx's stream module sends v1 only, so the home forwarder turns each v1 header into v2. That
+ * needs the forwarder on those ports: not kernel forwarding (DNAT cannot rewrite bytes), not destination "none"
+ * (the service would get nginx's v1 header as it is), and no local port shared by ports with and without PROXY.
+ */
+function checkProxyProtocolVersion(spec: TunnelSpec, origin: Partial<Record<string, string>>, explicit: ReadonlySet<FieldName>): void {
+  const name = origin.proxyProtocolVersion ?? 'proxyProtocolVersion';
+  const proxied = spec.ports.filter((p) => p.proxyProtocol);
+  if (proxied.length === 0) {
+    if (explicit.has('proxyProtocolVersion')) {
+      throw new UsageError(`${name}: no port of the tunnel has PROXY protocol, so a version means nothing`, {
+        hint: `add --proxy-protocol PORTS (e.g. --proxy-protocol 443), or drop ${name}`,
+      });
+    }
+    return;
+  }
+  if (spec.proxyProtocolVersion !== 2) return;
+  if (spec.destination === 'none') {
+    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx sends v1 only)`, {
+      hint: 'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use --proxy-protocol-version 1',
+    });
+  }
+  if (spec.homeForwarding === 'kernel') {
+    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel passes bytes unchanged`, {
+      hint: 'drop --home-forwarding kernel (the forwarder is then used), or use --proxy-protocol-version 1',
+    });
+  }
+  const local = new Map<string, PortRange>();
+  for (const range of spec.ports) {
+    for (let port = range.localStart; port <= range.localEnd; port++) {
+      const key = `${range.protocol}/${port}`;
+      const other = local.get(key);
+      if (other && other.proxyProtocol !== range.proxyProtocol) {
+        throw new UsageError(`${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY protocol and one without`, {
+          hint: 'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or PROXY protocol on both',
+        });
+      }
+      local.set(key, range);
+    }
+  }
+}
+
+/** Per-port destinations: one destination per local port, and none with a tunnel whose destination is "none". */
+function checkPerPortDestinations(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
+  const ports = origin.ports ?? 'ports';
+  const own = spec.ports.find((p) => p.destination !== undefined);
+  if (own && spec.destination === 'none') {
+    throw new UsageError(`${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing forwards at home)`, {
+      hint: `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ${DEFAULTS.destination}), or drop the "@HOST" part`,
+    });
+  }
+  checkPortDestinations(spec.ports, spec.destination, ports);
+}
+
+/** Where each mapping goes at home: its own destination or the tunnel's, with how messages name it. */
+function destinationsOf(spec: TunnelSpec, origin: Partial<Record<string, string>>): Array<{ host: string; named: string }> {
+  const tunnelWide = { host: spec.destination, named: '' };
+  const list = spec.ports.map((p) =>
+    p.destination === undefined ? tunnelWide : { host: p.destination, named: ` (${origin.ports ?? 'ports'}: "${p.source}")` },
+  );
+  return list.filter((d, i) => list.findIndex((e) => e.host === d.host) === i);
+}
+
 /** Home forwarding modes and --masquerade: refuse what cannot work, before anything is made. */
 function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, string>>): void {
   const mode = origin.homeForwarding ?? 'homeForwarding';
   const masquerade = origin.masquerade ?? 'masquerade';
-  const destination = spec.destination;
+  const destinations = destinationsOf(spec, origin);
+  const notIpv4 = destinations.find((d) => isIP(d.host) !== 4);
   if (spec.homeForwarding === 'kernel') {
-    if (destination === 'none') {
+    if (spec.destination === 'none') {
       throw new UsageError(`${mode}: kernel forwarding needs a destination, but the destination is "none"`, {
         hint: 'with --destination none the service listens on the tunnel address and nothing forwards; drop one of them',
       });
     }
-    if (isIP(destination) !== 4) {
-      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${destination}"`, {
+    if (notIpv4) {
+      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${notIpv4.host}"${notIpv4.named}`, {
         hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
       });
     }
@@ -319,13 +392,15 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
       hint: 'drop --masquerade, or use --home-forwarding kernel',
     });
   }
-  if (destination === 'none' || isIP(destination) !== 4) {
-    throw new UsageError(`${masquerade}: masquerading needs kernel forwarding to an IPv4 destination, not "${destination}"`, {
-      hint: 'drop --masquerade, or give the destination host as an IPv4 address',
+  if (spec.destination === 'none' || notIpv4) {
+    const what = notIpv4 ? `"${notIpv4.host}"${notIpv4.named}` : '"none"';
+    throw new UsageError(`${masquerade}: masquerading needs kernel forwarding to an IPv4 destination, not ${what}`, {
+      hint: 'drop --masquerade, or give each destination host as an IPv4 address',
     });
   }
-  if (isLoopback(destination)) {
-    throw new UsageError(`${masquerade}: the destination ${destination} is this host; masquerading applies to another host only`, {
+  if (destinations.every((d) => isLoopback(d.host))) {
+    const hosts = destinations.map((d) => d.host).join(', ');
+    throw new UsageError(`${masquerade}: ${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; masquerading applies to another host only`, {
       hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
     });
   }
@@ -398,6 +473,13 @@ function toPortRanges(value: string | Array<string | z.infer<typeof PortObject>>
     const local = entry.local === undefined ? '' : `:${entry.local}`;
     const protocol = entry.protocol === undefined ? 'tcp' : parseProtocol(entry.protocol, `${name}: ${JSON.stringify(entry)}`);
     const range = parsePortToken(`${entry.public}${local}/${protocol}`);
-    return [{ ...range, proxyProtocol: entry.proxyProtocol ?? false }];
+    const destination = entry.destination === undefined ? undefined : parsePortDestination(entry.destination, `${range.source}@${entry.destination}`);
+    return [
+      {
+        ...range,
+        proxyProtocol: entry.proxyProtocol ?? false,
+        ...(destination !== undefined ? { destination, source: `${range.source}@${entry.destination}` } : {}),
+      },
+    ];
   });
 }

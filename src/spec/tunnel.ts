@@ -27,6 +27,8 @@ export const DEFAULTS = {
   sizeNixosAnywhere: 's-1vcpu-2gb',
   forwarding: 'nginx' as Forwarding,
   homeForwarding: 'auto' as HomeForwardingChoice,
+  /** nginx sends v1; 2 makes the home forwarder pass each header on as v2. */
+  proxyProtocolVersion: 1 as 1 | 2,
   edgeSshPort: 22,
   wireguardPort: 51820,
   addressPool: '10.50.0.0/16',
@@ -42,6 +44,8 @@ const PortRangeSchema = z.object({
   localStart: Port,
   localEnd: Port,
   proxyProtocol: z.boolean(),
+  /** This mapping's own destination host (no "none"); absent: the tunnel's. */
+  destination: Destination.refine((v) => v !== 'none', { message: 'a port\'s own destination cannot be "none"' }).optional(),
   source: z.string(),
 });
 
@@ -50,6 +54,7 @@ export const TunnelSpec = z
     name: TunnelName,
     ports: z.array(PortRangeSchema).min(1),
     destination: Destination,
+    proxyProtocolVersion: z.union([z.literal(1), z.literal(2)], { message: 'must be 1 or 2' }),
     provider: z.enum(PROVIDERS),
     region: z.string().regex(/^[a-z0-9-]{2,20}$/, { message: 'must be a region slug such as nyc3' }),
     size: z.string().regex(/^[a-z0-9-]{2,40}$/, { message: 'must be a size slug such as s-1vcpu-1gb' }),

@@ -32,6 +32,8 @@ const PortCounters = z.object({
   errors: z.number(),
   /** "kernel": nftables counters (opened counts new connections or UDP flows; active is not known). */
   path: z.enum(['kernel', 'proxy']).optional(),
+  /** Where home forwards this port ("192.168.1.20:443"); absent in status files of earlier versions. */
+  destination: z.string().optional(),
 });
 
 export const TunnelStatus = z.object({

@@ -221,3 +221,61 @@ export async function measureMemory(settings: BenchSettings): Promise<MemoryResu
   }
   return { connections: settings.connections, idle, loaded };
 }
+
+// --- (e): the home hop in the kernel (nftables DNAT, what --home-forwarding kernel loads) vs direct vs userspace
+
+export type HomeHopPath = 'direct' | 'kernel' | 'innisfree';
+
+export interface HomeHopResult {
+  tcp: Record<HomeHopPath, number>;
+  udpDeliveredPps: Record<HomeHopPath, number>;
+  udpLossPercent: Record<HomeHopPath, number>;
+}
+
+/**
+ * A client namespace and a home namespace joined by a veth, which stands in for the tunnel interface: direct is the
+ * service listening on home's veth address; kernel is kernelForwardingUp's table DNATing that address's port to the
+ * service on 127.0.0.1 (route_localnet on the veth only); innisfree is the userspace forwarder doing the same.
+ */
+export async function measureHomeHop(settings: BenchSettings): Promise<HomeHopResult> {
+  const { kernelForwardingUp } = await import('../../src/home/kernel-forwarding.js');
+  const { systemExec } = await import('../../src/lib/context.js');
+  let result: HomeHopResult | undefined;
+  await withTestbed('bench-home', async (bed) => {
+    const client = await bed.namespace('isfb-');
+    const home = await bed.namespace('isfb-');
+    const CLIENT_ADDR = '198.51.100.1';
+    const HOME_ADDR = '198.51.100.2';
+    const link = await bed.veth(client, home, { a: `${CLIENT_ADDR}/30`, b: `${HOME_ADDR}/30` });
+    startIperfServer(bed, home, 5201, HOME_ADDR);
+    startIperfServer(bed, home, 5202, LOOP);
+    const forwards = (['tcp', 'udp'] as const).map((protocol) => ({ protocol, listenAddress: HOME_ADDR, listenPort: 6004, targetHost: LOOP, targetPort: 5202 }));
+    const kernel = await kernelForwardingUp(systemExec, { interface: link.b, address: HOME_ADDR, mark: 20099, forwards, masquerade: false, netns: home.name });
+    const innisfree = await startInnisfree(bed, home, { listen: HOME_ADDR, port: 6003, target: LOOP, targetPort: 5202, protocols: ['tcp', 'udp'] });
+    await delay(500);
+    const ports: Record<HomeHopPath, number> = { direct: 5201, kernel: 6004, innisfree: 6003 };
+    const paths: HomeHopPath[] = ['direct', 'kernel', 'innisfree'];
+    try {
+      const tcp = await rounds(settings, paths, async (path) => {
+        const gbps = await tcpThroughput(client, HOME_ADDR, ports[path], settings.seconds);
+        settings.log(`  home hop tcp ${path}: ${gbps.toFixed(2)} Gbit/s`);
+        return gbps;
+      });
+      const udp = await rounds(settings, paths, async (path) => {
+        const sample = await udpThroughput(client, HOME_ADDR, ports[path], settings.seconds, '0');
+        settings.log(`  home hop udp unlimited ${path}: ${(sample.deliveredPps / 1000).toFixed(1)} kpps delivered of ${(sample.offeredPps / 1000).toFixed(1)}, loss ${sample.lossPercent.toFixed(2)}%`);
+        return sample;
+      });
+      const byPath = <T>(f: (p: HomeHopPath) => T): Record<HomeHopPath, T> => Object.fromEntries(paths.map((p) => [p, f(p)])) as Record<HomeHopPath, T>;
+      result = {
+        tcp: byPath((p) => median(tcp[p])),
+        udpDeliveredPps: byPath((p) => median(udp[p].map((s) => s.deliveredPps))),
+        udpLossPercent: byPath((p) => median(udp[p].map((s) => s.lossPercent))),
+      };
+    } finally {
+      await kernel.down();
+      for (const proc of innisfree.procs) proc.child.kill('SIGTERM');
+    }
+  });
+  return result!;
+}

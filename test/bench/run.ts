@@ -3,7 +3,8 @@
 //   (b) UDP datagrams/s and loss on loopback: the same four paths
 //   (c) end to end through a wireguard-go tunnel between namespaces: raw tunnel vs forwarded
 //   (d) memory with BENCH_CONNECTIONS (1000) concurrent TCP connections
-// Settings: BENCH_SECONDS (5), BENCH_REPEAT (3, median reported), BENCH_ONLY (tcp,udp,tunnel,memory).
+//   (e) the home hop: direct vs kernel forwarding (nftables DNAT) vs the userspace forwarder, TCP and UDP
+// Settings: BENCH_SECONDS (5), BENCH_REPEAT (3, median reported), BENCH_ONLY (tcp,udp,tunnel,memory,home).
 // Prints a summary with ratios; writes the raw numbers and a Markdown summary under .bench/.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,17 +14,19 @@ import { repoRoot } from '../helpers/cli.js';
 import { namespaceSkipReason, needsCommand } from '../helpers/netns.js';
 import {
   type BenchSettings,
+  type HomeHopResult,
   type MemoryResult,
   type TcpLoopback,
   type TunnelResult,
   type UdpLoopback,
+  measureHomeHop,
   measureMemory,
   measureTcpLoopback,
   measureTunnel,
   measureUdpLoopback,
 } from './measure.js';
 
-const TARGETS = { tcp: 1.0, udp: 1.0, tunnel: 0.9, memoryMiB: 100 };
+const TARGETS = { tcp: 1.0, udp: 1.0, tunnel: 0.9, memoryMiB: 100, kernel: 0.9 };
 
 function setting(name: string, fallback: number): number {
   const value = process.env[name];
@@ -129,9 +132,30 @@ function memorySection(r: MemoryResult): string {
   )}`;
 }
 
-function verdicts(tcp?: TcpLoopback, udp?: UdpLoopback, tunnel?: TunnelResult, memory?: MemoryResult): string[] {
+function homeSection(r: HomeHopResult): string {
+  const rows = (['direct', 'kernel', 'innisfree'] as const).map((p) => [
+    p === 'direct' ? 'direct (service on the arriving address)' : p === 'kernel' ? 'kernel forwarding → 127.0.0.1' : 'userspace forwarder → 127.0.0.1',
+    gbit(r.tcp[p]),
+    kpps(r.udpDeliveredPps[p]),
+    r.udpLossPercent[p].toFixed(2),
+  ]);
+  for (const path of ['kernel', 'innisfree'] as const) {
+    rows.push([`**${path} / direct**`, ratio(r.tcp[path], r.tcp.direct), ratio(r.udpDeliveredPps[path], r.udpDeliveredPps.direct), '']);
+  }
+  return `### (e) The home hop: kernel forwarding vs direct vs the userspace forwarder
+
+A client namespace and a home namespace on a veth (standing in for the tunnel interface); iperf3 from the client, median.
+
+${table(['path', 'TCP Gbit/s', 'UDP unlimited: delivered kpps', 'loss %'], rows)}`;
+}
+
+function verdicts(tcp?: TcpLoopback, udp?: UdpLoopback, tunnel?: TunnelResult, memory?: MemoryResult, home?: HomeHopResult): string[] {
   const lines: string[] = [];
   const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  if (home) {
+    const worst = Math.min(home.tcp.kernel / home.tcp.direct, home.udpDeliveredPps.kernel / home.udpDeliveredPps.direct);
+    lines.push(`kernel path ≥ ${TARGETS.kernel}× direct (TCP Gbit/s and UDP delivered datagrams/s): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.kernel)}`);
+  }
   if (tcp) {
     const worst = Math.min(tcp.upload.innisfree.gbps / tcp.upload.socat.gbps, tcp.download.innisfree.gbps / tcp.download.socat.gbps);
     lines.push(`TCP ≥ ${TARGETS.tcp}× socat (single stream, both directions): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.tcp)}`);
@@ -168,7 +192,7 @@ async function main(): Promise<void> {
     connections: setting('BENCH_CONNECTIONS', 1000),
     log: (line) => console.error(line),
   };
-  const only = new Set((process.env.BENCH_ONLY ?? 'tcp,udp,tunnel,memory').split(',').map((s) => s.trim()));
+  const only = new Set((process.env.BENCH_ONLY ?? 'tcp,udp,tunnel,memory,home').split(',').map((s) => s.trim()));
   const started = new Date();
   const loadBefore = loadavg();
   console.error(`bench: ${settings.repeat} × ${settings.seconds} s per sample; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
@@ -177,6 +201,7 @@ async function main(): Promise<void> {
   let udp: UdpLoopback | undefined;
   let tunnel: TunnelResult | undefined;
   let memory: MemoryResult | undefined;
+  let home: HomeHopResult | undefined;
   if (only.has('tcp')) {
     console.error('(a) TCP on loopback');
     tcp = await measureTcpLoopback(settings);
@@ -193,18 +218,25 @@ async function main(): Promise<void> {
     console.error(`(d) memory with ${settings.connections} connections`);
     memory = await measureMemory(settings);
   }
+  if (only.has('home')) {
+    if (needsCommand('nft')()) console.error('(e) the home hop: SKIPPED: nft is not installed');
+    else {
+      console.error('(e) the home hop: kernel forwarding vs direct');
+      home = await measureHomeHop(settings);
+    }
+  }
   const loadAfter = loadavg();
   const header = [
     `Run ${started.toISOString()} — ${machine()}`,
     `Settings: ${settings.repeat} samples × ${settings.seconds} s each, median reported; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
   ];
-  const sections = [tcp && tcpSection(tcp), udp && udpSection(udp), tunnel && tunnelSection(tunnel), memory && memorySection(memory)].filter(Boolean);
-  const summary = [...header, '', ...sections.flatMap((s) => [s!, '']), '### Targets', '', ...verdicts(tcp, udp, tunnel, memory).map((l) => `- ${l}`), ''].join('\n');
+  const sections = [tcp && tcpSection(tcp), udp && udpSection(udp), tunnel && tunnelSection(tunnel), memory && memorySection(memory), home && homeSection(home)].filter(Boolean);
+  const summary = [...header, '', ...sections.flatMap((s) => [s!, '']), '### Targets', '', ...verdicts(tcp, udp, tunnel, memory, home).map((l) => `- ${l}`), ''].join('\n');
   process.stdout.write(summary);
   const dir = join(repoRoot, '.bench');
   mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  writeFileSync(join(dir, `${stamp}.json`), `${JSON.stringify({ started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory }, null, 2)}\n`);
+  writeFileSync(join(dir, `${stamp}.json`), `${JSON.stringify({ started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory, home }, null, 2)}\n`);
   writeFileSync(join(dir, `${stamp}.md`), summary);
   console.error(`bench: results in .bench/${stamp}.{json,md}`);
 }

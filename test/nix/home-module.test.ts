@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { hasNix, nixpkgsLib, repoRoot, run, skipped } from '../helpers/nix.js';
 
 interface Service {
@@ -117,8 +118,35 @@ S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; 
   const known = cliTunnelFlags();
   for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
   assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
+  // The PROXY version is in the tunnel file, with the other settings a reload can change.
+  const v2 = JSON.parse(evaluate({ web: { ...web, proxyProtocolVersion: 2 } }).etc['innisfree/tunnels/web.json']!.text!) as Record<string, unknown>;
+  assert.is(v2.proxyProtocolVersion, 2, 'proxyProtocolVersion reaches the CLI through the tunnel file');
+  assert.not.ok('proxyProtocolVersion' in (JSON.parse(evaluate({ web }).etc['innisfree/tunnels/web.json']!.text!) as object), 'unset: the CLI default');
   const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
-  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade'), 'defaults leave the choice to the CLI');
+  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade') || plain.includes('--proxy-protocol-version'), 'defaults leave the choice to the CLI');
+});
+
+S('per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the firewall opens the local ports', () => {
+  if (!ready()) return;
+  const c = evaluate({
+    lan: {
+      ports: ['443/tcp@192.168.1.21', { public: 8443, local: 9443, destination: '192.168.1.22' }, { public: 53, protocol: 'udp', destination: 'fd00::53' }, '80:8080'],
+      destination: '127.0.0.1',
+      tokenFile: '/run/secrets/t',
+    },
+  });
+  assert.equal(c.failedAssertions, []);
+  const file = JSON.parse(c.etc['innisfree/tunnels/lan.json']!.text!) as { ports: string[] };
+  assert.equal(file.ports, ['443/tcp@192.168.1.21', '8443:9443/tcp@192.168.1.22', '53/udp@fd00::53', '80:8080']);
+  // The CLI reads that text as the module meant it.
+  const spec = resolveTunnelSpec([fileLayer('/etc/innisfree/tunnels/lan.json', file)]);
+  assert.equal(spec.ports.map((p) => p.destination), ['192.168.1.21', '192.168.1.22', 'fd00::53', undefined]);
+  assert.equal(c.firewall.interfaces['isf-lan'], {
+    allowedTCPPortRanges: [{ from: 443, to: 443 }, { from: 8080, to: 8080 }, { from: 9443, to: 9443 }],
+    allowedUDPPortRanges: [{ from: 53, to: 53 }],
+  });
+  // A destination that would break the --ports text is refused by the option's type.
+  assert.throws(() => evaluate({ bad: { ports: [{ public: 443, destination: 'a,b' }], tokenFile: '/run/secrets/t' } }), /destination|not of type/);
 });
 
 S('ports, destinations, PROXY protocol and masquerade reload the unit; region, size, image and forwarding restart it', () => {

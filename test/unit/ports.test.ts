@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { UsageError } from '../../src/lib/errors.js';
 import {
   applyProxyProtocol,
+  checkPortDestinations,
   expandPorts,
   formatPortRange,
   parsePortList,
@@ -138,5 +139,55 @@ accept('rangesOf gives back the ranges expandPorts expanded (the ready lines)', 
   assert.equal(rangesOf(expandPorts(ranges)).find((r) => r.publicStart === 443)?.proxyProtocol, true);
 });
 
+// ---
+const own = suite('ports: per-port destinations (PUBLIC[:LOCAL][/PROTO]@HOST)');
+
+own('an address, an IPv6 address (bare or in brackets) or a host name after "@"', () => {
+  const v4 = parsePortToken('443/tcp@192.168.1.20');
+  assert.equal({ ...v4 }, { protocol: 'tcp', publicStart: 443, publicEnd: 443, localStart: 443, localEnd: 443, proxyProtocol: false, destination: '192.168.1.20', source: '443/tcp@192.168.1.20' });
+  assert.is(parsePortToken('8000-8001:9000-9001/udp@nas.lan').destination, 'nas.lan');
+  assert.is(parsePortToken('53@[fd00::53]').destination, 'fd00::53');
+  assert.is(parsePortToken('53/udp@fd00::53').destination, 'fd00::53');
+  assert.is(parsePortToken('443/tcp').destination, undefined, 'no "@": the tunnel destination');
+  assert.equal(parsePortList(['443/tcp@192.168.1.20,80:8080@192.168.1.21,22']).map((r) => r.destination), ['192.168.1.20', '192.168.1.21', undefined]);
+});
+
+own('bad destinations are one line naming the mapping', () => {
+  rejects(() => parsePortToken('443/tcp@'), /^ports: "443\/tcp@" has an empty destination after "@"$/);
+  rejects(() => parsePortToken('443/tcp@256.1.1.1'), /^ports: "443\/tcp@256\.1\.1\.1" names the destination "256\.1\.1\.1", which is no IPv4 address/);
+  rejects(() => parsePortToken('443/tcp@no_such!host'), /names the destination "no_such!host", which is no address or host name/);
+  rejects(() => parsePortToken('443/tcp@none'), /names the destination "none"/);
+  rejects(() => parsePortToken('443/tcp@a@b'), /names the destination "a@b"/);
+  rejects(() => parsePortToken('443/tpc@192.168.1.20'), /^ports: "443\/tpc@192\.168\.1\.20" has unknown protocol "tpc"$/);
+});
+
+own('expansion, ranges and the canonical text keep the destination', () => {
+  const ranges = parsePortList(['8000-8002/tcp@192.168.1.20', '8003/tcp']);
+  const ports = expandPorts(ranges);
+  assert.equal(ports.map((p) => p.destination), ['192.168.1.20', '192.168.1.20', '192.168.1.20', undefined]);
+  const runs = rangesOf(ports);
+  assert.is(runs.length, 2, 'a run ends where the destination changes');
+  assert.is(formatPortRange(runs[0]!), '8000-8002/tcp@192.168.1.20');
+  assert.is(formatPortRange(runs[1]!), '8003/tcp');
+  assert.is(formatPortRange(parsePortToken('53/udp@fd00::53')), '53/udp@[fd00::53]');
+});
+
+own('two mappings that arrive at one local port must name the same destination', () => {
+  checkPortDestinations(parsePortList(['443/tcp@192.168.1.20', '8443:443/tcp@192.168.1.20']), '127.0.0.1');
+  checkPortDestinations(parsePortList(['443/tcp@192.168.1.20', '443/udp@192.168.1.21']), '127.0.0.1');
+  rejects(
+    () => checkPortDestinations(parsePortList(['443/tcp@192.168.1.20', '8443:443/tcp']), '127.0.0.1'),
+    /^ports: "443\/tcp@192\.168\.1\.20" and "8443:443\/tcp" both arrive at local port tcp\/443 but name different destinations \(192\.168\.1\.20, 127\.0\.0\.1\)$/,
+  );
+  rejects(() => checkPortDestinations(parsePortList(['440-450/udp@a.lan', '1445:445/udp@b.lan']), '127.0.0.1'), /local port udp\/445/);
+});
+
+own('--proxy-protocol names public ports, never a destination', () => {
+  rejects(() => applyProxyProtocol(parsePortList(['443/tcp@192.168.1.20']), ['443@192.168.1.20']), /^--proxy-protocol: "443@192\.168\.1\.20" is not a public TCP port or range$/);
+  rejects(() => applyProxyProtocol(parsePortList(['443/tcp@192.168.1.20']), ['443/tcp@192.168.1.20']), /must name public ports only/);
+  assert.is(applyProxyProtocol(parsePortList(['443/tcp@192.168.1.20']), ['443'])[0]!.destination, '192.168.1.20', 'marking keeps the destination');
+});
+
 parse.run();
 accept.run();
+own.run();

@@ -198,4 +198,64 @@ errors('home forwarding from a tunnel file and the environment', () => {
   assert.is(resolveTunnelSpec([flagLayer({ ports: '443' })]).homeForwarding, 'auto');
 });
 
+errors('per-port destinations from the flags, the environment and a tunnel file', () => {
+  const flags = resolveTunnelSpec([flagLayer({ ports: '443/tcp@192.168.1.20,2222' })]);
+  assert.equal(flags.ports.map((p) => p.destination), ['192.168.1.20', undefined]);
+  assert.is(flags.destination, '127.0.0.1', 'the tunnel-wide destination stays the default');
+  const env = resolveTunnelSpec([envLayer({ INNISFREE_PORTS: '53/udp@192.168.1.53' })]);
+  assert.is(env.ports[0]!.destination, '192.168.1.53');
+  const file = resolveTunnelSpec([
+    fileLayer('web.json', { ports: ['80/tcp@192.168.1.21', { public: 443, local: 8443, destination: '192.168.1.20' }, { public: 2222 }], destination: '192.168.1.5' }),
+  ]);
+  assert.equal(file.ports.map((p) => p.destination), ['192.168.1.21', '192.168.1.20', undefined]);
+  assert.is(file.ports[1]!.source, '443:8443/tcp@192.168.1.20');
+  const fileError = usageError(() => resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, destination: '300.1.1.1' }] })]));
+  assert.match(fileError.message, /^ports: "443\/tcp@300\.1\.1\.1" names the destination "300\.1\.1\.1", which is no IPv4 address/);
+});
+
+errors('per-port destinations that cannot be combined exit 2 with one line', () => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ports: '443/tcp@192.168.1.20,2222', destination: 'none' }, /^--ports: "443\/tcp@192\.168\.1\.20" names its own destination, but the tunnel's destination is "none"/],
+    [{ ports: '443/tcp@192.168.1.20,8443:443/tcp' }, /^--ports: .* both arrive at local port tcp\/443 but name different destinations/],
+    [{ ports: '443/tcp@nas.lan,2222', homeForwarding: 'kernel' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan" \(--ports: "443\/tcp@nas\.lan"\)$/],
+    [{ ports: '443/tcp@fd00::20', homeForwarding: 'kernel' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "fd00::20"/],
+    [{ ports: '443/tcp@nas.lan', masquerade: true, destination: '192.168.1.20' }, /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "nas\.lan" \(--ports/],
+    [{ ports: '443/tcp@127.0.0.2,2222', masquerade: true }, /^--masquerade: the destinations 127\.0\.0\.2, 127\.0\.0\.1 are this host; masquerading applies to another host only$/],
+    [{ ports: '443/tcp@192.168.1.20', masquerade: true, homeForwarding: 'proxy' }, /^--masquerade: only kernel forwarding masquerades/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ...flags })]));
+    assert.match(error.message, pattern, JSON.stringify(flags));
+    assert.not.match(error.message, /\n/, 'one line');
+    assert.ok(error.hint, `a hint for ${JSON.stringify(flags)}`);
+    assert.is(error.exitCode, 2);
+  }
+  // Masquerading with one destination on another host is fine, even when the others are on this host.
+  const mixed = resolveTunnelSpec([flagLayer({ ports: '443/tcp@192.168.1.20,2222', masquerade: true })]);
+  assert.is(mixed.masquerade, true);
+});
+
+errors('PROXY protocol version: 1 by default, 2 from flag, environment or file; what cannot work is refused', () => {
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443' })]).proxyProtocolVersion, 1);
+  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2' })]).proxyProtocolVersion, 2);
+  assert.is(resolveTunnelSpec([envLayer({ INNISFREE_PORTS: '443', INNISFREE_PROXY_PROTOCOL: 'all', INNISFREE_PROXY_PROTOCOL_VERSION: '2' })]).proxyProtocolVersion, 2);
+  assert.is(resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, proxyProtocol: true }], proxyProtocolVersion: 2 })]).proxyProtocolVersion, 2);
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '3' }, /^--proxy-protocol-version: must be 1 or 2$/],
+    [{ ports: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: no port of the tunnel has PROXY protocol/],
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', destination: 'none' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the destination "none" there is none/],
+    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', homeForwarding: 'kernel' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding kernel passes bytes unchanged$/],
+    [{ ports: '443,8443:443', proxyProtocol: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with PROXY protocol and one without$/],
+    [{ ports: '53/udp', proxyProtocol: '53/udp' }, /^ports: "53\/udp" asks for PROXY protocol on UDP$/],
+    [{ ports: '443', proxyProtocol: '443', forwarding: 'nftables' }, /^--proxy-protocol: PROXY protocol needs nginx forwarding$/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ...flags })]));
+    assert.match(error.message, pattern, JSON.stringify(flags));
+    assert.ok(error.hint, `a hint for ${JSON.stringify(flags)}`);
+  }
+  const udpInFile = usageError(() => resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 53, protocol: 'udp', proxyProtocol: true }] })]));
+  assert.match(udpInFile.message, /asks for PROXY protocol on UDP/);
+});
+
 errors.run();

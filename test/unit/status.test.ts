@@ -17,7 +17,10 @@ function sample(pid: number | null, phase: TunnelStatus['phase']): TunnelStatus 
     plannedConfigHash: 'a'.repeat(64), deployedConfigHash: 'a'.repeat(64), message: null,
     dataPlane: {
       sampledAt: new Date().toISOString(), interface: 'isf-web', implementation: 'kernel', latestHandshake: Math.floor(Date.now() / 1000) - 7, rxBytes: 2048, txBytes: 1024, endpoint: '198.51.100.1:51820',
-      ports: [{ protocol: 'tcp', listenPort: 8080, opened: 3, active: 1, bytesIn: 300, bytesOut: 4096, errors: 0 }],
+      ports: [
+        { protocol: 'tcp', listenPort: 8080, opened: 3, active: 1, bytesIn: 300, bytesOut: 4096, errors: 0, destination: '127.0.0.1:8080' },
+        { protocol: 'tcp', listenPort: 443, opened: 2, active: 0, bytesIn: 1, bytesOut: 1, errors: 0, path: 'kernel', destination: '192.168.1.20:443' },
+      ],
     },
   };
 }
@@ -44,7 +47,8 @@ S('a running tunnel: phase, address, handshake age, counters, config in sync', a
     assert.match(text.stdout, /^web: ready \(pid \d+\)/);
     assert.match(text.stdout, /public address\s+198\.51\.100\.1/);
     assert.match(text.stdout, /wireguard\s+isf-web \(kernel\), handshake [6-9] s ago, rx 2\.0 KiB, tx 1\.0 KiB/);
-    assert.match(text.stdout, /8080\/tcp\s+3 connections \(1 active\)/);
+    assert.match(text.stdout, /8080\/tcp\s+3 connections \(1 active\), in 300 B, out 4\.0 KiB, to 127\.0\.0\.1:8080\n/);
+    assert.match(text.stdout, /443\/tcp\s+2 connections, in 1 B, out 1 B \(kernel\), to 192\.168\.1\.20:443\n/, "each port's own destination");
     assert.match(text.stdout, /\(in sync\)/);
     const json = JSON.parse((await runCli(['status', 'web', '--json'], env)).stdout) as { phase: string; running: boolean; handshakeAgeSeconds: number };
     assert.is(json.phase, 'ready');

@@ -111,7 +111,7 @@ export async function startForwarder(forwards: readonly HomeForward[], options: 
 
   let closing: Promise<void> | undefined;
   return {
-    counters: () => ports.map((port) => port.counters()),
+    counters: () => ports.map((port) => ({ ...port.counters(), destination: endpointText(port.forward.targetHost, port.forward.targetPort) })),
     listeners: () => ports.map((port) => ({ protocol: port.forward.protocol, address: port.forward.listenAddress, port: port.boundPort })),
     failure,
     update: async (wanted, graceMs) => {
@@ -163,6 +163,11 @@ function validateForward(forward: HomeForward): void {
   if (forward.targetHost === '' || forward.targetHost === 'none') {
     throw new DataPlaneError(`forward ${where}: no destination host`);
   }
+}
+
+/** "192.168.1.20:443", "[fd00::1]:443", "nas.lan:443". */
+export function endpointText(host: string, port: number): string {
+  return `${isIP(host) === 6 ? `[${host}]` : host}:${port}`;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

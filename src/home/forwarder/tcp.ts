@@ -11,6 +11,7 @@ import { type Server, Socket, connect, createServer } from 'node:net';
 import type { HomeForward } from '../../plan.js';
 import { DataPlaneError } from '../../lib/errors.js';
 import { type OnFatal, type PortCounters, type PortForwarder, bindError, describeListen } from './common.js';
+import { translateV1 } from './proxy-header.js';
 
 export interface TcpForwardOptions {
   /** Connections at once on this port; more are refused (closed at accept). */
@@ -52,6 +53,30 @@ class Direction {
   private readonly inFlight: Buffer[] = [];
   private next: Buffer | undefined;
   private lastReadFilled = false;
+  /** Set while a PROXY v1 header is awaited, to be passed on as v2 (the connection's first bytes only). */
+  private header: { pending: Buffer; onInvalid: (reason: string) => void } | undefined;
+
+  expectProxyV1(onInvalid: (reason: string) => void): void {
+    this.header = { pending: Buffer.alloc(0), onInvalid };
+  }
+
+  get awaitingHeader(): boolean {
+    return this.header !== undefined;
+  }
+
+  /** Bytes that are no pooled buffer (copied here), while the header is awaited. */
+  readHeader(bytes: Buffer): boolean {
+    const header = this.header!;
+    header.pending = Buffer.concat([header.pending, bytes]);
+    const parsed = translateV1(header.pending);
+    if (parsed.state === 'incomplete') return true;
+    this.header = undefined;
+    if (parsed.state === 'invalid') {
+      header.onInvalid(parsed.reason);
+      return false;
+    }
+    return this.to!.write(Buffer.concat([parsed.v2, header.pending.subarray(parsed.length)]));
+  }
 
   private readonly written = (): void => {
     returnBuffer(this.inFlight.shift()!);
@@ -64,6 +89,11 @@ class Direction {
       const chunk = buffer as Buffer;
       this.lastReadFilled = bytes === chunk.length;
       this.next = undefined;
+      if (this.header) {
+        const more = this.readHeader(chunk.subarray(0, bytes));
+        returnBuffer(chunk);
+        return more;
+      }
       this.inFlight.push(chunk);
       return this.to!.write(chunk.subarray(0, bytes), this.written);
     },
@@ -93,7 +123,8 @@ function adoptAccepted(accepted: Socket, direction: Direction): Socket {
   const handle = holder._handle;
   if (!handle || typeof handle.readStart !== 'function') {
     accepted.on('data', (chunk: Buffer) => {
-      if (!direction.to!.write(chunk)) accepted.pause();
+      const more = direction.awaitingHeader ? direction.readHeader(chunk) : direction.to!.write(chunk);
+      if (!more) accepted.pause();
     });
     accepted.resume();
     return accepted;
@@ -121,6 +152,8 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
     opened++;
     const upstream = new Direction(); // public side → service
     const downstream = new Direction(); // service → public side
+    // nginx sends PROXY v1; the service wants v2: a connection without a valid v1 header is reset.
+    if (forward.proxyProtocol === 'v1-to-v2') upstream.expectProxyV1(() => fail());
     const client = adoptAccepted(accepted, upstream);
     client.setNoDelay(true);
     const target = connect({
