@@ -96,8 +96,8 @@ function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
     `Tunnel ${event.tunnel} is up. Public address: ${event.ipv4}${event.ipv6 ? ` and ${event.ipv6}` : ''}`,
     ...event.ports.map((p) => `  ${p}`),
     ...(event.tryIt ? [`Try it: ${event.tryIt}`] : []),
-    ...(event.tryIt6 ? [`Over IPv6: ${event.tryIt6}`] : []),
     ...(event.tryIt && event.tryItNote ? [`  (${event.tryItNote})`] : []),
+    ...(event.tryIt6 ? [`Over IPv6: ${event.tryIt6}`] : []),
     'Stop with Ctrl-C (or SIGTERM).',
   ];
   out.write(`${lines.join('\n')}\n`);
