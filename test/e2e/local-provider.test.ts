@@ -178,6 +178,36 @@ if (skip) {
     }
     for (const footprint of footprints) assertNothingLeft(footprint);
   });
+
+  S('IPv6 follows --ipv6: added to a recorded edge, pinged from the client, taken away again, nothing left', async () => {
+    const runtime = makeTempDir('innisfree-local-rt-');
+    const provider = new LocalProvider({ env: {}, runtimeDir: runtime.path });
+    const name = randomTunnelName();
+    const identity = identityFor(name);
+    let footprint: ReturnType<typeof footprintOf> | undefined;
+    const ping = async (address: string) => (await provider.runInClient(name, ['ping', '-6', '-c', '1', '-W', '2', address], { timeoutMs: 10_000 })).exitCode;
+    try {
+      const plain = await provider.ensureEdge({ spec: specFor(name, '8080/tcp'), identity, emit: silent, signal });
+      assert.is(plain.edge.ipv6, undefined, 'no IPv6 without --ipv6');
+      const withV6 = await provider.ensureEdge({ spec: specFor(name, '8080/tcp', { ipv6: true }), identity, emit: silent, signal });
+      const local = (await provider.localEdge(name))!;
+      assert.ok(local.layout.block6, 'the record keeps the IPv6 block');
+      assert.is(withV6.edge.ipv6, local.layout.addresses.edge6);
+      assert.match(withV6.edge.ipv6!, /^2001:db8:[0-9a-f]+:1::[0-9a-f]+$/);
+      assert.is(await ping(local.layout.addresses.edge6!), 0, 'the internet client reaches the edge over IPv6');
+      assert.match(await provider.clientNote(name), new RegExp(`${local.layout.addresses.client6}.*${local.layout.block6}::/48 \\(IPv6\\)`));
+      footprint = footprintOf(local);
+      const again = await provider.ensureEdge({ spec: specFor(name, '8080/tcp'), identity, emit: silent, signal });
+      assert.is(again.edge.ipv6, undefined, 'a run without --ipv6 takes it away');
+      assert.is((await provider.localEdge(name))!.record.block6, undefined);
+      assert.is.not(await ping(local.layout.addresses.edge6!), 0);
+      await provider.destroyEdge(name, { emit: silent, signal });
+    } finally {
+      await provider.destroyEdge(name, { emit: silent, signal }).catch(() => {});
+      runtime.remove();
+    }
+    if (footprint) assertNothingLeft(footprint);
+  });
 }
 
 S.run();
