@@ -14,7 +14,7 @@ import { systemClock } from '../../src/lib/context.js';
 import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
-import { assertNoHostCollision, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
+import { assertNoHostCollision, assertNoHostCollision6, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 /** How a TCP connection attempt from here ends: "connected", or the error code (ECONNREFUSED proves a route). */
@@ -192,6 +192,7 @@ if (skip) {
       const withV6 = await provider.ensureEdge({ spec: specFor(name, '8080/tcp', { ipv6: true }), identity, emit: silent, signal });
       const local = (await provider.localEdge(name))!;
       assert.ok(local.layout.block6, 'the record keeps the IPv6 block');
+      assertNoHostCollision6(local);
       assert.is(withV6.edge.ipv6, local.layout.addresses.edge6);
       assert.match(withV6.edge.ipv6!, /^2001:db8:[0-9a-f]+:1::[0-9a-f]+$/);
       assert.is(await ping(local.layout.addresses.edge6!), 0, 'the internet client reaches the edge over IPv6');

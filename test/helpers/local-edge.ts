@@ -9,6 +9,7 @@ import type { EdgeIdentity } from '../../src/providers/provider.js';
 import { hostNetworksFromIp, overlaps } from '../../src/addressing.js';
 import { parseCidr4 } from '../../src/spec/primitives.js';
 import type { LocalEdge } from '../../src/providers/local/provider.js';
+import { hostNetworks6FromIp, overlaps6, parseCidr6 } from '../../src/providers/local/layout.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';
 
@@ -108,6 +109,17 @@ export function assertNoHostCollision(edge: LocalEdge): void {
   const { edge: public4, home, client } = edge.layout.addresses;
   for (const address of [public4, home, client]) {
     const inside = networks.find((n) => overlaps(parseCidr4(`${address}/32`)!, parseCidr4(n.cidr)!));
+    assert.is(inside, undefined, `${address} lies in ${inside?.cidr} on ${inside?.device} of this host`);
+  }
+}
+
+/** The edge's and the client's IPv6 lie in no IPv6 network of this host (addresses and routes of every table). */
+export function assertNoHostCollision6(edge: LocalEdge): void {
+  const networks = hostNetworks6FromIp(ip(['-j', '-6', 'addr', 'show']), ip(['-j', '-6', 'route', 'show', 'table', 'all']));
+  const { edge6, client6 } = edge.layout.addresses;
+  assert.ok(edge6 && client6, 'the edge has IPv6');
+  for (const address of [edge6!, client6!]) {
+    const inside = networks.find((n) => overlaps6(parseCidr6(`${address}/128`)!, parseCidr6(n.cidr)!));
     assert.is(inside, undefined, `${address} lies in ${inside?.cidr} on ${inside?.device} of this host`);
   }
 }
