@@ -198,6 +198,11 @@ if (skip) {
       assert.is(await ping(local.layout.addresses.edge6!), 0, 'the internet client reaches the edge over IPv6');
       assert.match(await provider.clientNote(name), new RegExp(`${local.layout.addresses.client6}.*${local.layout.block6}::/48 \\(IPv6\\)`));
       footprint = footprintOf(local);
+      // A later --ipv6 run keeps the recorded address and puts back one that went missing.
+      await provider.runInClient(name, ['ip', '-6', 'addr', 'flush', 'dev', local.layout.links.clientSide, 'scope', 'global']);
+      const kept = await provider.ensureEdge({ spec: specFor(name, '8080/tcp', { ipv6: true }), identity, emit: silent, signal });
+      assert.is(kept.edge.ipv6, withV6.edge.ipv6);
+      assert.is(await ping(local.layout.addresses.edge6!), 0, 'the client has its IPv6 again');
       const again = await provider.ensureEdge({ spec: specFor(name, '8080/tcp'), identity, emit: silent, signal });
       assert.is(again.edge.ipv6, undefined, 'a run without --ipv6 takes it away');
       assert.is((await provider.localEdge(name))!.record.block6, undefined);

@@ -105,7 +105,8 @@ export class LocalProvider implements Provider {
         await this.startSshd(existing);
       }
       // IPv6 follows --ipv6 on every run, as a droplet's would if it were re-created.
-      if (spec.ipv6 && existing.layout.block6 === undefined) await this.addIpv6(existing, emit);
+      // Adding is idempotent and keeps a recorded block, so it also puts back addresses that went missing.
+      if (spec.ipv6) await this.addIpv6(existing, emit);
       if (!spec.ipv6 && existing.layout.block6 !== undefined) await this.removeIpv6(existing, emit);
       return { edge: this.infoOf(existing), created: false };
     }
@@ -290,7 +291,8 @@ export class LocalProvider implements Provider {
         hint: 'enable it (sysctl -w net.ipv6.conf.all.disable_ipv6=0), or drop --ipv6',
       });
     }
-    const block6 = pickBlock6(await hostNetworks6(this.exec));
+    const recorded = edge.layout.block6;
+    const block6 = recorded ?? pickBlock6(await hostNetworks6(this.exec));
     const layout = layoutOf(edge.record.id, edge.record.slot, edge.layout.blocks, block6);
     const { namespaces: ns, links, addresses: a } = layout;
     for (const name of [ns.edge, ns.client]) {
@@ -301,6 +303,7 @@ export class LocalProvider implements Provider {
     await this.run(['-n', ns.edge, '-6', 'route', 'replace', `${a.client6}/128`, 'dev', links.edgeClientSide], 'route to the IPv6 client');
     await this.run(['-n', ns.client, '-6', 'addr', 'replace', `${a.client6}/128`, 'dev', links.clientSide, 'nodad'], 'give the client its IPv6');
     await this.run(['-n', ns.client, '-6', 'route', 'replace', `${a.edge6}/128`, 'dev', links.clientSide], 'route to the edge IPv6');
+    if (recorded !== undefined) return;
     edge.record = { ...edge.record, block6 };
     edge.layout = layout;
     await writeJsonAtomic(edge.paths.record, edge.record);
