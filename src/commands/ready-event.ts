@@ -23,12 +23,18 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
   const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;
   let tryItNote: string | undefined;
+  let tryIt6: string | undefined;
   if (firstTcp && provider.clientCommand) {
     const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`]);
     tryIt = `sudo ${argv.join(' ')}`;
     tryItNote = await provider.clientNote?.(spec.name);
+    if (edge.ipv6 && served.ipv6) {
+      const argv6 = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`]);
+      tryIt6 = `sudo ${argv6.join(' ')}`;
+    }
   } else if (firstTcp) {
     tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/   (if the service speaks HTTP)`;
+    if (edge.ipv6 && served.ipv6) tryIt6 = `curl -v http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`;
   }
   return {
     type: 'ready',
@@ -37,6 +43,7 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
     ...(edge.ipv6 ? { ipv6: edge.ipv6 } : {}),
     ports,
     ...(tryIt ? { tryIt } : {}),
+    ...(tryIt6 ? { tryIt6 } : {}),
     ...(tryItNote ? { tryItNote } : {}),
   };
 }

@@ -87,6 +87,7 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
       kernel = await kernelForwardingUp(deps.exec, {
         interface: home.interface,
         address: home.address.replace(/\/\d+$/, ''),
+        ...(home.address6 ? { address6: home.address6.replace(/\/\d+$/, '') } : {}),
         mark,
         forwards: home.forwards,
         masquerade: home.masquerade,

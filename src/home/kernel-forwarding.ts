@@ -14,6 +14,13 @@
 //   not changed: it is shared), and that host must route its replies via this one, or `masquerade` SNATs to this
 //   host's address there (the client address is then lost).
 //
+// IPv6 (a tunnel with --ipv6 and nftables forwarding on the edge): the edge DNATs IPv6 clients to the home
+// tunnel's ULA. There is no route_localnet for IPv6 — the kernel drops a packet DNATed to ::1 that came in on
+// another interface — and an IPv4 destination cannot take an IPv6 packet, so IPv6 is delivered to this host's own
+// tunnel address with the destination port: a service listening on [::] (or on that address) sees the IPv6 client's
+// own address. Forwards to another host get no IPv6. UDP replies from a service bound to [::] take the tunnel
+// address as their source, as with IPv4.
+//
 // Loading replaces a stale table of the same tunnel in one `nft -f` transaction; other tables are never touched.
 // Teardown deletes the table and restores the sysctls.
 import { isIP } from 'node:net';
@@ -28,6 +35,8 @@ export interface KernelForwardingSpec {
   interface: string;
   /** The home tunnel IPv4 address (no prefix): what the edge sends to. */
   address: string;
+  /** The home tunnel IPv6 address (no prefix), when the tunnel carries IPv6. */
+  address6?: string;
   /** The connection and packet mark of this tunnel (policy routing's fwmark). */
   mark: number;
   forwards: readonly HomeForward[];
@@ -87,6 +96,17 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
   if (udpToThisHost.length > 0) {
     body.push(`set udp-peers { type ipv4_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`);
   }
+  const home6 = spec.address6;
+  const toThisHost6 = home6 ? spec.forwards.filter((f) => kinds.get(f.targetHost) !== 'remote') : [];
+  const protocols6 = (['tcp', 'udp'] as const).filter((protocol) => toThisHost6.some((f) => f.protocol === protocol));
+  const udp6 = toThisHost6.filter((f) => f.protocol === 'udp');
+  for (const protocol of protocols6) {
+    const forwards = toThisHost6.filter((f) => f.protocol === protocol);
+    body.push(`map ${protocol}-dnat6 { type inet_service : ipv6_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${home6} . ${f.targetPort}`).join(', ')} } }`);
+  }
+  if (udp6.length > 0) {
+    body.push(`set udp-peers6 { type ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`);
+  }
 
   const prerouting = [
     'type filter hook prerouting priority mangle; policy accept;',
@@ -96,10 +116,13 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     ...(udpToThisHost.length > 0
       ? [`${iif} ip daddr ${home} udp dport { ${ports(udpToThisHost)} } update @udp-peers { ip saddr . udp sport . udp dport }`]
       : []),
+    ...protocols6.map((p) => `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-in`),
+    ...(udp6.length > 0 ? [`${iif} ip6 daddr ${home6} udp dport { ${ports(udp6)} } update @udp-peers6 { ip6 saddr . udp sport . udp dport }`] : []),
   ];
   const dnat = [
     'type nat hook prerouting priority dstnat; policy accept;',
     ...protocols.map((p) => `${iif} ip daddr ${home} counter name ${p} dport map @${p}-new dnat ip to ${p} dport map @${p}-dnat`),
+    ...protocols6.map((p) => `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-new dnat ip6 to ${p} dport map @${p}-dnat6`),
   ];
   // Before conntrack (raw): a UDP reply from a service bound to 0.0.0.0 to a peer of the tunnel takes back the
   // address the datagram was delivered to; a route chain, so the kernel routes it again with that source.
@@ -110,17 +133,21 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     ...[...byTarget].map(
       ([target, list]) => `udp sport { ${ports(list)} } ip daddr . udp dport . udp sport @udp-peers ip saddr != ${target} ip saddr set ${target}`,
     ),
+    ...(udp6.length > 0
+      ? [`udp sport { ${ports(udp6.map((f) => ({ ...f, listenPort: f.targetPort })))} } ip6 daddr . udp dport . udp sport @udp-peers6 ip6 saddr != ${home6} ip6 saddr set ${home6}`]
+      : []),
   ];
   const outputMark = ['type route hook output priority mangle; policy accept;', `ct mark ${mark} meta mark set ${mark}`];
   // After the reply's source went back to the tunnel address (srcnat undoes the DNAT).
   const count = [
     'type filter hook postrouting priority srcnat + 10; policy accept;',
     ...protocols.map((p) => `oifname "${spec.interface}" ip saddr ${home} counter name ${p} sport map @${p}-out`),
+    ...protocols6.map((p) => `oifname "${spec.interface}" ip6 saddr ${home6} ${p} sport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} sport map @${p}-out`),
   ];
 
   const chain = (name: string, lines: string[]): string => `chain ${name} {\n${lines.map((l) => `    ${l}`).join('\n')}\n  }`;
   body.push(chain('prerouting-mark', prerouting), chain('prerouting-dnat', dnat));
-  if (byTarget.size > 0) body.push(chain('output-source', outputSource));
+  if (byTarget.size > 0 || udp6.length > 0) body.push(chain('output-source', outputSource));
   body.push(chain('output-mark', outputMark), chain('postrouting-count', count));
   if (spec.masquerade) {
     body.push(
@@ -255,6 +282,7 @@ async function loadKernelRuleset(
 ): Promise<void> {
   if (!NAME.test(spec.interface)) throw new DataPlaneError(`kernel forwarding: "${spec.interface}" is not an interface name`);
   if (isIP(spec.address) !== 4) throw new DataPlaneError(`kernel forwarding: "${spec.address}" is not an IPv4 address`);
+  if (spec.address6 !== undefined && isIP(spec.address6) !== 6) throw new DataPlaneError(`kernel forwarding: "${spec.address6}" is not an IPv6 address`);
   if (spec.forwards.length === 0) throw new DataPlaneError('kernel forwarding: no ports to forward');
   for (const forward of spec.forwards) {
     if (forward.proxyProtocol) {

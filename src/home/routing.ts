@@ -70,12 +70,16 @@ function rulesOf(routing: PolicyRouting): Rule[] {
   const rules = routing.from.map((from) => fromRule(from, routing.priority));
   if (routing.fwmark !== undefined) {
     const mark = routing.fwmark;
-    rules.push({
-      family: '-4',
-      selector: ['fwmark', String(mark)],
-      priority: routing.priority,
-      matches: (e) => e.priority === routing.priority && e.fwmark !== undefined && Number(e.fwmark) === mark && e.table === table,
-    });
+    // IPv6 replies of kernel forwarding carry the mark too when the tunnel carries IPv6.
+    const markFamilies: Family[] = ['-4', ...(routing.from.some((from) => familyOf(from) === '-6') ? (['-6'] as const) : [])];
+    for (const family of markFamilies) {
+      rules.push({
+        family,
+        selector: ['fwmark', String(mark)],
+        priority: routing.priority,
+        matches: (e) => e.priority === routing.priority && e.fwmark !== undefined && Number(e.fwmark) === mark && e.table === table,
+      });
+    }
   }
   for (const from of routing.localFrom ?? []) rules.push(fromRule(from, routing.priority + 1));
   return rules;

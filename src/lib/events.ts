@@ -31,6 +31,8 @@ export interface ReadyEvent {
   ports: string[];
   /** A command that reaches the first TCP port from a client, when the provider can offer one. */
   tryIt?: string;
+  /** The same over the edge's public IPv6, when it serves IPv6. */
+  tryIt6?: string;
   /** Who runs the try-it command and from which addresses (the local provider's client). */
   tryItNote?: string;
 }

@@ -97,6 +97,7 @@ function writeReady(out: NodeJS.WritableStream, event: ReadyEvent): void {
     ...event.ports.map((p) => `  ${p}`),
     ...(event.tryIt ? [`Try it: ${event.tryIt}`] : []),
     ...(event.tryIt && event.tryItNote ? [`  (${event.tryItNote})`] : []),
+    ...(event.tryIt6 ? [`Over IPv6: ${event.tryIt6}`] : []),
     'Stop with Ctrl-C (or SIGTERM).',
   ];
   out.write(`${lines.join('\n')}\n`);

@@ -14,7 +14,7 @@ import { systemClock } from '../../src/lib/context.js';
 import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
-import { assertNoHostCollision, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
+import { assertNoHostCollision, assertNoHostCollision6, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 /** How a TCP connection attempt from here ends: "connected", or the error code (ECONNREFUSED proves a route). */
@@ -177,6 +177,46 @@ if (skip) {
       runtime.remove();
     }
     for (const footprint of footprints) assertNothingLeft(footprint);
+  });
+
+  S('IPv6 follows --ipv6: added to a recorded edge, reached from the client, taken away again, nothing left', async () => {
+    const runtime = makeTempDir('innisfree-local-rt-');
+    const provider = new LocalProvider({ env: {}, runtimeDir: runtime.path });
+    const name = randomTunnelName();
+    const identity = identityFor(name);
+    let footprint: ReturnType<typeof footprintOf> | undefined;
+    // A TCP connection from the client to the edge's SSH port over IPv6: connected, or refused (a route), else why not.
+    const ping = async (address: string): Promise<number | string> => {
+      const result = await provider.runInClient(name, ['socat', '-T', '2', '/dev/null', `TCP6:[${address}]:22,connect-timeout=2`], { timeoutMs: 10_000 });
+      return result.exitCode === 0 || /Connection refused/.test(result.stderr) ? 0 : result.stderr.trim() || `exit ${result.exitCode}`;
+    };
+    try {
+      const plain = await provider.ensureEdge({ spec: specFor(name, '8080/tcp'), identity, emit: silent, signal });
+      assert.is(plain.edge.ipv6, undefined, 'no IPv6 without --ipv6');
+      const withV6 = await provider.ensureEdge({ spec: specFor(name, '8080/tcp', { ipv6: true }), identity, emit: silent, signal });
+      const local = (await provider.localEdge(name))!;
+      assert.ok(local.layout.block6, 'the record keeps the IPv6 block');
+      assertNoHostCollision6(local);
+      assert.is(withV6.edge.ipv6, local.layout.addresses.edge6);
+      assert.match(withV6.edge.ipv6!, /^2001:db8:[0-9a-f]+:1::[0-9a-f]+$/);
+      assert.is(await ping(local.layout.addresses.edge6!), 0, 'the internet client reaches the edge over IPv6');
+      assert.match(await provider.clientNote(name), new RegExp(`${local.layout.addresses.client6}.*${local.layout.block6}::/48 \\(IPv6\\)`));
+      footprint = footprintOf(local);
+      // A later --ipv6 run keeps the recorded address and puts back one that went missing.
+      await provider.runInClient(name, ['ip', '-6', 'addr', 'flush', 'dev', local.layout.links.clientSide, 'scope', 'global']);
+      const kept = await provider.ensureEdge({ spec: specFor(name, '8080/tcp', { ipv6: true }), identity, emit: silent, signal });
+      assert.is(kept.edge.ipv6, withV6.edge.ipv6);
+      assert.is(await ping(local.layout.addresses.edge6!), 0, 'the client has its IPv6 again');
+      const again = await provider.ensureEdge({ spec: specFor(name, '8080/tcp'), identity, emit: silent, signal });
+      assert.is(again.edge.ipv6, undefined, 'a run without --ipv6 takes it away');
+      assert.is((await provider.localEdge(name))!.record.block6, undefined);
+      assert.is.not(await ping(local.layout.addresses.edge6!), 0);
+      await provider.destroyEdge(name, { emit: silent, signal });
+    } finally {
+      await provider.destroyEdge(name, { emit: silent, signal }).catch(() => {});
+      runtime.remove();
+    }
+    if (footprint) assertNothingLeft(footprint);
   });
 }
 

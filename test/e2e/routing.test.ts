@@ -41,6 +41,33 @@ if (!skip) {
       assert.equal(await routes('-6'), []);
     });
   });
+
+  S('the reply mark steers IPv6 too when the tunnel carries IPv6, and only then', async () => {
+    await withTestbed('routing-mark', async (bed) => {
+      const ns = await bed.namespace();
+      const device = bed.name('isfm');
+      await ns.ip('link', 'add', device, 'type', 'veth', 'peer', 'name', `${device}p`);
+      await ns.ip('link', 'set', `${device}p`, 'up');
+      await ns.ip('link', 'set', device, 'up');
+      const marks = async (family: string) =>
+        (JSON.parse(await ns.ip(family, '-j', 'rule', 'show')) as Array<{ priority: number; fwmark?: string; table: string }>)
+          .filter((r) => r.priority === 20000 && r.fwmark !== undefined)
+          .map((r) => [Number(r.fwmark), r.table]);
+      const dual = { interface: device, netns: ns.name, routing: { table: 20008, priority: 20000, from: ['10.50.8.2', 'fd49:6e6e:6973:8::2'], fwmark: 20008 } };
+      await policyRoutingUp(systemExec, dual);
+      await policyRoutingUp(systemExec, dual);
+      assert.equal(await marks('-4'), [[20008, '20008']]);
+      assert.equal(await marks('-6'), [[20008, '20008']]);
+      await policyRoutingDown(systemExec, dual);
+      assert.equal(await marks('-6'), []);
+      const v4only = { ...dual, routing: { ...dual.routing, from: ['10.50.8.2'] } };
+      await policyRoutingUp(systemExec, v4only);
+      assert.equal(await marks('-4'), [[20008, '20008']]);
+      assert.equal(await marks('-6'), [], 'no IPv6 rule for an IPv4-only tunnel');
+      await policyRoutingDown(systemExec, v4only);
+      assert.equal(await marks('-4'), []);
+    });
+  });
 }
 
 S.run();

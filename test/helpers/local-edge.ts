@@ -9,6 +9,7 @@ import type { EdgeIdentity } from '../../src/providers/provider.js';
 import { hostNetworksFromIp, overlaps } from '../../src/addressing.js';
 import { parseCidr4 } from '../../src/spec/primitives.js';
 import type { LocalEdge } from '../../src/providers/local/provider.js';
+import { hostNetworks6FromIp, overlaps6, parseCidr6 } from '../../src/providers/local/layout.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';
 
@@ -44,13 +45,18 @@ export interface EdgeFootprint {
   namespaces: string[];
   links: string[];
   addresses: string[];
+  /**
+   * IPv6 prefixes ("2001:db8:1f:", "fd49:6e6e:6973:7:") no address, route (any table) or policy rule of this
+   * namespace may name afterwards: the edge's 2001:db8 block and the tunnel's ULA /64.
+   */
+  ipv6Prefixes: string[];
   pids: number[];
   files: string[];
   sockets: string[];
 }
 
 /** What a local edge made, captured while it exists (pids are only listable while the namespaces exist). */
-export function footprintOf(edge: LocalEdge, wireguardInterfaces: string[] = []): EdgeFootprint {
+export function footprintOf(edge: LocalEdge, wireguardInterfaces: string[] = [], ipv6Prefixes: string[] = []): EdgeFootprint {
   const namespaces = Object.values(edge.layout.namespaces);
   const pids = namespaces
     .filter((ns) => existsSync(`/run/netns/${ns}`))
@@ -59,6 +65,7 @@ export function footprintOf(edge: LocalEdge, wireguardInterfaces: string[] = [])
     namespaces,
     links: [edge.layout.links.home, edge.layout.links.destination],
     addresses: [edge.layout.addresses.edge, edge.layout.addresses.destination],
+    ipv6Prefixes: [...(edge.layout.block6 ? [`${edge.layout.block6}:`] : []), ...ipv6Prefixes],
     pids,
     files: [edge.paths.dir],
     sockets: wireguardInterfaces.map((i) => `/var/run/wireguard/${i}.sock`),
@@ -82,6 +89,11 @@ export function assertNothingLeft(footprint: EdgeFootprint): void {
   for (const address of footprint.addresses) {
     assert.not.match(routes, new RegExp(`(^|\\s)${address.replace(/\./g, '\\.')}(\\s|/)`, 'm'), `a route to ${address} was left behind`);
   }
+  const v6 = [ip(['-6', 'addr', 'show']), ip(['-6', 'route', 'show', 'table', 'all']), ip(['-6', 'rule', 'show'])].join('\n');
+  for (const prefix of footprint.ipv6Prefixes) {
+    const line = v6.split('\n').find((l) => l.toLowerCase().includes(prefix.toLowerCase()));
+    assert.is(line, undefined, `an IPv6 address, route or rule in ${prefix}… was left behind: ${line}`);
+  }
   for (const pid of footprint.pids) assert.not.ok(alive(pid), `process ${pid} was left running`);
   for (const file of [...footprint.files, ...footprint.sockets]) assert.not.ok(existsSync(file), `${file} was left behind`);
 }
@@ -97,6 +109,17 @@ export function assertNoHostCollision(edge: LocalEdge): void {
   const { edge: public4, home, client } = edge.layout.addresses;
   for (const address of [public4, home, client]) {
     const inside = networks.find((n) => overlaps(parseCidr4(`${address}/32`)!, parseCidr4(n.cidr)!));
+    assert.is(inside, undefined, `${address} lies in ${inside?.cidr} on ${inside?.device} of this host`);
+  }
+}
+
+/** The edge's and the client's IPv6 lie in no IPv6 network of this host (addresses and routes of every table). */
+export function assertNoHostCollision6(edge: LocalEdge): void {
+  const networks = hostNetworks6FromIp(ip(['-j', '-6', 'addr', 'show']), ip(['-j', '-6', 'route', 'show', 'table', 'all']));
+  const { edge6, client6 } = edge.layout.addresses;
+  assert.ok(edge6 && client6, 'the edge has IPv6');
+  for (const address of [edge6!, client6!]) {
+    const inside = networks.find((n) => overlaps6(parseCidr6(`${address}/128`)!, parseCidr6(n.cidr)!));
     assert.is(inside, undefined, `${address} lies in ${inside?.cidr} on ${inside?.device} of this host`);
   }
 }

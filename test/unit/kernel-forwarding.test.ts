@@ -51,6 +51,17 @@ R('UDP to this host: replies of a 0.0.0.0-bound service get the destination addr
   assert.not.match(text, /5000 \} update/, 'another host picks its own source');
 });
 
+R('IPv6 tunnel: IPv6 to this host keeps this host\'s tunnel address and takes the target port; no IPv6 to another host', () => {
+  const spec = { ...specOf([forward('tcp', 8080), forward('udp', 5353), forward('tcp', 443, '192.168.1.20')]), address6: 'fd49:6e6e:6973:7::2' };
+  const text = renderKernelRuleset(spec, new Map([['127.0.0.1', 'loopback'], ['192.168.1.20', 'remote']]));
+  assert.match(text, /map tcp-dnat6 \{ type inet_service : ipv6_addr \. inet_service; elements = \{ 8080 : fd49:6e6e:6973:7::2 \. 8080 \} \}/);
+  assert.match(text, /iifname "isf-web" ip6 daddr fd49:6e6e:6973:7::2 udp dport \{ 5353 \} counter name udp dport map @udp-new dnat ip6 to udp dport map @udp-dnat6/);
+  assert.match(text, /update @udp-peers6 \{ ip6 saddr \. udp sport \. udp dport \}/);
+  assert.match(text, /ip6 daddr \. udp dport \. udp sport @udp-peers6 ip6 saddr != fd49:6e6e:6973:7::2 ip6 saddr set fd49:6e6e:6973:7::2/);
+  assert.not.match(text, /443 : fd49/, 'an IPv4 host elsewhere cannot take IPv6');
+  assert.not.match(renderKernelRuleset(specOf([forward('tcp', 8080)]), new Map([['127.0.0.1', 'loopback']])), /ip6/, 'no IPv6 rules without an IPv6 tunnel address');
+});
+
 R('no UDP to this host: no peer set, no source rewrite', () => {
   const text = renderKernelRuleset(specOf([forward('tcp', 443, '192.168.1.20')]), new Map([['192.168.1.20', 'remote']]));
   assert.not.match(text, /udp-peers|output-source/);

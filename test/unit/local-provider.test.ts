@@ -8,7 +8,7 @@ import { silent } from '../../src/lib/events.js';
 import { createProvider, providerKit } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
 import { agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, forwarderCheckFor, sshdConfigText } from '../../src/providers/local/edge-files.js';
-import { DEFAULT_BLOCKS, SLOT_COUNT, layoutOf, pickBlocks, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
+import { DEFAULT_BLOCK6, DEFAULT_BLOCKS, SLOT_COUNT, hostNetworks6FromIp, layoutOf, parseCidr6, pickBlock6, pickBlocks, runtimePaths, slotCandidates } from '../../src/providers/local/layout.js';
 import { hostNetworksFromIp } from '../../src/addressing.js';
 import { ProviderError } from '../../src/lib/errors.js';
 import { firewallRuleset, forwardingRuleset, nftPortSet, nginxConfText } from '../../src/providers/local/render.js';
@@ -56,6 +56,35 @@ S('address blocks: none overlaps an address or route of this host; a LAN on 192.
   assert.equal(pickBlocks([{ cidr: '203.0.0.0/16', device: 'vpn0' }, { cidr: '198.18.0.0/24', device: 'br0' }]), { public: '198.18.1', link: '198.51.100', client: '192.0.2' });
   const everything = [{ cidr: '192.0.0.0/8', device: 'a' }, { cidr: '198.0.0.0/8', device: 'b' }, { cidr: '203.0.0.0/8', device: 'c' }];
   assert.throws(() => pickBlocks(everything), (error: Error) => error instanceof ProviderError && /no free address block left for a local edge/.test(error.message));
+});
+
+S('IPv6 layout: the edge and the client get /128s of the picked 2001:db8 /48; none without a block', () => {
+  const layout = layoutOf('0a1b2c3d', 126, DEFAULT_BLOCKS, '2001:db8:1f');
+  assert.is(layout.addresses.edge6, '2001:db8:1f:1::7e');
+  assert.is(layout.addresses.client6, '2001:db8:1f:3::7e');
+  assert.is(layoutOf('0a1b2c3d', 126).addresses.edge6, undefined);
+  assert.throws(() => layoutOf('0a1b2c3d', 1, DEFAULT_BLOCKS, 'fd00:1:2'), /2001:db8/);
+  assert.throws(() => layoutOf('0a1b2c3d', 1, DEFAULT_BLOCKS, '2001:db8:1:2'));
+});
+
+S('IPv6 block: none overlaps an IPv6 address or route of this host; link-local, multicast and default are no collision', () => {
+  // This very machine: fd00::2/64 on eth0, link-local, multicast, a default route.
+  const devMachine = hostNetworks6FromIp(
+    JSON.stringify([
+      { ifname: 'lo', addr_info: [{ family: 'inet6', local: '::1', prefixlen: 128 }] },
+      { ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.0.2.2', prefixlen: 24 }, { family: 'inet6', local: 'fd00::2', prefixlen: 64 }, { family: 'inet6', local: 'fe80::fc:ff:fe00:1', prefixlen: 64 }] },
+    ]),
+    JSON.stringify([{ dst: 'fd00::/64', dev: 'eth0' }, { dst: 'fe80::/64', dev: 'eth0' }, { dst: 'default', gateway: 'fd00::1', dev: 'eth0' }, { type: 'multicast', dst: 'ff00::/8', dev: 'eth0', table: 'local' }, { type: 'local', dst: '::1', dev: 'lo', table: 'local' }]),
+  );
+  assert.equal(devMachine, [{ cidr: 'fd00::2/64', device: 'eth0' }, { cidr: 'fd00::/64', device: 'eth0' }]);
+  assert.is(pickBlock6(devMachine), DEFAULT_BLOCK6);
+  // A LAN in the documentation prefix (the default /48 or a covering route) moves the block on.
+  assert.is(pickBlock6([{ cidr: '2001:db8:1f:5::2/64', device: 'eth1' }]), '2001:db8:100');
+  assert.is(pickBlock6([{ cidr: '2001:db8:1f::/48', device: 'eth1' }, { cidr: '2001:db8:100::1/128', device: 'eth2' }]), '2001:db8:101');
+  assert.throws(() => pickBlock6([{ cidr: '2001:db8::/32', device: 'vpn0' }]), (error: Error) => error instanceof ProviderError && /vpn0/.test(error.hint ?? ''));
+  assert.equal(parseCidr6('2001:db8:1f::/48'), { network: 0x20010db8001fn << 80n, prefix: 48 });
+  assert.is(parseCidr6('2001:db8::1::2'), undefined);
+  assert.is(parseCidr6('203.0.113.1/32'), undefined);
 });
 
 S('nginx.conf wraps the rendered main, events and stream text with private pid and error log', () => {

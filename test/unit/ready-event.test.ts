@@ -1,10 +1,16 @@
-// The ready lines name where each port range goes at home: a port's own destination, else the tunnel's.
+// The ready event: the lines name where each port range goes at home (a port's own destination, else the
+// tunnel's); the try-it commands: the IPv4 one always (first TCP port), the IPv6 one only when the edge has a public
+// IPv6 and the served config serves IPv6; a provider with an internet client wraps both in its command.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { PassThrough } from 'node:stream';
 import { readyEvent } from '../../src/commands/ready-event.js';
+import { createRenderer } from '../../src/lib/render.js';
 import { plan } from '../../src/plan.js';
 import type { Provider } from '../../src/providers/provider.js';
+import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
+import type { TunnelSpec } from '../../src/spec/tunnel.js';
 import type { EdgeInfo } from '../../src/state/edge-info.js';
 
 const S = suite('ready event');
@@ -28,3 +34,35 @@ S('each range shows its own destination; the tunnel destination stays the defaul
 });
 
 S.run();
+
+const R = suite('ready event: try-it commands');
+
+const spec = { name: 'web', destination: '127.0.0.1', ports: [], proxyProtocolVersion: 1 } as unknown as TunnelSpec;
+const edge: EdgeInfo = { provider: 'local', id: 'isf-edge-1', name: 'innisfree-web', tunnel: 'web', ipv4: '203.0.113.5', ipv6: '2001:db8:1f:1::5', region: 'local', size: 'netns', status: 'running', createdAt: '2026-01-01T00:00:00.000Z' };
+const served = (ipv6: boolean) => ({ ipv6, ports: [{ protocol: 'tcp', publicPort: 80, localPort: 28080, proxyProtocol: false }] }) as unknown as EdgeConfig;
+const local = {
+  clientCommand: async (_name: string, argv: readonly string[]) => ['ip', 'netns', 'exec', 'isf-inet-1', ...argv],
+  clientNote: async () => 'the client is 192.0.2.5 and 2001:db8:1f:3::5 in isf-inet-1',
+} as unknown as Provider;
+
+R('an edge serving IPv6: both commands, the IPv6 one with the address in brackets', async () => {
+  const event = await readyEvent(local, spec, edge, served(true));
+  assert.is(event.tryIt, 'sudo ip netns exec isf-inet-1 curl -sS --max-time 5 http://203.0.113.5:80/');
+  assert.is(event.tryIt6, 'sudo ip netns exec isf-inet-1 curl -sS --max-time 5 http://[2001:db8:1f:1::5]:80/');
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d: Buffer) => (text += d.toString()));
+  createRenderer('plain', new PassThrough(), out).emit(event);
+  assert.match(text, /Public address: 203\.0\.113\.5 and 2001:db8:1f:1::5\n/);
+  assert.match(text, /\n  \(the client is .*\)\nOver IPv6: sudo ip netns exec isf-inet-1 curl .*\[2001:db8:1f:1::5\]:80\/\n/);
+});
+
+R('no IPv6 command when the config does not serve IPv6, or the edge has no IPv6', async () => {
+  assert.is((await readyEvent(local, spec, edge, served(false))).tryIt6, undefined);
+  const { ipv6: _none, ...v4only } = edge;
+  assert.is((await readyEvent(local, spec, v4only, served(true))).tryIt6, undefined);
+  const droplet = await readyEvent({} as Provider, spec, { ...edge, provider: 'digitalocean' }, served(true));
+  assert.is(droplet.tryIt6, 'curl -v http://[2001:db8:1f:1::5]:80/');
+});
+
+R.run();

@@ -70,10 +70,67 @@ export function pickBlocks(hostNetworks: readonly HostNetwork[]): AddressBlocks 
   return { public: take(DEFAULT_BLOCKS.public), link: take(DEFAULT_BLOCKS.link), client: take(DEFAULT_BLOCKS.client) };
 }
 
+/**
+ * IPv6 of a local edge (made with --ipv6): a /48 of the documentation prefix 2001:db8::/32 (RFC 3849), written as
+ * its first three groups ("2001:db8:1f"). The edge's public address is <block>:1::<slot>, the internet client
+ * <block>:3::<slot> (both in hex), each a /128 with a route to the other, inside the two namespaces only.
+ */
+export const DEFAULT_BLOCK6 = '2001:db8:1f';
+
+/** Where the IPv6 block goes when the default holds an address or route of this host. */
+export function block6Candidates(): string[] {
+  return [DEFAULT_BLOCK6, ...Array.from({ length: 256 }, (_, i) => `2001:db8:${(0x100 + i).toString(16)}`)];
+}
+
+/** An IPv6 network as a 128-bit number and a prefix length, or undefined when the text is none. */
+export function parseCidr6(text: string): { network: bigint; prefix: number } | undefined {
+  const [address, prefixText] = text.split('/') as [string, string | undefined];
+  const prefix = prefixText === undefined ? 128 : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > 128 || !address.includes(':')) return undefined;
+  const [head, tail, extra] = address.split('::');
+  if (extra !== undefined) return undefined;
+  const groups = (part: string | undefined) => (part ? part.split(':') : []);
+  const missing = 8 - groups(head).length - groups(tail).length;
+  if (tail === undefined ? missing !== 0 : missing < 1) return undefined;
+  const all = [...groups(head), ...Array<string>(tail === undefined ? 0 : missing).fill('0'), ...groups(tail)];
+  if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return undefined;
+  const value = all.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
+  const mask = prefix === 0 ? 0n : ((1n << BigInt(prefix)) - 1n) << BigInt(128 - prefix);
+  return { network: value & mask, prefix };
+}
+
+export function overlaps6(a: { network: bigint; prefix: number }, b: { network: bigint; prefix: number }): boolean {
+  const end = (c: typeof a) => c.network + (1n << BigInt(128 - c.prefix)) - 1n;
+  return a.network <= end(b) && b.network <= end(a);
+}
+
+/**
+ * The first IPv6 /48 candidate that overlaps no IPv6 address or route of this host (link-local, multicast and the
+ * catch-all default aside: they hold no documentation address). Local edges' own addresses live only in their
+ * namespaces, so every local edge picks the same block and the slots keep them apart.
+ */
+export function pickBlock6(hostNetworks6: readonly HostNetwork[]): string {
+  const taken = hostNetworks6.flatMap((n) => {
+    const cidr = parseCidr6(n.cidr);
+    return cidr && cidr.prefix > 0 ? [{ network: n, cidr }] : [];
+  });
+  const blocker = (block: string) => taken.find((t) => overlaps6(parseCidr6(`${block}::/48`)!, t.cidr))?.network;
+  const block = block6Candidates().find((b) => blocker(b) === undefined);
+  if (block === undefined) {
+    const example = blocker(DEFAULT_BLOCK6);
+    throw new ProviderError('no free IPv6 block left for a local edge: every candidate /48 of 2001:db8::/32 holds an address or route of this host', {
+      hint: `the local provider needs a /48 of 2001:db8::/32 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}; or drop --ipv6`,
+    });
+  }
+  return block;
+}
+
 export interface LocalEdgeLayout {
   id: string;
   slot: number;
   blocks: AddressBlocks;
+  /** Set when the edge has IPv6. */
+  block6?: string;
   namespaces: {
     edge: string;
     /** The "internet": a client that reaches the edge's public address. */
@@ -101,19 +158,27 @@ export interface LocalEdgeLayout {
     destination: string;
     /** This namespace's address on the link to the destination. */
     destinationGateway: string;
+    /** The edge's public IPv6 and the internet client's, when the edge has IPv6. */
+    edge6?: string;
+    client6?: string;
   };
 }
 
-export function layoutOf(id: string, slot: number, blocks: AddressBlocks = DEFAULT_BLOCKS): LocalEdgeLayout {
+export function layoutOf(id: string, slot: number, blocks: AddressBlocks = DEFAULT_BLOCKS, block6?: string): LocalEdgeLayout {
   if (!/^[0-9a-f]{8}$/.test(id)) throw new Error(`local edge id must be 8 hex digits: ${id}`);
   if (!Number.isInteger(slot) || slot < 1 || slot > SLOT_COUNT) throw new Error(`local edge slot out of range: ${slot}`);
   for (const block of Object.values(blocks)) {
     if (!parseCidr4(`${block}.0/24`) || block.split('.').length !== 3) throw new Error(`local edge address block must be three octets: ${block}`);
   }
+  if (block6 !== undefined && !(/^2001:db8:[0-9a-f]{1,4}$/.test(block6) && parseCidr6(`${block6}::/48`))) {
+    throw new Error(`local edge IPv6 block must be a /48 of 2001:db8::/32 as three groups: ${block6}`);
+  }
+  const host6 = slot.toString(16);
   return {
     id,
     slot,
     blocks,
+    ...(block6 !== undefined ? { block6 } : {}),
     namespaces: { edge: `isf-edge-${id}`, client: `isf-inet-${id}`, destination: `isf-dest-${id}` },
     links: {
       home: `isl${slot}e`,
@@ -129,6 +194,7 @@ export function layoutOf(id: string, slot: number, blocks: AddressBlocks = DEFAU
       client: `${blocks.client}.${slot}`,
       destination: `${blocks.public}.${slot + 128}`,
       destinationGateway: `${blocks.link}.${slot + 128}`,
+      ...(block6 !== undefined ? { edge6: `${block6}:1::${host6}`, client6: `${block6}:3::${host6}` } : {}),
     },
   };
 }
@@ -189,3 +255,27 @@ export function generationDir(paths: AgentPaths, generation: number): string {
 }
 
 export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
+
+/**
+ * Parses `ip -j -6 addr` and `ip -j -6 route show table all` into this host's IPv6 networks: global and ULA
+ * addresses with their prefix and the routes of every table; link-local, multicast, loopback and default routes
+ * are left out (no documentation address lies in them).
+ */
+export function hostNetworks6FromIp(addrJson: string, routeJson: string): HostNetwork[] {
+  const ignored = (cidr: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:|::1(\/|$)|::\/0$)/i.test(cidr);
+  const networks: HostNetwork[] = [];
+  const links = JSON.parse(addrJson || '[]') as Array<{ ifname?: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+  for (const link of links) {
+    for (const info of link.addr_info ?? []) {
+      if (info.family !== 'inet6' || !info.local || info.prefixlen === undefined) continue;
+      const cidr = `${info.local}/${info.prefixlen}`;
+      if (!ignored(cidr)) networks.push({ cidr, ...(link.ifname ? { device: link.ifname } : {}) });
+    }
+  }
+  for (const route of JSON.parse(routeJson || '[]') as Array<{ dst?: string; dev?: string }>) {
+    if (!route.dst || route.dst === 'default') continue;
+    const cidr = route.dst.includes('/') ? route.dst : `${route.dst}/128`;
+    if (!ignored(cidr) && parseCidr6(cidr)) networks.push({ cidr, ...(route.dev ? { device: route.dev } : {}) });
+  }
+  return networks;
+}

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { type HostNetwork, hostNetworksFromIp } from '../../addressing.js';
 import type { Exec } from '../../lib/context.js';
 import { parsePid } from '../../lib/pid.js';
+import { hostNetworks6FromIp } from './layout.js';
 
 export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
@@ -102,4 +103,20 @@ export async function hostNetworks(exec: Exec): Promise<HostNetwork[]> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
   const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
   return hostNetworksFromIp(addr.stdout, route.stdout);
+}
+
+/** This namespace's IPv6 networks (see hostNetworks6FromIp); none when the kernel has IPv6 off. */
+export async function hostNetworks6(exec: Exec): Promise<HostNetwork[]> {
+  const addr = await exec('ip', ['-j', '-6', 'addr', 'show']);
+  const route = await exec('ip', ['-j', '-6', 'route', 'show', 'table', 'all']);
+  return hostNetworks6FromIp(addr.stdout, route.stdout);
+}
+
+/** Whether this kernel has IPv6 and it is not switched off. */
+export function ipv6Available(): boolean {
+  try {
+    return readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim() === '0';
+  } catch {
+    return false;
+  }
 }

@@ -21,8 +21,8 @@ import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
 import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
 import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
-import { type AddressBlocks, DEFAULT_BLOCKS, type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, pickBlocks, runtimePaths, slotCandidates } from './layout.js';
-import { hostAddressUse, hostNetworks, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
+import { type AddressBlocks, DEFAULT_BLOCKS, type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, pickBlock6, pickBlocks, runtimePaths, slotCandidates } from './layout.js';
+import { hostAddressUse, hostNetworks, hostNetworks6, ipv6Available, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
 
 export const DEFAULT_RUNTIME_DIR = '/run/innisfree/local';
 export const SSHD = '/usr/sbin/sshd';
@@ -46,6 +46,8 @@ const LocalEdgeRecord = z.object({
   stateRoot: z.string().optional(),
   /** The address blocks picked at create; edges recorded before they were picked used DEFAULT_BLOCKS. */
   blocks: z.object({ public: z.string(), link: z.string(), client: z.string() }).optional(),
+  /** The IPv6 /48 (2001:db8:…) when the edge has IPv6 (made or kept with --ipv6). */
+  block6: z.string().optional(),
 });
 
 export type LocalEdgeRecord = z.infer<typeof LocalEdgeRecord>;
@@ -102,6 +104,10 @@ export class LocalProvider implements Provider {
         emit({ type: 'log', level: 'info', message: `restarting the SSH server of local edge ${existing.layout.namespaces.edge}` });
         await this.startSshd(existing);
       }
+      // IPv6 follows --ipv6 on every run, as a droplet's would if it were re-created.
+      // Adding is idempotent and keeps a recorded block, so it also puts back addresses that went missing.
+      if (spec.ipv6) await this.addIpv6(existing, emit);
+      if (!spec.ipv6 && existing.layout.block6 !== undefined) await this.removeIpv6(existing, emit);
       return { edge: this.infoOf(existing), created: false };
     }
     if (existing) {
@@ -195,7 +201,7 @@ export class LocalProvider implements Provider {
       throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
     }
     try {
-      return { record: parsed, layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS), paths };
+      return { record: parsed, layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS, parsed.block6), paths };
     } catch {
       throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
     }
@@ -231,7 +237,9 @@ export class LocalProvider implements Provider {
   /** Who the try-it command runs as, and which address ranges the local edge uses (they collide with nothing here). */
   async clientNote(tunnel: string): Promise<string> {
     const { layout } = await this.requireEdge(tunnel);
-    return `the client is ${layout.addresses.client} in ${layout.namespaces.client}; ${blocksText(layout.blocks)}`;
+    const client = layout.addresses.client6 ? `${layout.addresses.client} and ${layout.addresses.client6}` : layout.addresses.client;
+    const block6 = layout.block6 ? `, ${layout.block6}::/48 (IPv6)` : '';
+    return `the client is ${client} in ${layout.namespaces.client}; ${blocksText(layout.blocks).replace(' (clients),', ` (clients)${block6},`)}`;
   }
 
   /** Runs a command as the internet client; resolves with its result whatever the exit code. */
@@ -272,6 +280,50 @@ export class LocalProvider implements Provider {
     return { namespace: ns, address: layout.addresses.destination };
   }
 
+  /**
+   * Gives the edge and the internet client IPv6 from a 2001:db8::/48 that no address or route of this host uses:
+   * a /128 each with a route to the other, inside the two namespaces only (nothing in this namespace: the home
+   * side reaches the edge over IPv4 and the tunnel carries IPv6 inside). Records the block in the edge record.
+   */
+  private async addIpv6(edge: LocalEdge, emit: EnsureEdgeRequest['emit']): Promise<void> {
+    if (!ipv6Available()) {
+      throw new EnvironmentError('--ipv6 with the local provider needs IPv6 in the kernel, and it is off here', {
+        hint: 'enable it (sysctl -w net.ipv6.conf.all.disable_ipv6=0), or drop --ipv6',
+      });
+    }
+    const recorded = edge.layout.block6;
+    const block6 = recorded ?? pickBlock6(await hostNetworks6(this.exec));
+    const layout = layoutOf(edge.record.id, edge.record.slot, edge.layout.blocks, block6);
+    const { namespaces: ns, links, addresses: a } = layout;
+    for (const name of [ns.edge, ns.client]) {
+      await this.exec('ip', ['netns', 'exec', name, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0'], { reject: false });
+    }
+    // nodad: the addresses are usable at once (duplicate detection on a two-ended veth would only cost a second).
+    await this.run(['-n', ns.edge, '-6', 'addr', 'replace', `${a.edge6}/128`, 'dev', links.edgeClientSide, 'nodad'], 'give the edge its IPv6');
+    await this.run(['-n', ns.edge, '-6', 'route', 'replace', `${a.client6}/128`, 'dev', links.edgeClientSide], 'route to the IPv6 client');
+    await this.run(['-n', ns.client, '-6', 'addr', 'replace', `${a.client6}/128`, 'dev', links.clientSide, 'nodad'], 'give the client its IPv6');
+    await this.run(['-n', ns.client, '-6', 'route', 'replace', `${a.edge6}/128`, 'dev', links.clientSide], 'route to the edge IPv6');
+    if (recorded !== undefined) return;
+    edge.record = { ...edge.record, block6 };
+    edge.layout = layout;
+    await writeJsonAtomic(edge.paths.record, edge.record);
+    emit({ type: 'log', level: 'info', message: `local edge ${ns.edge}: public IPv6 ${a.edge6}, internet client ${a.client6} (from ${block6}::/48, which no address or route of this host uses)` });
+  }
+
+  /** Takes the edge's IPv6 away again (a run without --ipv6 of an edge made with it). */
+  private async removeIpv6(edge: LocalEdge, emit: EnsureEdgeRequest['emit']): Promise<void> {
+    const { namespaces: ns, links, addresses: a } = edge.layout;
+    await this.exec('ip', ['-n', ns.edge, '-6', 'route', 'del', `${a.client6}/128`, 'dev', links.edgeClientSide], { reject: false });
+    await this.exec('ip', ['-n', ns.edge, '-6', 'addr', 'del', `${a.edge6}/128`, 'dev', links.edgeClientSide], { reject: false });
+    await this.exec('ip', ['-n', ns.client, '-6', 'route', 'del', `${a.edge6}/128`, 'dev', links.clientSide], { reject: false });
+    await this.exec('ip', ['-n', ns.client, '-6', 'addr', 'del', `${a.client6}/128`, 'dev', links.clientSide], { reject: false });
+    const { block6: _dropped, ...record } = edge.record;
+    edge.record = record;
+    edge.layout = layoutOf(record.id, record.slot, edge.layout.blocks);
+    await writeJsonAtomic(edge.paths.record, edge.record);
+    emit({ type: 'log', level: 'info', message: `local edge ${ns.edge}: IPv6 removed (this run has no --ipv6)` });
+  }
+
   private async requireEdge(tunnel: string): Promise<LocalEdge> {
     const edge = await this.localEdge(tunnel);
     if (!edge) {
@@ -301,6 +353,7 @@ export class LocalProvider implements Provider {
       name: edgeNameOf(edge.record.tunnel),
       tunnel: edge.record.tunnel,
       ipv4: edge.layout.addresses.edge,
+      ...(edge.layout.addresses.edge6 ? { ipv6: edge.layout.addresses.edge6 } : {}),
       region: 'local',
       size: 'netns',
       status: running ? 'running' : 'broken',
@@ -370,6 +423,7 @@ export class LocalProvider implements Provider {
       undo.push(() => killNetnsProcesses(this.exec, ns.edge, (ms) => this.clock.sleep(ms)));
       await this.startSshd(edge);
       await writeJsonAtomic(paths.record, record);
+      if (spec.ipv6) await this.addIpv6(edge, emit);
       await rm(paths.creating, { force: true });
       emit({
         type: 'log',
