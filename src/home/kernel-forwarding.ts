@@ -231,21 +231,36 @@ export async function kernelForwardingUp(exec: Exec, initial: KernelForwardingSp
   const previous: Array<[string, string]> = [];
   const table = kernelTableName(spec.interface);
 
-  const down = async (): Promise<void> => {
+  const remove = async (): Promise<void> => {
     await removeKernelForwarding(exec, spec.interface, spec.netns);
     for (const [key, value] of previous.splice(0).reverse()) await writeSysctl(exec, spec.netns, key, value).catch(() => {});
   };
 
-  await loadKernelRuleset(exec, spec, previous, down);
+  await loadKernelRuleset(exec, spec, previous, remove);
 
+  // Updates (reloads) and down run one at a time, and nothing loads after down: a reload still working when the
+  // tunnel stops would otherwise put the table back after down removed it.
+  let stopped = false;
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(step: () => Promise<T>): Promise<T> => {
+    const next = queue.then(step, step);
+    queue = next.catch(() => {});
+    return next;
+  };
   return {
     table,
-    down,
-    update: async (forwards, masquerade) => {
-      const next = { ...spec, forwards, masquerade };
-      await loadKernelRuleset(exec, next, previous);
-      spec = next;
-    },
+    down: () =>
+      serially(async () => {
+        stopped = true;
+        await remove();
+      }),
+    update: (forwards, masquerade) =>
+      serially(async () => {
+        if (stopped) return;
+        const next = { ...spec, forwards, masquerade };
+        await loadKernelRuleset(exec, next, previous);
+        spec = next;
+      }),
     counters: async () => {
       const [file, args] = inNetns(spec.netns, 'nft', ['-j', 'list', 'counters', 'table', FAMILY, table]);
       const result = await exec(file, args, { timeoutMs: 10_000, reject: false });

@@ -164,6 +164,29 @@ U('update (a reload) replaces the table in one transaction, sets what a new dest
   assert.is(sys.sysctl.get('net.ipv4.conf.isf-web.route_localnet'), '0', 'restored');
 });
 
+U('a reload still running when the tunnel stops cannot load the table again after down removed it', async () => {
+  // Seen in the reload benchmark: SIGTERM during a reload's late step left innisfree-home-* behind.
+  const sys = system({ 'net.ipv4.conf.isf-web.route_localnet': '0', 'net.ipv4.conf.isf-web.forwarding': '0' });
+  const exec = fakeExec(sys);
+  let tables = 0;
+  const counting: Exec = async (file, args, options) => {
+    // The route look-up of an update takes a while; down comes in meanwhile.
+    if (file === 'ip' && args.includes('get')) await new Promise((r) => setTimeout(r, 20));
+    const result = await exec(file, args, options);
+    if (file === 'nft' && args[0] === '-f') tables = 1;
+    if (file === 'nft' && args[0] === 'delete') tables = 0;
+    return result;
+  };
+  const kernel = await kernelForwardingUp(counting, specOf([forward('tcp', 8080)]));
+  const update = kernel.update([forward('tcp', 8080), forward('tcp', 8081)], false).catch((e: unknown) => e);
+  await kernel.down();
+  await update;
+  assert.is(tables, 0, 'no table after down');
+  assert.is(sys.sysctl.get('net.ipv4.conf.isf-web.route_localnet'), '0', 'restored');
+  await kernel.update([forward('tcp', 8082)], false).catch(() => {});
+  assert.is(tables, 0, 'an update after down does nothing');
+});
+
 U('an address of this host is served locally', async () => {
   const sys = system({ 'net.ipv4.conf.isf-web.forwarding': '0', 'net.ipv4.conf.isf-web.route_localnet': '0' }, { '192.168.1.5': { type: 'local', dev: 'lo' } });
   await kernelForwardingUp(fakeExec(sys), specOf([forward('udp', 53, '192.168.1.5')]));
