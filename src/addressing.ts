@@ -66,7 +66,8 @@ export function shortIdOf(name: string, salt = 0): string {
 
 export function allocate(request: AllocationRequest): Allocation {
   const pool = parseCidr4(request.pool);
-  if (!pool) throw new UsageError(`address pool "${request.pool}" is not an IPv4 network`, { hint: 'e.g. 10.50.0.0/16' });
+  if (!pool)
+    throw new UsageError(`address pool "${request.pool}" is not an IPv4 network`, { hint: 'e.g. 10.50.0.0/16' });
   const slots = 2 ** (30 - pool.prefix);
   const interfaceName = pickInterface(request.name, request.otherTunnels);
   const ownDevices = new Set([interfaceName]);
@@ -76,9 +77,13 @@ export function allocate(request: AllocationRequest): Allocation {
     .map((n) => ({ ...n, parsed: parseCidr4(n.cidr) }))
     .filter((n): n is HostNetwork & { parsed: Cidr4 } => n.parsed !== undefined && n.parsed.prefix > 0);
   const othersInPool = new Set(
-    request.otherTunnels.filter((t) => t.name !== request.name && t.allocation.pool === request.pool).map((t) => t.allocation.index),
+    request.otherTunnels
+      .filter((t) => t.name !== request.name && t.allocation.pool === request.pool)
+      .map((t) => t.allocation.index),
   );
-  const otherAddresses = request.otherTunnels.filter((t) => t.name !== request.name).map((t) => t.allocation.homeAddress);
+  const otherAddresses = request.otherTunnels
+    .filter((t) => t.name !== request.name)
+    .map((t) => t.allocation.homeAddress);
 
   const isFree = (index: number): boolean => {
     if (index < 0 || index >= slots || othersInPool.has(index)) return false;
@@ -153,7 +158,10 @@ function expandIpv6(address: string): string[] {
 /** Parses `ip -j addr` and `ip -j route` output into the networks in use on this host. */
 export function hostNetworksFromIp(addrJson: string, routeJson: string): HostNetwork[] {
   const networks: HostNetwork[] = [];
-  const links = JSON.parse(addrJson || '[]') as Array<{ ifname?: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+  const links = JSON.parse(addrJson || '[]') as Array<{
+    ifname?: string;
+    addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
+  }>;
   for (const link of links) {
     for (const info of link.addr_info ?? []) {
       if (info.family === 'inet' && info.local && info.prefixlen !== undefined) {

@@ -20,7 +20,6 @@ export interface CliIo {
   env: Record<string, string | undefined>;
 }
 
-
 type Options = Record<string, unknown>;
 type Runner = (ctx: Context, args: string[], options: Options) => Promise<CommandOutcome | string | void>;
 
@@ -40,21 +39,42 @@ interface CommandDef {
 function tunnelOptions(command: ReturnType<CAC['command']>): void {
   command
     .option('-n, --name <name>', 'Tunnel name, a short DNS label (default "default"; env INNISFREE_NAME)')
-    .option('-p, --ports <ports>', 'Port mappings PUBLIC[:LOCAL][/tcp|udp][@HOST], comma-separated or repeated (env INNISFREE_PORTS)')
+    .option(
+      '-p, --ports <ports>',
+      'Port mappings PUBLIC[:LOCAL][/tcp|udp][@HOST], comma-separated or repeated (env INNISFREE_PORTS)',
+    )
     .option('--port <port>', 'Same as --ports; repeatable')
-    .option('-d, --destination <host>', 'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)')
-    .option('--proxy-protocol <ports>', 'Public TCP ports that get a PROXY protocol header, or "all" (nginx forwarding)')
-    .option('--proxy-protocol-version <1|2>', 'PROXY header version (default 1; 2: nginx sends v1 and the home forwarder passes it on as v2)')
+    .option(
+      '-d, --destination <host>',
+      'Where the home side forwards to: address, host name, or "none" (default 127.0.0.1)',
+    )
+    .option(
+      '--proxy-protocol <ports>',
+      'Public TCP ports that get a PROXY protocol header, or "all" (nginx forwarding)',
+    )
+    .option(
+      '--proxy-protocol-version <1|2>',
+      'PROXY header version (default 1; 2: nginx sends v1 and the home forwarder passes it on as v2)',
+    )
     .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
     .option('--region <slug>', 'Edge region (default nyc3)')
     .option('--size <slug>', 'Edge droplet size (default s-1vcpu-1gb; s-1vcpu-2gb with nixos-anywhere)')
     .option('--image <id|name>', 'Custom NixOS image for --bootstrap image')
     .option('--bootstrap <how>', 'image or nixos-anywhere (default: image when --image is set)')
     .option('--forwarding <how>', 'nginx (stream proxy) or nftables (kernel DNAT) on the edge (default nginx)')
-    .option('--home-forwarding <how>', 'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); default: kernel for a destination on this host when root and nft are there')
-    .option('--masquerade', 'Kernel forwarding to another host: SNAT to this host there (no route back needed; the client address is lost)')
+    .option(
+      '--home-forwarding <how>',
+      'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); default: kernel for a destination on this host when root and nft are there',
+    )
+    .option(
+      '--masquerade',
+      'Kernel forwarding to another host: SNAT to this host there (no route back needed; the client address is lost)',
+    )
     .option('--reserved-ip <ipv4>', 'Assign this reserved IP to the edge (survives down)')
-    .option('--reserved-ipv6 <ipv6|new>', 'Assign this reserved IPv6 (or "new": reserve one in the region) to the edge; implies --ipv6, needs --bootstrap nixos-anywhere')
+    .option(
+      '--reserved-ipv6 <ipv6|new>',
+      'Assign this reserved IPv6 (or "new": reserve one in the region) to the edge; implies --ipv6, needs --bootstrap nixos-anywhere',
+    )
     .option('--keep', 'Keep the edge when up exits (re-attach later to the same droplet and IP)')
     .option('--ipv6', 'Also serve the public ports on the edge IPv6 address')
     .option('--dns <hostname>', 'Point this A/AAAA record at the edge (domain must be in the account)')
@@ -71,12 +91,16 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
 const COMMANDS: CommandDef[] = [
   {
     name: 'up',
-    description: 'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see innisfree reload)',
+    description:
+      'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see innisfree reload)',
     longRunning: true,
     options: (command) => {
       tunnelOptions(command);
       command.option('--cloud-firewall', 'DigitalOcean: also keep a cloud firewall matching the open ports');
-      command.option('--replace-edge', 'DigitalOcean: make and deploy a new edge, move the reserved IPs and DNS records to it, destroy the old one');
+      command.option(
+        '--replace-edge',
+        'DigitalOcean: make and deploy a new edge, move the reserved IPs and DNS records to it, destroy the old one',
+      );
       command.option('--json', 'Progress and the result as JSON lines on stdout');
     },
     examples: [
@@ -86,7 +110,11 @@ const COMMANDS: CommandDef[] = [
     ],
     run: async (ctx, _args, options) => {
       const { upCommand } = await import('./commands/up.js');
-      await upCommand(ctx, { flags: options, cloudFirewall: options.cloudFirewall === true, replaceEdge: options.replaceEdge === true });
+      await upCommand(ctx, {
+        flags: options,
+        cloudFirewall: options.cloudFirewall === true,
+        replaceEdge: options.replaceEdge === true,
+      });
     },
   },
   {
@@ -109,7 +137,8 @@ const COMMANDS: CommandDef[] = [
   {
     name: 'reload',
     args: '<name>',
-    description: 'Apply a changed configuration to a running up (SIGHUP) without dropping unchanged ports; waits for the outcome',
+    description:
+      'Apply a changed configuration to a running up (SIGHUP) without dropping unchanged ports; waits for the outcome',
     options: (command) => {
       command.option('--json', 'Print the outcome as JSON');
     },
@@ -173,9 +202,15 @@ const COMMANDS: CommandDef[] = [
     options: (command) => {
       command
         .option('--listen <address>', 'Address to listen on (default with NAME: the home tunnel address)')
-        .option('-p, --ports <ports>', 'Without NAME: PUBLIC[:LOCAL][/tcp|udp], listen on PUBLIC, forward to LOCAL; comma-separated or repeated')
+        .option(
+          '-p, --ports <ports>',
+          'Without NAME: PUBLIC[:LOCAL][/tcp|udp], listen on PUBLIC, forward to LOCAL; comma-separated or repeated',
+        )
         .option('--port <port>', 'Same as --ports; repeatable')
-        .option('-d, --destination <host>', 'Where to forward: address or host name (default 127.0.0.1, or the tunnel\'s)')
+        .option(
+          '-d, --destination <host>',
+          "Where to forward: address or host name (default 127.0.0.1, or the tunnel's)",
+        )
         .option('--max-connections <n>', 'TCP connections at once per port (default 4096)')
         .option('--idle-timeout <seconds>', 'Close TCP connections idle this long (default: never)')
         .option('--udp-timeout <seconds>', 'End UDP sessions idle this long (default 60)')
@@ -237,7 +272,8 @@ COMMANDS.push(
   },
   {
     name: 'clean',
-    description: 'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed runs left; remove them with --yes',
+    description:
+      'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed runs left; remove them with --yes',
     options: (command) => {
       providerOptions(command);
       command.option('--yes', 'Destroy them');
@@ -378,13 +414,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       reloads.request();
       return;
     }
-    renderer.emit({ type: 'log', level: 'warn', message: 'SIGHUP received: this command does not reload; it keeps running (stop it with Ctrl-C or SIGTERM)' });
+    renderer.emit({
+      type: 'log',
+      level: 'warn',
+      message: 'SIGHUP received: this command does not reload; it keeps running (stop it with Ctrl-C or SIGTERM)',
+    });
   };
   try {
     if (first !== undefined && !defs.has(first)) {
       const suggestion = closest(first, commandNames);
       throw new UsageError(`unknown command "${first}"`, {
-        hint: suggestion ? `did you mean "${suggestion}"? See innisfree --help` : 'see innisfree --help for the commands',
+        hint: suggestion
+          ? `did you mean "${suggestion}"? See innisfree --help`
+          : 'see innisfree --help for the commands',
       });
     }
     const def = first === undefined ? undefined : defs.get(first);
@@ -441,7 +483,9 @@ function checkUnknownOptions(cli: CAC, command: CAC['commands'][number]): void {
     const candidates = known.flatMap((o) => o.names.filter((n) => n.length > 1).map((n) => `--${kebab(n)}`));
     const suggestion = closest(flag, candidates);
     throw new UsageError(`unknown option ${flag} for "${command.name}"`, {
-      hint: suggestion ? `did you mean ${suggestion}? See innisfree ${command.name} --help` : `see innisfree ${command.name} --help`,
+      hint: suggestion
+        ? `did you mean ${suggestion}? See innisfree ${command.name} --help`
+        : `see innisfree ${command.name} --help`,
     });
   }
   command.checkOptionValue();

@@ -86,7 +86,8 @@ export function plan(input: PlanInput): Plan {
 
   const kernelForwarding = spec.forwarding === 'nftables';
   const table = ROUTING_TABLE_BASE + allocation.index;
-  const forwards = spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination, spec.proxyProtocolVersion === 2);
+  const forwards =
+    spec.destination === 'none' ? [] : homeForwards(ports, homeIp, spec.destination, spec.proxyProtocolVersion === 2);
   const homeForwarding = chooseHomeForwarding(spec, input.homeHost);
   const loopbackTargets = [...new Set(forwards.map((f) => f.targetHost).filter(isLoopback))];
   const home: HomeConfig = {
@@ -100,7 +101,10 @@ export function plan(input: PlanInput): Plan {
     mtu: spec.mtu,
     allowedIps: kernelForwarding
       ? ['0.0.0.0/0', ...(carriesIpv6 ? ['::/0'] : [])]
-      : [`${stripPrefix(allocation.edgeAddress)}/32`, ...(carriesIpv6 ? [`${stripPrefix(allocation.edgeAddress6!)}/128`] : [])],
+      : [
+          `${stripPrefix(allocation.edgeAddress)}/32`,
+          ...(carriesIpv6 ? [`${stripPrefix(allocation.edgeAddress6!)}/128`] : []),
+        ],
     policyRouting:
       kernelForwarding || homeForwarding === 'kernel'
         ? {
@@ -126,14 +130,20 @@ export function plan(input: PlanInput): Plan {
  * its replies via this one. One choice for the whole tunnel: a host name anywhere means the forwarder.
  */
 export function chooseHomeForwarding(
-  spec: Pick<TunnelSpec, 'destination' | 'homeForwarding' | 'masquerade'> & Partial<Pick<TunnelSpec, 'ports' | 'proxyProtocolVersion'>>,
+  spec: Pick<TunnelSpec, 'destination' | 'homeForwarding' | 'masquerade'> &
+    Partial<Pick<TunnelSpec, 'ports' | 'proxyProtocolVersion'>>,
   host: HomeHostFacts | undefined,
 ): HomeConfig['forwarding'] {
   if (spec.destination === 'none') return 'none';
   if (spec.homeForwarding !== 'auto') return spec.homeForwarding;
   // PROXY v2 is written by the forwarder (nginx sends v1 only).
   if (spec.proxyProtocolVersion === 2 && spec.ports?.some((p) => p.proxyProtocol)) return 'proxy';
-  const destinations = [...new Set([spec.destination, ...(spec.ports ?? []).flatMap((p) => (p.destination === undefined ? [] : [p.destination]))])];
+  const destinations = [
+    ...new Set([
+      spec.destination,
+      ...(spec.ports ?? []).flatMap((p) => (p.destination === undefined ? [] : [p.destination])),
+    ]),
+  ];
   if (!host?.kernelForwarding || destinations.some((d) => isIP(d) !== 4)) return 'proxy';
   const servedKernel = (d: string): boolean => spec.masquerade || isLoopback(d) || host.localAddresses.includes(d);
   return destinations.every(servedKernel) ? 'kernel' : 'proxy';
@@ -147,7 +157,12 @@ export function hashEdgeConfig(edge: EdgeConfig): string {
  * One listener per (protocol, local port): several public ports may lead to the same local port (with the same
  * destination; sources.ts refuses two). A port's own destination overrides the tunnel's.
  */
-function homeForwards(ports: readonly ForwardPort[], listenAddress: string, tunnelDestination: string, proxyV2: boolean): HomeForward[] {
+function homeForwards(
+  ports: readonly ForwardPort[],
+  listenAddress: string,
+  tunnelDestination: string,
+  proxyV2: boolean,
+): HomeForward[] {
   const seen = new Set<string>();
   const forwards: HomeForward[] = [];
   for (const port of ports) {

@@ -8,7 +8,13 @@ import { type HomeHostFacts, type Plan, plan } from './plan.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import { type TunnelPaths, tunnelPaths } from './state/paths.js';
 import type { EdgeIdentity } from './state/edge-info.js';
-import { type TunnelKeys, ensureTunnelKeys, listTunnelRecords, readTunnelRecord, writeTunnelRecord } from './state/tunnel-record.js';
+import {
+  type TunnelKeys,
+  ensureTunnelKeys,
+  listTunnelRecords,
+  readTunnelRecord,
+  writeTunnelRecord,
+} from './state/tunnel-record.js';
 
 export interface Prepared {
   plan: Plan;
@@ -33,7 +39,9 @@ export async function readHomeHostFacts(exec: Exec): Promise<HomeHostFacts> {
   } catch {
     entries = [];
   }
-  const localAddresses = entries.flatMap((entry) => (entry.addr_info ?? []).flatMap((info) => (info.family === 'inet' && info.local ? [info.local] : [])));
+  const localAddresses = entries.flatMap((entry) =>
+    (entry.addr_info ?? []).flatMap((info) => (info.family === 'inet' && info.local ? [info.local] : [])),
+  );
   return { kernelForwarding: await kernelForwardingAvailable(exec), localAddresses };
 }
 
@@ -70,7 +78,15 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
     paths,
     keys,
     homeHost,
-    identity: { sshPublicKey: keys.sshPublicKey, hostKey: { privateKey: keys.hostPrivateKey, publicKey: keys.hostPublicKey } },
-    plan: plan({ spec, allocation, homeHost, keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey } }),
+    identity: {
+      sshPublicKey: keys.sshPublicKey,
+      hostKey: { privateKey: keys.hostPrivateKey, publicKey: keys.hostPublicKey },
+    },
+    plan: plan({
+      spec,
+      allocation,
+      homeHost,
+      keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey },
+    }),
   };
 }

@@ -81,9 +81,12 @@ export function fixedFieldChanges(before: TunnelSpec, after: TunnelSpec): string
 export function fixedFieldError(before: TunnelSpec, after: TunnelSpec): UsageError | undefined {
   const fixed = fixedFieldChanges(before, after);
   if (fixed.length === 0) return undefined;
-  return new UsageError(`${fixed.join(', ')} changed, and a running tunnel cannot change ${fixed.length === 1 ? 'it' : 'them'} in place`, {
-    hint: 'stop up and start it again to apply this (region, size or image make a new edge)',
-  });
+  return new UsageError(
+    `${fixed.join(', ')} changed, and a running tunnel cannot change ${fixed.length === 1 ? 'it' : 'them'} in place`,
+    {
+      hint: 'stop up and start it again to apply this (region, size or image make a new edge)',
+    },
+  );
 }
 
 /** "8080/tcp" for each public port of the config. */
@@ -102,7 +105,10 @@ function unionOf(before: readonly HomeForward[], after: readonly HomeForward[]):
  * Applies one reload. Never throws for a failed reload (that is an outcome, reported as a `reload-failed` event);
  * only an abort (the tunnel is stopping) ends it early.
  */
-export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal'>, input: ReloadInput): Promise<ReloadOutcome> {
+export async function reloadTunnel(
+  ctx: Pick<Context, 'clock' | 'emit' | 'signal'>,
+  input: ReloadInput,
+): Promise<ReloadOutcome> {
   const { served, dataPlane, deps } = input;
   const tunnel = served.spec.name;
   const at = () => new Date(ctx.clock.now()).toISOString();
@@ -111,7 +117,13 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
     const line = formatError(error);
     ctx.emit({ type: 'reload', tunnel, status: 'reload-failed', configHash, added: [], removed: [], detail: line });
     const kind = error instanceof InnisfreeError ? error.kind : 'internal';
-    return { applied: undefined, status: { ...extra, lastReload: { at: at(), outcome: 'failed', configHash, added: [], removed: [], message: line, kind } } };
+    return {
+      applied: undefined,
+      status: {
+        ...extra,
+        lastReload: { at: at(), outcome: 'failed', configHash, added: [], removed: [], message: line, kind },
+      },
+    };
   };
 
   let next: { spec: TunnelSpec; plan: Plan };
@@ -124,23 +136,47 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
   if (fixed) return failed(fixed);
   const linkChange = linkDifference(served.config.home, next.plan.home);
   if (linkChange) {
-    return failed(new UsageError(`the new configuration changes ${linkChange}, which a reload cannot change in place`, { hint: 'stop up and start it again to apply it' }));
+    return failed(
+      new UsageError(`the new configuration changes ${linkChange}, which a reload cannot change in place`, {
+        hint: 'stop up and start it again to apply it',
+      }),
+    );
   }
   const before = new Set(publicPorts(served.config));
   const after = new Set(publicPorts({ edge: next.plan.edge, home: next.plan.home }));
   const added = [...after].filter((p) => !before.has(p));
   const removed = [...before].filter((p) => !after.has(p));
-  const applied: ServedConfig = { spec: next.spec, config: { edge: next.plan.edge, home: next.plan.home }, configHash: next.plan.configHash };
+  const applied: ServedConfig = {
+    spec: next.spec,
+    config: { edge: next.plan.edge, home: next.plan.home },
+    configHash: next.plan.configHash,
+  };
   const homeChanged = JSON.stringify(served.config.home) !== JSON.stringify(next.plan.home);
   const edgeChanged = next.plan.configHash !== served.configHash;
   const succeeded = (detail?: string): ReloadOutcome => {
-    ctx.emit({ type: 'reload', tunnel, status: 'reloaded', configHash: applied.configHash, added, removed, ...(detail ? { detail } : {}) });
+    ctx.emit({
+      type: 'reload',
+      tunnel,
+      status: 'reloaded',
+      configHash: applied.configHash,
+      added,
+      removed,
+      ...(detail ? { detail } : {}),
+    });
     return {
       applied,
       status: {
         plannedConfigHash: applied.configHash,
         deployedConfigHash: applied.configHash,
-        lastReload: { at: at(), outcome: 'reloaded', configHash: applied.configHash, added, removed, message: null, kind: null },
+        lastReload: {
+          at: at(),
+          outcome: 'reloaded',
+          configHash: applied.configHash,
+          added,
+          removed,
+          message: null,
+          kind: null,
+        },
       },
     };
   };
@@ -149,7 +185,10 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
   // 2. New listeners next to the old ones.
   const restoreHome = () => dataPlane.updateForwards(served.config.home, 0).catch(() => {});
   try {
-    await dataPlane.updateForwards({ ...next.plan.home, forwards: unionOf(served.config.home.forwards, next.plan.home.forwards) }, 0);
+    await dataPlane.updateForwards(
+      { ...next.plan.home, forwards: unionOf(served.config.home.forwards, next.plan.home.forwards) },
+      0,
+    );
   } catch (error) {
     await restoreHome();
     return failed(error);
@@ -165,15 +204,19 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
   }
   if (edgeChanged) {
     try {
-      await step(ctx.emit, 'reload.deploy', `Deploying the reloaded edge configuration (${next.plan.configHash.slice(0, 12)})`, () =>
-        deps.deployer.apply({
-          tunnel,
-          edgeDir: input.paths.edgeDir,
-          configHash: next.plan.configHash,
-          target: sshTargetFor(input.paths, input.edge.ipv4, served.spec.edgeSshPort),
-          emit: ctx.emit,
-          signal: ctx.signal,
-        }),
+      await step(
+        ctx.emit,
+        'reload.deploy',
+        `Deploying the reloaded edge configuration (${next.plan.configHash.slice(0, 12)})`,
+        () =>
+          deps.deployer.apply({
+            tunnel,
+            edgeDir: input.paths.edgeDir,
+            configHash: next.plan.configHash,
+            target: sshTargetFor(input.paths, input.edge.ipv4, served.spec.edgeSshPort),
+            emit: ctx.emit,
+            signal: ctx.signal,
+          }),
       );
     } catch (error) {
       // The files on disk and the home side go back to what the edge serves; the edge itself says what that is.
@@ -181,9 +224,15 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
       await restoreHome();
       const reported = (await input.session.status().catch(() => undefined))?.configHash ?? null;
       if (error instanceof RolledBackError) {
-        const serving = reported === served.configHash ? 'the previous configuration keeps serving' : `the edge reports config ${reported?.slice(0, 12) ?? 'none'}`;
+        const serving =
+          reported === served.configHash
+            ? 'the previous configuration keeps serving'
+            : `the edge reports config ${reported?.slice(0, 12) ?? 'none'}`;
         return failed(
-          new RolledBackError(`the edge rolled back the new configuration (${withoutClaim(error.message)}); ${serving}`, { ...(error.hint ? { hint: error.hint } : {}), cause: error }),
+          new RolledBackError(
+            `the edge rolled back the new configuration (${withoutClaim(error.message)}); ${serving}`,
+            { ...(error.hint ? { hint: error.hint } : {}), cause: error },
+          ),
           served.configHash,
           { deployedConfigHash: reported },
         );
@@ -197,7 +246,11 @@ export async function reloadTunnel(ctx: Pick<Context, 'clock' | 'emit' | 'signal
     await dataPlane.updateForwards(next.plan.home, input.graceMs);
   } catch (error) {
     // The edge serves the new config; the home side still carries the union, which includes all of it.
-    ctx.emit({ type: 'log', level: 'warn', message: `reload: the home side kept ports it should have dropped: ${formatError(error)}` });
+    ctx.emit({
+      type: 'log',
+      level: 'warn',
+      message: `reload: the home side kept ports it should have dropped: ${formatError(error)}`,
+    });
   }
   return succeeded();
 }

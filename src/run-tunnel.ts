@@ -3,7 +3,15 @@
 // edge already runs it, bring the home side up, verify end to end, then serve until a signal or a fatal fault,
 // and tear down in order. Effects come in through TunnelDeps, so tests drive this with fakes.
 import type { Context } from './lib/context.js';
-import { DataPlaneError, DeployError, InnisfreeError, InterruptedError, RolledBackError, SshError, formatError } from './lib/errors.js';
+import {
+  DataPlaneError,
+  DeployError,
+  InnisfreeError,
+  InterruptedError,
+  RolledBackError,
+  SshError,
+  formatError,
+} from './lib/errors.js';
 import { step } from './lib/events.js';
 import { mapLimit } from './lib/map-limit.js';
 import type { Deployer } from './edge/deployer.js';
@@ -29,12 +37,21 @@ export interface TunnelDeps {
    * Makes the edge run NixOS if it does not yet (nixos-anywhere over a stock image, calling `onBootstrap` first)
    * and opens an SSH session to it with the pinned host key.
    */
-  reachEdge(edge: EdgeInfo, created: boolean, onBootstrap: () => Promise<void>, signal: AbortSignal): Promise<EdgeSession>;
+  reachEdge(
+    edge: EdgeInfo,
+    created: boolean,
+    onBootstrap: () => Promise<void>,
+    signal: AbortSignal,
+  ): Promise<EdgeSession>;
   /** Writes the per-tunnel flake and edge.json into the tunnel's edge/ directory. */
   writeEdgeFiles(plan: Plan): Promise<void>;
   /** Puts back the files of the previous deployment (after a rollback) and returns that configuration, if complete. */
   restoreEdgeFiles(): Promise<DeployedConfig | undefined>;
-  startDataPlane(home: HomeConfig, peer: { endpoint: string; publicKey: string }, signal: AbortSignal): Promise<HomeDataPlane>;
+  startDataPlane(
+    home: HomeConfig,
+    peer: { endpoint: string; publicKey: string },
+    signal: AbortSignal,
+  ): Promise<HomeDataPlane>;
   /** TCP connect test at home (is the destination service answering?). */
   probeLocal(host: string, port: number): Promise<boolean>;
   /**
@@ -160,7 +177,13 @@ export async function runTunnel(
     let active: DeployedConfig = { edge: plan.edge, home: plan.home };
     let deployed = false;
     if (edgeStatus?.configHash === plan.configHash) {
-      ctx.emit({ type: 'step', id: 'deploy', status: 'skipped', title: 'Deploying the edge configuration', detail: 'the edge already runs it' });
+      ctx.emit({
+        type: 'step',
+        id: 'deploy',
+        status: 'skipped',
+        title: 'Deploying the edge configuration',
+        detail: 'the edge already runs it',
+      });
     } else {
       await status.update({ phase: 'deploying', deployedConfigHash: edgeStatus?.configHash ?? null });
       try {
@@ -180,10 +203,13 @@ export async function runTunnel(
         // An edge that never had a configuration has nothing to roll back to: saying the previous one still serves
         // would be false. It is a failed deploy (exit 5), and the edge made for it is removed as usual.
         if (!edgeStatus?.configHash) {
-          throw new DeployError(`${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves its ports`, {
-            hint: error.hint ?? `fix the cause and run up again`,
-            cause: error,
-          });
+          throw new DeployError(
+            `${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves its ports`,
+            {
+              hint: error.hint ?? `fix the cause and run up again`,
+              cause: error,
+            },
+          );
         }
         // The edge serves its previous config; local state goes back to describing it.
         const previous = await deps.restoreEdgeFiles();
@@ -194,7 +220,11 @@ export async function runTunnel(
         // Keep that previous configuration working end to end, and say loudly that the new one was refused.
         rolledBack = error;
         active = previous;
-        ctx.emit({ type: 'log', level: 'warn', message: `${formatError(error)}; serving the previous configuration until stopped` });
+        ctx.emit({
+          type: 'log',
+          level: 'warn',
+          message: `${formatError(error)}; serving the previous configuration until stopped`,
+        });
         await status.update({ message: formatError(error) });
       }
       edgeStatus = await connection.status();
@@ -210,17 +240,27 @@ export async function runTunnel(
 
     await status.update({ phase: 'connecting' });
     dataPlane = await step(ctx.emit, 'home', `Bringing up ${active.home.interface} and the forwarder`, () =>
-      deps.startDataPlane(active.home, { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey }, ctx.signal),
+      deps.startDataPlane(
+        active.home,
+        { endpoint: endpointOf(edge!.ipv4, spec.wireguardPort), publicKey: edgePublicKey },
+        ctx.signal,
+      ),
     );
     // A signal during a step stops the run as soon as the step returns: the tunnel must never be reported up after it.
     checkAborted(ctx.signal);
     const destinations = await checkDestinations(ctx, deps, active.home);
     checkAborted(ctx.signal);
-    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () => verify(ctx, connection!, dataPlane!, active, timing, destinations));
+    await step(ctx.emit, 'verify', 'Verifying the tunnel end to end', () =>
+      verify(ctx, connection!, dataPlane!, active, timing, destinations),
+    );
     checkAborted(ctx.signal);
     const silentDestinations = destinations.silent;
     for (const where of silentDestinations) {
-      ctx.emit({ type: 'log', level: 'warn', message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens` });
+      ctx.emit({
+        type: 'log',
+        level: 'warn',
+        message: `nothing answers at ${where} yet; the tunnel is up and will reach it once the service listens`,
+      });
     }
     await status.update({ phase: 'ready', dataPlane: await sampleFor(dataPlane, ctx.clock) });
     checkAborted(ctx.signal);
@@ -279,9 +319,11 @@ export async function runTunnel(
   await status.update({ phase: 'stopping' }).catch(() => {});
   if (connection) await connection.close().catch(() => {});
   if (dataPlane) {
-    await step(ctx.emit, 'home.down', 'Stopping the forwarder and the home link', () => dataPlane!.stop()).catch((error: unknown) => {
-      failure ??= error;
-    });
+    await step(ctx.emit, 'home.down', 'Stopping the forwarder and the home link', () => dataPlane!.stop()).catch(
+      (error: unknown) => {
+        failure ??= error;
+      },
+    );
   }
   if (edge && !keepEdge) {
     await step(ctx.emit, 'edge.destroy', `Destroying edge ${edge.name}`, () =>
@@ -292,7 +334,11 @@ export async function runTunnel(
         ...(input.ledger ? { ledger: input.ledger } : {}),
       }),
     ).catch((error: unknown) => {
-      ctx.emit({ type: 'log', level: 'warn', message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}` });
+      ctx.emit({
+        type: 'log',
+        level: 'warn',
+        message: `could not destroy ${edge!.name}: ${formatError(error)}; run: innisfree down ${spec.name}`,
+      });
       failure ??= error;
     });
   } else if (edge && foreign) {
@@ -300,7 +346,11 @@ export async function runTunnel(
   } else if (edge) {
     // The kept edge belongs to the tunnel now, not to this run: the next run must not clean it up as leftovers.
     await input.ledger?.clear().catch(() => {});
-    ctx.emit({ type: 'log', level: 'info', message: `kept edge ${edge.name} at ${edge.ipv4}; remove it with: innisfree down ${spec.name}` });
+    ctx.emit({
+      type: 'log',
+      level: 'info',
+      message: `kept edge ${edge.name} at ${edge.ipv4}; remove it with: innisfree down ${spec.name}`,
+    });
   }
 
   const interrupted = failure === undefined || isAbort(failure, ctx.signal);
@@ -320,7 +370,9 @@ export async function runTunnel(
     // that served the previous configuration because the new one was rolled back still ends as "rolled back".
     if (ready && rolledBack) throw rolledBack;
     if (ready) return;
-    throw failure instanceof InterruptedError ? failure : new InterruptedError('interrupted before the tunnel was ready');
+    throw failure instanceof InterruptedError
+      ? failure
+      : new InterruptedError('interrupted before the tunnel was ready');
   }
   throw failure;
 }
@@ -339,9 +391,12 @@ async function verify(
     checkAborted(ctx.signal);
     if (sample.latestHandshake > 0) break;
     if (ctx.clock.now() >= deadline) {
-      throw new DataPlaneError(`no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`, {
-        hint: `check that UDP ${plan.edge.wireguard.listenPort} reaches the edge from here (firewall, NAT), then run up again`,
-      });
+      throw new DataPlaneError(
+        `no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`,
+        {
+          hint: `check that UDP ${plan.edge.wireguard.listenPort} reaches the edge from here (firewall, NAT), then run up again`,
+        },
+      );
     }
     await ctx.clock.sleep(500, ctx.signal);
   }
@@ -353,7 +408,9 @@ async function verify(
   // destination that refuses, the forwarder resets the probe at once, and that reset can overtake the handshake's
   // last packet through the tunnel: "refused" then still proves the round trip through WireGuard to the forwarder.
   const kernel = plan.home.forwarding === 'kernel';
-  const localPorts = [...new Set(tcpPorts.map((p) => p.localPort))].filter((port) => !kernel || !destinations.silentPorts.has(port));
+  const localPorts = [...new Set(tcpPorts.map((p) => p.localPort))].filter(
+    (port) => !kernel || !destinations.silentPorts.has(port),
+  );
   const targets: Array<ProbeTarget & { what: string; refusedIsFine: boolean }> = localPorts.map((port) => ({
     host: homeIp,
     port,
@@ -362,26 +419,40 @@ async function verify(
   }));
   // The public listeners themselves (nginx); kernel DNAT has no listener to probe from the edge itself.
   if (plan.edge.forwarding === 'nginx') {
-    for (const port of tcpPorts) targets.push({ host: '127.0.0.1', port: port.publicPort, what: `public port ${port.publicPort}/tcp on the edge`, refusedIsFine: false });
+    for (const port of tcpPorts)
+      targets.push({
+        host: '127.0.0.1',
+        port: port.publicPort,
+        what: `public port ${port.publicPort}/tcp on the edge`,
+        refusedIsFine: false,
+      });
   }
   // One command on the edge probes them all in parallel: N ports take seconds, not N round trips.
   const results = await connection.probeTcpAll(targets, { signal: ctx.signal });
   checkAborted(ctx.signal);
   const failedTargets = targets.flatMap((t, i) =>
-    results[i] === 'open' || (results[i] === 'refused' && t.refusedIsFine) ? [] : [`${t.what} (${results[i] === 'silent' ? 'no answer' : 'refused'})`],
+    results[i] === 'open' || (results[i] === 'refused' && t.refusedIsFine)
+      ? []
+      : [`${t.what} (${results[i] === 'silent' ? 'no answer' : 'refused'})`],
   );
-  const failed = failedTargets.length > 8 ? [...failedTargets.slice(0, 8), `${failedTargets.length - 8} more`] : failedTargets;
+  const failed =
+    failedTargets.length > 8 ? [...failedTargets.slice(0, 8), `${failedTargets.length - 8} more`] : failedTargets;
   if (failed.length > 0) {
     throw new DataPlaneError(`the edge could not reach ${failed.join(', ')}`, {
-      hint: plan.home.forwards.length === 0
-        ? 'with --destination none the service must listen on the tunnel address; check it does'
-        : kernel && !plan.home.masquerade && plan.home.forwards.some((f) => !isLoopback(f.targetHost))
-          ? 'with kernel forwarding to another host, that host must route its replies via this one; or add --masquerade, or use --home-forwarding proxy'
-          : 'check the edge with innisfree status and innisfree ssh; then run up again',
+      hint:
+        plan.home.forwards.length === 0
+          ? 'with --destination none the service must listen on the tunnel address; check it does'
+          : kernel && !plan.home.masquerade && plan.home.forwards.some((f) => !isLoopback(f.targetHost))
+            ? 'with kernel forwarding to another host, that host must route its replies via this one; or add --masquerade, or use --home-forwarding proxy'
+            : 'check the edge with innisfree status and innisfree ssh; then run up again',
     });
   }
   if (plan.edge.ports.some((p) => p.protocol === 'udp')) {
-    ctx.emit({ type: 'log', level: 'debug', message: 'UDP ports are not probed: UDP has no handshake to test without the application' });
+    ctx.emit({
+      type: 'log',
+      level: 'debug',
+      message: 'UDP ports are not probed: UDP has no handshake to test without the application',
+    });
   }
 }
 
@@ -395,9 +466,17 @@ interface DestinationCheck {
 async function checkDestinations(ctx: RunTunnelContext, deps: TunnelDeps, home: HomeConfig): Promise<DestinationCheck> {
   const forwards = home.forwards.filter((f) => f.protocol === 'tcp');
   // In parallel, bounded: each is a connect from this host, and a silent destination costs the probe's timeout.
-  const answering = await mapLimit(forwards, LOCAL_PROBE_PARALLELISM, (f) => deps.probeLocal(f.targetHost, f.targetPort), ctx.signal);
+  const answering = await mapLimit(
+    forwards,
+    LOCAL_PROBE_PARALLELISM,
+    (f) => deps.probeLocal(f.targetHost, f.targetPort),
+    ctx.signal,
+  );
   const silent = forwards.filter((_, i) => !answering[i]);
-  return { silent: silent.map((f) => `${endpointOf(f.targetHost, f.targetPort)}/tcp`), silentPorts: new Set(silent.map((f) => f.listenPort)) };
+  return {
+    silent: silent.map((f) => `${endpointOf(f.targetHost, f.targetPort)}/tcp`),
+    silentPorts: new Set(silent.map((f) => f.listenPort)),
+  };
 }
 
 /** What the watch of a ready tunnel needs; `session` is replaced when the edge had to be reached again. */
@@ -440,7 +519,11 @@ async function serve(
   // Cancels the pending tick when serving ends, so no timer outlives the tunnel.
   const ticks = new AbortController();
   const hint = (problems: HealthProblem[]) =>
-    hintFor(problems, { tunnel: watch.spec.name, edgeKept: watch.edgeKept(), wireguardPort: watch.active.edge.wireguard.listenPort });
+    hintFor(problems, {
+      tunnel: watch.spec.name,
+      edgeKept: watch.edgeKept(),
+      wireguardPort: watch.active.edge.wireguard.listenPort,
+    });
   // A reload request wakes the loop; it is applied between watch rounds, never during one.
   let reloadDue = false;
   let reloadAsked: Promise<void> | undefined;
@@ -449,11 +532,18 @@ async function serve(
   try {
     for (;;) {
       const watching = timing.watchIntervalMs > 0;
-      const wait = watching ? Math.max(0, Math.min(timing.sampleIntervalMs, nextWatchAt - ctx.clock.now())) : timing.sampleIntervalMs;
+      const wait = watching
+        ? Math.max(0, Math.min(timing.sampleIntervalMs, nextWatchAt - ctx.clock.now()))
+        : timing.sampleIntervalMs;
       const tick = new AbortController();
       const stopTick = () => tick.abort();
       ticks.signal.addEventListener('abort', stopTick, { once: true });
-      await Promise.race([stopped, ctx.clock.sleep(wait, tick.signal).catch(() => {}), dataPlane.failure, ...(reloadAsked ? [reloadAsked] : [])]);
+      await Promise.race([
+        stopped,
+        ctx.clock.sleep(wait, tick.signal).catch(() => {}),
+        dataPlane.failure,
+        ...(reloadAsked ? [reloadAsked] : []),
+      ]);
       tick.abort();
       ticks.signal.removeEventListener('abort', stopTick);
       if (reloadDue && reloading) {
@@ -468,7 +558,12 @@ async function serve(
       const handshakeAt = sample.latestHandshake * 1000;
       if (handshakeAt > 0) lastHandshakeSeenAt = Math.max(lastHandshakeSeenAt, handshakeAt);
       if (ctx.clock.now() - lastHandshakeSeenAt > timing.lostAfterMs) {
-        const problems: HealthProblem[] = [{ component: 'handshake', detail: `no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s` }];
+        const problems: HealthProblem[] = [
+          {
+            component: 'handshake',
+            detail: `no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`,
+          },
+        ];
         throw new DataPlaneError(`tunnel lost: ${describeProblems(problems)}`, { hint: hint(problems) });
       }
       if (watching && ctx.clock.now() >= nextWatchAt) {
@@ -526,28 +621,49 @@ async function watchRound(
       }
     }
     if (edgeTrouble) {
-      const repaired = await watch.session.repair().catch((error: unknown) => ({ ok: false, detail: error instanceof Error ? error.message : String(error) }));
+      const repaired = await watch.session
+        .repair()
+        .catch((error: unknown) => ({ ok: false, detail: error instanceof Error ? error.message : String(error) }));
       checkAborted(ctx.signal);
       edgeRepaired = true;
-      actions.push(repaired.ok ? `restarted the edge's forwarder and WireGuard (${repaired.detail})` : `innisfree-edge-repair failed: ${repaired.detail}`);
+      actions.push(
+        repaired.ok
+          ? `restarted the edge's forwarder and WireGuard (${repaired.detail})`
+          : `innisfree-edge-repair failed: ${repaired.detail}`,
+      );
     }
     if (linkTrouble || edgeTrouble) {
       await dataPlane.renewLink().then(
         () => actions.push('renewed the home link'),
-        (error: unknown) => actions.push(`renewing the home link failed (${error instanceof Error ? error.message : String(error)})`),
+        (error: unknown) =>
+          actions.push(`renewing the home link failed (${error instanceof Error ? error.message : String(error)})`),
       );
     }
-    ctx.emit({ type: 'health', tunnel, status: 'repairing', problems: remaining.map((p) => p.detail), detail: actions.join('; ') });
+    ctx.emit({
+      type: 'health',
+      tunnel,
+      status: 'repairing',
+      problems: remaining.map((p) => p.detail),
+      detail: actions.join('; '),
+    });
     remaining = await settle(ctx, dataPlane, timing, watch, remaining);
     if (remaining.length === 0) {
       // status.json first: whoever reads it after seeing "repaired" must find it ready.
       await status.update({ phase: 'ready', message: watch.readyMessage });
-      ctx.emit({ type: 'health', tunnel, status: 'repaired', problems: problems.map((p) => p.detail), detail: actions.join('; ') });
+      ctx.emit({
+        type: 'health',
+        tunnel,
+        status: 'repaired',
+        problems: problems.map((p) => p.detail),
+        detail: actions.join('; '),
+      });
       return;
     }
   }
   ctx.emit({ type: 'health', tunnel, status: 'failed', problems: remaining.map((p) => p.detail) });
-  throw new DataPlaneError(`tunnel ${tunnel} is degraded and repair did not help: ${describeProblems(remaining)}`, { hint: hint(remaining) });
+  throw new DataPlaneError(`tunnel ${tunnel} is degraded and repair did not help: ${describeProblems(remaining)}`, {
+    hint: hint(remaining),
+  });
 }
 
 /**
@@ -593,16 +709,22 @@ async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watc
   if (active.home.forwarding === 'kernel') {
     // Kernel forwarding passes the probe to the destination: one that is down says nothing about the tunnel.
     const candidates = tunnelPorts.slice(0, WATCH_TUNNEL_PROBES * 2);
-    const answering = await mapLimit(candidates, LOCAL_PROBE_PARALLELISM, async (port) => {
-      const forward = tcpForwards.find((f) => f.listenPort === port);
-      return !forward || (await watch.deps.probeLocal(forward.targetHost, forward.targetPort));
-    }, ctx.signal);
+    const answering = await mapLimit(
+      candidates,
+      LOCAL_PROBE_PARALLELISM,
+      async (port) => {
+        const forward = tcpForwards.find((f) => f.listenPort === port);
+        return !forward || (await watch.deps.probeLocal(forward.targetHost, forward.targetPort));
+      },
+      ctx.signal,
+    );
     tunnelPorts = candidates.filter((_, i) => answering[i]);
   }
   const tcpPublic = active.edge.ports.filter((p) => p.protocol === 'tcp');
-  const slice = tcpPublic.length <= WATCH_PUBLIC_PROBES
-    ? tcpPublic
-    : Array.from({ length: WATCH_PUBLIC_PROBES }, (_, i) => tcpPublic[(watch.offset + i) % tcpPublic.length]!);
+  const slice =
+    tcpPublic.length <= WATCH_PUBLIC_PROBES
+      ? tcpPublic
+      : Array.from({ length: WATCH_PUBLIC_PROBES }, (_, i) => tcpPublic[(watch.offset + i) % tcpPublic.length]!);
   watch.offset = (watch.offset + WATCH_PUBLIC_PROBES) % Math.max(tcpPublic.length, 1);
   return checkTunnelHealth(watch.session, {
     edge: active.edge,
@@ -623,7 +745,7 @@ function foreignEdgeError(edge: EdgeInfo, error: unknown, keep: () => void): unk
   if (!(error instanceof SshConnectError) || (error.reason !== 'hostKey' && error.reason !== 'auth')) return error;
   keep();
   return new SshError(
-    `edge ${edge.name} at ${edge.ipv4} was not made from this state directory (${error.reason === 'hostKey' ? 'its host key is not the one pinned here' : 'it refuses this tunnel\'s SSH key'}); it was left as it is`,
+    `edge ${edge.name} at ${edge.ipv4} was not made from this state directory (${error.reason === 'hostKey' ? 'its host key is not the one pinned here' : "it refuses this tunnel's SSH key"}); it was left as it is`,
     {
       hint: `if it is another tunnel's, pick another --name; if it is this tunnel's and its state is lost, remove it with innisfree down ${edge.tunnel} from the state directory that made it, or from the provider's console`,
       cause: error,
@@ -631,7 +753,10 @@ function foreignEdgeError(edge: EdgeInfo, error: unknown, keep: () => void): unk
   );
 }
 
-async function sampleFor(dataPlane: HomeDataPlane, clock: RunTunnelContext['clock']): Promise<NonNullable<TunnelStatus['dataPlane']>> {
+async function sampleFor(
+  dataPlane: HomeDataPlane,
+  clock: RunTunnelContext['clock'],
+): Promise<NonNullable<TunnelStatus['dataPlane']>> {
   const sample = await dataPlane.sample();
   return { ...sample, sampledAt: new Date(clock.now()).toISOString() };
 }
@@ -648,7 +773,11 @@ function checkAborted(signal: AbortSignal): void {
 function isAbort(error: unknown, signal: AbortSignal): boolean {
   if (error instanceof InterruptedError) return true;
   if (!signal.aborted) return false;
-  return error === signal.reason || (error instanceof Error && error.name === 'AbortError') || !(error instanceof InnisfreeError);
+  return (
+    error === signal.reason ||
+    (error instanceof Error && error.name === 'AbortError') ||
+    !(error instanceof InnisfreeError)
+  );
 }
 
 /** Keeps status.json current; every update is a whole, atomic write. */
@@ -681,4 +810,3 @@ class StatusRecorder {
     await writeStatus(this.paths, this.current);
   }
 }
-

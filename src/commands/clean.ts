@@ -37,10 +37,18 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
     signal: ctx.signal,
   });
   const ledgers = await staleLedgers(root, withState);
-  const leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }> = ledgers.map((l) => ({ tunnel: l.tunnel, entries: [...l.entries()] }));
+  const leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }> = ledgers.map((l) => ({
+    tunnel: l.tunnel,
+    entries: [...l.entries()],
+  }));
   if (yes) {
     for (const ledger of ledgers) {
-      const lock = await acquireLock(tunnelPaths(root, ledger.tunnel).lock, `tunnel ${ledger.tunnel}`, 'innisfree clean', new Date(ctx.clock.now()));
+      const lock = await acquireLock(
+        tunnelPaths(root, ledger.tunnel).lock,
+        `tunnel ${ledger.tunnel}`,
+        'innisfree clean',
+        new Date(ctx.clock.now()),
+      );
       try {
         await provider.removeRecorded?.(ledger, ctx.emit, 'left by a run of up that was killed');
       } finally {
@@ -49,23 +57,33 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
     }
   }
   const now = ctx.clock.now();
-  const orphans: ListedEdge[] = report.edges.map((e) => ({ ...e, ageSeconds: Math.max(0, Math.floor((now - Date.parse(e.createdAt)) / 1000)), localState: false }));
+  const orphans: ListedEdge[] = report.edges.map((e) => ({
+    ...e,
+    ageSeconds: Math.max(0, Math.floor((now - Date.parse(e.createdAt)) / 1000)),
+    localState: false,
+  }));
   if (options.json) {
     return `${JSON.stringify({ orphans, destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [], sshKeys: report.keys, firewalls: report.firewalls, dnsRecords: report.records, ledgers: leftovers, removed: yes }, null, 2)}\n`;
   }
-  const nothing = orphans.length === 0 && report.keys.length === 0 && report.firewalls.length === 0 && leftovers.length === 0;
+  const nothing =
+    orphans.length === 0 && report.keys.length === 0 && report.firewalls.length === 0 && leftovers.length === 0;
   if (nothing) return 'Nothing to clean: every innisfree edge has local state on this host.\n';
   return yes ? removedText(orphans, report, leftovers) : pendingText(orphans, report, leftovers);
 }
 
-function pendingText(orphans: ListedEdge[], report: SweepReport, leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }>): string {
+function pendingText(
+  orphans: ListedEdge[],
+  report: SweepReport,
+  leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }>,
+): string {
   let text = orphans.length > 0 ? renderEdges(orphans) : '';
   if (orphans.length > 0) {
     const cost = orphans.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
     text += `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state (${formatUsd(cost)} a month).\n`;
   }
   text += strayLines(report.keys, report.firewalls, 'No edge or local state uses');
-  for (const l of leftovers) text += `A run of up for ${l.tunnel} was killed and left: ${l.entries.map(describe).join(', ')}.\n`;
+  for (const l of leftovers)
+    text += `A run of up for ${l.tunnel} was killed and left: ${l.entries.map(describe).join(', ')}.\n`;
   return (
     text +
     'Run innisfree clean --yes to remove ' +
@@ -74,18 +92,27 @@ function pendingText(orphans: ListedEdge[], report: SweepReport, leftovers: Arra
   );
 }
 
-function removedText(orphans: ListedEdge[], report: SweepReport, leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }>): string {
-  let text = orphans.length > 0 ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n` : '';
+function removedText(
+  orphans: ListedEdge[],
+  report: SweepReport,
+  leftovers: Array<{ tunnel: string; entries: LedgerEntry[] }>,
+): string {
+  let text =
+    orphans.length > 0
+      ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`
+      : '';
   text += strayLines(report.keys, report.firewalls, 'Removed');
   if (report.records.length > 0) text += `Removed the DNS records of ${report.records.join(', ')}.\n`;
-  for (const l of leftovers) text += `Removed what a killed run of up for ${l.tunnel} left: ${l.entries.map(describe).join(', ')}.\n`;
+  for (const l of leftovers)
+    text += `Removed what a killed run of up for ${l.tunnel} left: ${l.entries.map(describe).join(', ')}.\n`;
   return text;
 }
 
 function strayLines(keys: string[], firewalls: string[], lead: string): string {
   let text = '';
   if (keys.length > 0) text += `${lead} SSH key${keys.length === 1 ? '' : 's'}: ${keys.join(', ')}.\n`;
-  if (firewalls.length > 0) text += `${lead} cloud firewall${firewalls.length === 1 ? '' : 's'}: ${firewalls.join(', ')}.\n`;
+  if (firewalls.length > 0)
+    text += `${lead} cloud firewall${firewalls.length === 1 ? '' : 's'}: ${firewalls.join(', ')}.\n`;
   return text;
 }
 
@@ -122,7 +149,11 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
   }
   const tunnels = [...new Set(orphans.map((e) => e.tunnel))];
   for (const tunnel of tunnels) {
-    await provider.destroyEdge(tunnel, { releaseIp: options.flags.releaseIp === true, emit: ctx.emit, signal: ctx.signal });
+    await provider.destroyEdge(tunnel, {
+      releaseIp: options.flags.releaseIp === true,
+      emit: ctx.emit,
+      signal: ctx.signal,
+    });
   }
   if (options.json) return `${JSON.stringify({ orphans, destroyed: tunnels }, null, 2)}\n`;
   return `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`;

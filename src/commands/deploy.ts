@@ -28,23 +28,31 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
       });
     }
     const configHash = createHash('sha256').update(text).digest('hex');
-    await writeFileAtomic(paths.edgeFlake, renderEdgeFlake({ innisfreeFlake: innisfreeFlakePath(ctx.env), tunnel: name, configHash }));
+    await writeFileAtomic(
+      paths.edgeFlake,
+      renderEdgeFlake({ innisfreeFlake: innisfreeFlakePath(ctx.env), tunnel: name, configHash }),
+    );
     await rm(join(paths.edgeDir, 'flake.lock'), { force: true });
     const deployer = await providerKit(edge.provider).deployer(ctx);
     const status = await readStatus(paths);
     const record = async (change: { deployedConfigHash?: string; message: string | null }): Promise<void> => {
-      if (status) await writeStatus(paths, { ...status, ...change, updatedAt: new Date(ctx.clock.now()).toISOString() });
+      if (status)
+        await writeStatus(paths, { ...status, ...change, updatedAt: new Date(ctx.clock.now()).toISOString() });
     };
     try {
-      const result = await step(ctx.emit, 'deploy', `Deploying ${configHash.slice(0, 12)} to ${edge.name} (${edge.ipv4})`, () =>
-        deployer.apply({
-          tunnel: name,
-          edgeDir: paths.edgeDir,
-          configHash,
-          target: sshTargetFor(paths, edge.ipv4, sshPort),
-          emit: ctx.emit,
-          signal: ctx.signal,
-        }),
+      const result = await step(
+        ctx.emit,
+        'deploy',
+        `Deploying ${configHash.slice(0, 12)} to ${edge.name} (${edge.ipv4})`,
+        () =>
+          deployer.apply({
+            tunnel: name,
+            edgeDir: paths.edgeDir,
+            configHash,
+            target: sshTargetFor(paths, edge.ipv4, sshPort),
+            emit: ctx.emit,
+            signal: ctx.signal,
+          }),
       );
       await record({ deployedConfigHash: result.configHash, message: null });
       return `Deployed ${result.configHash.slice(0, 12)} to ${edge.name} at ${edge.ipv4}.\n`;

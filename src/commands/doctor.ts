@@ -14,7 +14,10 @@ export interface DoctorOptions {
   json: boolean;
 }
 
-export async function runChecks(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal' | 'exec'>, flags: Record<string, unknown>): Promise<Check[]> {
+export async function runChecks(
+  ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal' | 'exec'>,
+  flags: Record<string, unknown>,
+): Promise<Check[]> {
   const kit = providerKit(typeof flags.provider === 'string' ? flags.provider : DEFAULTS.provider);
   const account = kit.accountChecks ? await kit.accountChecks(ctx, flags) : [];
   return [...account, ...(await kit.requirements(ctx))];
@@ -26,9 +29,13 @@ export async function doctorCommand(
 ): Promise<{ output: string; exitCode: number }> {
   const checks = await runChecks(ctx, options.flags);
   const exitCode = exitCodeOfChecks(checks);
-  if (options.json) return { output: `${JSON.stringify({ ok: exitCode === 0, exitCode, checks }, null, 2)}\n`, exitCode };
+  if (options.json)
+    return { output: `${JSON.stringify({ ok: exitCode === 0, exitCode, checks }, null, 2)}\n`, exitCode };
   const mark = { ok: 'ok', warn: 'warn', fail: 'FAIL' } as const;
-  const table = renderTable(['CHECK', 'STATUS', 'DETAIL'], checks.map((c) => [c.name, mark[c.status], c.detail]));
+  const table = renderTable(
+    ['CHECK', 'STATUS', 'DETAIL'],
+    checks.map((c) => [c.name, mark[c.status], c.detail]),
+  );
   const failed = checks.filter((c) => c.status === 'fail');
   const summary =
     failed.length === 0

@@ -21,9 +21,15 @@ export interface DownOptions {
   json: boolean;
 }
 
-export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, name: string, options: DownOptions): Promise<string> {
+export async function downCommand(
+  ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>,
+  name: string,
+  options: DownOptions,
+): Promise<string> {
   if (!TunnelName.safeParse(name).success) {
-    throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list' });
+    throw new UsageError(`"${name}" is not a tunnel name`, {
+      hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list',
+    });
   }
   const root = stateRoot(ctx.env);
   const paths = tunnelPaths(root, name);
@@ -34,7 +40,8 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     });
   }
   const status = await readStatus(paths);
-  const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : status?.provider ?? DEFAULTS.provider;
+  const providerName =
+    typeof options.flags.provider === 'string' ? options.flags.provider : (status?.provider ?? DEFAULTS.provider);
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
 
   const hadRoot = existsSync(root);
@@ -43,7 +50,12 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
   const keptBefore6 = await keptReservedIpOf(root, name, 6);
   // Nothing here and nothing there: a mistyped name, said as such, and no state directory made to hold a lock.
   // A reserved IP kept by an earlier down is something there: --release-ip releases it.
-  if (!hadState && keptBefore === undefined && keptBefore6 === undefined && (await provider.findEdge(name)) === undefined) {
+  if (
+    !hadState &&
+    keptBefore === undefined &&
+    keptBefore6 === undefined &&
+    (await provider.findEdge(name)) === undefined
+  ) {
     throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
       hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
     });
@@ -95,9 +107,18 @@ export async function downCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
     edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,
     hadState ? `Removed local state ${paths.dir}.` : 'There was no local state.',
   ];
-  if (reserved) lines.push(releaseIp ? `Released reserved IP ${reserved}.` : `Kept reserved IP ${reserved} (innisfree down ${name} --release-ip releases it).`);
+  if (reserved)
+    lines.push(
+      releaseIp
+        ? `Released reserved IP ${reserved}.`
+        : `Kept reserved IP ${reserved} (innisfree down ${name} --release-ip releases it).`,
+    );
   if (reserved6) {
-    lines.push(releaseIp ? `Released reserved IPv6 ${reserved6}.` : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`);
+    lines.push(
+      releaseIp
+        ? `Released reserved IPv6 ${reserved6}.`
+        : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

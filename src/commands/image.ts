@@ -13,12 +13,18 @@ export interface ImageOptions {
 
 type Ctx = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
 
-export async function imageCommand(ctx: Ctx, action: string | undefined, target: string | undefined, options: ImageOptions): Promise<string> {
+export async function imageCommand(
+  ctx: Ctx,
+  action: string | undefined,
+  target: string | undefined,
+  options: ImageOptions,
+): Promise<string> {
   const { createDigitalOceanClient } = await import('../providers/digitalocean/index.js');
   const images = await import('../providers/digitalocean/images.js');
   const { DEFAULT_TIMING } = await import('../providers/digitalocean/timing.js');
   const { flags } = options;
-  const text = (name: string): string | undefined => (typeof flags[name] === 'string' && flags[name] !== '' ? (flags[name] as string) : undefined);
+  const text = (name: string): string | undefined =>
+    typeof flags[name] === 'string' && flags[name] !== '' ? (flags[name] as string) : undefined;
   switch (action) {
     case 'upload': {
       const url = text('url');
@@ -31,7 +37,12 @@ export async function imageCommand(ctx: Ctx, action: string | undefined, target:
       const name = text('name') ?? `innisfree-edge-${new Date(ctx.clock.now()).toISOString().slice(0, 10)}`;
       const client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
       let image = await step(ctx.emit, 'image.upload', `Import image ${name} into ${region}`, () =>
-        images.uploadImage(client, { name, url, region, ...(text('description') ? { description: text('description')! } : {}) }),
+        images.uploadImage(client, {
+          name,
+          url,
+          region,
+          ...(text('description') ? { description: text('description')! } : {}),
+        }),
       );
       if (flags.wait !== false) {
         image = await step(ctx.emit, 'image.wait', `Wait for image ${image.id} to be available`, () =>
@@ -47,7 +58,8 @@ export async function imageCommand(ctx: Ctx, action: string | undefined, target:
       const client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
       const custom = (await images.listPrivateImages(client)).filter((i) => i.type === 'custom');
       if (options.json) return `${JSON.stringify(custom, null, 2)}\n`;
-      if (custom.length === 0) return 'No custom images. Upload one with innisfree image upload --url URL --region REGION.\n';
+      if (custom.length === 0)
+        return 'No custom images. Upload one with innisfree image upload --url URL --region REGION.\n';
       const now = ctx.clock.now();
       return renderTable(
         ['ID', 'NAME', 'STATUS', 'REGIONS', 'SIZE', 'AGE', 'TAGS'],
@@ -63,7 +75,10 @@ export async function imageCommand(ctx: Ctx, action: string | undefined, target:
       );
     }
     case 'delete': {
-      if (!target) throw new UsageError('image delete needs an image id or name', { hint: 'e.g. innisfree image delete 38413969 (see innisfree image list)' });
+      if (!target)
+        throw new UsageError('image delete needs an image id or name', {
+          hint: 'e.g. innisfree image delete 38413969 (see innisfree image list)',
+        });
       const client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
       const image = await images.resolveImage(client, target);
       await images.deleteImage(client, image.id);

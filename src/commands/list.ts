@@ -38,7 +38,10 @@ export async function listEdgesWithState(
   }));
 }
 
-export async function listCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>, options: ListOptions): Promise<string> {
+export async function listCommand(
+  ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>,
+  options: ListOptions,
+): Promise<string> {
   const name = typeof options.flags.provider === 'string' ? options.flags.provider : DEFAULTS.provider;
   const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
   const edges = await listEdgesWithState(ctx, options.flags, provider);
@@ -49,15 +52,23 @@ export async function listCommand(ctx: Pick<Context, 'clock' | 'emit' | 'env' | 
 }
 
 /** innisfree-* SSH keys and firewalls of tunnels with neither an edge nor local state (what clean removes). */
-async function strayLine(ctx: Pick<Context, 'emit' | 'env' | 'signal'>, provider: Provider, edges: readonly ListedEdge[]): Promise<string> {
+async function strayLine(
+  ctx: Pick<Context, 'emit' | 'env' | 'signal'>,
+  provider: Provider,
+  edges: readonly ListedEdge[],
+): Promise<string> {
   if (!provider.sweep) return '';
   const keep = new Set([...(await tunnelsWithState(stateRoot(ctx.env))), ...edges.map((e) => e.tunnel)]);
   const report = await provider.sweep({ keepTunnels: keep, destroy: false, emit: ctx.emit, signal: ctx.signal });
   const parts = [
     ...(report.keys.length > 0 ? [`SSH key${report.keys.length === 1 ? '' : 's'} ${report.keys.join(', ')}`] : []),
-    ...(report.firewalls.length > 0 ? [`cloud firewall${report.firewalls.length === 1 ? '' : 's'} ${report.firewalls.join(', ')}`] : []),
+    ...(report.firewalls.length > 0
+      ? [`cloud firewall${report.firewalls.length === 1 ? '' : 's'} ${report.firewalls.join(', ')}`]
+      : []),
   ];
-  return parts.length > 0 ? `Stray: ${parts.join('; ')} (no edge or local state uses them; innisfree clean --yes removes them)\n` : '';
+  return parts.length > 0
+    ? `Stray: ${parts.join('; ')} (no edge or local state uses them; innisfree clean --yes removes them)\n`
+    : '';
 }
 
 export function renderEdges(edges: readonly ListedEdge[]): string {

@@ -48,19 +48,27 @@ function renderHome(home: HomeConfig): string[] {
       ...(routing.fwmark !== undefined ? [`fwmark ${routing.fwmark}`] : []),
       ...(routing.localFrom ?? []).map((from) => `from ${from}`),
     ];
-    lines.push(`  policy routing       ${selectors.join('; ')} lookup table ${routing.table} (replies to clients go back through the tunnel)`);
+    lines.push(
+      `  policy routing       ${selectors.join('; ')} lookup table ${routing.table} (replies to clients go back through the tunnel)`,
+    );
   }
   if (home.forwards.length === 0) {
     lines.push('  forwarder            none: the service listens on the tunnel address itself');
   } else if (home.forwarding === 'kernel') {
-    lines.push(`  kernel forwarding (nftables DNAT at home; the service sees the address the edge sends from${home.masquerade ? '; masquerade: this host' : ''}):`);
+    lines.push(
+      `  kernel forwarding (nftables DNAT at home; the service sees the address the edge sends from${home.masquerade ? '; masquerade: this host' : ''}):`,
+    );
     for (const forward of home.forwards) {
-      lines.push(`    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`);
+      lines.push(
+        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`,
+      );
     }
   } else {
     lines.push('  forwarder:');
     for (const forward of home.forwards) {
-      lines.push(`    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`);
+      lines.push(
+        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`,
+      );
     }
   }
   return lines;

@@ -52,7 +52,9 @@ export async function proxyCommand(
 
 async function tunnelForwards(ctx: Pick<Context, 'env'>, name: string, flags: ProxyFlags): Promise<HomeForward[]> {
   if (!TunnelName.safeParse(name).success) {
-    throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'tunnel names are short DNS labels: a-z, 0-9 and "-"' });
+    throw new UsageError(`"${name}" is not a tunnel name`, {
+      hint: 'tunnel names are short DNS labels: a-z, 0-9 and "-"',
+    });
   }
   if (flags.ports !== undefined || flags.port !== undefined) {
     throw new UsageError('--ports cannot be combined with a tunnel name', {
@@ -67,9 +69,12 @@ async function tunnelForwards(ctx: Pick<Context, 'env'>, name: string, flags: Pr
     });
   }
   if (home.forwards.length === 0) {
-    throw new UsageError(`tunnel "${name}" forwards nothing: its destination is "none" (the service listens on the tunnel address itself)`, {
-      hint: 'nothing to proxy; to forward anyway give addresses: innisfree proxy --listen ADDR --ports PORTS --destination HOST',
-    });
+    throw new UsageError(
+      `tunnel "${name}" forwards nothing: its destination is "none" (the service listens on the tunnel address itself)`,
+      {
+        hint: 'nothing to proxy; to forward anyway give addresses: innisfree proxy --listen ADDR --ports PORTS --destination HOST',
+      },
+    );
   }
   const listen = optionalString(flags.listen, '--listen');
   const destination = optionalString(flags.destination, '--destination');
@@ -121,31 +126,37 @@ function forwarderOptions(flags: ProxyFlags): Omit<ForwarderOptions, 'emit'> {
 function checkListen(listen: string): void {
   if (isIP(listen) === 0) {
     throw new UsageError(`--listen: "${listen}" is not an IP address`, {
-      hint: "give the address to listen on, e.g. the home tunnel address (see innisfree plan NAME), or 127.0.0.1",
+      hint: 'give the address to listen on, e.g. the home tunnel address (see innisfree plan NAME), or 127.0.0.1',
     });
   }
 }
 
 function checkDestination(destination: string): void {
   if (destination === 'none') {
-    throw new UsageError('--destination none leaves nothing to forward', { hint: 'give the address or host name of the service' });
+    throw new UsageError('--destination none leaves nothing to forward', {
+      hint: 'give the address or host name of the service',
+    });
   }
   if (!Destination.safeParse(destination).success) {
-    throw new UsageError(`--destination: "${destination}" is not an address or host name`, { hint: 'e.g. 127.0.0.1, 192.168.1.10 or nas.lan' });
+    throw new UsageError(`--destination: "${destination}" is not an address or host name`, {
+      hint: 'e.g. 127.0.0.1, 192.168.1.10 or nas.lan',
+    });
   }
 }
 
 function optionalString(value: unknown, flag: string): string | undefined {
   if (value === undefined) return undefined;
   if (Array.isArray(value)) throw new UsageError(`${flag} is given more than once`, { hint: `give ${flag} once` });
-  if (typeof value !== 'string' || value === '') throw new UsageError(`${flag} needs a value`, { hint: `see innisfree proxy --help` });
+  if (typeof value !== 'string' || value === '')
+    throw new UsageError(`${flag} needs a value`, { hint: `see innisfree proxy --help` });
   return value;
 }
 
 function stringList(value: unknown, flag: string): string[] {
   if (value === undefined) return [];
   const values = Array.isArray(value) ? value : [value];
-  if (values.some((v) => typeof v !== 'string')) throw new UsageError(`${flag} needs a value`, { hint: 'e.g. --ports 443/tcp,19132/udp' });
+  if (values.some((v) => typeof v !== 'string'))
+    throw new UsageError(`${flag} needs a value`, { hint: 'e.g. --ports 443/tcp,19132/udp' });
   return values as string[];
 }
 
@@ -164,7 +175,12 @@ function seconds(value: unknown, flag: string, zeroAllowed: boolean): number | u
   const text = optionalString(value, flag);
   if (text === undefined) return undefined;
   const number = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(number) || (!zeroAllowed && number === 0) || number > 86_400 * 7) {
+  if (
+    !/^\d+(\.\d+)?$/.test(text) ||
+    !Number.isFinite(number) ||
+    (!zeroAllowed && number === 0) ||
+    number > 86_400 * 7
+  ) {
     throw new UsageError(`${flag}: "${text}" is not a number of seconds`, {
       hint: zeroAllowed ? 'e.g. 300, or 0 for no timeout' : 'e.g. 60',
     });
@@ -178,7 +194,12 @@ function hostPort(host: string, port: number): string {
 
 function summarize(counters: readonly PortCounters[]): string {
   const totals = counters.reduce(
-    (sum, c) => ({ opened: sum.opened + c.opened, bytesIn: sum.bytesIn + c.bytesIn, bytesOut: sum.bytesOut + c.bytesOut, errors: sum.errors + c.errors }),
+    (sum, c) => ({
+      opened: sum.opened + c.opened,
+      bytesIn: sum.bytesIn + c.bytesIn,
+      bytesOut: sum.bytesOut + c.bytesOut,
+      errors: sum.errors + c.errors,
+    }),
     { opened: 0, bytesIn: 0, bytesOut: 0, errors: 0 },
   );
   return `${totals.opened} connections/sessions, ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out, ${totals.errors} errors`;

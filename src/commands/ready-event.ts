@@ -8,10 +8,19 @@ import { expandPorts, rangesOf } from '../spec/ports.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { EdgeInfo } from '../state/edge-info.js';
 
-export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: EdgeInfo, served: EdgeConfig): Promise<ReadyEvent> {
+export async function readyEvent(
+  provider: Provider,
+  spec: TunnelSpec,
+  edge: EdgeInfo,
+  served: EdgeConfig,
+): Promise<ReadyEvent> {
   const destination = spec.destination === 'none' ? 'the tunnel address' : spec.destination;
   // The edge does not know the ports' own destinations: they come from the spec, per public port.
-  const own = new Map(expandPorts(spec.ports).flatMap((p) => (p.destination === undefined ? [] : [[`${p.protocol}/${p.publicPort}`, p.destination] as const])));
+  const own = new Map(
+    expandPorts(spec.ports).flatMap((p) =>
+      p.destination === undefined ? [] : [[`${p.protocol}/${p.publicPort}`, p.destination] as const],
+    ),
+  );
   const withDestinations = served.ports.map((p) => {
     const host = own.get(`${p.protocol}/${p.publicPort}`);
     return host === undefined ? p : { ...p, destination: host };
@@ -25,11 +34,23 @@ export async function readyEvent(provider: Provider, spec: TunnelSpec, edge: Edg
   let tryItNote: string | undefined;
   let tryIt6: string | undefined;
   if (firstTcp && provider.clientCommand) {
-    const argv = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`]);
+    const argv = await provider.clientCommand(spec.name, [
+      'curl',
+      '-sS',
+      '--max-time',
+      '5',
+      `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`,
+    ]);
     tryIt = `sudo ${argv.join(' ')}`;
     tryItNote = await provider.clientNote?.(spec.name);
     if (edge.ipv6 && served.ipv6) {
-      const argv6 = await provider.clientCommand(spec.name, ['curl', '-sS', '--max-time', '5', `http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`]);
+      const argv6 = await provider.clientCommand(spec.name, [
+        'curl',
+        '-sS',
+        '--max-time',
+        '5',
+        `http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`,
+      ]);
       tryIt6 = `sudo ${argv6.join(' ')}`;
     }
   } else if (firstTcp) {

@@ -19,7 +19,12 @@ import type { TunnelPaths } from '../state/paths.js';
 export const REFRESH_ADDRESSES_COMMAND =
   'rm -f /run/do-metadata/v1.json && systemctl restart digitalocean-metadata.service innisfree-public-addresses.service';
 
-export type RefreshAddresses = (edge: EdgeInfo, paths: TunnelPaths, spec: TunnelSpec, signal: AbortSignal) => Promise<void>;
+export type RefreshAddresses = (
+  edge: EdgeInfo,
+  paths: TunnelPaths,
+  spec: TunnelSpec,
+  signal: AbortSignal,
+) => Promise<void>;
 
 const refreshOverSsh: RefreshAddresses = async (edge, paths, spec, signal) => {
   const connection = await connectSsh(sshTargetFor(paths, edge.directIpv4 ?? edge.ipv4, spec.edgeSshPort), { signal });
@@ -34,7 +39,14 @@ const refreshOverSsh: RefreshAddresses = async (edge, paths, spec, signal) => {
 export async function replaceEdge(
   ctx: Context,
   deps: TunnelDeps,
-  input: { spec: TunnelSpec; plan: Plan; paths: TunnelPaths; identity: EdgeIdentity; ledger: ResourceLedger; recordedEdgeId?: string },
+  input: {
+    spec: TunnelSpec;
+    plan: Plan;
+    paths: TunnelPaths;
+    identity: EdgeIdentity;
+    ledger: ResourceLedger;
+    recordedEdgeId?: string;
+  },
   refresh: RefreshAddresses = refreshOverSsh,
 ): Promise<void> {
   const { spec, plan, paths } = input;

@@ -54,13 +54,15 @@ export const runOnTerminal: InteractiveRunner = (file, args) =>
       done();
       reject(
         error.code === 'ENOENT'
-          ? new EnvironmentError(`${file}: command not found`, { hint: 'install the OpenSSH client (apt-get install openssh-client)' })
+          ? new EnvironmentError(`${file}: command not found`, {
+              hint: 'install the OpenSSH client (apt-get install openssh-client)',
+            })
           : error,
       );
     });
     child.once('exit', (code, signal) => {
       done();
-      resolve(code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 127));
+      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 127));
     });
   });
 

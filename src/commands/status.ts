@@ -28,7 +28,9 @@ export interface TunnelReport {
 export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options: StatusOptions): Promise<string> {
   // A name goes into a path: only tunnel names do (no "../etc").
   if (options.name !== undefined && !TunnelName.safeParse(options.name).success) {
-    throw new UsageError(`"${options.name}" is not a tunnel name`, { hint: 'innisfree status lists the tunnels on this host' });
+    throw new UsageError(`"${options.name}" is not a tunnel name`, {
+      hint: 'innisfree status lists the tunnels on this host',
+    });
   }
   const root = stateRoot(ctx.env);
   const names = options.name ? [options.name] : await listTunnelNames(root);
@@ -48,7 +50,9 @@ export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options
     });
     if (damaged && options.name) throw damaged;
     if (!status && !damaged && options.name && !running && !record) {
-      throw new UsageError(`no tunnel named "${name}" on this host`, { hint: 'innisfree status lists the tunnels that have state here' });
+      throw new UsageError(`no tunnel named "${name}" on this host`, {
+        hint: 'innisfree status lists the tunnels that have state here',
+      });
     }
     const active = status !== null && !['stopped', 'failed', 'planned'].includes(status.phase);
     const latest = status?.dataPlane?.latestHandshake ?? 0;
@@ -71,18 +75,24 @@ function renderReport(report: TunnelReport): string {
   const s = report.status;
   const lines = [`${report.name}: ${report.phase}${report.running ? ` (pid ${s?.pid ?? '?'})` : ''}`];
   if (report.damaged) lines.push(`  damaged         ${report.damaged}`);
-  if (report.phase === 'stale') lines.push('  the process running it is gone; run up again to re-attach, or innisfree down to remove it');
+  if (report.phase === 'stale')
+    lines.push('  the process running it is gone; run up again to re-attach, or innisfree down to remove it');
   // A degraded tunnel is still running: its message is the problem the watch is repairing, not a past error.
   if (s?.message) lines.push(`  ${s.phase === 'degraded' ? 'problem ' : 'last error'}      ${s.message}`);
   if (s?.edge) {
     const e = s.edge;
     const direct = [e.directIpv4, e.directIpv6].filter((a) => a !== undefined);
-    lines.push(`  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${direct.length > 0 ? ` (droplet ${direct.join(', ')})` : ''}`);
+    lines.push(
+      `  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${direct.length > 0 ? ` (droplet ${direct.join(', ')})` : ''}`,
+    );
     lines.push(`  edge            ${e.provider} ${e.name} id ${e.id}, ${e.region}, ${e.size}`);
   }
   if (s) {
-    const sync = report.configInSync === null ? '' : report.configInSync ? ' (in sync)' : ' (differs: run up or innisfree deploy)';
-    lines.push(`  config          planned ${short(s.plannedConfigHash)}, deployed ${short(s.deployedConfigHash)}${sync}`);
+    const sync =
+      report.configInSync === null ? '' : report.configInSync ? ' (in sync)' : ' (differs: run up or innisfree deploy)';
+    lines.push(
+      `  config          planned ${short(s.plannedConfigHash)}, deployed ${short(s.deployedConfigHash)}${sync}`,
+    );
   }
   const r = s?.lastReload;
   if (r) {
@@ -96,13 +106,17 @@ function renderReport(report: TunnelReport): string {
   const d = s?.dataPlane;
   if (d) {
     const age = report.handshakeAgeSeconds === null ? 'none yet' : `${report.handshakeAgeSeconds} s ago`;
-    lines.push(`  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`);
+    lines.push(
+      `  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`,
+    );
     for (const port of d.ports) {
       const unit = port.protocol === 'tcp' ? 'connections' : 'sessions';
       const to = port.destination ? `, to ${port.destination}` : '';
       if (port.path === 'kernel') {
         // nftables counts new connections (UDP: flows) and bytes; it does not know which are still open.
-        lines.push(`  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)${to}`);
+        lines.push(
+          `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)${to}`,
+        );
         continue;
       }
       lines.push(

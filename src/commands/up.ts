@@ -49,11 +49,17 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   // Before anything is created: a missing tool or privilege must not leave a half-made edge behind.
   const missing = (await kit.requirements(ctx, spec)).filter((c) => c.status === 'fail');
   if (missing.length > 0) {
-    throw new EnvironmentError(`innisfree up cannot run here: ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, {
-      hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
-    });
+    throw new EnvironmentError(
+      `innisfree up cannot run here: ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
+      {
+        hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
+      },
+    );
   }
-  for (const destination of new Set([spec.destination, ...spec.ports.flatMap((p) => (p.destination ? [p.destination] : []))])) {
+  for (const destination of new Set([
+    spec.destination,
+    ...spec.ports.flatMap((p) => (p.destination ? [p.destination] : [])),
+  ])) {
     const unresolved = await unresolvedDestination(destination);
     if (unresolved) ctx.emit({ type: 'log', level: 'warn', message: unresolved });
   }
@@ -61,7 +67,11 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   const stateDir = tunnelPaths(root, spec.name).dir;
   const hadRoot = existsSync(root);
   const hadState = existsSync(stateDir);
-  const lock = await acquireLock(tunnelPaths(root, spec.name).lock, `tunnel "${spec.name}"`, `innisfree up (${spec.provider})`);
+  const lock = await acquireLock(
+    tunnelPaths(root, spec.name).lock,
+    `tunnel "${spec.name}"`,
+    `innisfree up (${spec.provider})`,
+  );
   let started = false;
   let discard = false;
   try {
@@ -69,10 +79,26 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
     const recordedEdgeId = (await readStatus(paths))?.edge?.id;
-    const deps = tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, await kit.deployer(ctx), kit.bootstrap(spec));
+    const deps = tunnelDeps(
+      ctx,
+      spec,
+      paths,
+      identity.hostKey.publicKey,
+      provider,
+      await kit.deployer(ctx),
+      kit.bootstrap(spec),
+    );
     started = true;
     const ledger = await ResourceLedger.open(paths.resources, spec.name, () => ctx.clock.now());
-    if (options.replaceEdge) await replaceEdge(ctx, deps, { spec, plan, paths, identity, ledger, ...(recordedEdgeId ? { recordedEdgeId } : {}) });
+    if (options.replaceEdge)
+      await replaceEdge(ctx, deps, {
+        spec,
+        plan,
+        paths,
+        identity,
+        ledger,
+        ...(recordedEdgeId ? { recordedEdgeId } : {}),
+      });
     // A reload reads the same sources again: the flags and INNISFREE_* captured at start, --file and config.json now.
     const replan = async () => {
       const { spec: next } = await loadTunnelSpec(options.flags, ctx.env);
@@ -90,7 +116,8 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       identity,
       ledger,
       ...(recordedEdgeId ? { recordedEdgeId } : {}),
-      onReady: (ready) => void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
+      onReady: (ready) =>
+        void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
       ...(ctx.reloads ? { reloads: ctx.reloads, replan } : {}),
     });
   } catch (error) {
@@ -110,11 +137,15 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
 
 /** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
 function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
-  const wanted = spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
+  const wanted =
+    spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
   if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;
-  throw new EnvironmentError(`${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`, {
-    hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
-  });
+  throw new EnvironmentError(
+    `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
+    {
+      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+    },
+  );
 }
 
 /** The real effects runTunnel needs, for one tunnel; provider, deployer and bootstrap come from the provider kit. */
@@ -132,7 +163,11 @@ export function tunnelDeps(
     provider,
     deployer,
     reachEdge: (edge, created, onBootstrap, signal) =>
-      reachEdge(ctx, { paths, host: edge.ipv4, sshPort: spec.edgeSshPort, hostPublicKey, bootstrap, created, onBootstrap }, signal),
+      reachEdge(
+        ctx,
+        { paths, host: edge.ipv4, sshPort: spec.edgeSshPort, hostPublicKey, bootstrap, created, onBootstrap },
+        signal,
+      ),
     writeEdgeFiles: (plan) => files.write(plan),
     restoreEdgeFiles: () => files.restore(),
     startDataPlane: (home, peer) =>
@@ -140,7 +175,11 @@ export function tunnelDeps(
         { exec: ctx.exec, emit: ctx.emit },
         { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
       ),
-    probeLocal: (host, port) => probeTcp(host, port, 2000).then(() => true, () => false),
+    probeLocal: (host, port) =>
+      probeTcp(host, port, 2000).then(
+        () => true,
+        () => false,
+      ),
     reconnectEdge: (session, signal) => openEdgeSession(session.target, { signal, emit: ctx.emit }),
   };
 }

@@ -125,9 +125,15 @@ export function classifyNixosAnywhereFailure(lines: readonly string[], exitCode:
     });
   }
   if (/Unable to find a command to use to escalate privileges/.test(text)) {
-    return new DeployError(`nixos-anywhere cannot become root on ${host}`, { hint: 'the stock image must allow root login with the tunnel key' });
+    return new DeployError(`nixos-anywhere cannot become root on ${host}`, {
+      hint: 'the stock image must allow root login with the tunnel key',
+    });
   }
-  if (/Please specify the name of the NixOS configuration|does not provide attribute|error: (getting|evaluating|flake)/.test(text)) {
+  if (
+    /Please specify the name of the NixOS configuration|does not provide attribute|error: (getting|evaluating|flake)/.test(
+      text,
+    )
+  ) {
     return new DeployError(`nixos-anywhere could not evaluate the edge configuration: ${last}`, {
       hint: 'the per-tunnel flake in the tunnel state (edge/flake.nix) is broken; run with --verbose for the full Nix error',
     });

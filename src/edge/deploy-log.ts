@@ -25,7 +25,8 @@ export function deployLogEvent(raw: string, source = 'deploy-rs'): LogEvent | un
   if (line.trim() === '') return undefined;
   const parsed = parseDeployLogLine(line);
   if (parsed) {
-    const level = parsed.level === 'ERROR' || parsed.level === 'WARN' ? 'warn' : parsed.level === 'INFO' ? 'info' : 'debug';
+    const level =
+      parsed.level === 'ERROR' || parsed.level === 'WARN' ? 'warn' : parsed.level === 'INFO' ? 'info' : 'debug';
     return { type: 'log', level, message: `[${parsed.component}] ${parsed.message}`, source };
   }
   return { type: 'log', level: /^\s*error\b/i.test(line) ? 'warn' : 'debug', message: line, source };
@@ -62,7 +63,9 @@ export type DeployOutcome =
 export function classifyDeployOutcome(lines: readonly string[], exitCode: number): DeployOutcome {
   if (exitCode === 0) return { kind: 'success' };
   const clean = lines.map((l) => stripAnsi(l).trim()).filter((l) => l !== '');
-  const deactivation = clean.map(parseDeployLogLine).find((l) => l?.level === 'ERROR' && DEACTIVATION_FAILED.test(l.message));
+  const deactivation = clean
+    .map(parseDeployLogLine)
+    .find((l) => l?.level === 'ERROR' && DEACTIVATION_FAILED.test(l.message));
   if (deactivation) return { kind: 'rollbackFailed', reason: DEACTIVATION_FAILED.exec(deactivation.message)![1]! };
   const rolledBack = clean.some((l) => ROLLBACK_MARKERS.some((m) => m.test(l)));
   return { kind: rolledBack ? 'rolledBack' : 'failed', reason: reasonOf(clean, exitCode) };

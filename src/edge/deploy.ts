@@ -17,7 +17,10 @@ export const EDGE_SYSTEM = 'x86_64-linux';
 
 /** The Nix system name of a Node platform/arch pair (process.platform, process.arch). */
 export function nixSystemOf(platform: string, arch: string): string {
-  const cpu = ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', riscv64: 'riscv64' } as Record<string, string>)[arch] ?? arch;
+  const cpu =
+    ({ x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l', riscv64: 'riscv64' } as Record<string, string>)[
+      arch
+    ] ?? arch;
   return `${cpu}-${platform}`;
 }
 
@@ -118,7 +121,11 @@ export class DeployRsDeployer implements Deployer {
     const hostSystem = this.options.hostSystem ?? nixSystemOf(process.platform, process.arch);
     const remoteBuild = hostSystem !== EDGE_SYSTEM;
     if (remoteBuild) {
-      emit({ type: 'log', level: 'info', message: `this host is ${hostSystem}: the edge builds its own ${EDGE_SYSTEM} system (deploy-rs --remote-build)` });
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `this host is ${hostSystem}: the edge builds its own ${EDGE_SYSTEM} system (deploy-rs --remote-build)`,
+      });
     }
     const args = buildDeployArgs({
       edgeDir: request.edgeDir,
@@ -155,14 +162,19 @@ export class DeployRsDeployer implements Deployer {
 
     const outcome = classifyDeployOutcome(lines, exitCode);
     if (outcome.kind === 'rolledBack') {
-      throw new RolledBackError(`deploy-rs rolled the edge of "${request.tunnel}" back: ${outcome.reason}; the previous configuration is still serving`, {
-        hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
-      });
+      throw new RolledBackError(
+        `deploy-rs rolled the edge of "${request.tunnel}" back: ${outcome.reason}; the previous configuration is still serving`,
+        {
+          hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
+        },
+      );
     }
     if (outcome.kind === 'rollbackFailed') {
       throw new DeployError(
         `the new configuration failed on the edge of "${request.tunnel}" and rolling back failed too (${outcome.reason}): the edge may serve neither configuration`,
-        { hint: `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree deploy ${request.tunnel} again` },
+        {
+          hint: `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree deploy ${request.tunnel} again`,
+        },
       );
     }
     if (outcome.kind === 'failed') {
@@ -175,7 +187,9 @@ export class DeployRsDeployer implements Deployer {
     if (status.configHash !== request.configHash) {
       throw new DeployError(
         `deploy-rs reported success, but the edge of "${request.tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
-        { hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}` },
+        {
+          hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}`,
+        },
       );
     }
     assertEdgeServes(status, { ports: await plannedEdgePorts(request.edgeDir) }, request.tunnel);

@@ -6,7 +6,8 @@ import type { EdgeConfig, EdgeStatus } from '../spec/edge-config.js';
 import type { EdgeSession, ProbeResult, ProbeTarget } from './edge-session.js';
 import { portsNotListening } from './edge-status.js';
 
-export type HealthComponent = 'edge' | 'edge-wireguard' | 'forwarder' | 'listeners' | 'public-ports' | 'link' | 'handshake';
+export type HealthComponent =
+  'edge' | 'edge-wireguard' | 'forwarder' | 'listeners' | 'public-ports' | 'link' | 'handshake';
 
 export interface HealthProblem {
   component: HealthComponent;
@@ -57,7 +58,11 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
   try {
     status = await session.status();
   } catch (error) {
-    problems.push({ component: 'edge', detail: `the edge did not report its status (${error instanceof Error ? error.message : String(error)})`, unreachable: true });
+    problems.push({
+      component: 'edge',
+      detail: `the edge did not report its status (${error instanceof Error ? error.message : String(error)})`,
+      unreachable: true,
+    });
     // Without a session the probes cannot run either; what is known is enough to act on.
     return problems;
   }
@@ -73,31 +78,49 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
     kind: 'tunnel',
   }));
   if (input.edge.forwarding === 'nginx') {
-    const publicPorts = input.publicPorts ?? input.edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.publicPort);
+    const publicPorts =
+      input.publicPorts ?? input.edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.publicPort);
     for (const port of publicPorts) targets.push({ host: '127.0.0.1', port, kind: 'public' });
   }
   if (targets.length === 0) return problems;
   let results: ProbeResult[];
   try {
-    results = await session.probeTcpAll(targets, { timeoutMs: input.probeTimeoutMs ?? 3000, ...(input.signal ? { signal: input.signal } : {}) });
+    results = await session.probeTcpAll(targets, {
+      timeoutMs: input.probeTimeoutMs ?? 3000,
+      ...(input.signal ? { signal: input.signal } : {}),
+    });
   } catch (error) {
     if (input.signal?.aborted) throw error;
-    problems.push({ component: 'edge', detail: `probing the ports from the edge failed (${error instanceof Error ? error.message : String(error)})`, unreachable: true });
+    problems.push({
+      component: 'edge',
+      detail: `probing the ports from the edge failed (${error instanceof Error ? error.message : String(error)})`,
+      unreachable: true,
+    });
     return problems;
   }
   // Through the tunnel, any reply (a connection, or a reset from the home side) proves the link; only silence is a
   // fault. A destination that refuses is the service's business, not the tunnel's.
   const tunnel = targets.map((t, i) => ({ t, r: results[i]! })).filter((x) => x.t.kind === 'tunnel');
   if (tunnel.length > 0 && tunnel.every((x) => x.r === 'silent')) {
-    problems.push({ component: 'link', detail: `nothing answers through the tunnel from the edge to ${input.edge.wireguard.peer.address}` });
+    problems.push({
+      component: 'link',
+      detail: `nothing answers through the tunnel from the edge to ${input.edge.wireguard.peer.address}`,
+    });
   }
   const closed = targets.filter((t, i) => t.kind === 'public' && results[i] !== 'open').map((t) => `${t.port}/tcp`);
-  if (closed.length > 0) problems.push({ component: 'public-ports', detail: `public port${closed.length > 1 ? 's' : ''} ${shortList(closed)} do${closed.length > 1 ? '' : 'es'} not accept connections on the edge` });
+  if (closed.length > 0)
+    problems.push({
+      component: 'public-ports',
+      detail: `public port${closed.length > 1 ? 's' : ''} ${shortList(closed)} do${closed.length > 1 ? '' : 'es'} not accept connections on the edge`,
+    });
   return problems;
 }
 
 /** What the edge's own report says is wrong, against the configuration it should serve. */
-export function problemsInStatus(status: EdgeStatus, edge: Pick<EdgeConfig, 'ports' | 'forwarding' | 'wireguard'>): HealthProblem[] {
+export function problemsInStatus(
+  status: EdgeStatus,
+  edge: Pick<EdgeConfig, 'ports' | 'forwarding' | 'wireguard'>,
+): HealthProblem[] {
   const problems: HealthProblem[] = [];
   if (!status.wireguard.up || status.wireguard.publicKey === null) {
     problems.push({ component: 'edge-wireguard', detail: `WireGuard ${edge.wireguard.interface} on the edge is down` });
@@ -106,7 +129,8 @@ export function problemsInStatus(status: EdgeStatus, edge: Pick<EdgeConfig, 'por
     problems.push({ component: 'forwarder', detail: `the edge's forwarder (${status.forwarder.kind}) is not running` });
   } else {
     const missing = portsNotListening(status, edge.ports);
-    if (missing.length > 0) problems.push({ component: 'listeners', detail: `nginx on the edge has not bound ${shortList(missing)}` });
+    if (missing.length > 0)
+      problems.push({ component: 'listeners', detail: `nginx on the edge has not bound ${shortList(missing)}` });
   }
   return problems;
 }
@@ -130,7 +154,7 @@ export function hintFor(problems: readonly HealthProblem[], context: HintContext
     ? 'the edge stopped answering over SSH (is it running?)'
     : linkOnly
       ? `the path between this host and the edge is broken; check that UDP ${context.wireguardPort} reaches the edge from here (firewall, NAT)`
-      : 'restarting the edge\'s services did not help';
+      : "restarting the edge's services did not help";
   const next = context.edgeKept
     ? `the edge was kept: look at it with innisfree ssh ${context.tunnel} -- innisfree-edge-status, then run up again to re-attach`
     : 'the edge was removed on exit; run up again for a new one';

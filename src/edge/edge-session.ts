@@ -77,11 +77,13 @@ export function probeAllCommand(timeoutMs: number): string {
 }
 
 export function probeInput(targets: readonly ProbeTarget[]): string {
-  return targets.map(({ host, port }) => {
-    if (isIP(host) === 0) throw new Error(`probeTcpAll takes IP addresses, not "${host}"`);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`probeTcpAll: bad port ${port}`);
-    return `${host} ${port}\n`;
-  }).join('');
+  return targets
+    .map(({ host, port }) => {
+      if (isIP(host) === 0) throw new Error(`probeTcpAll takes IP addresses, not "${host}"`);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`probeTcpAll: bad port ${port}`);
+      return `${host} ${port}\n`;
+    })
+    .join('');
 }
 
 /** The results in the targets' order; a target with no line (the command cut short) counts as silent. */
@@ -105,34 +107,51 @@ export function probeCommand(host: string, port: number, timeoutMs: number): str
   return `timeout ${seconds} bash --norc --noprofile -c 'exec 3<>/dev/tcp/${host}/${port}'`;
 }
 
-export async function openEdgeSession(target: SshTarget, options: { signal?: AbortSignal; emit?: Emit } = {}): Promise<EdgeSession> {
+export async function openEdgeSession(
+  target: SshTarget,
+  options: { signal?: AbortSignal; emit?: Emit } = {},
+): Promise<EdgeSession> {
   const connection: SshConnection = await connectSsh(target, options);
   const where = `${target.host}:${target.port}`;
   return {
     target,
     async status() {
-      const result = await connection.exec(EDGE_STATUS_COMMAND, { timeoutMs: 30_000, ...(options.signal ? { signal: options.signal } : {}) });
+      const result = await connection.exec(EDGE_STATUS_COMMAND, {
+        timeoutMs: 30_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       // 127: the command does not exist there yet.
       if (result.exitCode === 127) return undefined;
       if (result.exitCode !== 0) {
         const detail = result.stderr.trim().split('\n').pop() ?? '';
-        throw new DeployError(`${EDGE_STATUS_COMMAND} failed on ${where} (exit ${result.exitCode})${detail ? `: ${detail}` : ''}`, {
-          hint: 'look at the edge with innisfree ssh NAME',
-        });
+        throw new DeployError(
+          `${EDGE_STATUS_COMMAND} failed on ${where} (exit ${result.exitCode})${detail ? `: ${detail}` : ''}`,
+          {
+            hint: 'look at the edge with innisfree ssh NAME',
+          },
+        );
       }
       return parseEdgeStatus(result.stdout, where);
     },
     async repair() {
-      const result = await connection.exec(EDGE_REPAIR_COMMAND, { timeoutMs: 120_000, ...(options.signal ? { signal: options.signal } : {}) });
-      const detail = (result.exitCode === 127 ? `${EDGE_REPAIR_COMMAND} is not on the edge (an older innisfree module)` : '') ||
-        (result.stderr.trim() || result.stdout.trim()).split('\n').pop() || `exit ${result.exitCode}`;
+      const result = await connection.exec(EDGE_REPAIR_COMMAND, {
+        timeoutMs: 120_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      const detail =
+        (result.exitCode === 127 ? `${EDGE_REPAIR_COMMAND} is not on the edge (an older innisfree module)` : '') ||
+        (result.stderr.trim() || result.stdout.trim()).split('\n').pop() ||
+        `exit ${result.exitCode}`;
       return { ok: result.exitCode === 0, detail };
     },
     async runsNixos() {
       return (await connection.exec('test -e /etc/NIXOS', { timeoutMs: 30_000 })).exitCode === 0;
     },
     async probeTcp(host, port, timeoutMs = 5000) {
-      const result = await connection.exec(probeCommand(host, port, timeoutMs), { timeoutMs: timeoutMs + 10_000, ...(options.signal ? { signal: options.signal } : {}) });
+      const result = await connection.exec(probeCommand(host, port, timeoutMs), {
+        timeoutMs: timeoutMs + 10_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       return result.exitCode === 0;
     },
     async probeTcpAll(targets, probe = {}) {
@@ -148,7 +167,9 @@ export async function openEdgeSession(target: SshTarget, options: { signal?: Abo
         ...(signal ? { signal } : {}),
       });
       if (result.exitCode === 127) {
-        throw new DeployError(`the edge at ${where} cannot run the port probe (bash or sleep missing)`, { hint: 'deploy the innisfree module to the edge' });
+        throw new DeployError(`the edge at ${where} cannot run the port probe (bash or sleep missing)`, {
+          hint: 'deploy the innisfree module to the edge',
+        });
       }
       return parseProbeOutput(result.stdout, targets);
     },

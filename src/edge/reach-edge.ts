@@ -29,13 +29,18 @@ export interface ReachEdgeInput {
   onBootstrap(): Promise<void>;
 }
 
-export async function reachEdge(ctx: Pick<Context, 'clock' | 'emit'>, input: ReachEdgeInput, signal: AbortSignal): Promise<EdgeSession> {
+export async function reachEdge(
+  ctx: Pick<Context, 'clock' | 'emit'>,
+  input: ReachEdgeInput,
+  signal: AbortSignal,
+): Promise<EdgeSession> {
   const { paths } = input;
   const target = sshTargetFor(paths, input.host, input.sshPort);
   await pinHostKey(paths.knownHosts, target.host, target.port, input.hostPublicKey);
   const wait = { clock: ctx.clock, emit: ctx.emit, signal };
   if (input.bootstrap === 'nixos-anywhere') {
-    if (!input.created && (await runsNixosAlready(target, wait))) return openEdgeSession(target, { signal, emit: ctx.emit });
+    if (!input.created && (await runsNixosAlready(target, wait)))
+      return openEdgeSession(target, { signal, emit: ctx.emit });
     await input.onBootstrap();
     await bootstrapEdge(
       { exec: systemStreamExec, clock: ctx.clock, waitReady },
@@ -56,7 +61,10 @@ export async function reachEdge(ctx: Pick<Context, 'clock' | 'emit'>, input: Rea
   return openEdgeSession(target, { signal, emit: ctx.emit });
 }
 
-async function runsNixosAlready(target: SshTarget, wait: { clock: Context['clock']; emit: Context['emit']; signal: AbortSignal }): Promise<boolean> {
+async function runsNixosAlready(
+  target: SshTarget,
+  wait: { clock: Context['clock']; emit: Context['emit']; signal: AbortSignal },
+): Promise<boolean> {
   try {
     await waitReady(target, { ...wait, timeoutMs: REATTACH_PROBE_MS });
   } catch (error) {

@@ -63,7 +63,11 @@ export interface SshConnectOptions {
 }
 
 /** Runs one command on an edge over a fresh connection (what deploy steps and status reads use). */
-export type SshRunner = (target: SshTarget, command: string, options?: SshExecOptions & SshConnectOptions) => Promise<SshExecResult>;
+export type SshRunner = (
+  target: SshTarget,
+  command: string,
+  options?: SshExecOptions & SshConnectOptions,
+) => Promise<SshExecResult>;
 
 const DEFAULT_READY_TIMEOUT_MS = 20_000;
 const DEFAULT_EXEC_TIMEOUT_MS = 120_000;
@@ -100,13 +104,20 @@ async function readPrivateKey(path: string): Promise<Buffer> {
     return await readFile(path);
   } catch (error) {
     // Not a connect failure: waiting longer cannot fix it, so waitReady gives up at once.
-    throw new SshError(`cannot read the tunnel's SSH key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
-      hint: 'run innisfree up for this tunnel once, which creates its keys, or restore the file from a backup',
-    });
+    throw new SshError(
+      `cannot read the tunnel's SSH key ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+      {
+        hint: 'run innisfree up for this tunnel once, which creates its keys, or restore the file from a backup',
+      },
+    );
   }
 }
 
-function hostKeyChanged(target: SshTarget, presented: HostPublicKey, pinned: readonly HostPublicKey[]): SshConnectError {
+function hostKeyChanged(
+  target: SshTarget,
+  presented: HostPublicKey,
+  pinned: readonly HostPublicKey[],
+): SshConnectError {
   const pattern = knownHostsPattern(target.host, target.port);
   return new SshConnectError(
     `the edge at ${endpointOf(target.host, target.port)} presented host key ${presented.type} ${fingerprintOf(presented.blob)}, ` +
@@ -129,16 +140,36 @@ function classifyError(target: SshTarget, error: Error & { level?: string; code?
     );
   }
   if (error.level === 'client-timeout' || error.code === 'ETIMEDOUT') {
-    return new SshConnectError(`SSH to ${where} timed out`, 'timeout', `check that ${where} is reachable (TCP) from here`, error);
+    return new SshConnectError(
+      `SSH to ${where} timed out`,
+      'timeout',
+      `check that ${where} is reachable (TCP) from here`,
+      error,
+    );
   }
   if (error.code === 'ECONNREFUSED') {
-    return new SshConnectError(`nothing accepts SSH connections at ${where} (connection refused)`, 'refused', 'the edge may still be booting; check it is running', error);
+    return new SshConnectError(
+      `nothing accepts SSH connections at ${where} (connection refused)`,
+      'refused',
+      'the edge may still be booting; check it is running',
+      error,
+    );
   }
   if (error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH' || error.code === 'EADDRNOTAVAIL') {
-    return new SshConnectError(`${where} is unreachable (${error.code})`, 'unreachable', 'check the edge address and this host\'s network', error);
+    return new SshConnectError(
+      `${where} is unreachable (${error.code})`,
+      'unreachable',
+      "check the edge address and this host's network",
+      error,
+    );
   }
   if (error.code === 'ECONNRESET' || /closed|ended|disconnect/i.test(error.message)) {
-    return new SshConnectError(`the SSH connection to ${where} was closed: ${error.message}`, 'closed', 'the edge may be restarting its SSH server; try again', error);
+    return new SshConnectError(
+      `the SSH connection to ${where} was closed: ${error.message}`,
+      'closed',
+      'the edge may be restarting its SSH server; try again',
+      error,
+    );
   }
   if (error.level === 'handshake' && /host key/i.test(error.message)) {
     return new SshConnectError(
@@ -148,7 +179,12 @@ function classifyError(target: SshTarget, error: Error & { level?: string; code?
       error,
     );
   }
-  return new SshConnectError(`SSH to ${where} failed: ${error.message}`, 'protocol', 'run the command again with --verbose for details', error);
+  return new SshConnectError(
+    `SSH to ${where} failed: ${error.message}`,
+    'protocol',
+    'run the command again with --verbose for details',
+    error,
+  );
 }
 
 /**
@@ -182,9 +218,18 @@ export async function connectSsh(target: SshTarget, options: SshConnectOptions =
     signal?.addEventListener('abort', onAbort, { once: true });
 
     client.on('ready', () => finish(undefined, new Ssh2Connection(client, target, fingerprintOf(presented!.blob))));
-    client.on('error', (error: Error & { level?: string; code?: string }) => finish(verifyFailure ?? classifyError(target, error)));
+    client.on('error', (error: Error & { level?: string; code?: string }) =>
+      finish(verifyFailure ?? classifyError(target, error)),
+    );
     client.on('close', () =>
-      finish(verifyFailure ?? new SshConnectError(`the SSH connection to ${endpointOf(target.host, target.port)} closed before login`, 'closed', 'try again')),
+      finish(
+        verifyFailure ??
+          new SshConnectError(
+            `the SSH connection to ${endpointOf(target.host, target.port)} closed before login`,
+            'closed',
+            'try again',
+          ),
+      ),
     );
     client.connect({
       host: target.host,
@@ -276,28 +321,43 @@ class Ssh2Connection implements SshConnection {
       const timer = setTimeout(
         () =>
           finish(
-            new SshError(`"${shortCommand}" on the edge at ${where} did not finish within ${Math.round(timeoutMs / 1000)} s`, {
-              hint: 'the edge may be overloaded or stuck; check it with innisfree ssh NAME',
-            }),
+            new SshError(
+              `"${shortCommand}" on the edge at ${where} did not finish within ${Math.round(timeoutMs / 1000)} s`,
+              {
+                hint: 'the edge may be overloaded or stuck; check it with innisfree ssh NAME',
+              },
+            ),
           ),
         timeoutMs,
       );
       const onAbort = (): void => finish(abortReason(signal!));
       signal?.addEventListener('abort', onAbort, { once: true });
       const onClientClose = (): void =>
-        finish(new SshError(`the SSH connection to ${where} closed while "${shortCommand}" was running`, { hint: 'check the edge; then try again' }));
+        finish(
+          new SshError(`the SSH connection to ${where} closed while "${shortCommand}" was running`, {
+            hint: 'check the edge; then try again',
+          }),
+        );
       this.client.once('close', onClientClose);
       const collect = (into: Buffer[]) => (chunk: Buffer) => {
         size += chunk.length;
         if (size > MAX_OUTPUT_BYTES) {
-          finish(new SshError(`"${shortCommand}" on the edge printed more than ${MAX_OUTPUT_BYTES} bytes`, { hint: 'this is a bug in innisfree' }));
+          finish(
+            new SshError(`"${shortCommand}" on the edge printed more than ${MAX_OUTPUT_BYTES} bytes`, {
+              hint: 'this is a bug in innisfree',
+            }),
+          );
           return;
         }
         into.push(chunk);
       };
       this.client.exec(command, (error, stream) => {
         if (error) {
-          finish(new SshError(`could not run "${shortCommand}" on the edge at ${where}: ${error.message}`, { hint: 'try again' }));
+          finish(
+            new SshError(`could not run "${shortCommand}" on the edge at ${where}: ${error.message}`, {
+              hint: 'try again',
+            }),
+          );
           return;
         }
         channel = stream;
@@ -407,7 +467,7 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
         throw error;
       } else {
         const code = (error as NodeJS.ErrnoException).code;
-        lastFailure = code === 'ECONNREFUSED' ? 'connection refused' : code ?? (error as Error).message;
+        lastFailure = code === 'ECONNREFUSED' ? 'connection refused' : (code ?? (error as Error).message);
       }
     }
     const left = deadline - clock.now();
@@ -420,7 +480,11 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
       );
     }
     const wait = Math.min(delay, left);
-    emit({ type: 'log', level: 'debug', message: `SSH attempt ${attempt} to ${where} failed (${lastFailure}); retrying in ${(wait / 1000).toFixed(1)} s` });
+    emit({
+      type: 'log',
+      level: 'debug',
+      message: `SSH attempt ${attempt} to ${where} failed (${lastFailure}); retrying in ${(wait / 1000).toFixed(1)} s`,
+    });
     await clock.sleep(wait, signal).catch(() => {
       throw abortReason(signal);
     });
@@ -429,6 +493,10 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
 }
 
 /** The SSH target of a tunnel's edge: root, the tunnel's key and its pinned known_hosts. */
-export function sshTargetFor(paths: Pick<TunnelPaths, 'sshPrivate' | 'knownHosts'>, host: string, port: number): SshTarget {
+export function sshTargetFor(
+  paths: Pick<TunnelPaths, 'sshPrivate' | 'knownHosts'>,
+  host: string,
+  port: number,
+): SshTarget {
   return { host, port, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts };
 }

@@ -83,7 +83,8 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
     if (routing) await policyRoutingUp(deps.exec, routing);
     if (home.forwarding === 'kernel') {
       const mark = home.policyRouting?.fwmark;
-      if (mark === undefined) throw new DataPlaneError('kernel forwarding at home needs a routing mark, and the plan has none');
+      if (mark === undefined)
+        throw new DataPlaneError('kernel forwarding at home needs a routing mark, and the plan has none');
       kernel = await kernelForwardingUp(deps.exec, {
         interface: home.interface,
         address: home.address.replace(/\/\d+$/, ''),
@@ -92,7 +93,11 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
         forwards: home.forwards,
         masquerade: home.masquerade,
       });
-      deps.emit({ type: 'log', level: 'debug', message: `kernel forwarding on ${home.interface} (nftables table ${kernel.table})` });
+      deps.emit({
+        type: 'log',
+        level: 'debug',
+        message: `kernel forwarding on ${home.interface} (nftables table ${kernel.table})`,
+      });
     } else if (home.forwards.length > 0) {
       forwarder = await startForwarder(home.forwards, { ...input.forwarder, emit: deps.emit });
     }
@@ -114,7 +119,11 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
   if (interval > 0) {
     monitor = setInterval(() => {
       link.status().catch((error: unknown) => {
-        rejectFailure(error instanceof DataPlaneError ? error : new DataPlaneError(`WireGuard link ${home.interface} failed: ${String(error)}`));
+        rejectFailure(
+          error instanceof DataPlaneError
+            ? error
+            : new DataPlaneError(`WireGuard link ${home.interface} failed: ${String(error)}`),
+        );
       });
     }, interval);
     monitor.unref();
@@ -130,7 +139,9 @@ export async function startHomeDataPlane(deps: DataPlaneDeps, input: HomeDataPla
     updateForwards: async (next, graceMs) => {
       const unchangeable = linkDifference(current, next);
       if (unchangeable) {
-        throw new DataPlaneError(`the home side cannot change ${unchangeable} while running`, { hint: 'stop up and start it again to apply this change' });
+        throw new DataPlaneError(`the home side cannot change ${unchangeable} while running`, {
+          hint: 'stop up and start it again to apply this change',
+        });
       }
       if (kernel) await kernel.update(next.forwards, next.masquerade);
       else if (forwarder) await forwarder.update(next.forwards, graceMs);
@@ -170,11 +181,14 @@ export function linkDifference(before: HomeConfig, after: HomeConfig): string | 
   if (before.interface !== after.interface) return 'the interface';
   if (before.address !== after.address || before.address6 !== after.address6) return 'the tunnel addresses';
   if (before.mtu !== after.mtu) return 'the MTU';
-  if (!same(before.allowedIps, after.allowedIps) || before.persistentKeepalive !== after.persistentKeepalive) return 'the WireGuard peer';
+  if (!same(before.allowedIps, after.allowedIps) || before.persistentKeepalive !== after.persistentKeepalive)
+    return 'the WireGuard peer';
   if (!same(before.policyRouting, after.policyRouting)) return 'the policy routing';
-  if (before.forwarding !== after.forwarding) return `the forwarding path (${before.forwarding} to ${after.forwarding})`;
+  if (before.forwarding !== after.forwarding)
+    return `the forwarding path (${before.forwarding} to ${after.forwarding})`;
   // No forwarder runs with --destination none: one cannot appear in place (nor go away).
-  if (before.forwarding !== 'kernel' && (before.forwards.length === 0) !== (after.forwards.length === 0)) return 'the destination to or from "none"';
+  if (before.forwarding !== 'kernel' && (before.forwards.length === 0) !== (after.forwards.length === 0))
+    return 'the destination to or from "none"';
   return undefined;
 }
 
@@ -182,7 +196,11 @@ export function linkDifference(before: HomeConfig, after: HomeConfig): string | 
  * Blocks until the signal aborts (orderly stop, resolves) or failure rejects (stop, then rethrow the failure), and
  * always runs stop exactly once. A second signal is the CLI's business: it exits at once.
  */
-export async function runUntilStopped(signal: AbortSignal, failure: Promise<never>, stop: () => Promise<void>): Promise<void> {
+export async function runUntilStopped(
+  signal: AbortSignal,
+  failure: Promise<never>,
+  stop: () => Promise<void>,
+): Promise<void> {
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<void>((resolve) => {
     if (signal.aborted) return resolve();

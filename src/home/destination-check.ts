@@ -6,7 +6,10 @@ import { isIP } from 'node:net';
 export type Lookup = (host: string) => Promise<unknown>;
 
 /** A warning when `destination` is a host name that does not resolve here; undefined when it resolves (or is an address). */
-export async function unresolvedDestination(destination: string, lookup: Lookup = dnsLookup): Promise<string | undefined> {
+export async function unresolvedDestination(
+  destination: string,
+  lookup: Lookup = dnsLookup,
+): Promise<string | undefined> {
   if (destination === 'none' || isIP(destination) !== 0) return undefined;
   try {
     await lookup(destination);

@@ -87,14 +87,20 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
   }
   for (const protocol of protocols) {
     const forwards = spec.forwards.filter((f) => f.protocol === protocol);
-    body.push(`map ${protocol}-dnat { type inet_service : ipv4_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${f.targetHost} . ${f.targetPort}`).join(', ')} } }`);
+    body.push(
+      `map ${protocol}-dnat { type inet_service : ipv4_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${f.targetHost} . ${f.targetPort}`).join(', ')} } }`,
+    );
     for (const what of ['new', 'in', 'out'] as const) {
-      body.push(`map ${protocol}-${what} { type inet_service : counter; elements = { ${forwards.map((f) => `${f.listenPort} : "${counterName(f, what)}"`).join(', ')} } }`);
+      body.push(
+        `map ${protocol}-${what} { type inet_service : counter; elements = { ${forwards.map((f) => `${f.listenPort} : "${counterName(f, what)}"`).join(', ')} } }`,
+      );
     }
   }
   const udpToThisHost = spec.forwards.filter((f) => f.protocol === 'udp' && kinds.get(f.targetHost) !== 'remote');
   if (udpToThisHost.length > 0) {
-    body.push(`set udp-peers { type ipv4_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`);
+    body.push(
+      `set udp-peers { type ipv4_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`,
+    );
   }
   const home6 = spec.address6;
   const toThisHost6 = home6 ? spec.forwards.filter((f) => kinds.get(f.targetHost) !== 'remote') : [];
@@ -102,10 +108,14 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
   const udp6 = toThisHost6.filter((f) => f.protocol === 'udp');
   for (const protocol of protocols6) {
     const forwards = toThisHost6.filter((f) => f.protocol === protocol);
-    body.push(`map ${protocol}-dnat6 { type inet_service : ipv6_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${home6} . ${f.targetPort}`).join(', ')} } }`);
+    body.push(
+      `map ${protocol}-dnat6 { type inet_service : ipv6_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${home6} . ${f.targetPort}`).join(', ')} } }`,
+    );
   }
   if (udp6.length > 0) {
-    body.push(`set udp-peers6 { type ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`);
+    body.push(
+      `set udp-peers6 { type ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`,
+    );
   }
 
   const prerouting = [
@@ -114,38 +124,63 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     `ct direction reply ct mark ${mark} meta mark set ${mark}`,
     ...protocols.map((p) => `${iif} ip daddr ${home} counter name ${p} dport map @${p}-in`),
     ...(udpToThisHost.length > 0
-      ? [`${iif} ip daddr ${home} udp dport { ${ports(udpToThisHost)} } update @udp-peers { ip saddr . udp sport . udp dport }`]
+      ? [
+          `${iif} ip daddr ${home} udp dport { ${ports(udpToThisHost)} } update @udp-peers { ip saddr . udp sport . udp dport }`,
+        ]
       : []),
-    ...protocols6.map((p) => `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-in`),
-    ...(udp6.length > 0 ? [`${iif} ip6 daddr ${home6} udp dport { ${ports(udp6)} } update @udp-peers6 { ip6 saddr . udp sport . udp dport }`] : []),
+    ...protocols6.map(
+      (p) =>
+        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-in`,
+    ),
+    ...(udp6.length > 0
+      ? [
+          `${iif} ip6 daddr ${home6} udp dport { ${ports(udp6)} } update @udp-peers6 { ip6 saddr . udp sport . udp dport }`,
+        ]
+      : []),
   ];
   const dnat = [
     'type nat hook prerouting priority dstnat; policy accept;',
-    ...protocols.map((p) => `${iif} ip daddr ${home} counter name ${p} dport map @${p}-new dnat ip to ${p} dport map @${p}-dnat`),
-    ...protocols6.map((p) => `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-new dnat ip6 to ${p} dport map @${p}-dnat6`),
+    ...protocols.map(
+      (p) => `${iif} ip daddr ${home} counter name ${p} dport map @${p}-new dnat ip to ${p} dport map @${p}-dnat`,
+    ),
+    ...protocols6.map(
+      (p) =>
+        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-new dnat ip6 to ${p} dport map @${p}-dnat6`,
+    ),
   ];
   // Before conntrack (raw): a UDP reply from a service bound to 0.0.0.0 to a peer of the tunnel takes back the
   // address the datagram was delivered to; a route chain, so the kernel routes it again with that source.
   const byTarget = new Map<string, HomeForward[]>();
-  for (const forward of udpToThisHost) byTarget.set(forward.targetHost, [...(byTarget.get(forward.targetHost) ?? []), forward]);
+  for (const forward of udpToThisHost)
+    byTarget.set(forward.targetHost, [...(byTarget.get(forward.targetHost) ?? []), forward]);
   const outputSource = [
     'type route hook output priority raw; policy accept;',
     ...[...byTarget].map(
-      ([target, list]) => `udp sport { ${ports(list)} } ip daddr . udp dport . udp sport @udp-peers ip saddr != ${target} ip saddr set ${target}`,
+      ([target, list]) =>
+        `udp sport { ${ports(list)} } ip daddr . udp dport . udp sport @udp-peers ip saddr != ${target} ip saddr set ${target}`,
     ),
     ...(udp6.length > 0
-      ? [`udp sport { ${ports(udp6.map((f) => ({ ...f, listenPort: f.targetPort })))} } ip6 daddr . udp dport . udp sport @udp-peers6 ip6 saddr != ${home6} ip6 saddr set ${home6}`]
+      ? [
+          `udp sport { ${ports(udp6.map((f) => ({ ...f, listenPort: f.targetPort })))} } ip6 daddr . udp dport . udp sport @udp-peers6 ip6 saddr != ${home6} ip6 saddr set ${home6}`,
+        ]
       : []),
   ];
-  const outputMark = ['type route hook output priority mangle; policy accept;', `ct mark ${mark} meta mark set ${mark}`];
+  const outputMark = [
+    'type route hook output priority mangle; policy accept;',
+    `ct mark ${mark} meta mark set ${mark}`,
+  ];
   // After the reply's source went back to the tunnel address (srcnat undoes the DNAT).
   const count = [
     'type filter hook postrouting priority srcnat + 10; policy accept;',
     ...protocols.map((p) => `oifname "${spec.interface}" ip saddr ${home} counter name ${p} sport map @${p}-out`),
-    ...protocols6.map((p) => `oifname "${spec.interface}" ip6 saddr ${home6} ${p} sport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} sport map @${p}-out`),
+    ...protocols6.map(
+      (p) =>
+        `oifname "${spec.interface}" ip6 saddr ${home6} ${p} sport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} sport map @${p}-out`,
+    ),
   ];
 
-  const chain = (name: string, lines: string[]): string => `chain ${name} {\n${lines.map((l) => `    ${l}`).join('\n')}\n  }`;
+  const chain = (name: string, lines: string[]): string =>
+    `chain ${name} {\n${lines.map((l) => `    ${l}`).join('\n')}\n  }`;
   body.push(chain('prerouting-mark', prerouting), chain('prerouting-dnat', dnat));
   if (byTarget.size > 0 || udp6.length > 0) body.push(chain('output-source', outputSource));
   body.push(chain('output-mark', outputMark), chain('postrouting-count', count));
@@ -157,14 +192,16 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
       ]),
     );
   }
-  return [`table ${table}`, `delete table ${table}`, `table ${table} {`, ...body.map((b) => `  ${b}`), '}', ''].join('\n');
+  return [`table ${table}`, `delete table ${table}`, `table ${table} {`, ...body.map((b) => `  ${b}`), '}', ''].join(
+    '\n',
+  );
 }
 
 /** Consecutive runs as nft ranges: "8080, 27015-27030". */
 function ports(forwards: readonly HomeForward[]): string {
   const sorted = [...new Set(forwards.map((f) => f.listenPort))].sort((a, b) => a - b);
   const runs: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     runs.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
@@ -199,7 +236,11 @@ interface RouteEntry {
 }
 
 /** Loopback, an address of this host, or another host (with the interface that leads there). */
-async function classify(exec: Exec, netns: string | undefined, target: string): Promise<{ kind: DestinationKind; dev?: string }> {
+async function classify(
+  exec: Exec,
+  netns: string | undefined,
+  target: string,
+): Promise<{ kind: DestinationKind; dev?: string }> {
   if (isLoopback(target)) return { kind: 'loopback' };
   const args = [...(netns ? ['-n', netns] : []), '-4', '-j', 'route', 'get', target];
   const result = await exec('ip', args, { timeoutMs: 10_000, reject: false });
@@ -233,7 +274,8 @@ export async function kernelForwardingUp(exec: Exec, initial: KernelForwardingSp
 
   const remove = async (): Promise<void> => {
     await removeKernelForwarding(exec, spec.interface, spec.netns);
-    for (const [key, value] of previous.splice(0).reverse()) await writeSysctl(exec, spec.netns, key, value).catch(() => {});
+    for (const [key, value] of previous.splice(0).reverse())
+      await writeSysctl(exec, spec.netns, key, value).catch(() => {});
   };
 
   await loadKernelRuleset(exec, spec, previous, remove);
@@ -295,15 +337,20 @@ async function loadKernelRuleset(
   /** At startup: undo what was changed when loading fails. A reload keeps the table it had (nft -f is atomic). */
   undo?: () => Promise<void>,
 ): Promise<void> {
-  if (!NAME.test(spec.interface)) throw new DataPlaneError(`kernel forwarding: "${spec.interface}" is not an interface name`);
+  if (!NAME.test(spec.interface))
+    throw new DataPlaneError(`kernel forwarding: "${spec.interface}" is not an interface name`);
   if (isIP(spec.address) !== 4) throw new DataPlaneError(`kernel forwarding: "${spec.address}" is not an IPv4 address`);
-  if (spec.address6 !== undefined && isIP(spec.address6) !== 6) throw new DataPlaneError(`kernel forwarding: "${spec.address6}" is not an IPv6 address`);
+  if (spec.address6 !== undefined && isIP(spec.address6) !== 6)
+    throw new DataPlaneError(`kernel forwarding: "${spec.address6}" is not an IPv6 address`);
   if (spec.forwards.length === 0) throw new DataPlaneError('kernel forwarding: no ports to forward');
   for (const forward of spec.forwards) {
     if (forward.proxyProtocol) {
-      throw new DataPlaneError(`kernel forwarding: port ${forward.listenPort}/tcp needs its PROXY header rewritten, which only the forwarder does`, {
-        hint: 'use --home-forwarding proxy with --proxy-protocol-version 2',
-      });
+      throw new DataPlaneError(
+        `kernel forwarding: port ${forward.listenPort}/tcp needs its PROXY header rewritten, which only the forwarder does`,
+        {
+          hint: 'use --home-forwarding proxy with --proxy-protocol-version 2',
+        },
+      );
     }
     if (isIP(forward.targetHost) !== 4) {
       throw new DataPlaneError(`kernel forwarding: the destination "${forward.targetHost}" is not an IPv4 address`, {
@@ -321,7 +368,10 @@ async function loadKernelRuleset(
   for (const dev of outgoing) {
     // Replies from the destination arrive on that interface and are forwarded into the tunnel.
     if ((await readSysctl(exec, spec.netns, sysctlKey(dev, 'forwarding'))) !== '1') {
-      const remote = [...kinds].filter(([, kind]) => kind === 'remote').map(([target]) => target).join(', ');
+      const remote = [...kinds]
+        .filter(([, kind]) => kind === 'remote')
+        .map(([target]) => target)
+        .join(', ');
       throw new EnvironmentError(`kernel forwarding to ${remote} needs IPv4 forwarding on ${dev}, which is off`, {
         hint: `enable it (sysctl -w ${sysctlKey(dev, 'forwarding')}=1; on NixOS boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = true), or use --home-forwarding proxy`,
       });

@@ -64,20 +64,29 @@ function rulesOf(routing: PolicyRouting): Rule[] {
       family,
       selector: ['from', from],
       priority,
-      matches: (e) => e.priority === priority && e.src === from && (e.srclen === undefined || e.srclen === full) && e.table === table && e.fwmark === undefined,
+      matches: (e) =>
+        e.priority === priority &&
+        e.src === from &&
+        (e.srclen === undefined || e.srclen === full) &&
+        e.table === table &&
+        e.fwmark === undefined,
     };
   };
   const rules = routing.from.map((from) => fromRule(from, routing.priority));
   if (routing.fwmark !== undefined) {
     const mark = routing.fwmark;
     // IPv6 replies of kernel forwarding carry the mark too when the tunnel carries IPv6.
-    const markFamilies: Family[] = ['-4', ...(routing.from.some((from) => familyOf(from) === '-6') ? (['-6'] as const) : [])];
+    const markFamilies: Family[] = [
+      '-4',
+      ...(routing.from.some((from) => familyOf(from) === '-6') ? (['-6'] as const) : []),
+    ];
     for (const family of markFamilies) {
       rules.push({
         family,
         selector: ['fwmark', String(mark)],
         priority: routing.priority,
-        matches: (e) => e.priority === routing.priority && e.fwmark !== undefined && Number(e.fwmark) === mark && e.table === table,
+        matches: (e) =>
+          e.priority === routing.priority && e.fwmark !== undefined && Number(e.fwmark) === mark && e.table === table,
       });
     }
   }
@@ -98,15 +107,35 @@ export async function policyRoutingUp(exec: Exec, target: PolicyRoutingTarget): 
   const { routing } = target;
   try {
     for (const family of families(routing)) {
-      await exec('ip', ipArgs(target.netns, family, ['route', 'replace', 'default', 'dev', target.interface, 'table', String(routing.table)]), {
-        timeoutMs: 10_000,
-      });
+      await exec(
+        'ip',
+        ipArgs(target.netns, family, [
+          'route',
+          'replace',
+          'default',
+          'dev',
+          target.interface,
+          'table',
+          String(routing.table),
+        ]),
+        {
+          timeoutMs: 10_000,
+        },
+      );
     }
     for (const rule of rulesOf(routing)) {
       if ((await listRules(exec, target.netns, rule.family)).some(rule.matches)) continue;
       await exec(
         'ip',
-        ipArgs(target.netns, rule.family, ['rule', 'add', ...rule.selector, 'lookup', String(routing.table), 'priority', String(rule.priority)]),
+        ipArgs(target.netns, rule.family, [
+          'rule',
+          'add',
+          ...rule.selector,
+          'lookup',
+          String(routing.table),
+          'priority',
+          String(rule.priority),
+        ]),
         { timeoutMs: 10_000 },
       );
     }
@@ -127,9 +156,15 @@ export async function policyRoutingDown(exec: Exec, target: PolicyRoutingTarget)
     // whatever selector; duplicates included. Bounded, in case a rule refuses to go.
     const rules = (await listRules(exec, target.netns, family).catch(() => [])).filter((rule) => rule.table === table);
     for (let count = rules.length; count > 0; count--) {
-      await exec('ip', ipArgs(target.netns, family, ['rule', 'del', 'table', table]), { timeoutMs: 10_000, reject: false });
+      await exec('ip', ipArgs(target.netns, family, ['rule', 'del', 'table', table]), {
+        timeoutMs: 10_000,
+        reject: false,
+      });
     }
     // The table is this tunnel's own; flushing one that is already empty is fine.
-    await exec('ip', ipArgs(target.netns, family, ['route', 'flush', 'table', table]), { timeoutMs: 10_000, reject: false });
+    await exec('ip', ipArgs(target.netns, family, ['route', 'flush', 'table', table]), {
+      timeoutMs: 10_000,
+      reject: false,
+    });
   }
 }

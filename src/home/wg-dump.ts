@@ -48,8 +48,18 @@ export function parseWgDump(text: string): WgDump {
   const peers = lines.slice(1).map((line, index) => {
     const lineNumber = index + 2;
     const fields = line.split('\t');
-    if (fields.length !== 8) throw new WgDumpParseError(`line ${lineNumber} has ${fields.length} fields, expected 8 (peer line)`);
-    const [publicKey, , endpoint, allowed, handshake, rx, tx, keepalive] = fields as [string, string, string, string, string, string, string, string];
+    if (fields.length !== 8)
+      throw new WgDumpParseError(`line ${lineNumber} has ${fields.length} fields, expected 8 (peer line)`);
+    const [publicKey, , endpoint, allowed, handshake, rx, tx, keepalive] = fields as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     return {
       publicKey: key(publicKey, lineNumber, 'peer public key'),
       endpoint: endpoint === '(none)' ? null : endpoint,

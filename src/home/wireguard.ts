@@ -97,7 +97,10 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
   let implementation: WireguardImplementation;
   let daemon: Daemon | undefined;
   const wanted = spec.implementation ?? 'auto';
-  if (wanted !== 'wireguard-go' && (await tools.ip(['link', 'add', 'dev', ifname, 'type', 'wireguard'], false)).exitCode === 0) {
+  if (
+    wanted !== 'wireguard-go' &&
+    (await tools.ip(['link', 'add', 'dev', ifname, 'type', 'wireguard'], false)).exitCode === 0
+  ) {
     implementation = 'kernel';
   } else if (wanted === 'kernel') {
     throw new EnvironmentError(`cannot create a kernel WireGuard link ${ifname}`, {
@@ -118,9 +121,12 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
     void watched.exited.then((exit) => {
       if (stopping) return;
       rejectFailure(
-        new DataPlaneError(`wireguard-go for ${ifname} exited unexpectedly (${describeExit(exit)})${lastLines(watched)}`, {
-          hint: 'the tunnel is down; check the log above and start it again',
-        }),
+        new DataPlaneError(
+          `wireguard-go for ${ifname} exited unexpectedly (${describeExit(exit)})${lastLines(watched)}`,
+          {
+            hint: 'the tunnel is down; check the log above and start it again',
+          },
+        ),
       );
     });
   }
@@ -167,9 +173,15 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
     await down().catch(() => {});
     throw error instanceof DataPlaneError || error instanceof EnvironmentError
       ? error
-      : new DataPlaneError(`configuring WireGuard link ${ifname} failed: ${(error as Error).message}`, { cause: error });
+      : new DataPlaneError(`configuring WireGuard link ${ifname} failed: ${(error as Error).message}`, {
+          cause: error,
+        });
   }
-  deps.emit({ type: 'log', level: 'debug', message: `WireGuard link ${ifname} is up (${implementation}${spec.netns ? ` in ${spec.netns}` : ''})` });
+  deps.emit({
+    type: 'log',
+    level: 'debug',
+    message: `WireGuard link ${ifname} is up (${implementation}${spec.netns ? ` in ${spec.netns}` : ''})`,
+  });
 
   return {
     interface: ifname,
@@ -181,9 +193,12 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
       const result = await tools.wg(['show', ifname, 'dump'], false);
       if (result.exitCode !== 0) {
         // Only stderr: stdout of a dump carries the private key.
-        throw new DataPlaneError(`reading WireGuard link ${ifname} failed: ${result.stderr.trim() || `wg exited with ${result.exitCode}`}`, {
-          hint: 'the link may have been removed; restart the tunnel',
-        });
+        throw new DataPlaneError(
+          `reading WireGuard link ${ifname} failed: ${result.stderr.trim() || `wg exited with ${result.exitCode}`}`,
+          {
+            hint: 'the link may have been removed; restart the tunnel',
+          },
+        );
       }
       const dump = parseWgDump(result.stdout);
       const peer: WgPeerInfo | undefined = dump.peers.find((p) => p.publicKey === spec.peer.publicKey) ?? dump.peers[0];
@@ -205,7 +220,9 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
       // Removing the peer drops its session: set again, it starts a handshake at once (its first keepalive) instead
       // of sending on keys a restarted edge no longer has until the next rekey, up to two minutes later.
       await tools.wg(['set', ifname, 'peer', spec.peer.publicKey, 'remove'], false);
-      await tools.wg(peerArgs({ ...spec, peer: { ...spec.peer, ...(currentEndpoint ? { endpoint: currentEndpoint } : {}) } }));
+      await tools.wg(
+        peerArgs({ ...spec, peer: { ...spec.peer, ...(currentEndpoint ? { endpoint: currentEndpoint } : {}) } }),
+      );
       await tools.ip(['link', 'set', 'dev', ifname, 'up']);
     },
   };
@@ -224,11 +241,15 @@ async function linkPresent(tools: LinkTools, ifname: string, netns: string | und
 
 function validateSpec(spec: WireguardLinkSpec): void {
   if (!INTERFACE_NAME.test(spec.interface)) {
-    throw new DataPlaneError(`"${spec.interface}" is not a valid interface name`, { hint: 'use at most 15 characters of a-z, 0-9, "-", "_", "."' });
+    throw new DataPlaneError(`"${spec.interface}" is not a valid interface name`, {
+      hint: 'use at most 15 characters of a-z, 0-9, "-", "_", "."',
+    });
   }
-  if (!WG_KEY.test(spec.peer.publicKey)) throw new DataPlaneError('the peer public key is not a WireGuard key (44 characters of base64)');
+  if (!WG_KEY.test(spec.peer.publicKey))
+    throw new DataPlaneError('the peer public key is not a WireGuard key (44 characters of base64)');
   if (spec.peer.endpoint !== undefined) validateEndpoint(spec.peer.endpoint);
-  if (!Number.isInteger(spec.mtu) || spec.mtu < 1280 || spec.mtu > 9000) throw new DataPlaneError(`MTU ${spec.mtu} is outside 1280-9000`);
+  if (!Number.isInteger(spec.mtu) || spec.mtu < 1280 || spec.mtu > 9000)
+    throw new DataPlaneError(`MTU ${spec.mtu} is outside 1280-9000`);
   for (const value of [...spec.addresses, ...spec.peer.allowedIps]) {
     if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(value)) throw new DataPlaneError(`"${value}" is not an address with prefix`);
   }
@@ -292,16 +313,21 @@ async function startWireguardGo(deps: WireguardDeps, ifname: string, netns: stri
     if (daemon.done) {
       const exit = await daemon.exited;
       const missing = daemon.tail().some((line) => /command not found|ENOENT/.test(line));
-      throw new EnvironmentError(`wireguard-go could not create ${ifname} (${describeExit(exit)})${lastLines(daemon)}`, {
-        hint: missing
-          ? 'install wireguard-go (or load the wireguard kernel module) and wireguard-tools'
-          : 'innisfree needs root (CAP_NET_ADMIN) and /dev/net/tun',
-      });
+      throw new EnvironmentError(
+        `wireguard-go could not create ${ifname} (${describeExit(exit)})${lastLines(daemon)}`,
+        {
+          hint: missing
+            ? 'install wireguard-go (or load the wireguard kernel module) and wireguard-tools'
+            : 'innisfree needs root (CAP_NET_ADMIN) and /dev/net/tun',
+        },
+      );
     }
     if (existsSync(socket) && (await socketAnswers(socket))) return daemon;
     if (Date.now() > deadline) {
       await daemon.stop('SIGTERM', STOP_TIMEOUT_MS);
-      throw new DataPlaneError(`wireguard-go did not open its control socket for ${ifname} within ${READY_TIMEOUT_MS / 1000} s${lastLines(daemon)}`);
+      throw new DataPlaneError(
+        `wireguard-go did not open its control socket for ${ifname} within ${READY_TIMEOUT_MS / 1000} s${lastLines(daemon)}`,
+      );
     }
     await delay(20);
   }

@@ -14,4 +14,3 @@ export function backoffDelay(attempt: number, options: BackoffOptions): number {
   const random = options.random ?? Math.random;
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
-

@@ -55,7 +55,9 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
   const exited = new Promise<DaemonExit>((resolve) => {
     child.once('error', (error) => {
       done = true;
-      lines.push(`${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`);
+      lines.push(
+        `${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`,
+      );
       resolve({ code: null, signal: null });
     });
     child.once('close', (code, signal) => {
@@ -89,7 +91,10 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
   };
 };
 
-function splitLines(onLine: (line: string) => void): { stdout: (data: Buffer) => void; stderr: (data: Buffer) => void } {
+function splitLines(onLine: (line: string) => void): {
+  stdout: (data: Buffer) => void;
+  stderr: (data: Buffer) => void;
+} {
   const make = (): ((data: Buffer) => void) => {
     let pending = '';
     return (data) => {

@@ -8,7 +8,11 @@ export type FsAction = 'read' | 'write' | 'create' | 'list';
 
 /** Whether `error` came from a filesystem call (it has an errno code such as ENOTDIR). */
 export function isFsError(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && !(error instanceof InnisfreeError) && typeof (error as NodeJS.ErrnoException).code === 'string';
+  return (
+    error instanceof Error &&
+    !(error instanceof InnisfreeError) &&
+    typeof (error as NodeJS.ErrnoException).code === 'string'
+  );
 }
 
 /** `path` or the first ancestor of it that exists but is not a directory (why ENOTDIR happened), if any. */
@@ -60,9 +64,11 @@ export function fsReason(error: NodeJS.ErrnoException, path: string): string {
 export function fsFailure(error: unknown, path: string, action: FsAction, hint?: string): unknown {
   if (!isFsError(error)) return error;
   const reason = fsReason(error, path);
-  const culprit = error.code === 'ENOTDIR' ? nonDirectoryAncestor(path) ?? path : path;
+  const culprit = error.code === 'ENOTDIR' ? (nonDirectoryAncestor(path) ?? path) : path;
   return new EnvironmentError(`cannot ${action} ${path}: ${reason}`, {
-    hint: hint ?? `fix or move ${culprit} (innisfree keeps its state under INNISFREE_STATE_DIR or $XDG_STATE_HOME/innisfree)`,
+    hint:
+      hint ??
+      `fix or move ${culprit} (innisfree keeps its state under INNISFREE_STATE_DIR or $XDG_STATE_HOME/innisfree)`,
     cause: error,
   });
 }

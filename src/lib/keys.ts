@@ -89,4 +89,3 @@ function uint32(value: number): Buffer {
 function sshString(bytes: Buffer): Buffer {
   return Buffer.concat([uint32(bytes.length), bytes]);
 }
-

@@ -9,7 +9,10 @@ function findPackageRoot(start: string): string {
   let dir = start;
   for (;;) {
     const candidate = join(dir, 'package.json');
-    if (existsSync(candidate) && (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'innisfree') {
+    if (
+      existsSync(candidate) &&
+      (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'innisfree'
+    ) {
       return dir;
     }
     const parent = dirname(dir);

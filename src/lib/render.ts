@@ -22,7 +22,12 @@ export interface RendererOptions {
 }
 
 /** Progress goes to `stream` (stderr); the ready event, the result a user waits for, goes to `out` (stdout). */
-export function createRenderer(mode: RenderMode, stream: NodeJS.WritableStream, out: NodeJS.WritableStream, options: RendererOptions = {}): Renderer {
+export function createRenderer(
+  mode: RenderMode,
+  stream: NodeJS.WritableStream,
+  out: NodeJS.WritableStream,
+  options: RendererOptions = {},
+): Renderer {
   const verbose = options.verbose ?? false;
   if (mode === 'json') {
     const sink = options.jsonEvents === 'stdout' ? out : stream;
@@ -120,12 +125,17 @@ export function healthLine(event: HealthEvent): string {
 
 /** One line per reload: what changed, or why the old configuration still serves. */
 export function reloadLine(event: ReloadEvent): string {
-  if (event.status === 'reload-failed') return `warning: reload of tunnel ${event.tunnel} failed: ${event.detail ?? 'unknown reason'}; the previous configuration keeps serving`;
+  if (event.status === 'reload-failed')
+    return `warning: reload of tunnel ${event.tunnel} failed: ${event.detail ?? 'unknown reason'}; the previous configuration keeps serving`;
   const changes = [...event.added.map((p) => `+${p}`), ...event.removed.map((p) => `-${p}`)];
   return `tunnel ${event.tunnel} reloaded (config ${event.configHash.slice(0, 12)}${changes.length ? `, ports ${changes.join(' ')}` : ''}${event.detail ? `, ${event.detail}` : ''})`;
 }
 
-function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent | HealthEvent | ReloadEvent, verbose: boolean): void {
+function writePlain(
+  stream: NodeJS.WritableStream,
+  event: StepEvent | LogEvent | HealthEvent | ReloadEvent,
+  verbose: boolean,
+): void {
   if (event.type === 'reload') {
     stream.write(`${reloadLine(event)}\n`);
     return;
@@ -135,7 +145,9 @@ function writePlain(stream: NodeJS.WritableStream, event: StepEvent | LogEvent |
     return;
   }
   if (event.type === 'step') {
-    const word = { start: '...', progress: 'still running', done: 'done', skipped: 'skipped', failed: 'failed' }[event.status];
+    const word = { start: '...', progress: 'still running', done: 'done', skipped: 'skipped', failed: 'failed' }[
+      event.status
+    ];
     stream.write(`${event.title}: ${word}${event.detail ? ` (${event.detail})` : ''}\n`);
     return;
   }

@@ -27,15 +27,36 @@ interface Tool {
 }
 
 const HOME_TOOLS: Tool[] = [
-  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', install: 'Debian package wireguard-tools / Nix package wireguard-tools' },
-  { name: 'ip', binaries: ['ip'], why: 'sets up the tunnel interface and routes', install: 'Debian package iproute2 / Nix package iproute2' },
-  { name: 'ssh', binaries: ['ssh'], why: 'deploy-rs and nixos-anywhere reach the edge with it', install: 'Debian package openssh-client / Nix package openssh' },
-  { name: 'nix', binaries: ['nix'], why: 'builds the edge configuration', install: 'Debian package nix-bin / Nix package nix' },
+  {
+    name: 'wg',
+    binaries: ['wg'],
+    why: 'configures WireGuard',
+    install: 'Debian package wireguard-tools / Nix package wireguard-tools',
+  },
+  {
+    name: 'ip',
+    binaries: ['ip'],
+    why: 'sets up the tunnel interface and routes',
+    install: 'Debian package iproute2 / Nix package iproute2',
+  },
+  {
+    name: 'ssh',
+    binaries: ['ssh'],
+    why: 'deploy-rs and nixos-anywhere reach the edge with it',
+    install: 'Debian package openssh-client / Nix package openssh',
+  },
+  {
+    name: 'nix',
+    binaries: ['nix'],
+    why: 'builds the edge configuration',
+    install: 'Debian package nix-bin / Nix package nix',
+  },
   {
     name: 'deploy',
     binaries: ['deploy'],
     why: 'deploy-rs applies edge changes with rollback',
-    install: 'Nix package deploy-rs (nix profile install nixpkgs#deploy-rs; Debian has no package), or run innisfree with nix run',
+    install:
+      'Nix package deploy-rs (nix profile install nixpkgs#deploy-rs; Debian has no package), or run innisfree with nix run',
   },
 ];
 
@@ -47,13 +68,48 @@ const NIXOS_ANYWHERE: Tool = {
 };
 
 const LOCAL_TOOLS: Tool[] = [
-  { name: 'nginx', binaries: ['nginx'], why: 'forwards public ports on the local edge', install: 'Debian package nginx / Nix package nginx' },
-  { name: 'sshd', binaries: ['sshd'], why: 'the local edge answers SSH like a droplet', install: 'Debian package openssh-server / Nix package openssh' },
-  { name: 'wireguard-go', binaries: ['wireguard-go'], why: 'userspace WireGuard for the namespaces', install: 'Debian package wireguard-go / Nix package wireguard-go' },
-  { name: 'wg', binaries: ['wg'], why: 'configures WireGuard', install: 'Debian package wireguard-tools / Nix package wireguard-tools' },
-  { name: 'ip', binaries: ['ip'], why: 'creates the namespaces and links', install: 'Debian package iproute2 / Nix package iproute2' },
-  { name: 'nft', binaries: ['nft'], why: 'the local edge firewall and DNAT forwarding', install: 'Debian package nftables / Nix package nftables' },
-  { name: 'nix-instantiate', binaries: ['nix-instantiate'], why: 'renders the edge config with the same Nix code as a droplet', install: 'Debian package nix-bin / Nix package nix' },
+  {
+    name: 'nginx',
+    binaries: ['nginx'],
+    why: 'forwards public ports on the local edge',
+    install: 'Debian package nginx / Nix package nginx',
+  },
+  {
+    name: 'sshd',
+    binaries: ['sshd'],
+    why: 'the local edge answers SSH like a droplet',
+    install: 'Debian package openssh-server / Nix package openssh',
+  },
+  {
+    name: 'wireguard-go',
+    binaries: ['wireguard-go'],
+    why: 'userspace WireGuard for the namespaces',
+    install: 'Debian package wireguard-go / Nix package wireguard-go',
+  },
+  {
+    name: 'wg',
+    binaries: ['wg'],
+    why: 'configures WireGuard',
+    install: 'Debian package wireguard-tools / Nix package wireguard-tools',
+  },
+  {
+    name: 'ip',
+    binaries: ['ip'],
+    why: 'creates the namespaces and links',
+    install: 'Debian package iproute2 / Nix package iproute2',
+  },
+  {
+    name: 'nft',
+    binaries: ['nft'],
+    why: 'the local edge firewall and DNAT forwarding',
+    install: 'Debian package nftables / Nix package nftables',
+  },
+  {
+    name: 'nix-instantiate',
+    binaries: ['nix-instantiate'],
+    why: 'renders the edge config with the same Nix code as a droplet',
+    install: 'Debian package nix-bin / Nix package nix',
+  },
 ];
 
 async function toolCheck(tool: Tool, env: Env): Promise<Check> {
@@ -70,13 +126,16 @@ async function toolCheck(tool: Tool, env: Env): Promise<Check> {
 }
 
 async function wireguardCheck(env: Env): Promise<Check> {
-  if (existsSync('/sys/module/wireguard')) return { name: 'WireGuard', status: 'ok', detail: 'kernel module loaded', kind: 'environment' };
+  if (existsSync('/sys/module/wireguard'))
+    return { name: 'WireGuard', status: 'ok', detail: 'kernel module loaded', kind: 'environment' };
   const userspace = await findExecutable('wireguard-go', env);
-  if (userspace) return { name: 'WireGuard', status: 'ok', detail: `no kernel module; userspace ${userspace}`, kind: 'environment' };
+  if (userspace)
+    return { name: 'WireGuard', status: 'ok', detail: `no kernel module; userspace ${userspace}`, kind: 'environment' };
   return {
     name: 'WireGuard',
     status: 'fail',
-    detail: 'neither the kernel module nor wireguard-go; install Debian package wireguard-go / Nix package wireguard-go (or load the wireguard module)',
+    detail:
+      'neither the kernel module nor wireguard-go; install Debian package wireguard-go / Nix package wireguard-go (or load the wireguard module)',
     kind: 'environment',
   };
 }
@@ -98,7 +157,7 @@ function privilegeCheck(what: string, rootOnly: boolean): Check {
 
 async function nginxStreamCheck(ctx: Pick<Context, 'exec' | 'env'>): Promise<Check> {
   const nginx = await findExecutable('nginx', ctx.env);
-  if (!nginx) return (await toolCheck(LOCAL_TOOLS[0]!, ctx.env));
+  if (!nginx) return await toolCheck(LOCAL_TOOLS[0]!, ctx.env);
   if (existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) {
     return { name: 'nginx stream', status: 'ok', detail: 'dynamic module ngx_stream_module.so', kind: 'environment' };
   }
@@ -117,7 +176,8 @@ async function nginxStreamCheck(ctx: Pick<Context, 'exec' | 'env'>): Promise<Che
 /** A home host that reaches a cloud edge: WireGuard, ip, ssh, nix, deploy-rs (and nixos-anywhere to install one). */
 export async function cloudHomeRequirements(env: Env, options: { nixosAnywhere: boolean }): Promise<Check[]> {
   const checks: Check[] = [];
-  for (const tool of options.nixosAnywhere ? [...HOME_TOOLS, NIXOS_ANYWHERE] : HOME_TOOLS) checks.push(await toolCheck(tool, env));
+  for (const tool of options.nixosAnywhere ? [...HOME_TOOLS, NIXOS_ANYWHERE] : HOME_TOOLS)
+    checks.push(await toolCheck(tool, env));
   checks.push(await wireguardCheck(env));
   checks.push(privilegeCheck('the tunnel interface needs CAP_NET_ADMIN', false));
   return checks;

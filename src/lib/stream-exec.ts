@@ -17,7 +17,11 @@ export interface StreamExecResult {
   exitCode: number;
 }
 
-export type StreamExec = (file: string, args: readonly string[], options?: StreamExecOptions) => Promise<StreamExecResult>;
+export type StreamExec = (
+  file: string,
+  args: readonly string[],
+  options?: StreamExecOptions,
+) => Promise<StreamExecResult>;
 
 /** Rejects with an ENOENT error when the program does not exist; never rejects for a non-zero exit. */
 export const systemStreamExec: StreamExec = (file, args, options = {}) =>
@@ -41,6 +45,6 @@ export const systemStreamExec: StreamExec = (file, args, options = {}) =>
       options.signal?.removeEventListener('abort', onAbort);
       out.flush();
       err.flush();
-      resolve({ exitCode: code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0) });
+      resolve({ exitCode: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0) });
     });
   });

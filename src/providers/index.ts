@@ -37,7 +37,8 @@ export interface ProviderKit {
   accountChecks?(ctx: ProviderContext, flags: Record<string, unknown>): Promise<Check[]>;
 }
 
-const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> => new DeployRsDeployer({ exec: systemStreamExec, env: ctx.env, ssh: runSsh });
+const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> =>
+  new DeployRsDeployer({ exec: systemStreamExec, env: ctx.env, ssh: runSsh });
 
 const digitalocean: ProviderKit = {
   name: 'digitalocean',
@@ -85,11 +86,21 @@ function checkTokenFile(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
     return;
   }
   if (!stat.isFile()) {
-    const kind = stat.isDirectory() ? 'a directory' : stat.isFIFO() ? 'a FIFO' : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : 'not a regular file';
-    throw new UsageError(`token file ${tokenFile} is ${kind}, not a regular file`, { hint: 'point --token-file (or tokenFile) at a file holding the API token' });
+    const kind = stat.isDirectory()
+      ? 'a directory'
+      : stat.isFIFO()
+        ? 'a FIFO'
+        : stat.isCharacterDevice() || stat.isBlockDevice()
+          ? 'a device'
+          : 'not a regular file';
+    throw new UsageError(`token file ${tokenFile} is ${kind}, not a regular file`, {
+      hint: 'point --token-file (or tokenFile) at a file holding the API token',
+    });
   }
   if (stat.size > MAX_TOKEN_FILE_BYTES) {
-    throw new UsageError(`token file ${tokenFile} is ${stat.size} bytes, too large for an API token`, { hint: 'point --token-file (or tokenFile) at a file holding only the API token' });
+    throw new UsageError(`token file ${tokenFile} is ${stat.size} bytes, too large for an API token`, {
+      hint: 'point --token-file (or tokenFile) at a file holding only the API token',
+    });
   }
   if ((stat.mode & 0o007) === 0) return;
   const octal = (stat.mode & 0o777).toString(8).padStart(4, '0');
@@ -119,6 +130,10 @@ export function providerKit(name: string): ProviderKit {
 }
 
 /** The provider port alone, for commands that only find and destroy edges (list, down, clean). */
-export async function createProvider(name: string, ctx: ProviderContext, options: ProviderOptions = {}): Promise<Provider> {
+export async function createProvider(
+  name: string,
+  ctx: ProviderContext,
+  options: ProviderOptions = {},
+): Promise<Provider> {
   return providerKit(name).provider(ctx, options);
 }

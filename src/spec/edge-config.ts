@@ -14,21 +14,31 @@ export const WireguardKey = z
 
 export const SshPublicKey = z
   .string()
-  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/, {
-    message: 'must be one OpenSSH public key line, e.g. "ssh-ed25519 AAAA… comment"',
-  });
+  .regex(
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/,
+    {
+      message: 'must be one OpenSSH public key line, e.g. "ssh-ed25519 AAAA… comment"',
+    },
+  );
 
 export const Ipv4Interface = z
   .string()
-  .refine((v) => /^[\d.]+\/\d{1,2}$/.test(v) && Ipv4.safeParse(v.split('/')[0]).success && Number(v.split('/')[1]) <= 32, {
-    message: 'must be an IPv4 address with prefix length, e.g. 10.50.0.1/30',
-  });
+  .refine(
+    (v) => /^[\d.]+\/\d{1,2}$/.test(v) && Ipv4.safeParse(v.split('/')[0]).success && Number(v.split('/')[1]) <= 32,
+    {
+      message: 'must be an IPv4 address with prefix length, e.g. 10.50.0.1/30',
+    },
+  );
 
 export const Ipv6Interface = z
   .string()
-  .refine((v) => /^[0-9a-fA-F:]+\/\d{1,3}$/.test(v) && Ipv6.safeParse(v.split('/')[0]).success && Number(v.split('/')[1]) <= 128, {
-    message: 'must be an IPv6 address with prefix length, e.g. fd49:6e6e:6973:1::1/64',
-  });
+  .refine(
+    (v) =>
+      /^[0-9a-fA-F:]+\/\d{1,3}$/.test(v) && Ipv6.safeParse(v.split('/')[0]).success && Number(v.split('/')[1]) <= 128,
+    {
+      message: 'must be an IPv6 address with prefix length, e.g. fd49:6e6e:6973:1::1/64',
+    },
+  );
 
 export const EdgePort = z
   .object({

@@ -24,7 +24,11 @@ export async function readJsonFile(path: string, label: string, fixHint?: string
   } catch (error) {
     if (!(error instanceof InputFileError)) throw error;
     throw new UsageError(`${label === path ? path : `${label} ${path}`}: ${error.reason}`, {
-      hint: fixHint ?? (error.problem === 'unreadable' ? `make ${path} readable, or give another tunnel file` : 'give the path of a tunnel JSON file (a regular file)'),
+      hint:
+        fixHint ??
+        (error.problem === 'unreadable'
+          ? `make ${path} readable, or give another tunnel file`
+          : 'give the path of a tunnel JSON file (a regular file)'),
     });
   }
   if (text === undefined) return undefined;
@@ -38,7 +42,11 @@ export async function readJsonFile(path: string, label: string, fixHint?: string
 /** The config.json defaults layer, if the file exists. */
 export async function loadDefaults(env: Env): Promise<{ layer: Layer | undefined; data: unknown }> {
   const path = configFile(env);
-  const data = await readJsonFile(path, path, `${path} holds the defaults for every tunnel: make it a readable JSON file, or remove it`);
+  const data = await readJsonFile(
+    path,
+    path,
+    `${path} holds the defaults for every tunnel: make it a readable JSON file, or remove it`,
+  );
   return { layer: data === undefined ? undefined : { ...fileLayer(path, data), defaults: true }, data };
 }
 
@@ -55,7 +63,8 @@ export async function loadTunnelSpec(flags: Record<string, unknown>, env: Env): 
   let fileData: unknown;
   if (file !== undefined) {
     fileData = await readJsonFile(file, fileFlag);
-    if (fileData === undefined) throw new UsageError(`${fileFlag}: ${file} does not exist`, { hint: 'give the path of a tunnel JSON file' });
+    if (fileData === undefined)
+      throw new UsageError(`${fileFlag}: ${file} does not exist`, { hint: 'give the path of a tunnel JSON file' });
     layers.push(fileLayer(basename(file), fileData));
   }
   const defaults = await loadDefaults(env);
@@ -78,13 +87,17 @@ export async function tokenFileFrom(flags: Record<string, unknown>, env: Env): P
 function pickTokenFile(flags: Record<string, unknown>, env: Env, ...files: unknown[]): string | undefined {
   if (flags.tokenFile !== undefined) {
     if (typeof flags.tokenFile !== 'string' || flags.tokenFile.trim() === '') {
-      throw new UsageError('--token-file: needs the path of a file holding the API token', { hint: 'write --token-file PATH, or leave it out' });
+      throw new UsageError('--token-file: needs the path of a file holding the API token', {
+        hint: 'write --token-file PATH, or leave it out',
+      });
     }
     return flags.tokenFile;
   }
   if (env.INNISFREE_TOKEN_FILE !== undefined) {
     if (env.INNISFREE_TOKEN_FILE.trim() === '') {
-      throw new UsageError('INNISFREE_TOKEN_FILE is set but empty', { hint: 'give it the path of the token file, or unset it (unset INNISFREE_TOKEN_FILE)' });
+      throw new UsageError('INNISFREE_TOKEN_FILE is set but empty', {
+        hint: 'give it the path of the token file, or unset it (unset INNISFREE_TOKEN_FILE)',
+      });
     }
     return env.INNISFREE_TOKEN_FILE;
   }

@@ -43,7 +43,8 @@ export const MAX_PUBLIC_PORTS = 4096;
 
 const TOKEN = /^(\d{1,5})(?:-(\d{1,5}))?(?::(\d{1,5})(?:-(\d{1,5}))?)?(?:\/([A-Za-z]+))?$/;
 
-const SYNTAX_HINT = 'write PUBLIC[:LOCAL][/tcp|udp][@HOST], e.g. 443/tcp, 80:8080/tcp, 27015-27030/udp, 443/tcp@192.168.1.20';
+const SYNTAX_HINT =
+  'write PUBLIC[:LOCAL][/tcp|udp][@HOST], e.g. 443/tcp, 80:8080/tcp, 27015-27030/udp, 443/tcp@192.168.1.20';
 
 /**
  * A per-port destination as written after "@": an IPv4 address, an IPv6 address (bare or in brackets) or a host
@@ -52,12 +53,17 @@ const SYNTAX_HINT = 'write PUBLIC[:LOCAL][/tcp|udp][@HOST], e.g. 443/tcp, 80:808
 export function parsePortDestination(text: string, where: string): string {
   const value = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   if (value === '') {
-    throw new UsageError(`ports: "${where}" has an empty destination after "@"`, { hint: 'write the destination host after "@", e.g. 443/tcp@192.168.1.20, or drop the "@"' });
+    throw new UsageError(`ports: "${where}" has an empty destination after "@"`, {
+      hint: 'write the destination host after "@", e.g. 443/tcp@192.168.1.20, or drop the "@"',
+    });
   }
   if (isMistypedIpv4(value)) {
-    throw new UsageError(`ports: "${where}" names the destination "${value}", which is no IPv4 address (each of the four numbers is 0-255)`, {
-      hint: 'fix the address, e.g. 443/tcp@192.168.1.20',
-    });
+    throw new UsageError(
+      `ports: "${where}" names the destination "${value}", which is no IPv4 address (each of the four numbers is 0-255)`,
+      {
+        hint: 'fix the address, e.g. 443/tcp@192.168.1.20',
+      },
+    );
   }
   if (value === 'none' || !(isIP(value) !== 0 || isHostname(value))) {
     throw new UsageError(`ports: "${where}" names the destination "${value}", which is no address or host name`, {
@@ -69,7 +75,8 @@ export function parsePortDestination(text: string, where: string): string {
 
 export function parsePortToken(raw: string): PortRange {
   const written = raw.trim();
-  if (written === '') throw new UsageError('ports: empty port mapping', { hint: `${SYNTAX_HINT}; remove the stray comma` });
+  if (written === '')
+    throw new UsageError('ports: empty port mapping', { hint: `${SYNTAX_HINT}; remove the stray comma` });
   const at = written.indexOf('@');
   const token = at === -1 ? written : written.slice(0, at);
   const destination = at === -1 ? undefined : parsePortDestination(written.slice(at + 1), written);
@@ -138,7 +145,9 @@ function portNumber(text: string, token: string): number {
  */
 export function validatePortSet(ranges: readonly PortRange[], reserved: ReservedPorts): void {
   if (ranges.length === 0) {
-    throw new UsageError('ports: no port mappings given', { hint: `pass --ports, e.g. --ports 443/tcp; ${SYNTAX_HINT}` });
+    throw new UsageError('ports: no port mappings given', {
+      hint: `pass --ports, e.g. --ports 443/tcp; ${SYNTAX_HINT}`,
+    });
   }
   const byProtocol = new Map<Protocol, PortRange[]>();
   for (const range of ranges) {
@@ -152,9 +161,10 @@ export function validatePortSet(ranges: readonly PortRange[], reserved: Reserved
       const previous = sorted[i - 1]!;
       const current = sorted[i]!;
       if (current.publicStart <= previous.publicEnd) {
-        const what = previous.publicStart === current.publicStart && previous.publicEnd === current.publicEnd
-          ? `public ${protocol} port ${describePublic(current)} is given twice`
-          : `public ${protocol} ports overlap`;
+        const what =
+          previous.publicStart === current.publicStart && previous.publicEnd === current.publicEnd
+            ? `public ${protocol} port ${describePublic(current)} is given twice`
+            : `public ${protocol} ports overlap`;
         throw new UsageError(`ports: "${previous.source}" and "${current.source}": ${what}`, {
           hint: 'each public port of a protocol can forward to one place only; remove one of them',
         });
@@ -202,7 +212,9 @@ export function checkPortDestinations(ranges: readonly PortRange[], tunnelDestin
       } else if (earlier.destination !== destination) {
         throw new UsageError(
           `${name}: "${earlier.range.source}" and "${range.source}" both arrive at local port ${key} but name different destinations (${earlier.destination}, ${destination})`,
-          { hint: 'home forwards each local port to one host: give one of them another local port (PUBLIC:LOCAL), or the same destination' },
+          {
+            hint: 'home forwards each local port to one host: give one of them another local port (PUBLIC:LOCAL), or the same destination',
+          },
         );
       }
     }
@@ -211,8 +223,15 @@ export function checkPortDestinations(ranges: readonly PortRange[], tunnelDestin
 
 /** Marks the mappings whose public TCP ports are listed (or all TCP mappings for "all") as using PROXY protocol. */
 /** `name` is how messages name the selection's source: "--proxy-protocol", "INNISFREE_PROXY_PROTOCOL", "web.json: proxyProtocol". */
-export function applyProxyProtocol(ranges: readonly PortRange[], selection: readonly string[], name = '--proxy-protocol'): PortRange[] {
-  const tokens = selection.flatMap((value) => value.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+export function applyProxyProtocol(
+  ranges: readonly PortRange[],
+  selection: readonly string[],
+  name = '--proxy-protocol',
+): PortRange[] {
+  const tokens = selection
+    .flatMap((value) => value.split(','))
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
   if (tokens.length === 0) return [...ranges];
   if (tokens.some((t) => t.toLowerCase() === 'all')) {
     return ranges.map((r) => (r.protocol === 'tcp' ? { ...r, proxyProtocol: true } : r));
@@ -227,7 +246,11 @@ export function applyProxyProtocol(ranges: readonly PortRange[], selection: read
         hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
       });
     }
-    if (range.localStart !== range.publicStart || range.localEnd !== range.publicEnd || range.destination !== undefined) {
+    if (
+      range.localStart !== range.publicStart ||
+      range.localEnd !== range.publicEnd ||
+      range.destination !== undefined
+    ) {
       throw new UsageError(`${name}: "${token}" must name public ports only`, {
         hint: 'list public TCP ports, e.g. --proxy-protocol 443,8443, or "all"',
       });
@@ -249,12 +272,21 @@ export function applyProxyProtocol(ranges: readonly PortRange[], selection: read
     // Split a range where only part of it asks for PROXY protocol, so the flag stays per port.
     let cursor = range.publicStart;
     const marks = wanted
-      .filter((w) => w.protocol === range.protocol && w.publicStart <= range.publicEnd && w.publicEnd >= range.publicStart)
+      .filter(
+        (w) => w.protocol === range.protocol && w.publicStart <= range.publicEnd && w.publicEnd >= range.publicStart,
+      )
       .sort((a, b) => a.publicStart - b.publicStart);
     const push = (from: number, to: number, proxyProtocol: boolean): void => {
       if (to < from) return;
       const offset = range.localStart - range.publicStart;
-      result.push({ ...range, publicStart: from, publicEnd: to, localStart: from + offset, localEnd: to + offset, proxyProtocol: proxyProtocol || range.proxyProtocol });
+      result.push({
+        ...range,
+        publicStart: from,
+        publicEnd: to,
+        localStart: from + offset,
+        localEnd: to + offset,
+        proxyProtocol: proxyProtocol || range.proxyProtocol,
+      });
     };
     for (const mark of marks) {
       push(cursor, mark.publicStart - 1, false);

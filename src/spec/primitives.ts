@@ -17,7 +17,8 @@ export const Port = z.number().int().min(1).max(65535);
 export const Ipv4 = z.string().refine((v) => isIP(v) === 4, { message: 'must be an IPv4 address' });
 export const Ipv6 = z.string().refine((v) => isIP(v) === 6, { message: 'must be an IPv6 address' });
 
-const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
 
 export function isHostname(value: string): boolean {
   return HOSTNAME.test(value);

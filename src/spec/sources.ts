@@ -96,7 +96,9 @@ export function envLayer(env: Readonly<Record<string, string | undefined>>): Lay
     if (value === undefined) continue;
     // Set but empty is a mistake (a shell variable that expanded to nothing), not "use the default".
     if (value.trim() === '') {
-      throw new UsageError(`${def.env} is set but empty`, { hint: `give it a value, or unset it (unset ${def.env}) for the default` });
+      throw new UsageError(`${def.env} is set but empty`, {
+        hint: `give it a value, or unset it (unset ${def.env}) for the default`,
+      });
     }
     layer.values[field] = coerceText(field, value, def.env);
     layer.names[field] = def.env;
@@ -198,7 +200,8 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     throw new UsageError('ports: no port mappings given', { hint: 'pass --ports, e.g. --ports 443/tcp,80:8080/tcp' });
   }
   let ports = raw.ports as PortRange[];
-  if (raw.proxyProtocol !== undefined) ports = applyProxyProtocol(ports, raw.proxyProtocol as string[], origin.proxyProtocol);
+  if (raw.proxyProtocol !== undefined)
+    ports = applyProxyProtocol(ports, raw.proxyProtocol as string[], origin.proxyProtocol);
 
   const image = raw.image as string | undefined;
   const bootstrap = (raw.bootstrap as string | undefined) ?? (image !== undefined ? 'image' : 'nixos-anywhere');
@@ -230,9 +233,12 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   };
   const parsed = TunnelSpec.safeParse(candidate);
   if (!parsed.success) {
-    throw new UsageError(issueLines(parsed.error, (path) => origin[path.split('.')[0] ?? ''] ?? path), {
-      hint: 'see innisfree --help for the accepted values',
-    });
+    throw new UsageError(
+      issueLines(parsed.error, (path) => origin[path.split('.')[0] ?? ''] ?? path),
+      {
+        hint: 'see innisfree --help for the accepted values',
+      },
+    );
   }
   const spec = parsed.data;
   validatePortSet(spec.ports, reservedPortsOf(spec));
@@ -241,7 +247,11 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
   return spec;
 }
 
-function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, string>>, explicit: ReadonlySet<FieldName>): void {
+function checkCombinations(
+  spec: TunnelSpec,
+  origin: Partial<Record<string, string>>,
+  explicit: ReadonlySet<FieldName>,
+): void {
   if (spec.forwarding === 'nftables' && spec.ports.some((p) => p.proxyProtocol)) {
     throw new UsageError(`${origin.proxyProtocol ?? 'proxyProtocol'}: PROXY protocol needs nginx forwarding`, {
       hint: 'kernel DNAT (nftables) cannot add PROXY headers; it keeps the client address in the packets instead',
@@ -265,21 +275,30 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
     if (spec.reservedIpv6 !== undefined) {
       const what = origin.reservedIpv6 ?? 'reservedIpv6';
       if (spec.bootstrap === 'image') {
-        throw new UsageError(`${what}: DigitalOcean gives droplets made from custom images no IPv6, so a reserved IPv6 needs --bootstrap nixos-anywhere`, {
-          hint: `drop ${origin.image ?? origin.bootstrap ?? '--image'} (nixos-anywhere installs NixOS onto a stock image, which has IPv6), or drop ${what}`,
-        });
+        throw new UsageError(
+          `${what}: DigitalOcean gives droplets made from custom images no IPv6, so a reserved IPv6 needs --bootstrap nixos-anywhere`,
+          {
+            hint: `drop ${origin.image ?? origin.bootstrap ?? '--image'} (nixos-anywhere installs NixOS onto a stock image, which has IPv6), or drop ${what}`,
+          },
+        );
       }
       if (!spec.ipv6) {
-        throw new UsageError(`${what}: a reserved IPv6 needs IPv6 on the edge, but ${origin.ipv6 ?? 'ipv6'} turns it off`, {
-          hint: `drop ${origin.ipv6 ?? 'ipv6'} (a reserved IPv6 implies --ipv6), or drop ${what}`,
-        });
+        throw new UsageError(
+          `${what}: a reserved IPv6 needs IPv6 on the edge, but ${origin.ipv6 ?? 'ipv6'} turns it off`,
+          {
+            hint: `drop ${origin.ipv6 ?? 'ipv6'} (a reserved IPv6 implies --ipv6), or drop ${what}`,
+          },
+        );
       }
     }
     const memory = memoryOfSize(spec.size);
     if (spec.bootstrap === 'nixos-anywhere' && memory !== undefined && memory < 2) {
-      throw new UsageError(`${origin.size ?? 'size'}: "${spec.size}" has ${memory} GB of RAM; nixos-anywhere needs 2 GB`, {
-        hint: `use --size ${DEFAULTS.sizeNixosAnywhere} or larger, or --bootstrap image`,
-      });
+      throw new UsageError(
+        `${origin.size ?? 'size'}: "${spec.size}" has ${memory} GB of RAM; nixos-anywhere needs 2 GB`,
+        {
+          hint: `use --size ${DEFAULTS.sizeNixosAnywhere} or larger, or --bootstrap image`,
+        },
+      );
     }
   } else {
     for (const field of ['reservedIp', 'reservedIpv6', 'dns'] as const) {
@@ -310,7 +329,11 @@ function checkCombinations(spec: TunnelSpec, origin: Partial<Record<string, stri
  * needs the forwarder on those ports: not kernel forwarding (DNAT cannot rewrite bytes), not destination "none"
  * (the service would get nginx's v1 header as it is), and no local port shared by ports with and without PROXY.
  */
-function checkProxyProtocolVersion(spec: TunnelSpec, origin: Partial<Record<string, string>>, explicit: ReadonlySet<FieldName>): void {
+function checkProxyProtocolVersion(
+  spec: TunnelSpec,
+  origin: Partial<Record<string, string>>,
+  explicit: ReadonlySet<FieldName>,
+): void {
   const name = origin.proxyProtocolVersion ?? 'proxyProtocolVersion';
   const proxied = spec.ports.filter((p) => p.proxyProtocol);
   if (proxied.length === 0) {
@@ -323,14 +346,20 @@ function checkProxyProtocolVersion(spec: TunnelSpec, origin: Partial<Record<stri
   }
   if (spec.proxyProtocolVersion !== 2) return;
   if (spec.destination === 'none') {
-    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx sends v1 only)`, {
-      hint: 'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use --proxy-protocol-version 1',
-    });
+    throw new UsageError(
+      `${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx sends v1 only)`,
+      {
+        hint: 'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use --proxy-protocol-version 1',
+      },
+    );
   }
   if (spec.homeForwarding === 'kernel') {
-    throw new UsageError(`${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel passes bytes unchanged`, {
-      hint: 'drop --home-forwarding kernel (the forwarder is then used), or use --proxy-protocol-version 1',
-    });
+    throw new UsageError(
+      `${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel passes bytes unchanged`,
+      {
+        hint: 'drop --home-forwarding kernel (the forwarder is then used), or use --proxy-protocol-version 1',
+      },
+    );
   }
   const local = new Map<string, PortRange>();
   for (const range of spec.ports) {
@@ -338,9 +367,12 @@ function checkProxyProtocolVersion(spec: TunnelSpec, origin: Partial<Record<stri
       const key = `${range.protocol}/${port}`;
       const other = local.get(key);
       if (other && other.proxyProtocol !== range.proxyProtocol) {
-        throw new UsageError(`${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY protocol and one without`, {
-          hint: 'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or PROXY protocol on both',
-        });
+        throw new UsageError(
+          `${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY protocol and one without`,
+          {
+            hint: 'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or PROXY protocol on both',
+          },
+        );
       }
       local.set(key, range);
     }
@@ -352,18 +384,26 @@ function checkPerPortDestinations(spec: TunnelSpec, origin: Partial<Record<strin
   const ports = origin.ports ?? 'ports';
   const own = spec.ports.find((p) => p.destination !== undefined);
   if (own && spec.destination === 'none') {
-    throw new UsageError(`${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing forwards at home)`, {
-      hint: `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ${DEFAULTS.destination}), or drop the "@HOST" part`,
-    });
+    throw new UsageError(
+      `${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing forwards at home)`,
+      {
+        hint: `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ${DEFAULTS.destination}), or drop the "@HOST" part`,
+      },
+    );
   }
   checkPortDestinations(spec.ports, spec.destination, ports);
 }
 
 /** Where each mapping goes at home: its own destination or the tunnel's, with how messages name it. */
-function destinationsOf(spec: TunnelSpec, origin: Partial<Record<string, string>>): Array<{ host: string; named: string }> {
+function destinationsOf(
+  spec: TunnelSpec,
+  origin: Partial<Record<string, string>>,
+): Array<{ host: string; named: string }> {
   const tunnelWide = { host: spec.destination, named: '' };
   const list = spec.ports.map((p) =>
-    p.destination === undefined ? tunnelWide : { host: p.destination, named: ` (${origin.ports ?? 'ports'}: "${p.source}")` },
+    p.destination === undefined
+      ? tunnelWide
+      : { host: p.destination, named: ` (${origin.ports ?? 'ports'}: "${p.source}")` },
   );
   return list.filter((d, i) => list.findIndex((e) => e.host === d.host) === i);
 }
@@ -381,16 +421,22 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
       });
     }
     if (notIpv4) {
-      throw new UsageError(`${mode}: kernel forwarding needs an IPv4 destination, not "${notIpv4.host}"${notIpv4.named}`, {
-        hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
-      });
+      throw new UsageError(
+        `${mode}: kernel forwarding needs an IPv4 destination, not "${notIpv4.host}"${notIpv4.named}`,
+        {
+          hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
+        },
+      );
     }
   }
   if (!spec.masquerade) return;
   if (spec.homeForwarding === 'proxy') {
-    throw new UsageError(`${masquerade}: only kernel forwarding masquerades; the forwarder (--home-forwarding proxy) always connects from this host`, {
-      hint: 'drop --masquerade, or use --home-forwarding kernel',
-    });
+    throw new UsageError(
+      `${masquerade}: only kernel forwarding masquerades; the forwarder (--home-forwarding proxy) always connects from this host`,
+      {
+        hint: 'drop --masquerade, or use --home-forwarding kernel',
+      },
+    );
   }
   if (spec.destination === 'none' || notIpv4) {
     const what = notIpv4 ? `"${notIpv4.host}"${notIpv4.named}` : '"none"';
@@ -400,9 +446,12 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
   }
   if (destinations.every((d) => isLoopback(d.host))) {
     const hosts = destinations.map((d) => d.host).join(', ');
-    throw new UsageError(`${masquerade}: ${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; masquerading applies to another host only`, {
-      hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
-    });
+    throw new UsageError(
+      `${masquerade}: ${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; masquerading applies to another host only`,
+      {
+        hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
+      },
+    );
   }
 }
 
@@ -454,7 +503,9 @@ function coerceText(field: FieldName, value: unknown, name: string): unknown {
       const v = last(value);
       const number = typeof v === 'number' ? v : /^\d+$/.test(String(v)) ? Number(v) : Number.NaN;
       if (!Number.isInteger(number)) {
-        throw new UsageError(`${name}: "${String(v)}" is not a whole number`, { hint: `pass a whole number, e.g. ${name}${name.startsWith('--') ? ' ' : '='}${INTEGER_EXAMPLES[field] ?? 1}` });
+        throw new UsageError(`${name}: "${String(v)}" is not a whole number`, {
+          hint: `pass a whole number, e.g. ${name}${name.startsWith('--') ? ' ' : '='}${INTEGER_EXAMPLES[field] ?? 1}`,
+        });
       }
       return number;
     }
@@ -471,9 +522,13 @@ function toPortRanges(value: string | Array<string | z.infer<typeof PortObject>>
   return entries.flatMap((entry) => {
     if (typeof entry === 'string') return parsePortList([entry]);
     const local = entry.local === undefined ? '' : `:${entry.local}`;
-    const protocol = entry.protocol === undefined ? 'tcp' : parseProtocol(entry.protocol, `${name}: ${JSON.stringify(entry)}`);
+    const protocol =
+      entry.protocol === undefined ? 'tcp' : parseProtocol(entry.protocol, `${name}: ${JSON.stringify(entry)}`);
     const range = parsePortToken(`${entry.public}${local}/${protocol}`);
-    const destination = entry.destination === undefined ? undefined : parsePortDestination(entry.destination, `${range.source}@${entry.destination}`);
+    const destination =
+      entry.destination === undefined
+        ? undefined
+        : parsePortDestination(entry.destination, `${range.source}@${entry.destination}`);
     return [
       {
         ...range,

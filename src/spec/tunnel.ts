@@ -45,7 +45,9 @@ const PortRangeSchema = z.object({
   localEnd: Port,
   proxyProtocol: z.boolean(),
   /** This mapping's own destination host (no "none"); absent: the tunnel's. */
-  destination: Destination.refine((v) => v !== 'none', { message: 'a port\'s own destination cannot be "none"' }).optional(),
+  destination: Destination.refine((v) => v !== 'none', {
+    message: 'a port\'s own destination cannot be "none"',
+  }).optional(),
   source: z.string(),
 });
 

@@ -83,11 +83,22 @@ export async function readInputFile(path: string, maxBytes = MAX_INPUT_FILE_BYTE
   try {
     const stat = await handle.stat();
     if (!stat.isFile()) {
-      const kind = stat.isDirectory() ? 'a directory' : stat.isFIFO() ? 'a FIFO' : stat.isCharacterDevice() || stat.isBlockDevice() ? 'a device' : stat.isSocket() ? 'a socket' : 'not a regular file';
+      const kind = stat.isDirectory()
+        ? 'a directory'
+        : stat.isFIFO()
+          ? 'a FIFO'
+          : stat.isCharacterDevice() || stat.isBlockDevice()
+            ? 'a device'
+            : stat.isSocket()
+              ? 'a socket'
+              : 'not a regular file';
       throw new InputFileError('not-regular', `it is ${kind}, not a regular file`);
     }
     if (stat.size > maxBytes) {
-      throw new InputFileError('too-large', `it is ${stat.size} bytes, more than the ${maxBytes} a settings file may have`);
+      throw new InputFileError(
+        'too-large',
+        `it is ${stat.size} bytes, more than the ${maxBytes} a settings file may have`,
+      );
     }
     const buffer = Buffer.alloc(maxBytes + 1);
     let length = 0;
@@ -96,7 +107,8 @@ export async function readInputFile(path: string, maxBytes = MAX_INPUT_FILE_BYTE
       if (bytesRead === 0) break;
       length += bytesRead;
       // Grew while read: still no settings file.
-      if (length > maxBytes) throw new InputFileError('too-large', `it is more than the ${maxBytes} bytes a settings file may have`);
+      if (length > maxBytes)
+        throw new InputFileError('too-large', `it is more than the ${maxBytes} bytes a settings file may have`);
     }
     return buffer.subarray(0, length).toString('utf8');
   } catch (error) {

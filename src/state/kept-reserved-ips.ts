@@ -13,7 +13,9 @@ async function readKept(root: string, family: 4 | 6): Promise<Kept> {
   try {
     const parsed = JSON.parse(text) as unknown;
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return {};
-    return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    return Object.fromEntries(
+      Object.entries(parsed as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    );
   } catch {
     return {};
   }
@@ -24,7 +26,12 @@ export async function keptReservedIpOf(root: string, tunnel: string, family: 4 |
 }
 
 /** Records (ip) or forgets (undefined) the reserved IP kept for `tunnel`. */
-export async function setKeptReservedIp(root: string, tunnel: string, ip: string | undefined, family: 4 | 6 = 4): Promise<void> {
+export async function setKeptReservedIp(
+  root: string,
+  tunnel: string,
+  ip: string | undefined,
+  family: 4 | 6 = 4,
+): Promise<void> {
   const kept = await readKept(root, family);
   if (ip === undefined) delete kept[tunnel];
   else kept[tunnel] = ip;

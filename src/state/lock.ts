@@ -80,7 +80,8 @@ export async function acquireLock(path: string, what: string, command: string, n
         holder,
         release: async () => {
           const current = await readLockHolder(path);
-          if (current && current.pid === holder.pid && current.since === holder.since) await unlink(path).catch(() => {});
+          if (current && current.pid === holder.pid && current.since === holder.since)
+            await unlink(path).catch(() => {});
         },
       };
     } catch (error) {
@@ -88,9 +89,12 @@ export async function acquireLock(path: string, what: string, command: string, n
     }
     const existing = await readLockHolder(path);
     if (existing && existing.pid !== 0 && isHolderAlive(existing)) {
-      throw new BusyError(`${what} is already in use by pid ${existing.pid} (${existing.command}, since ${existing.since})`, {
-        hint: `stop that process first (kill ${existing.pid}), or pick another --name`,
-      });
+      throw new BusyError(
+        `${what} is already in use by pid ${existing.pid} (${existing.command}, since ${existing.since})`,
+        {
+          hint: `stop that process first (kill ${existing.pid}), or pick another --name`,
+        },
+      );
     }
     // Stale: its holder died without releasing it. What cannot be removed (a directory in its place) is said as such.
     await unlink(path).catch((error: unknown) => {

@@ -78,7 +78,13 @@ export class ResourceLedger {
 
   /** Records, durably, that `kind` is about to be created and how to find it. Call before the create request. */
   async intend(kind: ResourceKind, find: Record<string, string | number>): Promise<LedgerEntry> {
-    const entry: LedgerEntry = { key: `${kind}-${++this.#counter}`, kind, find, state: 'creating', at: new Date(this.#now()).toISOString() };
+    const entry: LedgerEntry = {
+      key: `${kind}-${++this.#counter}`,
+      kind,
+      find,
+      state: 'creating',
+      at: new Date(this.#now()).toISOString(),
+    };
     this.#entries.push(entry);
     await this.save();
     return entry;
@@ -120,5 +126,7 @@ export class ResourceLedger {
 
 function isEntry(value: unknown): value is LedgerEntry {
   const e = value as Partial<LedgerEntry> | null;
-  return !!e && typeof e.key === 'string' && typeof e.kind === 'string' && typeof e.find === 'object' && e.find !== null;
+  return (
+    !!e && typeof e.key === 'string' && typeof e.kind === 'string' && typeof e.find === 'object' && e.find !== null
+  );
 }

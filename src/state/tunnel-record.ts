@@ -64,7 +64,12 @@ export async function listTunnelNames(root: string): Promise<string[]> {
     .sort();
 }
 
-export async function writeTunnelRecord(paths: TunnelPaths, name: string, allocation: Allocation, now: Date): Promise<TunnelRecord> {
+export async function writeTunnelRecord(
+  paths: TunnelPaths,
+  name: string,
+  allocation: Allocation,
+  now: Date,
+): Promise<TunnelRecord> {
   const previous = await readTunnelRecord(paths).catch(() => undefined);
   const record: TunnelRecord = { version: 1, name, createdAt: previous?.createdAt ?? now.toISOString(), allocation };
   await writeJsonAtomic(paths.tunnel, record);
@@ -127,7 +132,11 @@ async function ensureSshKeyPair(privatePath: string, publicPath: string, comment
   const existingPrivate = await readTextIfExists(privatePath);
   if (existingPublic && existingPrivate) {
     // Checked here, where the file can be named, rather than deep in the edge config or in ssh.
-    const damaged = !SSH_PUBLIC_KEY_LINE.test(existingPublic) ? publicPath : !existingPrivate.includes('-----BEGIN OPENSSH PRIVATE KEY-----') ? privatePath : undefined;
+    const damaged = !SSH_PUBLIC_KEY_LINE.test(existingPublic)
+      ? publicPath
+      : !existingPrivate.includes('-----BEGIN OPENSSH PRIVATE KEY-----')
+        ? privatePath
+        : undefined;
     if (damaged) {
       throw new UsageError(`${damaged} is damaged: it does not hold an OpenSSH ed25519 key`, {
         hint: `restore it from a backup; the edge trusts only this key pair, so without it remove the tunnel (innisfree down) and bring it up anew`,

@@ -10,7 +10,13 @@ export function startIperfServer(bed: Testbed, ns: Namespace, port: number, bind
 interface IperfJson {
   error?: string;
   end?: {
-    sum_received?: { bits_per_second: number; seconds: number; packets?: number; lost_packets?: number; lost_percent?: number };
+    sum_received?: {
+      bits_per_second: number;
+      seconds: number;
+      packets?: number;
+      lost_packets?: number;
+      lost_percent?: number;
+    };
     sum_sent?: { bits_per_second: number; seconds: number; packets?: number };
   };
 }
@@ -38,7 +44,13 @@ export interface TcpOptions {
 }
 
 /** Receiver-side throughput in Gbit/s. */
-export async function tcpThroughput(ns: Namespace, host: string, port: number, seconds: number, options: TcpOptions = {}): Promise<number> {
+export async function tcpThroughput(
+  ns: Namespace,
+  host: string,
+  port: number,
+  seconds: number,
+  options: TcpOptions = {},
+): Promise<number> {
   const args = ['-c', host, '-p', String(port)];
   if (options.reverse) args.push('-R');
   if (options.parallel && options.parallel > 1) args.push('-P', String(options.parallel));
@@ -55,7 +67,13 @@ export interface UdpResult {
 }
 
 /** UDP with 1200-byte datagrams at `rate` ("0" = as fast as the sender can). */
-export async function udpThroughput(ns: Namespace, host: string, port: number, seconds: number, rate: string): Promise<UdpResult> {
+export async function udpThroughput(
+  ns: Namespace,
+  host: string,
+  port: number,
+  seconds: number,
+  rate: string,
+): Promise<UdpResult> {
   const json = await iperf(ns, ['-c', host, '-p', String(port), '-u', '-b', rate, '-l', '1200'], seconds);
   const received = json.end!.sum_received!;
   const packets = received.packets ?? 0;

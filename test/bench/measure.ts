@@ -26,7 +26,11 @@ export function median(values: readonly number[]): number {
 }
 
 /** Runs every (repeat × path) sample round-robin, so slow drifts in machine load spread over all paths alike. */
-async function rounds<K extends string, T>(settings: BenchSettings, keys: readonly K[], sample: (key: K) => Promise<T>): Promise<Record<K, T[]>> {
+async function rounds<K extends string, T>(
+  settings: BenchSettings,
+  keys: readonly K[],
+  sample: (key: K) => Promise<T>,
+): Promise<Record<K, T[]>> {
   const results = Object.fromEntries(keys.map((k) => [k, [] as T[]])) as Record<K, T[]>;
   for (let round = 0; round < settings.repeat; round++) {
     for (const key of keys) {
@@ -71,17 +75,30 @@ function portOf(path: Path): number {
 }
 
 /** Starts the three proxies; returns the process ids whose CPU time each path costs. */
-async function startAll(bed: Parameters<typeof startSocat>[0], ns: Namespace, protocols: Mapping['protocols']): Promise<Record<Path, number[]>> {
+async function startAll(
+  bed: Parameters<typeof startSocat>[0],
+  ns: Namespace,
+  protocols: Mapping['protocols'],
+): Promise<Record<Path, number[]>> {
   const pids: Record<Path, number[]> = { direct: [], socat: [], nginx: [], innisfree: [] };
   for (const name of PROXIES) {
-    const proxy = await STARTERS[name](bed, ns, { listen: LOOP, port: PROXY_PORTS[name], target: LOOP, targetPort: SERVER_PORT, protocols });
+    const proxy = await STARTERS[name](bed, ns, {
+      listen: LOOP,
+      port: PROXY_PORTS[name],
+      target: LOOP,
+      targetPort: SERVER_PORT,
+      protocols,
+    });
     pids[name] = proxy.procs.map((p) => p.pid);
   }
   return pids;
 }
 
 /** Runs sample and returns its result with the CPU seconds the given processes used meanwhile. */
-async function withCpu<T>(pids: readonly number[], sample: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
+async function withCpu<T>(
+  pids: readonly number[],
+  sample: () => Promise<T>,
+): Promise<{ result: T; cpuSeconds: number }> {
   const before = pids.length > 0 ? cpuSecondsOfTree(pids) : 0;
   const result = await sample();
   const cpuSeconds = pids.length > 0 ? cpuSecondsOfTree(pids) - before : 0;
@@ -97,14 +114,24 @@ export async function measureTcpLoopback(settings: BenchSettings): Promise<TcpLo
     const paths: Path[] = ['direct', ...PROXIES];
     const run = async (label: string, options: { reverse?: boolean; parallel?: number }) => {
       const samples = await rounds(settings, paths, async (path) => {
-        const { result: gbps, cpuSeconds } = await withCpu(pids[path], () => tcpThroughput(ns, LOOP, portOf(path), settings.seconds, options));
+        const { result: gbps, cpuSeconds } = await withCpu(pids[path], () =>
+          tcpThroughput(ns, LOOP, portOf(path), settings.seconds, options),
+        );
         const gigabytes = (gbps * settings.seconds) / 8;
         const sample: Throughput = { gbps, cpuSecondsPerGB: gigabytes > 0 ? cpuSeconds / gigabytes : 0 };
-        settings.log(`  tcp ${label} ${path}: ${gbps.toFixed(2)} Gbit/s${path === 'direct' ? '' : `, proxy CPU ${sample.cpuSecondsPerGB.toFixed(2)} s/GB`}`);
+        settings.log(
+          `  tcp ${label} ${path}: ${gbps.toFixed(2)} Gbit/s${path === 'direct' ? '' : `, proxy CPU ${sample.cpuSecondsPerGB.toFixed(2)} s/GB`}`,
+        );
         return sample;
       });
       return Object.fromEntries(
-        paths.map((p) => [p, { gbps: median(samples[p].map((x) => x.gbps)), cpuSecondsPerGB: median(samples[p].map((x) => x.cpuSecondsPerGB)) }]),
+        paths.map((p) => [
+          p,
+          {
+            gbps: median(samples[p].map((x) => x.gbps)),
+            cpuSecondsPerGB: median(samples[p].map((x) => x.cpuSecondsPerGB)),
+          },
+        ]),
       ) as Record<Path, Throughput>;
     };
     result = {
@@ -126,7 +153,9 @@ export async function measureUdpLoopback(settings: BenchSettings, fixedRate = '3
     const paths: Path[] = ['direct', ...PROXIES];
     const run = async (rate: string) => {
       const samples = await rounds(settings, paths, async (path) => {
-        const { result: udp, cpuSeconds } = await withCpu(pids[path], () => udpThroughput(ns, LOOP, portOf(path), settings.seconds, rate));
+        const { result: udp, cpuSeconds } = await withCpu(pids[path], () =>
+          udpThroughput(ns, LOOP, portOf(path), settings.seconds, rate),
+        );
         const delivered = udp.deliveredPps * settings.seconds;
         const sample: UdpSample = { ...udp, cpuMicrosPerDatagram: delivered > 0 ? (cpuSeconds * 1e6) / delivered : 0 };
         settings.log(
@@ -168,20 +197,44 @@ export async function measureTunnel(settings: BenchSettings): Promise<TunnelResu
     startIperfServer(bed, pair.home, 5201, HOME_TUNNEL);
     // forwarded: the service listens on loopback and a forwarder carries tunnel address → loopback.
     startIperfServer(bed, pair.home, 5202, LOOP);
-    const socat = await startSocat(bed, pair.home, { listen: HOME_TUNNEL, port: 6001, target: LOOP, targetPort: 5202, protocols: ['tcp'] });
-    const innisfree = await startInnisfree(bed, pair.home, { listen: HOME_TUNNEL, port: 6003, target: LOOP, targetPort: 5202, protocols: ['tcp'] });
+    const socat = await startSocat(bed, pair.home, {
+      listen: HOME_TUNNEL,
+      port: 6001,
+      target: LOOP,
+      targetPort: 5202,
+      protocols: ['tcp'],
+    });
+    const innisfree = await startInnisfree(bed, pair.home, {
+      listen: HOME_TUNNEL,
+      port: 6003,
+      target: LOOP,
+      targetPort: 5202,
+      protocols: ['tcp'],
+    });
     const ports: Record<TunnelPath, number> = { raw: 5201, socat: 6001, innisfree: 6003 };
-    const pids: Record<TunnelPath, number[]> = { raw: [], socat: socat.procs.map((p) => p.pid), innisfree: innisfree.procs.map((p) => p.pid) };
+    const pids: Record<TunnelPath, number[]> = {
+      raw: [],
+      socat: socat.procs.map((p) => p.pid),
+      innisfree: innisfree.procs.map((p) => p.pid),
+    };
     const paths: TunnelPath[] = ['raw', 'socat', 'innisfree'];
     const run = async (label: string, reverse: boolean) => {
       const samples = await rounds(settings, paths, async (path) => {
-        const { result: gbps, cpuSeconds } = await withCpu(pids[path], () => tcpThroughput(pair.edge, HOME_TUNNEL, ports[path], settings.seconds, { reverse }));
+        const { result: gbps, cpuSeconds } = await withCpu(pids[path], () =>
+          tcpThroughput(pair.edge, HOME_TUNNEL, ports[path], settings.seconds, { reverse }),
+        );
         const gigabytes = (gbps * settings.seconds) / 8;
         settings.log(`  tunnel ${label} ${path}: ${gbps.toFixed(3)} Gbit/s`);
         return { gbps, cpuSecondsPerGB: gigabytes > 0 ? cpuSeconds / gigabytes : 0 };
       });
       return Object.fromEntries(
-        paths.map((p) => [p, { gbps: median(samples[p].map((x) => x.gbps)), cpuSecondsPerGB: median(samples[p].map((x) => x.cpuSecondsPerGB)) }]),
+        paths.map((p) => [
+          p,
+          {
+            gbps: median(samples[p].map((x) => x.gbps)),
+            cpuSecondsPerGB: median(samples[p].map((x) => x.cpuSecondsPerGB)),
+          },
+        ]),
       ) as Record<TunnelPath, Throughput>;
     };
     result = { upload: await run('upload', false), download: await run('download', true) };
@@ -205,11 +258,23 @@ export async function measureMemory(settings: BenchSettings): Promise<MemoryResu
       const ns = await bed.namespace('isfb-');
       const service = bed.spawn(ns, process.execPath, [built('test/helpers/traffic.ts'), 'serve', LOOP, '7000']);
       await service.waitForOutput(/^READY/);
-      const proxy: Proxy = await STARTERS[name](bed, ns, { listen: LOOP, port: 7100, target: LOOP, targetPort: 7000, protocols: ['tcp'] });
+      const proxy: Proxy = await STARTERS[name](bed, ns, {
+        listen: LOOP,
+        port: 7100,
+        target: LOOP,
+        targetPort: 7000,
+        protocols: ['tcp'],
+      });
       const roots = proxy.procs.map((p) => p.pid);
       await delay(500);
       idle[name] = memoryOfTree(roots);
-      const holder = bed.spawn(ns, process.execPath, [built('test/bench/hold-connections.ts'), LOOP, '7100', String(settings.connections), '16384']);
+      const holder = bed.spawn(ns, process.execPath, [
+        built('test/bench/hold-connections.ts'),
+        LOOP,
+        '7100',
+        String(settings.connections),
+        '16384',
+      ]);
       await holder.waitForOutput(/^HELD/, 120_000);
       await delay(1_000);
       loaded[name] = memoryOfTree(roots);
@@ -249,9 +314,28 @@ export async function measureHomeHop(settings: BenchSettings): Promise<HomeHopRe
     const link = await bed.veth(client, home, { a: `${CLIENT_ADDR}/30`, b: `${HOME_ADDR}/30` });
     startIperfServer(bed, home, 5201, HOME_ADDR);
     startIperfServer(bed, home, 5202, LOOP);
-    const forwards = (['tcp', 'udp'] as const).map((protocol) => ({ protocol, listenAddress: HOME_ADDR, listenPort: 6004, targetHost: LOOP, targetPort: 5202 }));
-    const kernel = await kernelForwardingUp(systemExec, { interface: link.b, address: HOME_ADDR, mark: 20099, forwards, masquerade: false, netns: home.name });
-    const innisfree = await startInnisfree(bed, home, { listen: HOME_ADDR, port: 6003, target: LOOP, targetPort: 5202, protocols: ['tcp', 'udp'] });
+    const forwards = (['tcp', 'udp'] as const).map((protocol) => ({
+      protocol,
+      listenAddress: HOME_ADDR,
+      listenPort: 6004,
+      targetHost: LOOP,
+      targetPort: 5202,
+    }));
+    const kernel = await kernelForwardingUp(systemExec, {
+      interface: link.b,
+      address: HOME_ADDR,
+      mark: 20099,
+      forwards,
+      masquerade: false,
+      netns: home.name,
+    });
+    const innisfree = await startInnisfree(bed, home, {
+      listen: HOME_ADDR,
+      port: 6003,
+      target: LOOP,
+      targetPort: 5202,
+      protocols: ['tcp', 'udp'],
+    });
     await delay(500);
     const ports: Record<HomeHopPath, number> = { direct: 5201, kernel: 6004, innisfree: 6003 };
     const paths: HomeHopPath[] = ['direct', 'kernel', 'innisfree'];
@@ -263,10 +347,13 @@ export async function measureHomeHop(settings: BenchSettings): Promise<HomeHopRe
       });
       const udp = await rounds(settings, paths, async (path) => {
         const sample = await udpThroughput(client, HOME_ADDR, ports[path], settings.seconds, '0');
-        settings.log(`  home hop udp unlimited ${path}: ${(sample.deliveredPps / 1000).toFixed(1)} kpps delivered of ${(sample.offeredPps / 1000).toFixed(1)}, loss ${sample.lossPercent.toFixed(2)}%`);
+        settings.log(
+          `  home hop udp unlimited ${path}: ${(sample.deliveredPps / 1000).toFixed(1)} kpps delivered of ${(sample.offeredPps / 1000).toFixed(1)}, loss ${sample.lossPercent.toFixed(2)}%`,
+        );
         return sample;
       });
-      const byPath = <T>(f: (p: HomeHopPath) => T): Record<HomeHopPath, T> => Object.fromEntries(paths.map((p) => [p, f(p)])) as Record<HomeHopPath, T>;
+      const byPath = <T>(f: (p: HomeHopPath) => T): Record<HomeHopPath, T> =>
+        Object.fromEntries(paths.map((p) => [p, f(p)])) as Record<HomeHopPath, T>;
       result = {
         tcp: byPath((p) => median(tcp[p])),
         udpDeliveredPps: byPath((p) => median(udp[p].map((s) => s.deliveredPps))),

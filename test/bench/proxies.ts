@@ -51,7 +51,10 @@ export async function startSocat(bed: Testbed, ns: Namespace, mapping: Mapping):
 export async function startNginx(bed: Testbed, ns: Namespace, mapping: Mapping): Promise<Proxy> {
   const dir = bed.tempDir();
   const servers = mapping.protocols
-    .map((protocol) => `  server { listen ${mapping.listen}:${mapping.port}${protocol === 'udp' ? ' udp' : ''}; proxy_pass ${mapping.target}:${mapping.targetPort}; }`)
+    .map(
+      (protocol) =>
+        `  server { listen ${mapping.listen}:${mapping.port}${protocol === 'udp' ? ' udp' : ''}; proxy_pass ${mapping.target}:${mapping.targetPort}; }`,
+    )
     .join('\n');
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
@@ -76,9 +79,14 @@ export async function startNginx(bed: Testbed, ns: Namespace, mapping: Mapping):
 
 export async function startInnisfree(bed: Testbed, ns: Namespace, mapping: Mapping): Promise<Proxy> {
   const ports = mapping.protocols.map((p) => `${mapping.port}:${mapping.targetPort}/${p}`).join(',');
-  const proc = bed.spawn(ns, process.execPath, [cliPath, 'proxy', '--listen', mapping.listen, '--ports', ports, '--destination', mapping.target], {
-    env: { INNISFREE_STATE_DIR: bed.tempDir() },
-  });
+  const proc = bed.spawn(
+    ns,
+    process.execPath,
+    [cliPath, 'proxy', '--listen', mapping.listen, '--ports', ports, '--destination', mapping.target],
+    {
+      env: { INNISFREE_STATE_DIR: bed.tempDir() },
+    },
+  );
   await proc.waitForOutput(/proxy running/);
   return { name: 'innisfree', procs: [proc] };
 }

@@ -65,7 +65,9 @@ async function main(): Promise<void> {
     const ready = await tunnel.ready(180_000);
     const ipv4 = String(ready.ipv4);
     const ns = (await provider.localEdge(name))!.layout.namespaces.client;
-    const hold = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', holder(ipv4, 7000, 7001)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const hold = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', holder(ipv4, 7000, 7001)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     const report = () =>
       new Promise<{ tcpOpen: number; dropped: number; udpLost: number }>((resolve) => {
         hold.stdout.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().trim().split('\n').pop()!)));
@@ -90,7 +92,9 @@ async function main(): Promise<void> {
       const started = Date.now();
       process.kill(pid, 'SIGHUP');
       for (;;) {
-        const got = await provider.runInClient(name, ['curl', '-sS', '--max-time', '1', `http://${ipv4}:${newPort}/`], { timeoutMs: 5000 });
+        const got = await provider.runInClient(name, ['curl', '-sS', '--max-time', '1', `http://${ipv4}:${newPort}/`], {
+          timeoutMs: 5000,
+        });
         if (got.exitCode === 0) break;
         if (Date.now() - started > 120_000) throw new Error(`port ${newPort} did not answer within 120 s`);
         await new Promise((resolve) => setTimeout(resolve, 100));

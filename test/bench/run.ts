@@ -44,7 +44,12 @@ function machine(): string {
   } catch {
     // not essential
   }
-  const versions = [['socat', '-V'], ['nginx', '-v'], ['iperf3', '--version'], ['wireguard-go', '--version']]
+  const versions = [
+    ['socat', '-V'],
+    ['nginx', '-v'],
+    ['iperf3', '--version'],
+    ['wireguard-go', '--version'],
+  ]
     .map(([file, flag]) => {
       const out = spawnSync(file!, [flag!], { encoding: 'utf8' });
       const text = `${out.stdout ?? ''}\n${out.stderr ?? ''}`;
@@ -61,13 +66,22 @@ const kpps = (value: number): string => (value / 1000).toFixed(1);
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
 
 function table(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 function tcpSection(r: TcpLoopback): string {
   const cell = (t: { gbps: number; cpuSecondsPerGB: number }, path: string): string =>
     path === 'direct' ? gbit(t.gbps) : `${gbit(t.gbps)} (${t.cpuSecondsPerGB.toFixed(2)})`;
-  const rows = (['direct', 'socat', 'nginx', 'innisfree'] as const).map((p) => [p, cell(r.upload[p], p), cell(r.download[p], p), cell(r.parallel4[p], p)]);
+  const rows = (['direct', 'socat', 'nginx', 'innisfree'] as const).map((p) => [
+    p,
+    cell(r.upload[p], p),
+    cell(r.download[p], p),
+    cell(r.parallel4[p], p),
+  ]);
   for (const other of ['socat', 'nginx'] as const) {
     rows.push([
       `**innisfree / ${other}**`,
@@ -101,7 +115,15 @@ function udpSection(r: UdpLoopback): string {
     ]);
   }
   return `### (b) UDP, 1200-byte datagrams on loopback\n\niperf3 -u, median; delivered = datagrams that reached the receiver.\n\n${table(
-    ['path', 'unlimited: offered kpps', 'delivered kpps', 'loss %', `${r.fixedRate}bit/s: delivered kpps`, 'loss %', 'proxy CPU µs/datagram'],
+    [
+      'path',
+      'unlimited: offered kpps',
+      'delivered kpps',
+      'loss %',
+      `${r.fixedRate}bit/s: delivered kpps`,
+      'loss %',
+      'proxy CPU µs/datagram',
+    ],
     rows,
   )}`;
 }
@@ -113,7 +135,11 @@ function tunnelSection(r: TunnelResult): string {
     gbit(r.download[p].gbps),
   ]);
   for (const path of ['innisfree', 'socat'] as const) {
-    rows.push([`**${path} / raw**`, ratio(r.upload[path].gbps, r.upload.raw.gbps), ratio(r.download[path].gbps, r.download.raw.gbps)]);
+    rows.push([
+      `**${path} / raw**`,
+      ratio(r.upload[path].gbps, r.upload.raw.gbps),
+      ratio(r.download[path].gbps, r.download.raw.gbps),
+    ]);
   }
   return `### (c) End to end through a wireguard-go tunnel between namespaces\n\nGbit/s, iperf3 from the edge namespace, median.\n\n${table(['path', 'edge → home', 'home → edge (-R)'], rows)}`;
 }
@@ -134,13 +160,22 @@ function memorySection(r: MemoryResult): string {
 
 function homeSection(r: HomeHopResult): string {
   const rows = (['direct', 'kernel', 'innisfree'] as const).map((p) => [
-    p === 'direct' ? 'direct (service on the arriving address)' : p === 'kernel' ? 'kernel forwarding → 127.0.0.1' : 'userspace forwarder → 127.0.0.1',
+    p === 'direct'
+      ? 'direct (service on the arriving address)'
+      : p === 'kernel'
+        ? 'kernel forwarding → 127.0.0.1'
+        : 'userspace forwarder → 127.0.0.1',
     gbit(r.tcp[p]),
     kpps(r.udpDeliveredPps[p]),
     r.udpLossPercent[p].toFixed(2),
   ]);
   for (const path of ['kernel', 'innisfree'] as const) {
-    rows.push([`**${path} / direct**`, ratio(r.tcp[path], r.tcp.direct), ratio(r.udpDeliveredPps[path], r.udpDeliveredPps.direct), '']);
+    rows.push([
+      `**${path} / direct**`,
+      ratio(r.tcp[path], r.tcp.direct),
+      ratio(r.udpDeliveredPps[path], r.udpDeliveredPps.direct),
+      '',
+    ]);
   }
   return `### (e) The home hop: kernel forwarding vs direct vs the userspace forwarder
 
@@ -149,16 +184,32 @@ A client namespace and a home namespace on a veth (standing in for the tunnel in
 ${table(['path', 'TCP Gbit/s', 'UDP unlimited: delivered kpps', 'loss %'], rows)}`;
 }
 
-function verdicts(tcp?: TcpLoopback, udp?: UdpLoopback, tunnel?: TunnelResult, memory?: MemoryResult, home?: HomeHopResult): string[] {
+function verdicts(
+  tcp?: TcpLoopback,
+  udp?: UdpLoopback,
+  tunnel?: TunnelResult,
+  memory?: MemoryResult,
+  home?: HomeHopResult,
+): string[] {
   const lines: string[] = [];
   const mark = (ok: boolean): string => (ok ? 'met' : 'NOT met');
   if (home) {
-    const worst = Math.min(home.tcp.kernel / home.tcp.direct, home.udpDeliveredPps.kernel / home.udpDeliveredPps.direct);
-    lines.push(`kernel path ≥ ${TARGETS.kernel}× direct (TCP Gbit/s and UDP delivered datagrams/s): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.kernel)}`);
+    const worst = Math.min(
+      home.tcp.kernel / home.tcp.direct,
+      home.udpDeliveredPps.kernel / home.udpDeliveredPps.direct,
+    );
+    lines.push(
+      `kernel path ≥ ${TARGETS.kernel}× direct (TCP Gbit/s and UDP delivered datagrams/s): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.kernel)}`,
+    );
   }
   if (tcp) {
-    const worst = Math.min(tcp.upload.innisfree.gbps / tcp.upload.socat.gbps, tcp.download.innisfree.gbps / tcp.download.socat.gbps);
-    lines.push(`TCP ≥ ${TARGETS.tcp}× socat (single stream, both directions): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.tcp)}`);
+    const worst = Math.min(
+      tcp.upload.innisfree.gbps / tcp.upload.socat.gbps,
+      tcp.download.innisfree.gbps / tcp.download.socat.gbps,
+    );
+    lines.push(
+      `TCP ≥ ${TARGETS.tcp}× socat (single stream, both directions): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.tcp)}`,
+    );
   }
   if (udp) {
     const value = udp.unlimited.innisfree.deliveredPps / udp.unlimited.socat.deliveredPps;
@@ -168,18 +219,30 @@ function verdicts(tcp?: TcpLoopback, udp?: UdpLoopback, tunnel?: TunnelResult, m
     );
   }
   if (tunnel) {
-    const worst = Math.min(tunnel.upload.innisfree.gbps / tunnel.upload.raw.gbps, tunnel.download.innisfree.gbps / tunnel.download.raw.gbps);
+    const worst = Math.min(
+      tunnel.upload.innisfree.gbps / tunnel.upload.raw.gbps,
+      tunnel.download.innisfree.gbps / tunnel.download.raw.gbps,
+    );
     lines.push(`end to end ≥ ${TARGETS.tunnel}× raw tunnel: ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.tunnel)}`);
   }
   if (memory) {
     const value = memory.loaded.innisfree.rssBytes / 2 ** 20;
-    lines.push(`${memory.connections} connections under ${TARGETS.memoryMiB} MB RSS: ${value.toFixed(1)} MiB — ${mark(value < TARGETS.memoryMiB)}`);
+    lines.push(
+      `${memory.connections} connections under ${TARGETS.memoryMiB} MB RSS: ${value.toFixed(1)} MiB — ${mark(value < TARGETS.memoryMiB)}`,
+    );
   }
   return lines;
 }
 
 async function main(): Promise<void> {
-  for (const check of [namespaceSkipReason, needsCommand('iperf3'), needsCommand('socat'), needsCommand('nginx'), needsCommand('wireguard-go'), needsCommand('wg')]) {
+  for (const check of [
+    namespaceSkipReason,
+    needsCommand('iperf3'),
+    needsCommand('socat'),
+    needsCommand('nginx'),
+    needsCommand('wireguard-go'),
+    needsCommand('wg'),
+  ]) {
     const reason = check();
     if (reason) {
       console.error(`bench: cannot run: ${reason}`);
@@ -195,7 +258,9 @@ async function main(): Promise<void> {
   const only = new Set((process.env.BENCH_ONLY ?? 'tcp,udp,tunnel,memory,home').split(',').map((s) => s.trim()));
   const started = new Date();
   const loadBefore = loadavg();
-  console.error(`bench: ${settings.repeat} × ${settings.seconds} s per sample; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`);
+  console.error(
+    `bench: ${settings.repeat} × ${settings.seconds} s per sample; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+  );
 
   let tcp: TcpLoopback | undefined;
   let udp: UdpLoopback | undefined;
@@ -230,13 +295,30 @@ async function main(): Promise<void> {
     `Run ${started.toISOString()} — ${machine()}`,
     `Settings: ${settings.repeat} samples × ${settings.seconds} s each, median reported; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
   ];
-  const sections = [tcp && tcpSection(tcp), udp && udpSection(udp), tunnel && tunnelSection(tunnel), memory && memorySection(memory), home && homeSection(home)].filter(Boolean);
-  const summary = [...header, '', ...sections.flatMap((s) => [s!, '']), '### Targets', '', ...verdicts(tcp, udp, tunnel, memory, home).map((l) => `- ${l}`), ''].join('\n');
+  const sections = [
+    tcp && tcpSection(tcp),
+    udp && udpSection(udp),
+    tunnel && tunnelSection(tunnel),
+    memory && memorySection(memory),
+    home && homeSection(home),
+  ].filter(Boolean);
+  const summary = [
+    ...header,
+    '',
+    ...sections.flatMap((s) => [s!, '']),
+    '### Targets',
+    '',
+    ...verdicts(tcp, udp, tunnel, memory, home).map((l) => `- ${l}`),
+    '',
+  ].join('\n');
   process.stdout.write(summary);
   const dir = join(repoRoot, '.bench');
   mkdirSync(dir, { recursive: true });
   const stamp = started.toISOString().replace(/[:.]/g, '-');
-  writeFileSync(join(dir, `${stamp}.json`), `${JSON.stringify({ started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory, home }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, `${stamp}.json`),
+    `${JSON.stringify({ started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory, home }, null, 2)}\n`,
+  );
   writeFileSync(join(dir, `${stamp}.md`), summary);
   console.error(`bench: results in .bench/${stamp}.{json,md}`);
 }

@@ -8,12 +8,27 @@ import type { HomeDataPlaneInput } from '../../src/home/data-plane.js';
 import { wireguardSocketPath } from '../../src/home/wireguard.js';
 import type { HomeConfig } from '../../src/plan.js';
 import { built } from '../helpers/cli.js';
-import { type Namespace, type Testbed, namespaceSkipReason, needsCommand, pidAlive, pidsIn, skipUnless, waitFor, withTestbed } from '../helpers/netns.js';
+import {
+  type Namespace,
+  type Testbed,
+  namespaceSkipReason,
+  needsCommand,
+  pidAlive,
+  pidsIn,
+  skipUnless,
+  waitFor,
+  withTestbed,
+} from '../helpers/netns.js';
 import { assertChecks, checksIn } from '../helpers/traffic.js';
 import { EDGE_TUNNEL, EDGE_VETH, EDGE_WG_PORT, HOME_TUNNEL, type TunnelEnds, tunnelEnds } from '../helpers/tunnel.js';
 
 const S = suite('home data plane (network namespaces)');
-const skip = skipUnless('data plane namespace tests', namespaceSkipReason, needsCommand('wg'), needsCommand('wireguard-go'));
+const skip = skipUnless(
+  'data plane namespace tests',
+  namespaceSkipReason,
+  needsCommand('wg'),
+  needsCommand('wireguard-go'),
+);
 
 const PORT = 8080;
 const TABLE = 20001;
@@ -67,7 +82,12 @@ if (!skip) {
   S('carries traffic; SIGTERM stops forwarder, routing and link, leaving nothing behind', async () => {
     await withTestbed('plane-stop', async (bed) => {
       const ends = await tunnelEnds(bed);
-      const service = bed.spawn(ends.home, process.execPath, [built('test/helpers/traffic.ts'), 'serve', '127.0.0.1', String(PORT)]);
+      const service = bed.spawn(ends.home, process.execPath, [
+        built('test/helpers/traffic.ts'),
+        'serve',
+        '127.0.0.1',
+        String(PORT),
+      ]);
       await service.waitForOutput(/^READY/);
       const runner = startRunner(bed, ends.home, planFor(ends));
       await runner.waitForOutput(/^READY wireguard-go/);

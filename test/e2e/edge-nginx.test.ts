@@ -55,7 +55,11 @@ sys.stdout.write(data.decode())
 `;
 
 async function halfCloseRequest(ipv4: string, port: number): Promise<string> {
-  const result = await world.provider.runInClient(world.name, ['python3', '-c', HALF_CLOSE_CLIENT, ipv4, String(port)], { timeoutMs: 20_000 });
+  const result = await world.provider.runInClient(
+    world.name,
+    ['python3', '-c', HALF_CLOSE_CLIENT, ipv4, String(port)],
+    { timeoutMs: 20_000 },
+  );
   return result.stdout;
 }
 
@@ -75,7 +79,9 @@ S.before(async () => {
 S.after(async () => {
   if (unavailable) return;
   await world.up?.stop('SIGKILL');
-  await world.provider.destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  await world.provider
+    .destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal })
+    .catch(() => {});
   for (const server of world.servers) server.close();
   world.dir.remove();
 });
@@ -84,7 +90,10 @@ S('public 443/tcp and 80/tcp both answer, and a half-closing client gets its rep
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const https = await replyOnEof('https');
   const http = await replyOnEof('http');
-  world.up = startUp(['--provider', 'local', '--name', world.name, '--ports', `443:${https}/tcp,80:${http}/tcp`], world.env);
+  world.up = startUp(
+    ['--provider', 'local', '--name', world.name, '--ports', `443:${https}/tcp,80:${http}/tcp`],
+    world.env,
+  );
   const ready = await world.up.ready();
   const ipv4 = ready.ipv4 as string;
   assert.is(await halfCloseRequest(ipv4, 443), 'https got 1000 bytes\n');

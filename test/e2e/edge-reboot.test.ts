@@ -33,13 +33,21 @@ const world = {} as {
 };
 
 async function clientGet(ipv4: string): Promise<string> {
-  const result = await world.provider.runInClient(world.name, ['curl', '-sS', '--max-time', '5', `http://${ipv4}:8080/`], { timeoutMs: 15_000 });
+  const result = await world.provider.runInClient(
+    world.name,
+    ['curl', '-sS', '--max-time', '5', `http://${ipv4}:8080/`],
+    { timeoutMs: 15_000 },
+  );
   return result.exitCode === 0 ? result.stdout : `curl failed (${result.exitCode})`;
 }
 
 /** Power cut: every process of the edge namespace killed, its links' kernel state and firewall gone with them. */
 async function powerCut(namespace: string, wireguardInterface: string): Promise<void> {
-  const pids = (await run('ip', ['netns', 'pids', namespace])).stdout.split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1);
+  const pids = (await run('ip', ['netns', 'pids', namespace])).stdout
+    .split(/\s+/)
+    .filter(Boolean)
+    .map(Number)
+    .filter((p) => p > 1);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -52,9 +60,16 @@ async function powerCut(namespace: string, wireguardInterface: string): Promise<
 }
 
 /** Boot: sshd starts, then the system activates the generation it last switched to (what NixOS does at boot). */
-async function boot(namespace: string, paths: { sshdConfig: string; sshdLog: string; bin: string; dir: string }): Promise<void> {
+async function boot(
+  namespace: string,
+  paths: { sshdConfig: string; sshdLog: string; bin: string; dir: string },
+): Promise<void> {
   execFileSync('ip', ['netns', 'exec', namespace, SSHD, '-f', paths.sshdConfig, '-E', paths.sshdLog]);
-  execFileSync('ip', ['netns', 'exec', namespace, 'env', `INNISFREE_LOCAL_EDGE_DIR=${paths.dir}`, join(paths.bin, EDGE_REPAIR_COMMAND)], { stdio: 'pipe' });
+  execFileSync(
+    'ip',
+    ['netns', 'exec', namespace, 'env', `INNISFREE_LOCAL_EDGE_DIR=${paths.dir}`, join(paths.bin, EDGE_REPAIR_COMMAND)],
+    { stdio: 'pipe' },
+  );
 }
 
 B.before(async () => {
@@ -75,7 +90,9 @@ B.before(async () => {
 B.after(async () => {
   if (unavailable) return;
   await world.tunnel?.stop('SIGKILL');
-  await world.provider.destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  await world.provider
+    .destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal })
+    .catch(() => {});
   world.http.close();
   world.dir.remove();
 });
@@ -88,7 +105,9 @@ B(`the edge is down ${DOWN_MS / 1000} s and boots again: up waits, re-establishe
   assert.is(await clientGet(ipv4), 'alive /\n');
   const edge = (await world.provider.localEdge(world.name))!;
   const edgeId = (await world.provider.findEdge(world.name))!.id;
-  const edgeJson = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'edge', 'edge.json'), 'utf8')) as { wireguard: { interface: string } };
+  const edgeJson = JSON.parse(
+    readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'edge', 'edge.json'), 'utf8'),
+  ) as { wireguard: { interface: string } };
   const namespace = edge.layout.namespaces.edge!;
 
   const from = world.tunnel.events.length;
@@ -108,12 +127,16 @@ B(`the edge is down ${DOWN_MS / 1000} s and boots again: up waits, re-establishe
     assert.is(world.tunnel.child.exitCode, null, `up exited after the edge came back: ${world.tunnel.stderr()}`);
   }
   assert.is(answer, 'alive /\n', 'the same public address serves again');
-  console.log(`  served again ${((Date.now() - cutAt) / 1000).toFixed(0)} s after the power cut (down ${DOWN_MS / 1000} s)`);
+  console.log(
+    `  served again ${((Date.now() - cutAt) / 1000).toFixed(0)} s after the power cut (down ${DOWN_MS / 1000} s)`,
+  );
   assert.is((await world.provider.findEdge(world.name))!.id, edgeId, 'no new edge');
   const status = JSON.parse((await runCli(['status', world.name, '--json'], world.env)).stdout) as { phase: string };
   for (let i = 0; i < 60 && status.phase !== 'ready'; i++) {
     await new Promise((r) => setTimeout(r, 1000));
-    status.phase = (JSON.parse((await runCli(['status', world.name, '--json'], world.env)).stdout) as { phase: string }).phase;
+    status.phase = (
+      JSON.parse((await runCli(['status', world.name, '--json'], world.env)).stdout) as { phase: string }
+    ).phase;
   }
   assert.is(status.phase, 'ready');
   assert.is(await world.tunnel.stop('SIGTERM'), 0, world.tunnel.stderr());

@@ -26,7 +26,11 @@ F('up and down of the same name from another state directory are refused; the fi
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const dir = makeTempDir('innisfree-foreign-');
   const local = join(dir.path, 'local');
-  const envA = { INNISFREE_STATE_DIR: join(dir.path, 'a'), INNISFREE_LOCAL_DIR: local, XDG_CONFIG_HOME: join(dir.path, 'config') };
+  const envA = {
+    INNISFREE_STATE_DIR: join(dir.path, 'a'),
+    INNISFREE_LOCAL_DIR: local,
+    XDG_CONFIG_HOME: join(dir.path, 'config'),
+  };
   const envB = { ...envA, INNISFREE_STATE_DIR: join(dir.path, 'b') };
   const name = randomTunnelName();
   const token = `hello-${name}`;
@@ -36,7 +40,9 @@ F('up and down of the same name from another state directory are refused; the fi
   const provider = new LocalProvider({ env: envA, runtimeDir: local });
   const first = startUp(['--provider', 'local', '--name', name, '--ports', `8080:${port}/tcp`], envA);
   const get = async (ipv4: string): Promise<string> => {
-    const result = await provider.runInClient(name, ['curl', '-sS', '--max-time', '5', `http://${ipv4}:8080/`], { timeoutMs: 15_000 });
+    const result = await provider.runInClient(name, ['curl', '-sS', '--max-time', '5', `http://${ipv4}:8080/`], {
+      timeoutMs: 15_000,
+    });
     return result.exitCode === 0 ? result.stdout : `curl failed (${result.exitCode}): ${result.stderr.trim()}`;
   };
   try {
@@ -46,14 +52,22 @@ F('up and down of the same name from another state directory are refused; the fi
     // The try-it line says who the client is and which ranges the edge uses; none meets this host's networks.
     const local = (await provider.localEdge(name))!;
     assertNoHostCollision(local);
-    assert.is(ready.tryItNote, `the client is ${local.layout.addresses.client} in ${local.layout.namespaces.client}; addresses from ${local.layout.blocks.public}.0/24 (public), ${local.layout.blocks.link}.0/24 (home link), ${local.layout.blocks.client}.0/24 (clients), which no address or route of this host uses`);
+    assert.is(
+      ready.tryItNote,
+      `the client is ${local.layout.addresses.client} in ${local.layout.namespaces.client}; addresses from ${local.layout.blocks.public}.0/24 (public), ${local.layout.blocks.link}.0/24 (home link), ${local.layout.blocks.client}.0/24 (clients), which no address or route of this host uses`,
+    );
     const edgeBefore = await provider.findEdge(name);
 
     const second = await runCli(['up', '--provider', 'local', '--name', name, '--ports', `8080:${port}/tcp`], envB);
     assert.is(second.code, 8, second.stderr);
     const lines = errorLines(second.stderr);
     assert.is(lines.length, 1, second.stderr);
-    assert.match(lines[0]!, new RegExp(`local edge of tunnel "${name}" .* belongs to the state directory ${envA.INNISFREE_STATE_DIR}, not to ${envB.INNISFREE_STATE_DIR}; it was left untouched \\(hint: use another --name`));
+    assert.match(
+      lines[0]!,
+      new RegExp(
+        `local edge of tunnel "${name}" .* belongs to the state directory ${envA.INNISFREE_STATE_DIR}, not to ${envB.INNISFREE_STATE_DIR}; it was left untouched \\(hint: use another --name`,
+      ),
+    );
     assert.not.ok(existsSync(envB.INNISFREE_STATE_DIR), 'the refused up left no state directory');
 
     // `down` there, with no state of its own, does not take the live edge either.
@@ -80,7 +94,11 @@ F('an edge being made by another process is refused; a half-made one whose maker
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const dir = makeTempDir('innisfree-foreign-');
   const local = join(dir.path, 'local');
-  const env = { INNISFREE_STATE_DIR: join(dir.path, 'state'), INNISFREE_LOCAL_DIR: local, XDG_CONFIG_HOME: join(dir.path, 'config') };
+  const env = {
+    INNISFREE_STATE_DIR: join(dir.path, 'state'),
+    INNISFREE_LOCAL_DIR: local,
+    XDG_CONFIG_HOME: join(dir.path, 'config'),
+  };
   const name = randomTunnelName();
   const provider = new LocalProvider({ env, runtimeDir: local });
   const paths = runtimePaths(local, name);
@@ -93,8 +111,11 @@ F('an edge being made by another process is refused; a half-made one whose maker
     const refused = await runCli(['up', '--provider', 'local', '--name', name, '--ports', '18082/tcp'], env);
     assert.is(refused.code, 8, refused.stderr);
     assert.is(errorLines(refused.stderr).length, 1, refused.stderr);
-    assert.match(refused.stderr, new RegExp(`another innisfree \\(pid ${process.pid}\\) is creating the local edge of tunnel "${name}" right now`));
-    assert.ok(existsSync(paths.creating), 'the other maker\'s directory is left alone');
+    assert.match(
+      refused.stderr,
+      new RegExp(`another innisfree \\(pid ${process.pid}\\) is creating the local edge of tunnel "${name}" right now`),
+    );
+    assert.ok(existsSync(paths.creating), "the other maker's directory is left alone");
 
     // The maker died half way: its directory holds nothing live and gives way.
     writeFileSync(paths.creating, '999999999\n');

@@ -9,11 +9,28 @@ import * as assert from 'uvu/assert';
 import type { HomeDataPlaneInput } from '../../src/home/data-plane.js';
 import type { HomeConfig, HomeForward } from '../../src/plan.js';
 import { built } from '../helpers/cli.js';
-import { type Namespace, type Testbed, namespaceSkipReason, needsCommand, pidAlive, pidsIn, skipUnless, waitFor, withTestbed } from '../helpers/netns.js';
+import {
+  type Namespace,
+  type Testbed,
+  namespaceSkipReason,
+  needsCommand,
+  pidAlive,
+  pidsIn,
+  skipUnless,
+  waitFor,
+  withTestbed,
+} from '../helpers/netns.js';
 import { EDGE_TUNNEL, EDGE_VETH, EDGE_WG_PORT, HOME_TUNNEL, type TunnelEnds, tunnelEnds } from '../helpers/tunnel.js';
 
 const S = suite('home kernel forwarding (network namespaces)');
-const skip = skipUnless('home kernel forwarding tests', namespaceSkipReason, needsCommand('wg'), needsCommand('wireguard-go'), needsCommand('nft'), needsCommand('socat'));
+const skip = skipUnless(
+  'home kernel forwarding tests',
+  namespaceSkipReason,
+  needsCommand('wg'),
+  needsCommand('wireguard-go'),
+  needsCommand('nft'),
+  needsCommand('socat'),
+);
 
 /** The internet client: outside the tunnel's subnet, so only policy routing brings its replies back. */
 const CLIENT = '100.64.0.9';
@@ -28,10 +45,20 @@ const HOME_UPLINK = '198.19.0.2';
 const HOME_ROUTER = '198.19.0.1';
 
 function forwardsTo(target: string, ports: Array<[HomeForward['protocol'], number]>): HomeForward[] {
-  return ports.map(([protocol, port]) => ({ protocol, listenAddress: HOME_TUNNEL, listenPort: port, targetHost: target, targetPort: port }));
+  return ports.map(([protocol, port]) => ({
+    protocol,
+    listenAddress: HOME_TUNNEL,
+    listenPort: port,
+    targetHost: target,
+    targetPort: port,
+  }));
 }
 
-function planFor(ends: TunnelEnds, forwards: HomeForward[], options: { masquerade?: boolean } = {}): HomeDataPlaneInput {
+function planFor(
+  ends: TunnelEnds,
+  forwards: HomeForward[],
+  options: { masquerade?: boolean } = {},
+): HomeDataPlaneInput {
   const loopback = [...new Set(forwards.map((f) => f.targetHost).filter((t) => t.startsWith('127.')))];
   const home: HomeConfig = {
     name: 'web',
@@ -48,7 +75,13 @@ function planFor(ends: TunnelEnds, forwards: HomeForward[], options: { masquerad
     masquerade: options.masquerade ?? false,
     forwards,
   };
-  return { home, privateKeyFile: ends.homePrivateKeyFile, edgePublicKey: ends.edgePublicKey, edgeEndpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`, monitorIntervalMs: 500 };
+  return {
+    home,
+    privateKeyFile: ends.homePrivateKeyFile,
+    edgePublicKey: ends.edgePublicKey,
+    edgeEndpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`,
+    monitorIntervalMs: 500,
+  };
 }
 
 function startRunner(bed: Testbed, ns: Namespace, input: HomeDataPlaneInput) {
@@ -75,8 +108,11 @@ async function internet(bed: Testbed): Promise<TunnelEnds> {
 
 /** What the service says it saw, asked from the client's address in the edge namespace. */
 async function askFromClient(ends: TunnelEnds, protocol: 'tcp' | 'udp', port: number): Promise<string> {
-  const address = `${protocol.toUpperCase()}:${HOME_TUNNEL}:${port},bind=${CLIENT}${protocol === "tcp" ? ",connect-timeout=3" : ""}`;
-  const result = await ends.edge.run('socat', ['-T', '3', '-', address], { input: protocol === 'udp' ? 'who\n' : '', timeoutMs: 15_000 });
+  const address = `${protocol.toUpperCase()}:${HOME_TUNNEL}:${port},bind=${CLIENT}${protocol === 'tcp' ? ',connect-timeout=3' : ''}`;
+  const result = await ends.edge.run('socat', ['-T', '3', '-', address], {
+    input: protocol === 'udp' ? 'who\n' : '',
+    timeoutMs: 15_000,
+  });
   return result.stdout.trim() || `(no answer; socat exit ${result.code}: ${result.stderr.trim()})`;
 }
 
@@ -103,53 +139,91 @@ async function assertClean(ends: TunnelEnds, before: Record<string, string>): Pr
   for (const [key, value] of Object.entries(before)) assert.is(await sysctl(ends.home, key), value, `${key} as before`);
 }
 
-const GLOBAL_SYSCTLS = ['net.ipv4.conf.all.route_localnet', 'net.ipv4.conf.default.route_localnet', 'net.ipv4.conf.all.forwarding', 'net.ipv4.ip_forward'];
+const GLOBAL_SYSCTLS = [
+  'net.ipv4.conf.all.route_localnet',
+  'net.ipv4.conf.default.route_localnet',
+  'net.ipv4.conf.all.forwarding',
+  'net.ipv4.ip_forward',
+];
 
 async function globalSysctls(ns: Namespace): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(GLOBAL_SYSCTLS.map(async (key) => [key, await sysctl(ns, key)] as const)));
+  return Object.fromEntries(
+    await Promise.all(GLOBAL_SYSCTLS.map(async (key) => [key, await sysctl(ns, key)] as const)),
+  );
 }
 
 if (!skip) {
-  S('services on 127.0.0.1 see the client address (TCP, UDP); a 0.0.0.0 UDP service answers; SIGTERM leaves nothing', async () => {
-    await withTestbed('kernel-local', async (bed) => {
-      const ends = await internet(bed);
-      const before = await globalSysctls(ends.home);
-      await startService(bed, ends.home, '127.0.0.1', PORT);
-      await startService(bed, ends.home, '0.0.0.0', WILDCARD_PORT);
-      const runner = startRunner(bed, ends.home, planFor(ends, forwardsTo('127.0.0.1', [['tcp', PORT], ['udp', PORT], ['udp', WILDCARD_PORT]])));
-      await runner.waitForOutput(/^READY/);
-      assert.is((await tablesIn(ends.home)).length, 1);
-      assert.is(await sysctl(ends.home, `net.ipv4.conf.${ends.homeInterface}.route_localnet`), '1', 'route_localnet on the tunnel interface');
-      assert.equal(await globalSysctls(ends.home), before, 'nothing global changed');
+  S(
+    'services on 127.0.0.1 see the client address (TCP, UDP); a 0.0.0.0 UDP service answers; SIGTERM leaves nothing',
+    async () => {
+      await withTestbed('kernel-local', async (bed) => {
+        const ends = await internet(bed);
+        const before = await globalSysctls(ends.home);
+        await startService(bed, ends.home, '127.0.0.1', PORT);
+        await startService(bed, ends.home, '0.0.0.0', WILDCARD_PORT);
+        const runner = startRunner(
+          bed,
+          ends.home,
+          planFor(
+            ends,
+            forwardsTo('127.0.0.1', [
+              ['tcp', PORT],
+              ['udp', PORT],
+              ['udp', WILDCARD_PORT],
+            ]),
+          ),
+        );
+        await runner.waitForOutput(/^READY/);
+        assert.is((await tablesIn(ends.home)).length, 1);
+        assert.is(
+          await sysctl(ends.home, `net.ipv4.conf.${ends.homeInterface}.route_localnet`),
+          '1',
+          'route_localnet on the tunnel interface',
+        );
+        assert.equal(await globalSysctls(ends.home), before, 'nothing global changed');
 
-      assert.match(await askFromClient(ends, 'tcp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
-      assert.match(await askFromClient(ends, 'udp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
-      assert.match(await askFromClient(ends, 'udp', WILDCARD_PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`), 'the 0.0.0.0 service\'s reply arrived');
+        assert.match(await askFromClient(ends, 'tcp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
+        assert.match(await askFromClient(ends, 'udp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
+        assert.match(
+          await askFromClient(ends, 'udp', WILDCARD_PORT),
+          new RegExp(`^PEER ${CLIENT}:\\d+$`),
+          "the 0.0.0.0 service's reply arrived",
+        );
 
-      const counters = JSON.parse(await ends.home.runOk('nft', ['-j', 'list', 'counters'])) as { nftables: Array<{ counter?: { name: string; packets: number } }> };
-      const packets = (name: string) => counters.nftables.find((e) => e.counter?.name === name)?.counter?.packets ?? 0;
-      assert.is(packets(`tcp-${PORT}-new`), 1, 'one TCP connection counted');
-      assert.ok(packets(`udp-${WILDCARD_PORT}-out`) >= 1, 'the wildcard reply left through the tunnel');
+        const counters = JSON.parse(await ends.home.runOk('nft', ['-j', 'list', 'counters'])) as {
+          nftables: Array<{ counter?: { name: string; packets: number } }>;
+        };
+        const packets = (name: string) =>
+          counters.nftables.find((e) => e.counter?.name === name)?.counter?.packets ?? 0;
+        assert.is(packets(`tcp-${PORT}-new`), 1, 'one TCP connection counted');
+        assert.ok(packets(`udp-${WILDCARD_PORT}-out`) >= 1, 'the wildcard reply left through the tunnel');
 
-      runner.child.kill('SIGTERM');
-      const exit = await runner.exited;
-      assert.is(exit.code, 0, runner.output());
-      await assertClean(ends, before);
-    });
-  });
+        runner.child.kill('SIGTERM');
+        const exit = await runner.exited;
+        assert.is(exit.code, 0, runner.output());
+        await assertClean(ends, before);
+      });
+    },
+  );
 
   S('after SIGKILL the next run replaces the stale table, works, and its teardown leaves nothing', async () => {
     await withTestbed('kernel-crash', async (bed) => {
       const ends = await internet(bed);
       const before = await globalSysctls(ends.home);
       await startService(bed, ends.home, '127.0.0.1', PORT);
-      const input = planFor(ends, forwardsTo('127.0.0.1', [['tcp', PORT], ['udp', PORT]]));
+      const input = planFor(
+        ends,
+        forwardsTo('127.0.0.1', [
+          ['tcp', PORT],
+          ['udp', PORT],
+        ]),
+      );
       const crashed = startRunner(bed, ends.home, input);
       await crashed.waitForOutput(/^READY/);
       const [daemon] = await pidsIn(ends.home, 'wireguard-go');
       await crashed.stop('SIGKILL');
       await waitFor('the orphaned daemon to exit', () => (pidAlive(daemon!) ? undefined : true), 5_000);
-      assert.is((await tablesIn(ends.home)).length, 1, 'the crashed run\'s table is still there');
+      assert.is((await tablesIn(ends.home)).length, 1, "the crashed run's table is still there");
       assert.ok((await rulesInto(ends.home)) > 0, 'and its rules');
 
       const next = startRunner(bed, ends.home, input);
@@ -169,13 +243,19 @@ if (!skip) {
       const lan = await bed.namespace('isfl-');
       const link = await bed.veth(ends.home, lan, { a: `${HOME_LAN}/24`, b: `${LAN_HOST}/24` });
       await startService(bed, lan, LAN_HOST, PORT);
-      const forwards = forwardsTo(LAN_HOST, [['tcp', PORT], ['udp', PORT]]);
+      const forwards = forwardsTo(LAN_HOST, [
+        ['tcp', PORT],
+        ['udp', PORT],
+      ]);
 
       // The way to the LAN host must forward: refused with a clear line while it does not.
       const refused = startRunner(bed, ends.home, planFor(ends, forwards));
       const exit = await refused.exited;
       assert.is(exit.code, 9, refused.output());
-      assert.match(refused.output(), new RegExp(`FAILED kernel forwarding to ${LAN_HOST} needs IPv4 forwarding on ${link.a}, which is off`));
+      assert.match(
+        refused.output(),
+        new RegExp(`FAILED kernel forwarding to ${LAN_HOST} needs IPv4 forwarding on ${link.a}, which is off`),
+      );
       assert.equal(await tablesIn(ends.home), [], 'nothing loaded');
 
       // This host is the LAN host's router: it forwards there, and the LAN host routes via it.
@@ -183,7 +263,11 @@ if (!skip) {
       await lan.ip('route', 'add', 'default', 'via', HOME_LAN);
       const routed = startRunner(bed, ends.home, planFor(ends, forwards));
       await routed.waitForOutput(/^READY/);
-      assert.is(await sysctl(ends.home, `net.ipv4.conf.${ends.homeInterface}.forwarding`), '1', 'forwarding on the tunnel interface');
+      assert.is(
+        await sysctl(ends.home, `net.ipv4.conf.${ends.homeInterface}.forwarding`),
+        '1',
+        'forwarding on the tunnel interface',
+      );
       assert.match(await askFromClient(ends, 'tcp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
       assert.match(await askFromClient(ends, 'udp', PORT), new RegExp(`^PEER ${CLIENT}:\\d+$`));
       routed.child.kill('SIGTERM');
@@ -193,13 +277,21 @@ if (!skip) {
       await lan.ip('route', 'del', 'default', 'via', HOME_LAN);
       const unrouted = startRunner(bed, ends.home, planFor(ends, forwards));
       await unrouted.waitForOutput(/^READY/);
-      assert.match(await askFromClient(ends, 'tcp', PORT), /^\(no answer/, 'no route back: no answer (the test can fail)');
+      assert.match(
+        await askFromClient(ends, 'tcp', PORT),
+        /^\(no answer/,
+        'no route back: no answer (the test can fail)',
+      );
       unrouted.child.kill('SIGTERM');
       assert.is((await unrouted.exited).code, 0, unrouted.output());
 
       const masqueraded = startRunner(bed, ends.home, planFor(ends, forwards, { masquerade: true }));
       await masqueraded.waitForOutput(/^READY/);
-      assert.match(await askFromClient(ends, 'tcp', PORT), new RegExp(`^PEER ${HOME_LAN.replace(/\./g, '\\.')}:\\d+$`), 'the LAN host sees this host');
+      assert.match(
+        await askFromClient(ends, 'tcp', PORT),
+        new RegExp(`^PEER ${HOME_LAN.replace(/\./g, '\\.')}:\\d+$`),
+        'the LAN host sees this host',
+      );
       assert.match(await askFromClient(ends, 'udp', PORT), new RegExp(`^PEER ${HOME_LAN.replace(/\./g, '\\.')}:\\d+$`));
       masqueraded.child.kill('SIGTERM');
       assert.is((await masqueraded.exited).code, 0, masqueraded.output());

@@ -22,11 +22,21 @@ import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalDeployer, LocalProvider } from '../../src/providers/local/index.js';
 import { rendererPath } from '../../src/providers/local/render.js';
 import { type EdgeConfig, type EdgePort, serializeEdgeConfig } from '../../src/spec/edge-config.js';
-import { type EdgeFootprint, assertNothingLeft, footprintOf, identityFor, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
+import {
+  type EdgeFootprint,
+  assertNothingLeft,
+  footprintOf,
+  identityFor,
+  localProviderUnavailable,
+  randomTunnelName,
+  specFor,
+} from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const S = suite('local deployer: Nix-rendered config on a local edge');
-const skip = localProviderUnavailable() ?? (existsSync('/usr/bin/nix-instantiate') ? undefined : 'nix-instantiate is not installed');
+const skip =
+  localProviderUnavailable() ??
+  (existsSync('/usr/bin/nix-instantiate') ? undefined : 'nix-instantiate is not installed');
 const signal = new AbortController().signal;
 
 interface World {
@@ -38,7 +48,13 @@ interface World {
   clientNs: string;
   target: SshTarget;
   sshPublicKey: string;
-  home: { key: ReturnType<typeof generateWireguardKeyPair>; interface: string; address: string; edgeAddress: string; process?: ChildProcess };
+  home: {
+    key: ReturnType<typeof generateWireguardKeyPair>;
+    interface: string;
+    address: string;
+    edgeAddress: string;
+    process?: ChildProcess;
+  };
   edgeInterface: string;
   servers: Array<{ close(): void }>;
   tornDown?: boolean;
@@ -58,7 +74,10 @@ function freeTunnelNet(): { edge: string; home: string } {
   }
 }
 
-function edgeConfig(ports: Array<Omit<EdgePort, 'proxyProtocol'>>, forwarding: 'nginx' | 'nftables' = 'nginx'): EdgeConfig {
+function edgeConfig(
+  ports: Array<Omit<EdgePort, 'proxyProtocol'>>,
+  forwarding: 'nginx' | 'nftables' = 'nginx',
+): EdgeConfig {
   return {
     enable: true,
     name: world.name,
@@ -86,7 +105,14 @@ function writeEdgeJson(config: EdgeConfig): string {
 }
 
 function request(configHash: string, events: ProgressEvent[] = []): DeployRequest {
-  return { tunnel: world.name, edgeDir: join(world.state.path, 'edge'), configHash, target: world.target, emit: (e) => events.push(e), signal };
+  return {
+    tunnel: world.name,
+    edgeDir: join(world.state.path, 'edge'),
+    configHash,
+    target: world.target,
+    emit: (e) => events.push(e),
+    signal,
+  };
 }
 
 function deployer(env: Record<string, string> = {}, confirmTimeoutSeconds = 30): LocalDeployer {
@@ -109,8 +135,16 @@ async function bringUpHome(edgePublicKey: string, extraAllowed: string[] = []): 
     execFileSync('ip', ['link', 'set', home.interface, 'mtu', '1420', 'up']);
   }
   execFileSync('wg', [
-    'set', home.interface, 'peer', edgePublicKey, 'endpoint', `${world.edgeIp}:51820`,
-    'allowed-ips', [`${home.edgeAddress}/32`, ...extraAllowed].join(','), 'persistent-keepalive', '1',
+    'set',
+    home.interface,
+    'peer',
+    edgePublicKey,
+    'endpoint',
+    `${world.edgeIp}:51820`,
+    'allowed-ips',
+    [`${home.edgeAddress}/32`, ...extraAllowed].join(','),
+    'persistent-keepalive',
+    '1',
   ]);
 }
 
@@ -145,9 +179,13 @@ if (protocol === 'tcp') {
 
 /** One request from the internet client to the edge's public port; the reply, or "" when nothing came back. */
 async function fromClient(protocol: 'tcp' | 'udp', port: number, text: string): Promise<string> {
-  const result = await world.provider.runInClient(world.name, [process.execPath, '-e', CLIENT, protocol, world.edgeIp, String(port), text], {
-    timeoutMs: 8000,
-  });
+  const result = await world.provider.runInClient(
+    world.name,
+    [process.execPath, '-e', CLIENT, protocol, world.edgeIp, String(port), text],
+    {
+      timeoutMs: 8000,
+    },
+  );
   return result.stdout;
 }
 
@@ -156,7 +194,12 @@ async function fromClient(protocol: 'tcp' | 'udp', port: number, text: string): 
  * (up to ~15 s when one side kept a session the other lost), so ask again until the expected reply or 30 s passed.
  * Returns the last reply, so a wrong or missing one still fails the assertion that uses it.
  */
-async function onceTunnelCarries(protocol: 'tcp' | 'udp', port: number, text: string, expected: string): Promise<string> {
+async function onceTunnelCarries(
+  protocol: 'tcp' | 'udp',
+  port: number,
+  text: string,
+  expected: string,
+): Promise<string> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     const reply = await fromClient(protocol, port, text);
@@ -196,7 +239,13 @@ S.before(async () => {
   world.clientNs = await provider.clientNamespace(name);
   const keyPath = join(state.path, 'id_ed25519');
   writeFileSync(keyPath, identity.clientPrivateKey, { mode: 0o600 });
-  world.target = { host: edge.ipv4, port: 22, user: 'root', privateKeyPath: keyPath, knownHostsPath: join(state.path, 'known_hosts') };
+  world.target = {
+    host: edge.ipv4,
+    port: 22,
+    user: 'root',
+    privateKeyPath: keyPath,
+    knownHostsPath: join(state.path, 'known_hosts'),
+  };
   await pinHostKey(world.target.knownHostsPath, edge.ipv4, 22, identity.hostKey.publicKey);
   await waitReady(world.target, { timeoutMs: 10_000, clock: systemClock, emit: silent, signal });
 });
@@ -226,10 +275,12 @@ if (skip) {
   S('skipped', () => console.log(`  SKIPPED local deployer tests: ${skip}`));
 } else {
   S('a TCP and a UDP port reach home services through nginx and the tunnel', async () => {
-    const hash = writeEdgeJson(edgeConfig([
-      { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
-      { protocol: 'udp', publicPort: 9000, localPort: 19000 },
-    ]));
+    const hash = writeEdgeJson(
+      edgeConfig([
+        { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
+        { protocol: 'udp', publicPort: 9000, localPort: 19000 },
+      ]),
+    );
     const events: ProgressEvent[] = [];
     const result = await deployer().apply(request(hash, events));
     assert.equal(result, { configHash: hash });
@@ -237,14 +288,23 @@ if (skip) {
       events.some((e) => e.type === 'log' && /NixOS activation is the one thing it does not reproduce/.test(e.message)),
       'the deployer says what it does not reproduce',
     );
-    assert.ok(events.some((e) => e.type === 'log' && e.source === 'local-edge' && /generation 1 is active/.test(e.message)));
+    assert.ok(
+      events.some((e) => e.type === 'log' && e.source === 'local-edge' && /generation 1 is active/.test(e.message)),
+    );
 
     const status = await edgeStatus();
     assert.is(status.configHash, hash);
     assert.is(status.wireguard.interface, world.edgeInterface);
     assert.ok(status.wireguard.up);
     // What nginx really bound, read with ss in the edge namespace: the planned public ports, nothing else.
-    assert.equal(status.forwarder, { kind: 'nginx', active: true, listening: [{ protocol: 'tcp', port: 8080 }, { protocol: 'udp', port: 9000 }] });
+    assert.equal(status.forwarder, {
+      kind: 'nginx',
+      active: true,
+      listening: [
+        { protocol: 'tcp', port: 8080 },
+        { protocol: 'udp', port: 9000 },
+      ],
+    });
     assert.is(status.wireguard.peers[0]?.publicKey, world.home.key.publicKey);
 
     await bringUpHome(status.wireguard.publicKey!);
@@ -257,7 +317,9 @@ if (skip) {
   });
 
   S('a reload with an added port keeps an open connection on an unchanged port', async () => {
-    const client = spawn('ip', ['netns', 'exec', world.clientNs, 'socat', '-', `TCP:${world.edgeIp}:8080`], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const client = spawn('ip', ['netns', 'exec', world.clientNs, 'socat', '-', `TCP:${world.edgeIp}:8080`], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let received = '';
     client.stdout.on('data', (d: Buffer) => (received += d.toString()));
     const waitFor = async (text: string) => {
@@ -270,11 +332,13 @@ if (skip) {
       client.stdin.write('before\n');
       await waitFor('home-tcp:before\n');
       await startEcho(18081, 'home-tcp2');
-      const hash = writeEdgeJson(edgeConfig([
-        { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
-        { protocol: 'udp', publicPort: 9000, localPort: 19000 },
-        { protocol: 'tcp', publicPort: 8081, localPort: 18081 },
-      ]));
+      const hash = writeEdgeJson(
+        edgeConfig([
+          { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
+          { protocol: 'udp', publicPort: 9000, localPort: 19000 },
+          { protocol: 'tcp', publicPort: 8081, localPort: 18081 },
+        ]),
+      );
       await deployer().apply(request(hash));
       assert.is((await edgeStatus()).configHash, hash);
       client.stdin.write('after\n');
@@ -290,17 +354,22 @@ if (skip) {
   S('a failing activation is rolled back: RolledBackError, and the old ports keep working', async () => {
     const before = (await edgeStatus()).configHash;
     await startEcho(18082, 'home-tcp3');
-    const hash = writeEdgeJson(edgeConfig([
-      { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
-      { protocol: 'tcp', publicPort: 8082, localPort: 18082 },
-    ]));
+    const hash = writeEdgeJson(
+      edgeConfig([
+        { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
+        { protocol: 'tcp', publicPort: 8082, localPort: 18082 },
+      ]),
+    );
     try {
       await deployer({ INNISFREE_LOCAL_FAIL_ACTIVATION: '1' }).apply(request(hash));
       assert.unreachable('the activation was told to fail');
     } catch (error) {
       assert.instance(error, RolledBackError);
       assert.is((error as RolledBackError).exitCode, 6);
-      assert.match((error as Error).message, /rolled back: activation failed .*rolled back to generation 2; the previous configuration is still serving/);
+      assert.match(
+        (error as Error).message,
+        /rolled back: activation failed .*rolled back to generation 2; the previous configuration is still serving/,
+      );
     }
     assert.is((await edgeStatus()).configHash, before);
     assert.is(await fromClient('tcp', 8080, 'old\n'), 'home-tcp:old\n');
@@ -315,7 +384,13 @@ if (skip) {
     const edgeJson = serializeEdgeConfig(config);
     const renderedPath = join(world.state.path, 'edge', 'edge.json');
     writeFileSync(renderedPath, edgeJson);
-    const rendered = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', rendererPath(), '--argstr', 'edgeJson', renderedPath], { encoding: 'utf8' }));
+    const rendered = JSON.parse(
+      execFileSync(
+        'nix-instantiate',
+        ['--eval', '--strict', '--json', rendererPath(), '--argstr', 'edgeJson', renderedPath],
+        { encoding: 'utf8' },
+      ),
+    );
     const configHash = createHash('sha256').update(edgeJson).digest('hex');
     // What the deployer does, minus the confirmation.
     const activation = await runSsh(world.target, 'innisfree-local-edge activate --confirm-timeout 1', {
@@ -339,10 +414,15 @@ if (skip) {
 
   S('nftables forwarding: kernel DNAT over the tunnel, nginx stopped', async () => {
     const clientIp = world.clientNs ? (await world.provider.localEdge(world.name))!.layout.addresses.client : '';
-    const hash = writeEdgeJson(edgeConfig([
-      { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
-      { protocol: 'udp', publicPort: 9000, localPort: 19000 },
-    ], 'nftables'));
+    const hash = writeEdgeJson(
+      edgeConfig(
+        [
+          { protocol: 'tcp', publicPort: 8080, localPort: 18080 },
+          { protocol: 'udp', publicPort: 9000, localPort: 19000 },
+        ],
+        'nftables',
+      ),
+    );
     await deployer().apply(request(hash));
     const status = await edgeStatus();
     assert.is(status.configHash, hash);
@@ -365,7 +445,11 @@ if (skip) {
     const footprint = await tearDown();
     assert.ok(footprint, 'the edge existed until now');
     assertNothingLeft(footprint!);
-    assert.not.match(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }), new RegExp(`: ${world.home.interface}:`), 'home link left behind');
+    assert.not.match(
+      execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }),
+      new RegExp(`: ${world.home.interface}:`),
+      'home link left behind',
+    );
   });
 }
 

@@ -34,7 +34,11 @@ if (!skip) {
     try {
       await withTestbed('leak', async (bed) => {
         assert.ok(bed.name('isfwh').length <= 15);
-        bed.track({ describe: 'pretend resource', release: async () => {}, check: async () => 'pretend resource still exists' });
+        bed.track({
+          describe: 'pretend resource',
+          release: async () => {},
+          check: async () => 'pretend resource still exists',
+        });
       });
       assert.unreachable('a leak passed');
     } catch (error) {

@@ -10,11 +10,25 @@ import type { HomeDataPlaneInput } from '../../src/home/data-plane.js';
 import { plan } from '../../src/plan.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { built } from '../helpers/cli.js';
-import { type Namespace, type Testbed, namespaceSkipReason, needsCommand, skipUnless, withTestbed } from '../helpers/netns.js';
+import {
+  type Namespace,
+  type Testbed,
+  namespaceSkipReason,
+  needsCommand,
+  skipUnless,
+  withTestbed,
+} from '../helpers/netns.js';
 import { EDGE_TUNNEL, EDGE_VETH, EDGE_WG_PORT, HOME_TUNNEL, type TunnelEnds, tunnelEnds } from '../helpers/tunnel.js';
 
 const S = suite('per-port destinations (network namespaces)');
-const skip = skipUnless('per-port destination tests', namespaceSkipReason, needsCommand('wg'), needsCommand('wireguard-go'), needsCommand('nft'), needsCommand('socat'));
+const skip = skipUnless(
+  'per-port destination tests',
+  namespaceSkipReason,
+  needsCommand('wg'),
+  needsCommand('wireguard-go'),
+  needsCommand('nft'),
+  needsCommand('socat'),
+);
 
 /** The internet client: outside the tunnel's subnet, so only policy routing brings its replies back. */
 const CLIENT = '100.64.0.9';
@@ -31,7 +45,14 @@ function homeInputFor(ends: TunnelEnds, mode: 'kernel' | 'proxy'): HomeDataPlane
   const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports, forwarding: 'nftables', homeForwarding: mode })]);
   const { home } = plan({
     spec,
-    allocation: { index: 4, pool: '10.50.0.0/16', interface: ends.homeInterface, edgeInterface: 'ise-web', homeAddress: `${HOME_TUNNEL}/30`, edgeAddress: `${EDGE_TUNNEL}/30` },
+    allocation: {
+      index: 4,
+      pool: '10.50.0.0/16',
+      interface: ends.homeInterface,
+      edgeInterface: 'ise-web',
+      homeAddress: `${HOME_TUNNEL}/30`,
+      edgeAddress: `${EDGE_TUNNEL}/30`,
+    },
     keys: { homeWireguardPublicKey: ends.edgePublicKey, sshPublicKey: 'ssh-ed25519 AAAA test' },
     homeHost: { kernelForwarding: true, localAddresses: [] },
   });
@@ -40,7 +61,13 @@ function homeInputFor(ends: TunnelEnds, mode: 'kernel' | 'proxy'): HomeDataPlane
     home.forwards.map((f) => `${f.protocol}/${f.listenPort}->${f.targetHost}`),
     [`tcp/${PORT_A}->${HOST_A}`, `tcp/${PORT_B}->${HOST_B}`, `udp/${PORT_A}->${HOST_A}`, `udp/${PORT_B}->${HOST_B}`],
   );
-  return { home, privateKeyFile: ends.homePrivateKeyFile, edgePublicKey: ends.edgePublicKey, edgeEndpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`, monitorIntervalMs: 500 };
+  return {
+    home,
+    privateKeyFile: ends.homePrivateKeyFile,
+    edgePublicKey: ends.edgePublicKey,
+    edgeEndpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`,
+    monitorIntervalMs: 500,
+  };
 }
 
 function startRunner(bed: Testbed, ns: Namespace, input: HomeDataPlaneInput) {
@@ -55,7 +82,10 @@ async function startService(bed: Testbed, ns: Namespace, host: string, port: num
 /** What the service says it saw, asked from the client's address in the edge namespace. */
 async function askFromClient(ends: TunnelEnds, protocol: 'tcp' | 'udp', port: number): Promise<string> {
   const address = `${protocol.toUpperCase()}:${HOME_TUNNEL}:${port},bind=${CLIENT}${protocol === 'tcp' ? ',connect-timeout=3' : ''}`;
-  const result = await ends.edge.run('socat', ['-T', '3', '-', address], { input: protocol === 'udp' ? 'who\n' : '', timeoutMs: 15_000 });
+  const result = await ends.edge.run('socat', ['-T', '3', '-', address], {
+    input: protocol === 'udp' ? 'who\n' : '',
+    timeoutMs: 15_000,
+  });
   return result.stdout.trim() || `(no answer; socat exit ${result.code}: ${result.stderr.trim()})`;
 }
 
@@ -65,7 +95,10 @@ const peer = (address: string): RegExp => new RegExp(`^PEER ${address.replace(/\
 async function bedWithTwoHosts(bed: Testbed): Promise<TunnelEnds> {
   const ends = await tunnelEnds(bed);
   await ends.edge.ip('addr', 'add', `${CLIENT}/32`, 'dev', 'lo');
-  for (const [home, host, port] of [[HOME_ON_A, HOST_A, PORT_A], [HOME_ON_B, HOST_B, PORT_B]] as const) {
+  for (const [home, host, port] of [
+    [HOME_ON_A, HOST_A, PORT_A],
+    [HOME_ON_B, HOST_B, PORT_B],
+  ] as const) {
     const lan = await bed.namespace('isfl-');
     const link = await bed.veth(ends.home, lan, { a: `${home}/24`, b: `${host}/24` });
     // Home is these hosts' router: it forwards to them, and their replies come back through it.
@@ -82,8 +115,18 @@ if (!skip) {
       const ends = await bedWithTwoHosts(bed);
       const runner = startRunner(bed, ends.home, homeInputFor(ends, 'kernel'));
       await runner.waitForOutput(/^READY/);
-      const dnat = await ends.home.runOk('nft', ['list', 'map', 'inet', `innisfree-home-${ends.homeInterface}`, 'tcp-dnat']);
-      assert.match(dnat, new RegExp(`${PORT_A} : ${HOST_A.replace(/\./g, '\\.')} \\. ${PORT_A}`), 'a DNAT target per port');
+      const dnat = await ends.home.runOk('nft', [
+        'list',
+        'map',
+        'inet',
+        `innisfree-home-${ends.homeInterface}`,
+        'tcp-dnat',
+      ]);
+      assert.match(
+        dnat,
+        new RegExp(`${PORT_A} : ${HOST_A.replace(/\./g, '\\.')} \\. ${PORT_A}`),
+        'a DNAT target per port',
+      );
       assert.match(dnat, new RegExp(`${PORT_B} : ${HOST_B.replace(/\./g, '\\.')} \\. ${PORT_B}`));
       for (const protocol of ['tcp', 'udp'] as const) {
         assert.match(await askFromClient(ends, protocol, PORT_A), peer(CLIENT), `${protocol}/${PORT_A} at host A`);
@@ -94,14 +137,22 @@ if (!skip) {
     });
   });
 
-  S('the userspace forwarder: each port reaches its own host (TCP and UDP) over that host\'s link', async () => {
+  S("the userspace forwarder: each port reaches its own host (TCP and UDP) over that host's link", async () => {
     await withTestbed('ports-proxy', async (bed) => {
       const ends = await bedWithTwoHosts(bed);
       const runner = startRunner(bed, ends.home, homeInputFor(ends, 'proxy'));
       await runner.waitForOutput(/^READY/);
       for (const protocol of ['tcp', 'udp'] as const) {
-        assert.match(await askFromClient(ends, protocol, PORT_A), peer(HOME_ON_A), `${protocol}/${PORT_A} at host A, from this host's address there`);
-        assert.match(await askFromClient(ends, protocol, PORT_B), peer(HOME_ON_B), `${protocol}/${PORT_B} at host B, from this host's address there`);
+        assert.match(
+          await askFromClient(ends, protocol, PORT_A),
+          peer(HOME_ON_A),
+          `${protocol}/${PORT_A} at host A, from this host's address there`,
+        );
+        assert.match(
+          await askFromClient(ends, protocol, PORT_B),
+          peer(HOME_ON_B),
+          `${protocol}/${PORT_B} at host B, from this host's address there`,
+        );
       }
       runner.child.kill('SIGTERM');
       assert.is((await runner.exited).code, 0, runner.output());

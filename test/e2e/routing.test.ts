@@ -17,21 +17,42 @@ if (!skip) {
       await ns.ip('link', 'set', `${device}p`, 'up');
       await ns.ip('link', 'set', device, 'up');
       await ns.ip('addr', 'add', '10.50.7.2/30', 'dev', device);
-      const target = { interface: device, netns: ns.name, routing: { table: 20007, priority: 20000, from: ['10.50.7.2', 'fd49:6e6e:6973:7::2'] } };
+      const target = {
+        interface: device,
+        netns: ns.name,
+        routing: { table: 20007, priority: 20000, from: ['10.50.7.2', 'fd49:6e6e:6973:7::2'] },
+      };
       const rules = async (family: string) =>
-        (JSON.parse(await ns.ip(family, '-j', 'rule', 'show')) as Array<{ priority: number; src: string; table: string }>).filter(
-          (r) => r.priority === 20000,
-        );
-      const routes = async (family: string) => JSON.parse((await ns.run('ip', [family, '-j', 'route', 'show', 'table', '20007'])).stdout || '[]') as Array<{ dst: string; dev: string }>;
+        (
+          JSON.parse(await ns.ip(family, '-j', 'rule', 'show')) as Array<{
+            priority: number;
+            src: string;
+            table: string;
+          }>
+        ).filter((r) => r.priority === 20000);
+      const routes = async (family: string) =>
+        JSON.parse((await ns.run('ip', [family, '-j', 'route', 'show', 'table', '20007'])).stdout || '[]') as Array<{
+          dst: string;
+          dev: string;
+        }>;
 
       await policyRoutingUp(systemExec, target);
       await policyRoutingUp(systemExec, target);
       assert.equal(await rules('-4'), [{ priority: 20000, src: '10.50.7.2', table: '20007' }]);
       assert.equal(await rules('-6'), [{ priority: 20000, src: 'fd49:6e6e:6973:7::2', table: '20007' }]);
-      assert.equal((await routes('-4')).map((r) => [r.dst, r.dev]), [['default', device]]);
-      assert.equal((await routes('-6')).map((r) => [r.dst, r.dev]), [['default', device]]);
+      assert.equal(
+        (await routes('-4')).map((r) => [r.dst, r.dev]),
+        [['default', device]],
+      );
+      assert.equal(
+        (await routes('-6')).map((r) => [r.dst, r.dev]),
+        [['default', device]],
+      );
       // The rule really steers traffic from the tunnel address into the table.
-      assert.match(await ns.ip('route', 'get', '203.0.113.9', 'from', '10.50.7.2'), new RegExp(`dev ${device} table 20007`));
+      assert.match(
+        await ns.ip('route', 'get', '203.0.113.9', 'from', '10.50.7.2'),
+        new RegExp(`dev ${device} table 20007`),
+      );
 
       await policyRoutingDown(systemExec, target);
       await policyRoutingDown(systemExec, target);
@@ -50,10 +71,20 @@ if (!skip) {
       await ns.ip('link', 'set', `${device}p`, 'up');
       await ns.ip('link', 'set', device, 'up');
       const marks = async (family: string) =>
-        (JSON.parse(await ns.ip(family, '-j', 'rule', 'show')) as Array<{ priority: number; fwmark?: string; table: string }>)
+        (
+          JSON.parse(await ns.ip(family, '-j', 'rule', 'show')) as Array<{
+            priority: number;
+            fwmark?: string;
+            table: string;
+          }>
+        )
           .filter((r) => r.priority === 20000 && r.fwmark !== undefined)
           .map((r) => [Number(r.fwmark), r.table]);
-      const dual = { interface: device, netns: ns.name, routing: { table: 20008, priority: 20000, from: ['10.50.8.2', 'fd49:6e6e:6973:8::2'], fwmark: 20008 } };
+      const dual = {
+        interface: device,
+        netns: ns.name,
+        routing: { table: 20008, priority: 20000, from: ['10.50.8.2', 'fd49:6e6e:6973:8::2'], fwmark: 20008 },
+      };
       await policyRoutingUp(systemExec, dual);
       await policyRoutingUp(systemExec, dual);
       assert.equal(await marks('-4'), [[20008, '20008']]);

@@ -52,14 +52,23 @@ S('the ssh argv pins the host key strictly and passes the remote command through
     remoteCommand: ['systemctl', 'status', '-n', '5'],
   });
   assert.equal(argv, [
-    '-i', '/s/web/ssh/id_ed25519',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'UserKnownHostsFile="/state dir/web/ssh/known_hosts"',
-    '-o', 'GlobalKnownHostsFile=/dev/null',
-    '-o', 'StrictHostKeyChecking=yes',
-    '-p', '2222',
+    '-i',
+    '/s/web/ssh/id_ed25519',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'UserKnownHostsFile="/state dir/web/ssh/known_hosts"',
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-p',
+    '2222',
     'root@203.0.113.7',
-    'systemctl', 'status', '-n', '5',
+    'systemctl',
+    'status',
+    '-n',
+    '5',
   ]);
 });
 

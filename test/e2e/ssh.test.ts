@@ -32,7 +32,13 @@ function target(overrides: Partial<SshTarget> = {}): SshTarget {
 }
 
 function ready(t: SshTarget, timeoutMs = 10_000, events: ProgressEvent[] = []) {
-  return waitReady(t, { timeoutMs, clock: systemClock, emit: (e) => events.push(e), signal: new AbortController().signal, initialDelayMs: 50 });
+  return waitReady(t, {
+    timeoutMs,
+    clock: systemClock,
+    emit: (e) => events.push(e),
+    signal: new AbortController().signal,
+    initialDelayMs: 50,
+  });
 }
 
 S.before(async () => {
@@ -145,7 +151,10 @@ if (skip) {
       assert.unreachable('login must fail');
     } catch (error) {
       assert.instance(error, SshError);
-      assert.match((error as Error).message, /did not accept an SSH login within 2 s \(last error: .*refused the tunnel's SSH key/);
+      assert.match(
+        (error as Error).message,
+        /did not accept an SSH login within 2 s \(last error: .*refused the tunnel's SSH key/,
+      );
     }
   });
 
@@ -157,7 +166,10 @@ if (skip) {
       assert.unreachable('nothing listens there');
     } catch (error) {
       assert.instance(error, SshError);
-      assert.match((error as Error).message, new RegExp(`127\\.0\\.0\\.1:${port} did not accept an SSH login within 1 s \\(last error: .*refused`));
+      assert.match(
+        (error as Error).message,
+        new RegExp(`127\\.0\\.0\\.1:${port} did not accept an SSH login within 1 s \\(last error: .*refused`),
+      );
     }
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 1100 && elapsed < 4000, `took ${elapsed} ms`);
@@ -182,7 +194,12 @@ if (skip) {
     setTimeout(() => controller.abort(new Error('stop')), 200);
     const started = Date.now();
     try {
-      await waitReady(target({ port }), { timeoutMs: 30_000, clock: systemClock, emit: () => {}, signal: controller.signal });
+      await waitReady(target({ port }), {
+        timeoutMs: 30_000,
+        clock: systemClock,
+        emit: () => {},
+        signal: controller.signal,
+      });
       assert.unreachable('aborted');
     } catch (error) {
       assert.is((error as Error).message, 'stop');

@@ -19,13 +19,22 @@ import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runTunnel } from '../../src/run-tunnel.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { FakeDigitalOcean } from '../fake-do/server.js';
-import { assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName, specFor } from '../helpers/local-edge.js';
+import {
+  assertNothingLeft,
+  footprintOf,
+  localProviderUnavailable,
+  randomTunnelName,
+  specFor,
+} from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 const unavailable = localProviderUnavailable();
 
 /** What our edge image reads from user_data: "#cloud-config" then one JSON object. */
-function cloudConfigOf(userData: string | undefined): { ssh_keys: { ed25519_private: string; ed25519_public: string }; ssh_authorized_keys: string[] } {
+function cloudConfigOf(userData: string | undefined): {
+  ssh_keys: { ed25519_private: string; ed25519_public: string };
+  ssh_authorized_keys: string[];
+} {
   assert.ok(userData?.startsWith('#cloud-config\n'), 'user_data is a cloud-config');
   return JSON.parse(userData!.slice('#cloud-config\n'.length));
 }
@@ -36,7 +45,11 @@ D('create → SSH with the injected host key → deploy → serve → teardown d
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const dir = makeTempDir('innisfree-do-e2e-');
   const name = randomTunnelName();
-  const env = { INNISFREE_STATE_DIR: join(dir.path, 'state'), INNISFREE_LOCAL_DIR: join(dir.path, 'local'), XDG_CONFIG_HOME: join(dir.path, 'config') };
+  const env = {
+    INNISFREE_STATE_DIR: join(dir.path, 'state'),
+    INNISFREE_LOCAL_DIR: join(dir.path, 'local'),
+    XDG_CONFIG_HOME: join(dir.path, 'config'),
+  };
   const local = new LocalProvider({ env, runtimeDir: env.INNISFREE_LOCAL_DIR });
   const quiet = { emit: () => {}, signal: new AbortController().signal };
   const http = createServer((_req, res) => res.end(`via-do-${name}\n`));
@@ -76,23 +89,49 @@ D('create → SSH with the injected host key → deploy → serve → teardown d
       env: { ...env, DIGITALOCEAN_API_URL: fake.url, DIGITALOCEAN_TOKEN: fake.token },
       signal: controller.signal,
     };
-    const spec = resolveTunnelSpec([flagLayer({ name, ports: `8080:${httpPort}/tcp`, provider: 'digitalocean', image: String(image.id), size: 's-1vcpu-1gb' })]);
+    const spec = resolveTunnelSpec([
+      flagLayer({
+        name,
+        ports: `8080:${httpPort}/tcp`,
+        provider: 'digitalocean',
+        image: String(image.id),
+        size: 's-1vcpu-1gb',
+      }),
+    ]);
     const { plan, paths, identity } = await prepareTunnel(ctx.exec, env.INNISFREE_STATE_DIR, spec, new Date());
     const provider = await createProvider('digitalocean', ctx);
     const deployer = new LocalDeployer({ exec: ctx.exec, env: ctx.env, ssh: runSsh });
     let readyIp: string | undefined;
-    const running = runTunnel(ctx, tunnelDeps(ctx, spec, paths, identity.hostKey.publicKey, provider, deployer, providerKit('digitalocean').bootstrap(spec)), {
-      spec,
-      plan,
-      paths,
-      identity,
-      onReady: (ready) => {
-        readyIp = ready.edge.ipv4;
+    const running = runTunnel(
+      ctx,
+      tunnelDeps(
+        ctx,
+        spec,
+        paths,
+        identity.hostKey.publicKey,
+        provider,
+        deployer,
+        providerKit('digitalocean').bootstrap(spec),
+      ),
+      {
+        spec,
+        plan,
+        paths,
+        identity,
+        onReady: (ready) => {
+          readyIp = ready.edge.ipv4;
+        },
       },
-    });
+    );
     running.catch(() => {});
     for (let i = 0; i < 1200 && readyIp === undefined; i++) {
-      const failed = await Promise.race([running.then(() => true, () => true), new Promise<false>((r) => setTimeout(() => r(false), 100))]);
+      const failed = await Promise.race([
+        running.then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((r) => setTimeout(() => r(false), 100)),
+      ]);
       if (failed) break;
     }
     assert.ok(readyIp, `ready; last events: ${JSON.stringify(events.slice(-6))}`);
@@ -102,13 +141,19 @@ D('create → SSH with the injected host key → deploy → serve → teardown d
     assert.is(droplets.length, 1);
     assert.equal(droplets[0]!.tags.sort(), ['innisfree', `innisfree:${name}`]);
     assert.is(readyIp, (await local.findEdge(name))!.ipv4, 'the droplet reports the local edge address');
-    const served = await local.runInClient(name, ['curl', '-sS', '--max-time', '5', `http://${readyIp}:8080/`], { timeoutMs: 15_000 });
+    const served = await local.runInClient(name, ['curl', '-sS', '--max-time', '5', `http://${readyIp}:8080/`], {
+      timeoutMs: 15_000,
+    });
     assert.is(served.stdout, `via-do-${name}\n`, served.stderr);
 
     controller.abort(new InterruptedError('interrupted by SIGTERM'));
     await running;
     assert.is(fake.state.droplets.size, 0, 'the droplet is destroyed');
-    assert.is([...fake.state.sshKeys.values()].filter((k) => k.name === `innisfree-${name}`).length, 0, 'its SSH key is removed');
+    assert.is(
+      [...fake.state.sshKeys.values()].filter((k) => k.name === `innisfree-${name}`).length,
+      0,
+      'its SSH key is removed',
+    );
     assert.ok(footprint, 'the backing edge was destroyed through the droplet delete');
     assertNothingLeft(footprint!);
     assert.equal(fake.violations, []);

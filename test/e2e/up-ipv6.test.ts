@@ -13,7 +13,13 @@ import { type AddressInfo, type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runCli } from '../helpers/cli.js';
-import { type EdgeFootprint, assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
+import {
+  type EdgeFootprint,
+  assertNothingLeft,
+  footprintOf,
+  localProviderUnavailable,
+  randomTunnelName,
+} from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';
 
@@ -83,11 +89,17 @@ async function proxyAwareService(): Promise<number> {
 }
 
 async function clientAsk(name: string, address: string, input = ''): Promise<string> {
-  const result = await world.provider.runInClient(name, ['socat', '-T', '3', '-', address], { input, timeoutMs: 20_000 });
+  const result = await world.provider.runInClient(name, ['socat', '-T', '3', '-', address], {
+    input,
+    timeoutMs: 20_000,
+  });
   return result.stdout.trim() || `(no answer: ${result.exitCode} ${result.stderr.trim()})`;
 }
 
-function stateOf(name: string): { home: { interface: string; address6?: string }; edge: { wireguard: { interface: string } } } {
+function stateOf(name: string): {
+  home: { interface: string; address6?: string };
+  edge: { wireguard: { interface: string } };
+} {
   const dir = join(world.env.INNISFREE_STATE_DIR!, name);
   return {
     home: JSON.parse(readFileSync(join(dir, 'home.json'), 'utf8')),
@@ -119,37 +131,79 @@ U.before(() => {
 U.after(async () => {
   if (unavailable) return;
   for (const process of world.processes) await process.stop('SIGKILL');
-  for (const name of world.names) await world.provider.destroyEdge(name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  for (const name of world.names)
+    await world.provider.destroyEdge(name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
   for (const close of world.closers) close();
   world.dir.remove();
 });
 
-U('nginx: curl and a UDP query over IPv6 reach home; PROXY protocol carries the IPv6 client; SIGTERM leaves nothing', async () => {
-  if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
-  const name = randomTunnelName();
-  const http = await peerService('127.0.0.1', 28080);
-  const dns = await udpPeerService('udp4', '127.0.0.1', 53);
-  const proxied = await proxyAwareService();
-  const tunnel = up(name, ['--ports', `80:${http}/tcp,53:${dns}/udp,8443:${proxied}/tcp`, '--proxy-protocol', '8443']);
-  const ready = await tunnel.ready();
-  const layout = (await world.provider.localEdge(name))!.layout;
-  const { edge6, client6 } = layout.addresses;
-  assert.ok(edge6?.startsWith('2001:db8:') && client6?.startsWith('2001:db8:'), `documentation-prefix addresses: ${edge6} ${client6}`);
-  assert.is(ready.ipv6, edge6, 'the ready event names the public IPv6');
-  assert.match(String(ready.tryIt6), new RegExp(`ip netns exec ${layout.namespaces.client} curl .*http://\\[${edge6}\\]:80/`));
+U(
+  'nginx: curl and a UDP query over IPv6 reach home; PROXY protocol carries the IPv6 client; SIGTERM leaves nothing',
+  async () => {
+    if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
+    const name = randomTunnelName();
+    const http = await peerService('127.0.0.1', 28080);
+    const dns = await udpPeerService('udp4', '127.0.0.1', 53);
+    const proxied = await proxyAwareService();
+    const tunnel = up(name, [
+      '--ports',
+      `80:${http}/tcp,53:${dns}/udp,8443:${proxied}/tcp`,
+      '--proxy-protocol',
+      '8443',
+    ]);
+    const ready = await tunnel.ready();
+    const layout = (await world.provider.localEdge(name))!.layout;
+    const { edge6, client6 } = layout.addresses;
+    assert.ok(
+      edge6?.startsWith('2001:db8:') && client6?.startsWith('2001:db8:'),
+      `documentation-prefix addresses: ${edge6} ${client6}`,
+    );
+    assert.is(ready.ipv6, edge6, 'the ready event names the public IPv6');
+    assert.match(
+      String(ready.tryIt6),
+      new RegExp(`ip netns exec ${layout.namespaces.client} curl .*http://\\[${edge6}\\]:80/`),
+    );
 
-  const curl = await world.provider.runInClient(name, ['curl', '-sS', '-6', '--max-time', '5', '-o', '/dev/null', '-w', '%{remote_ip}', '--http0.9', `http://[${edge6}]:80/`], { timeoutMs: 20_000 });
-  assert.is(curl.stdout.trim(), edge6, `curl over IPv6 reached the edge: ${curl.stderr}`);
-  // nginx proxies over the tunnel's IPv4, so the service sees the tunnel address; the bytes are the service's.
-  assert.match(await clientAsk(name, `TCP6:[${edge6}]:80,connect-timeout=5`), /^PEER /);
-  assert.match(await clientAsk(name, `UDP6:[${edge6}]:53`, 'query\n'), /^PEER /, 'a UDP query over IPv6 is answered from home');
-  assert.is(await clientAsk(name, `TCP6:[${edge6}]:8443,connect-timeout=5`), `CLIENT TCP6 ${client6}`, 'the PROXY header names the IPv6 client');
-  assert.is(await clientAsk(name, `TCP4:${ready.ipv4}:8443,connect-timeout=5`), `CLIENT TCP4 ${layout.addresses.client}`);
+    const curl = await world.provider.runInClient(
+      name,
+      [
+        'curl',
+        '-sS',
+        '-6',
+        '--max-time',
+        '5',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{remote_ip}',
+        '--http0.9',
+        `http://[${edge6}]:80/`,
+      ],
+      { timeoutMs: 20_000 },
+    );
+    assert.is(curl.stdout.trim(), edge6, `curl over IPv6 reached the edge: ${curl.stderr}`);
+    // nginx proxies over the tunnel's IPv4, so the service sees the tunnel address; the bytes are the service's.
+    assert.match(await clientAsk(name, `TCP6:[${edge6}]:80,connect-timeout=5`), /^PEER /);
+    assert.match(
+      await clientAsk(name, `UDP6:[${edge6}]:53`, 'query\n'),
+      /^PEER /,
+      'a UDP query over IPv6 is answered from home',
+    );
+    assert.is(
+      await clientAsk(name, `TCP6:[${edge6}]:8443,connect-timeout=5`),
+      `CLIENT TCP6 ${client6}`,
+      'the PROXY header names the IPv6 client',
+    );
+    assert.is(
+      await clientAsk(name, `TCP4:${ready.ipv4}:8443,connect-timeout=5`),
+      `CLIENT TCP4 ${layout.addresses.client}`,
+    );
 
-  const seen = await footprint(name);
-  assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());
-  assertNothingLeft(seen);
-});
+    const seen = await footprint(name);
+    assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());
+    assertNothingLeft(seen);
+  },
+);
 
 U('nftables: a service on [::] at home sees the IPv6 client over TCP and UDP; down leaves nothing', async () => {
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
@@ -163,7 +217,11 @@ U('nftables: a service on [::] at home sees the IPv6 client over TCP and UDP; do
   assert.is(ready.ipv6, edge6);
   assert.is(await clientAsk(name, `TCP6:[${edge6}]:8080,connect-timeout=5`), `PEER ${client6}`);
   assert.is(await clientAsk(name, `UDP6:[${edge6}]:5353`, 'who\n'), `PEER ${client6}`);
-  assert.is(await clientAsk(name, `TCP4:${ready.ipv4}:8080,connect-timeout=5`), `PEER ::ffff:${client}`, 'IPv4 clients still arrive with their address');
+  assert.is(
+    await clientAsk(name, `TCP4:${ready.ipv4}:8080,connect-timeout=5`),
+    `PEER ::ffff:${client}`,
+    'IPv4 clients still arrive with their address',
+  );
 
   const seen = await footprint(name);
   assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());

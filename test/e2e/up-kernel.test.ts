@@ -34,14 +34,20 @@ const world = {} as World;
 const U = suite('up: kernel forwarding at home (local provider, nftables edge)');
 
 function up(args: string[]): UpProcess {
-  const process = startUp(['--provider', 'local', '--name', world.name, '--forwarding', 'nftables', ...args], world.env);
+  const process = startUp(
+    ['--provider', 'local', '--name', world.name, '--forwarding', 'nftables', ...args],
+    world.env,
+  );
   world.processes.push(process);
   return process;
 }
 
 async function clientAsk(ipv4: string, protocol: 'tcp' | 'udp', port: number): Promise<string> {
   const address = protocol === 'tcp' ? `TCP:${ipv4}:${port},connect-timeout=5` : `UDP:${ipv4}:${port}`;
-  const result = await world.provider.runInClient(world.name, ['socat', '-T', '3', '-', address], { input: protocol === 'udp' ? 'who\n' : '', timeoutMs: 20_000 });
+  const result = await world.provider.runInClient(world.name, ['socat', '-T', '3', '-', address], {
+    input: protocol === 'udp' ? 'who\n' : '',
+    timeoutMs: 20_000,
+  });
   return result.stdout.trim() || `(no answer: ${result.exitCode} ${result.stderr.trim()})`;
 }
 
@@ -61,15 +67,23 @@ async function leftovers(home: HomeJson): Promise<string[]> {
   if (tables.includes(`innisfree-home-${home.interface}`)) found.push(`nft table innisfree-home-${home.interface}`);
   const table = String(home.policyRouting?.table);
   for (const family of ['-4', '-6']) {
-    const rules = JSON.parse((await run('ip', [family, '-j', 'rule', 'show'])).stdout || '[]') as Array<{ table?: string }>;
+    const rules = JSON.parse((await run('ip', [family, '-j', 'rule', 'show'])).stdout || '[]') as Array<{
+      table?: string;
+    }>;
     if (rules.some((r) => r.table === table)) found.push(`ip ${family} rule into table ${table}`);
-    if ((await run('ip', [family, 'route', 'show', 'table', table])).stdout.trim() !== '') found.push(`routes in table ${table}`);
+    if ((await run('ip', [family, 'route', 'show', 'table', table])).stdout.trim() !== '')
+      found.push(`routes in table ${table}`);
   }
   if ((await run('ip', ['link', 'show', 'dev', home.interface])).code === 0) found.push(`link ${home.interface}`);
   return found;
 }
 
-const GLOBAL_SYSCTLS = ['net.ipv4.conf.all.route_localnet', 'net.ipv4.conf.default.route_localnet', 'net.ipv4.conf.all.forwarding', 'net.ipv4.ip_forward'];
+const GLOBAL_SYSCTLS = [
+  'net.ipv4.conf.all.route_localnet',
+  'net.ipv4.conf.default.route_localnet',
+  'net.ipv4.conf.all.forwarding',
+  'net.ipv4.ip_forward',
+];
 
 async function globalSysctls(): Promise<string> {
   return (await run('sysctl', GLOBAL_SYSCTLS)).stdout;
@@ -101,7 +115,9 @@ U.before(async () => {
 U.after(async () => {
   if (unavailable) return;
   for (const process of world.processes) await process.stop('SIGKILL');
-  await world.provider.destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  await world.provider
+    .destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal })
+    .catch(() => {});
   world.tcp.close();
   world.udp.close();
   world.dir.remove();
@@ -134,13 +150,45 @@ U('a LAN host that routes via this host sees the client (--home-forwarding kerne
   const layout = (await world.provider.localEdge(world.name))!.layout;
   // This host as the LAN host's router: it forwards towards it, and the LAN host's default route points here.
   await run('sysctl', ['-q', '-w', `net.ipv4.conf.${layout.links.destination}.forwarding=1`]);
-  await run('ip', ['-n', destination.namespace, 'route', 'replace', 'default', 'via', layout.addresses.destinationGateway]);
-  const service = spawn('ip', ['netns', 'exec', destination.namespace, 'socat', `TCP-LISTEN:${world.tcpPort},bind=${destination.address},fork,reuseaddr`, 'SYSTEM:echo PEER $SOCAT_PEERADDR'], { stdio: 'ignore' });
+  await run('ip', [
+    '-n',
+    destination.namespace,
+    'route',
+    'replace',
+    'default',
+    'via',
+    layout.addresses.destinationGateway,
+  ]);
+  const service = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      destination.namespace,
+      'socat',
+      `TCP-LISTEN:${world.tcpPort},bind=${destination.address},fork,reuseaddr`,
+      'SYSTEM:echo PEER $SOCAT_PEERADDR',
+    ],
+    { stdio: 'ignore' },
+  );
   try {
-    for (let i = 0; i < 50 && !(await run('ip', ['netns', 'exec', destination.namespace, 'ss', '-ltn'])).stdout.includes(`:${world.tcpPort}`); i++) {
+    for (
+      let i = 0;
+      i < 50 &&
+      !(await run('ip', ['netns', 'exec', destination.namespace, 'ss', '-ltn'])).stdout.includes(`:${world.tcpPort}`);
+      i++
+    ) {
       await new Promise((r) => setTimeout(r, 100));
     }
-    const tunnel = up(['--ports', `8080:${world.tcpPort}/tcp`, '--keep', '--destination', destination.address, '--home-forwarding', 'kernel']);
+    const tunnel = up([
+      '--ports',
+      `8080:${world.tcpPort}/tcp`,
+      '--keep',
+      '--destination',
+      destination.address,
+      '--home-forwarding',
+      'kernel',
+    ]);
     const ready = await tunnel.ready();
     const home = homeJson();
     assert.is(home.forwarding, 'kernel');
@@ -161,10 +209,15 @@ U('after SIGKILL, the next up replaces what the crashed one left, and its SIGTER
   const home = homeJson();
   await crashed.stop('SIGKILL');
   const stale = await leftovers(home);
-  assert.ok(stale.includes(`nft table innisfree-home-${home.interface}`), `the crashed run left its table: ${stale.join(', ')}`);
+  assert.ok(
+    stale.includes(`nft table innisfree-home-${home.interface}`),
+    `the crashed run left its table: ${stale.join(', ')}`,
+  );
   const next = up(args);
   const ready = await next.ready();
-  const tables = (await run('nft', ['list', 'tables'])).stdout.split('\n').filter((l) => l.includes(`innisfree-home-${home.interface}`));
+  const tables = (await run('nft', ['list', 'tables'])).stdout
+    .split('\n')
+    .filter((l) => l.includes(`innisfree-home-${home.interface}`));
   assert.is(tables.length, 1, 'one table, not two');
   const client = (await world.provider.localEdge(world.name))!.layout.addresses.client;
   assert.is(await clientAsk(ready.ipv4 as string, 'tcp', 8080), `PEER ${client}`);

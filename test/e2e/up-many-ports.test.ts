@@ -45,7 +45,9 @@ M.before(async () => {
 M.after(async () => {
   if (unavailable) return;
   for (const process of world.processes) await process.stop('SIGKILL');
-  await world.provider.destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  await world.provider
+    .destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal })
+    .catch(() => {});
   world.http.close();
   world.dir.remove();
 });
@@ -54,18 +56,36 @@ M('1,000 TCP ports: ready in seconds, every port verified, a client reaches one'
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const started = Date.now();
   const tunnel = startUp(
-    ['--provider', 'local', '--name', world.name, '--ports', `${FIRST}-${FIRST + COUNT - 1}/tcp`, '--home-forwarding', 'proxy'],
+    [
+      '--provider',
+      'local',
+      '--name',
+      world.name,
+      '--ports',
+      `${FIRST}-${FIRST + COUNT - 1}/tcp`,
+      '--home-forwarding',
+      'proxy',
+    ],
     world.env,
   );
   world.processes.push(tunnel);
   const ready = await tunnel.ready(300_000);
-  const at = (id: string, status: string) => Date.parse(String(tunnel.events.find((e) => e.type === 'step' && e.id === id && e.status === status)?.time));
+  const at = (id: string, status: string) =>
+    Date.parse(String(tunnel.events.find((e) => e.type === 'step' && e.id === id && e.status === status)?.time));
   const verifyMs = at('verify', 'done') - at('verify', 'start');
-  console.log(`  ${COUNT} ports: ready after ${((Date.now() - started) / 1000).toFixed(1)} s, of which verifying ${(verifyMs / 1000).toFixed(1)} s`);
+  console.log(
+    `  ${COUNT} ports: ready after ${((Date.now() - started) / 1000).toFixed(1)} s, of which verifying ${(verifyMs / 1000).toFixed(1)} s`,
+  );
   assert.ok(Number.isFinite(verifyMs), 'verified');
-  assert.equal(ready.ports, [`${String(ready.ipv4)}:${FIRST}-${FIRST + COUNT - 1}/tcp -> 127.0.0.1:${FIRST}-${FIRST + COUNT - 1}`]);
+  assert.equal(ready.ports, [
+    `${String(ready.ipv4)}:${FIRST}-${FIRST + COUNT - 1}/tcp -> 127.0.0.1:${FIRST}-${FIRST + COUNT - 1}`,
+  ]);
   const port = FIRST + COUNT / 2;
-  const result = await world.provider.runInClient(world.name, ['curl', '-sS', '--max-time', '5', `http://${String(ready.ipv4)}:${port}/x`], { timeoutMs: 15_000 });
+  const result = await world.provider.runInClient(
+    world.name,
+    ['curl', '-sS', '--max-time', '5', `http://${String(ready.ipv4)}:${port}/x`],
+    { timeoutMs: 15_000 },
+  );
   assert.is(result.stdout, 'many /x\n', result.stderr);
   assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());
 });

@@ -7,7 +7,13 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalProvider } from '../../src/providers/local/provider.js';
-import { type EdgeFootprint, assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
+import {
+  type EdgeFootprint,
+  assertNothingLeft,
+  footprintOf,
+  localProviderUnavailable,
+  randomTunnelName,
+} from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';
 
@@ -25,17 +31,25 @@ const S = suite('up: signals');
 
 function up(name: string): UpProcess {
   world.names.push(name);
-  const process = startUp(['--provider', 'local', '--name', name, '--ports', '8080/tcp', '--home-forwarding', 'proxy'], world.env);
+  const process = startUp(
+    ['--provider', 'local', '--name', name, '--ports', '8080/tcp', '--home-forwarding', 'proxy'],
+    world.env,
+  );
   world.processes.push(process);
   return process;
 }
 
-function waitForEvent(tunnel: UpProcess, match: (e: { type: string; [k: string]: unknown }) => boolean, timeoutMs = 120_000): Promise<void> {
+function waitForEvent(
+  tunnel: UpProcess,
+  match: (e: { type: string; [k: string]: unknown }) => boolean,
+  timeoutMs = 120_000,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + timeoutMs;
     const check = (): void => {
       if (tunnel.events.some(match)) return resolve();
-      if (tunnel.child.exitCode !== null || Date.now() > deadline) return reject(new Error(`event not seen; stderr: ${tunnel.stderr()}`));
+      if (tunnel.child.exitCode !== null || Date.now() > deadline)
+        return reject(new Error(`event not seen; stderr: ${tunnel.stderr()}`));
       setTimeout(check, 5);
     };
     check();
@@ -43,7 +57,9 @@ function waitForEvent(tunnel: UpProcess, match: (e: { type: string; [k: string]:
 }
 
 async function footprint(name: string): Promise<EdgeFootprint> {
-  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, name, 'home.json'), 'utf8')) as { interface: string };
+  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, name, 'home.json'), 'utf8')) as {
+    interface: string;
+  };
   return footprintOf((await world.provider.localEdge(name))!, [home.interface]);
 }
 
@@ -85,7 +101,10 @@ S('SIGINT during "Verifying": exit 130 at once, the tunnel is never reported up,
   const code = await tunnel.exited;
   console.log(`  exited ${code} ${((Date.now() - sentAt) / 1000).toFixed(1)} s after SIGINT`);
   assert.is(code, 130, tunnel.stderr());
-  assert.not.ok(tunnel.events.some((e) => e.type === 'ready'), 'no ready event');
+  assert.not.ok(
+    tunnel.events.some((e) => e.type === 'ready'),
+    'no ready event',
+  );
   assert.not.match(tunnel.stderr(), /is up/);
   assert.match(tunnel.stderr(), /interrupted by SIGINT/);
   assertNothingLeft(left);

@@ -13,7 +13,13 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { LocalProvider } from '../../src/providers/local/provider.js';
 import { runCli } from '../helpers/cli.js';
-import { type EdgeFootprint, assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
+import {
+  type EdgeFootprint,
+  assertNothingLeft,
+  footprintOf,
+  localProviderUnavailable,
+  randomTunnelName,
+} from '../helpers/local-edge.js';
 import { run } from '../helpers/netns.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';
@@ -45,12 +51,19 @@ function up(args: string[], extraEnv: Record<string, string> = {}): UpProcess {
 }
 
 async function clientGet(ipv4: string, port: number): Promise<string> {
-  const result = await world.provider.runInClient(world.name, ['curl', '-sS', '--http0.9', '--max-time', '5', `http://${ipv4}:${port}/`], { timeoutMs: 15_000 });
+  const result = await world.provider.runInClient(
+    world.name,
+    ['curl', '-sS', '--http0.9', '--max-time', '5', `http://${ipv4}:${port}/`],
+    { timeoutMs: 15_000 },
+  );
   return result.exitCode === 0 ? result.stdout : `curl failed (${result.exitCode}): ${result.stderr.trim()}`;
 }
 
 async function clientUdp(ipv4: string, port: number, payload: string): Promise<string> {
-  const result = await world.provider.runInClient(world.name, ['socat', '-T', '3', '-', `UDP:${ipv4}:${port}`], { input: payload, timeoutMs: 15_000 });
+  const result = await world.provider.runInClient(world.name, ['socat', '-T', '3', '-', `UDP:${ipv4}:${port}`], {
+    input: payload,
+    timeoutMs: 15_000,
+  });
   return result.stdout;
 }
 
@@ -78,7 +91,9 @@ U.before(async () => {
   await new Promise<void>((resolve) => world.http.listen(0, '127.0.0.1', resolve));
   world.httpPort = (world.http.address() as AddressInfo).port;
   world.udp = createSocket('udp4');
-  world.udp.on('message', (message, remote) => world.udp.send(Buffer.concat([Buffer.from('echo:'), message]), remote.port, remote.address));
+  world.udp.on('message', (message, remote) =>
+    world.udp.send(Buffer.concat([Buffer.from('echo:'), message]), remote.port, remote.address),
+  );
   await new Promise<void>((resolve) => world.udp.bind(0, '127.0.0.1', resolve));
   world.udpPort = world.udp.address().port;
 });
@@ -87,7 +102,9 @@ U.after(async () => {
   if (unavailable) return;
   for (const process of world.processes) await process.stop('SIGKILL');
   for (const helper of world.helpers) helper.kill('SIGKILL');
-  await world.provider.destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal }).catch(() => {});
+  await world.provider
+    .destroyEdge(world.name, { emit: () => {}, signal: new AbortController().signal })
+    .catch(() => {});
   world.http.close();
   world.udp.close();
   world.dir.remove();
@@ -98,7 +115,10 @@ U('TCP and UDP through the public ports, a public:local mapping, status, a refus
   const first = up(['--ports', `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp`, '--keep']);
   const ready = await first.ready();
   const ipv4 = edgeOf(ready);
-  assert.match(String(ready.tryIt), new RegExp(`ip netns exec isf-inet-[0-9a-f]{8} curl .*http://${ipv4.replace(/\./g, '\\.')}:8080/`));
+  assert.match(
+    String(ready.tryIt),
+    new RegExp(`ip netns exec isf-inet-[0-9a-f]{8} curl .*http://${ipv4.replace(/\./g, '\\.')}:8080/`),
+  );
 
   assert.is(await clientGet(ipv4, 8080), `${world.token} /\n`);
   const payload = `ping-${Math.random().toString(36).slice(2)}`;
@@ -106,10 +126,18 @@ U('TCP and UDP through the public ports, a public:local mapping, status, a refus
 
   const status = await runCli(['status', world.name, '--json'], world.env);
   assert.is(status.code, 0, status.stderr);
-  const report = JSON.parse(status.stdout) as { phase: string; running: boolean; handshakeAgeSeconds: number | null; configInSync: boolean };
+  const report = JSON.parse(status.stdout) as {
+    phase: string;
+    running: boolean;
+    handshakeAgeSeconds: number | null;
+    configInSync: boolean;
+  };
   assert.is(report.phase, 'ready');
   assert.is(report.running, true);
-  assert.ok(report.handshakeAgeSeconds !== null && report.handshakeAgeSeconds < 60, `recent handshake: ${report.handshakeAgeSeconds}`);
+  assert.ok(
+    report.handshakeAgeSeconds !== null && report.handshakeAgeSeconds < 60,
+    `recent handshake: ${report.handshakeAgeSeconds}`,
+  );
   assert.is(report.configInSync, true);
 
   const second = await runCli(['up', '--provider', 'local', '--name', world.name, '--ports', '8080/tcp'], world.env);
@@ -127,13 +155,19 @@ U('TCP and UDP through the public ports, a public:local mapping, status, a refus
 U('a port added later updates the same edge in place', async () => {
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   assert.ok(world.firstEdge, 'needs the kept edge of the first test');
-  const again = up(['--ports', `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp,8443:${world.httpPort}/tcp`, '--keep']);
+  const again = up([
+    '--ports',
+    `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp,8443:${world.httpPort}/tcp`,
+    '--keep',
+  ]);
   const ready = await again.ready();
   assert.is(edgeOf(ready), world.firstEdge!.ipv4, 'same address');
   assert.is((await world.provider.findEdge(world.name))!.id, world.firstEdge!.id, 'same edge');
   const deploy = again.events.find((e) => e.type === 'step' && e.id === 'deploy' && e.status !== 'start');
   assert.is(deploy?.status, 'done', 'the changed config was deployed');
-  const edgeStep = again.events.find((e) => e.type === 'log' && typeof e.message === 'string' && e.message.startsWith('found edge'));
+  const edgeStep = again.events.find(
+    (e) => e.type === 'log' && typeof e.message === 'string' && e.message.startsWith('found edge'),
+  );
   assert.ok(edgeStep, 'the edge was found, not created');
   assert.is(await clientGet(world.firstEdge!.ipv4, 8443), `${world.token} /\n`);
   assert.is(await clientGet(world.firstEdge!.ipv4, 8080), `${world.token} /\n`);
@@ -145,7 +179,9 @@ U('a failing activation is rolled back and the old ports keep working', async ()
   const statePath = (file: string) => join(world.env.INNISFREE_STATE_DIR!, world.name, file);
   const before = JSON.parse(readFileSync(statePath('status.json'), 'utf8')) as { deployedConfigHash: string };
   const edgeJson = readFileSync(statePath('edge/edge.json'), 'utf8');
-  const failing = up(['--ports', `8080:${world.httpPort}/tcp,9443:${world.httpPort}/tcp`, '--keep'], { INNISFREE_LOCAL_FAIL_ACTIVATION: '1' });
+  const failing = up(['--ports', `8080:${world.httpPort}/tcp,9443:${world.httpPort}/tcp`, '--keep'], {
+    INNISFREE_LOCAL_FAIL_ACTIVATION: '1',
+  });
   await failing.ready();
   assert.match(JSON.stringify(failing.events), /rolled back/);
   assert.match(JSON.stringify(failing.events), /previous configuration is still serving/);
@@ -154,7 +190,11 @@ U('a failing activation is rolled back and the old ports keep working', async ()
   assert.is(await clientGet(world.firstEdge!.ipv4, 8080), `${world.token} /\n`);
   assert.match(await clientGet(world.firstEdge!.ipv4, 9443), /curl failed/);
   // Local state describes what the edge serves.
-  const during = JSON.parse(readFileSync(statePath('status.json'), 'utf8')) as { deployedConfigHash: string; plannedConfigHash: string; message: string };
+  const during = JSON.parse(readFileSync(statePath('status.json'), 'utf8')) as {
+    deployedConfigHash: string;
+    plannedConfigHash: string;
+    message: string;
+  };
   assert.is(during.deployedConfigHash, before.deployedConfigHash);
   assert.is.not(during.plannedConfigHash, during.deployedConfigHash);
   assert.match(during.message, /rolled back/);
@@ -174,20 +214,43 @@ U('deploy re-applies the recorded config; a failing activation exits 6', async (
   const ok = await runCli(['deploy', world.name], world.env);
   assert.is(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, /^Deployed [0-9a-f]{12} to innisfree-/);
-  const status = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as { message: string | null };
+  const status = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as {
+    message: string | null;
+  };
   assert.is(status.message, null);
 });
 
 U('a destination on another namespace host', async () => {
   if (unavailable) return console.log(`  SKIPPED: ${unavailable}`);
   const destination = await world.provider.ensureDestination(world.name);
-  const service = spawn('ip', ['netns', 'exec', destination.namespace, 'socat', `TCP-LISTEN:${world.httpPort},bind=${destination.address},fork,reuseaddr`, 'SYSTEM:echo from-destination'], { stdio: 'ignore' });
+  const service = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      destination.namespace,
+      'socat',
+      `TCP-LISTEN:${world.httpPort},bind=${destination.address},fork,reuseaddr`,
+      'SYSTEM:echo from-destination',
+    ],
+    { stdio: 'ignore' },
+  );
   world.helpers.push(service);
-  const listening = async () => (await run('ip', ['netns', 'exec', destination.namespace, 'ss', '-ltn'])).stdout.includes(`:${world.httpPort}`);
+  const listening = async () =>
+    (await run('ip', ['netns', 'exec', destination.namespace, 'ss', '-ltn'])).stdout.includes(`:${world.httpPort}`);
   for (let i = 0; i < 50 && !(await listening()); i++) await new Promise((r) => setTimeout(r, 100));
-  const tunnel = up(['--ports', `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp,8443:${world.httpPort}/tcp`, '--keep', '--destination', destination.address]);
+  const tunnel = up([
+    '--ports',
+    `8080:${world.httpPort}/tcp,5353:${world.udpPort}/udp,8443:${world.httpPort}/tcp`,
+    '--keep',
+    '--destination',
+    destination.address,
+  ]);
   await tunnel.ready();
-  assert.ok(tunnel.events.some((e) => e.type === 'step' && e.id === 'deploy' && e.status === 'skipped'), 'the edge config did not change');
+  assert.ok(
+    tunnel.events.some((e) => e.type === 'step' && e.id === 'deploy' && e.status === 'skipped'),
+    'the edge config did not change',
+  );
   assert.is(await clientGet(world.firstEdge!.ipv4, 8080), 'from-destination\n');
   assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());
   service.kill('SIGKILL');
@@ -210,13 +273,20 @@ U('without --keep, SIGTERM leaves no namespace, link, process or socket behind',
   const ready = await tunnel.ready();
   assert.is(await clientGet(edgeOf(ready), 8080), `${world.token} /\n`);
   const local = await world.provider.localEdge(world.name);
-  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'home.json'), 'utf8')) as { interface: string };
-  const edgeJson = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'edge', 'edge.json'), 'utf8')) as { wireguard: { interface: string } };
+  const home = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'home.json'), 'utf8')) as {
+    interface: string;
+  };
+  const edgeJson = JSON.parse(
+    readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'edge', 'edge.json'), 'utf8'),
+  ) as { wireguard: { interface: string } };
   const footprint = footprintOf(local!, [home.interface, edgeJson.wireguard.interface]);
   assert.is(await tunnel.stop('SIGTERM'), 0, tunnel.stderr());
   assertNothingLeft(footprint);
   assert.not.match(readFileSync('/proc/net/dev', 'utf8'), new RegExp(`${home.interface}:`), 'home link removed');
-  const status = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as { phase: string; edge: unknown };
+  const status = JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as {
+    phase: string;
+    edge: unknown;
+  };
   assert.is(status.phase, 'stopped');
   assert.is(status.edge, null);
 });

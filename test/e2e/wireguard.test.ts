@@ -6,7 +6,16 @@ import { type WireguardLink, wireguardSocketPath, wireguardUp } from '../../src/
 import { systemExec } from '../../src/lib/context.js';
 import { DataPlaneError } from '../../src/lib/errors.js';
 import { built } from '../helpers/cli.js';
-import { type Testbed, namespaceSkipReason, needsCommand, pidAlive, pidsIn, skipUnless, waitFor, withTestbed } from '../helpers/netns.js';
+import {
+  type Testbed,
+  namespaceSkipReason,
+  needsCommand,
+  pidAlive,
+  pidsIn,
+  skipUnless,
+  waitFor,
+  withTestbed,
+} from '../helpers/netns.js';
 import { assertChecks, checksIn } from '../helpers/traffic.js';
 import { EDGE_TUNNEL, EDGE_VETH, EDGE_WG_PORT, type TunnelPair, keyFiles, tunnelPair } from '../helpers/tunnel.js';
 
@@ -16,13 +25,23 @@ const deps = { exec: systemExec, emit: () => {} };
 
 /** A UDP round trip from the home end to a server on the edge's tunnel address: proof the tunnel carries traffic. */
 async function probeTunnel(bed: Testbed, pair: TunnelPair): Promise<void> {
-  const server = bed.spawn(pair.edge, process.execPath, [built('test/helpers/traffic.ts'), 'serve', EDGE_TUNNEL, '7000']);
+  const server = bed.spawn(pair.edge, process.execPath, [
+    built('test/helpers/traffic.ts'),
+    'serve',
+    EDGE_TUNNEL,
+    '7000',
+  ]);
   await server.waitForOutput(/^READY/);
-  assertChecks(await checksIn(pair.home, [{ kind: 'udp-echo', host: EDGE_TUNNEL, port: 7000, datagrams: 3, size: 200 }]));
+  assertChecks(
+    await checksIn(pair.home, [{ kind: 'udp-echo', host: EDGE_TUNNEL, port: 7000, datagrams: 3, size: 200 }]),
+  );
   await server.stop();
 }
 
-async function linkGone(ns: { run: (c: string, a: string[]) => Promise<{ code: number | null }> }, ifname: string): Promise<boolean> {
+async function linkGone(
+  ns: { run: (c: string, a: string[]) => Promise<{ code: number | null }> },
+  ifname: string,
+): Promise<boolean> {
   return (await ns.run('ip', ['link', 'show', 'dev', ifname])).code !== 0 && !existsSync(wireguardSocketPath(ifname));
 }
 
@@ -56,8 +75,12 @@ if (!skip) {
     await withTestbed('wg-endpoint', async (bed) => {
       const pair = await tunnelPair(bed);
       await probeTunnel(bed, pair);
-      const vethEdge = (JSON.parse(await pair.edge.ip('-j', 'addr', 'show')) as Array<{ ifname: string; addr_info: Array<{ local: string }> }>)
-        .find((link) => link.addr_info.some((a) => a.local === EDGE_VETH))!.ifname;
+      const vethEdge = (
+        JSON.parse(await pair.edge.ip('-j', 'addr', 'show')) as Array<{
+          ifname: string;
+          addr_info: Array<{ local: string }>;
+        }>
+      ).find((link) => link.addr_info.some((a) => a.local === EDGE_VETH))!.ifname;
       // Deleting the primary address first: it would take a secondary in the same subnet with it.
       await pair.edge.ip('addr', 'del', `${EDGE_VETH}/29`, 'dev', vethEdge);
       await pair.edge.ip('addr', 'add', '198.51.100.5/29', 'dev', vethEdge);
@@ -82,18 +105,27 @@ if (!skip) {
       const ifname = bed.wireguardName();
       // A crashed earlier run: its daemon is still up, holding the name.
       const orphan = bed.spawn(ns, 'wireguard-go', [ifname], { env: { WG_PROCESS_FOREGROUND: '1' } });
-      await waitFor('the orphan daemon', async () => ((await ns.run('ip', ['link', 'show', 'dev', ifname])).code === 0 ? true : undefined));
+      await waitFor('the orphan daemon', async () =>
+        (await ns.run('ip', ['link', 'show', 'dev', ifname])).code === 0 ? true : undefined,
+      );
       const spec = {
         interface: ifname,
         privateKeyFile: key.file,
         addresses: ['10.50.9.2/30'],
         mtu: 1420,
-        peer: { publicKey: peer.publicKey, endpoint: '198.51.100.9:51820', allowedIps: ['10.50.9.1/32'], persistentKeepalive: 25 },
+        peer: {
+          publicKey: peer.publicKey,
+          endpoint: '198.51.100.9:51820',
+          allowedIps: ['10.50.9.1/32'],
+          persistentKeepalive: 25,
+        },
         netns: ns.name,
       };
       const link = await wireguardUp(deps, spec);
       await orphan.exited;
-      assert.ok(await ns.run('ip', ['-br', 'addr', 'show', 'dev', ifname]).then((r) => r.stdout.includes('10.50.9.2/30')));
+      assert.ok(
+        await ns.run('ip', ['-br', 'addr', 'show', 'dev', ifname]).then((r) => r.stdout.includes('10.50.9.2/30')),
+      );
       await link.down();
       // A dead socket file left by a SIGKILLed daemon.
       const socketPath = wireguardSocketPath(ifname);
@@ -153,7 +185,16 @@ if (!skip) {
       mtu: 1420,
       peer: { publicKey: 'x', allowedIps: ['10.50.9.1/32'] },
     };
-    for (const spec of [base, { ...base, interface: 'isfok' }, { ...base, interface: 'isfok', peer: { ...base.peer, publicKey: 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=' }, mtu: 100 }]) {
+    for (const spec of [
+      base,
+      { ...base, interface: 'isfok' },
+      {
+        ...base,
+        interface: 'isfok',
+        peer: { ...base.peer, publicKey: 'HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=' },
+        mtu: 100,
+      },
+    ]) {
       try {
         await wireguardUp(deps, spec);
         assert.unreachable('accepted a bad spec');

@@ -62,7 +62,10 @@ function validator(ajv: Ajv, key: string, schema: object): ValidateFunction {
 export const OPERATION_KEYS = Object.keys(subset.operations);
 
 /** The operation key ("POST /v2/droplets") and path parameters for a concrete request, if the subset has it. */
-export function matchOperation(method: string, path: string): { key: string; params: Record<string, string> } | undefined {
+export function matchOperation(
+  method: string,
+  path: string,
+): { key: string; params: Record<string, string> } | undefined {
   for (const key of OPERATION_KEYS) {
     const [m, template] = key.split(' ') as [string, string];
     if (m !== method) continue;
@@ -82,7 +85,10 @@ export function matchOperation(method: string, path: string): { key: string; par
 function describe(fn: ValidateFunction): string {
   return (fn.errors ?? [])
     .slice(0, 5)
-    .map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`)
+    .map(
+      (e) =>
+        `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`,
+    )
     .join('; ');
 }
 
@@ -97,7 +103,8 @@ export function checkRequest(
   if (!op) return [`${key} is not a documented operation`];
   const problems: string[] = [];
   const known = new Set(op.parameters.filter((p) => p.in === 'query').map((p) => p.name));
-  for (const name of Object.keys(query)) if (!known.has(name)) problems.push(`${key}: undocumented query parameter "${name}"`);
+  for (const name of Object.keys(query))
+    if (!known.has(name)) problems.push(`${key}: undocumented query parameter "${name}"`);
   for (const param of op.parameters) {
     if (param.in === 'header') continue;
     const value = param.in === 'path' ? pathParams[param.name] : query[param.name];
@@ -126,7 +133,8 @@ export function checkResponse(key: string, status: number, body: unknown): strin
   const op = subset.operations[key];
   if (!op) return [];
   const schema = op.responses[String(status)];
-  if (schema === undefined) return [`${key}: status ${status} is not documented (documented: ${Object.keys(op.responses).join(', ')})`];
+  if (schema === undefined)
+    return [`${key}: status ${status} is not documented (documented: ${Object.keys(op.responses).join(', ')})`];
   if (schema === null) return body === undefined ? [] : [`${key}: ${status} should have no body`];
   const fn = validator(bodyAjv, `${key} response ${status}`, schema);
   return fn(body) ? [] : [`${key} → ${status}: ${describe(fn)}`];

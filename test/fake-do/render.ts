@@ -1,12 +1,23 @@
 // The fake's objects in DigitalOcean's JSON shapes.
-import { type FakeAction, type FakeDroplet, type FakeFirewall, type FakeImage, type FakeRecord, type FakeReservedIp,
-  type FakeReservedIpv6, type FakeState, REGIONS, SIZES } from './state.js';
+import {
+  type FakeAction,
+  type FakeDroplet,
+  type FakeFirewall,
+  type FakeImage,
+  type FakeRecord,
+  type FakeReservedIp,
+  type FakeReservedIpv6,
+  type FakeState,
+  REGIONS,
+  SIZES,
+} from './state.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 export function regionJson(slug: string) {
   return {
-    name: { nyc1: 'New York 1', nyc3: 'New York 3', ams3: 'Amsterdam 3', fra1: 'Frankfurt 1' }[slug] ?? slug.toUpperCase(),
+    name:
+      { nyc1: 'New York 1', nyc3: 'New York 3', ams3: 'Amsterdam 3', fra1: 'Frankfurt 1' }[slug] ?? slug.toUpperCase(),
     slug,
     features: ['backups', 'ipv6', 'metadata', 'install_agent', 'storage', 'image_transfer'],
     available: true,
@@ -71,10 +82,18 @@ export function dropletJson(droplet: FakeDroplet) {
       v4: active
         ? [
             { ip_address: droplet.privateIpv4, netmask: '255.255.240.0', gateway: 'nil', type: 'private' },
-            { ip_address: droplet.publicIpv4, netmask: '255.255.255.0', gateway: droplet.publicIpv4.replace(/\.\d+$/, '.1'), type: 'public' },
+            {
+              ip_address: droplet.publicIpv4,
+              netmask: '255.255.255.0',
+              gateway: droplet.publicIpv4.replace(/\.\d+$/, '.1'),
+              type: 'public',
+            },
           ]
         : [],
-      v6: active && droplet.publicIpv6 ? [{ ip_address: droplet.publicIpv6, netmask: 64, gateway: '2001:db8:10::1', type: 'public' }] : [],
+      v6:
+        active && droplet.publicIpv6
+          ? [{ ip_address: droplet.publicIpv6, netmask: 64, gateway: '2001:db8:10::1', type: 'public' }]
+          : [],
     },
     region: regionJson(droplet.region),
     tags: droplet.tags,

@@ -22,7 +22,17 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo, Socket } from 'node:net';
 import { type Fault, type FaultResponse, Faults, HTML_BAD_GATEWAY, HTML_GATEWAY_TIMEOUT } from './faults.js';
 import { checkRequest, checkResponse, matchOperation } from './openapi.js';
-import { actionJson, dropletJson, firewallJson, imageJson, recordJson, regionJson, reservedIpJson, reservedIpv6Json, sizeJson } from './render.js';
+import {
+  actionJson,
+  dropletJson,
+  firewallJson,
+  imageJson,
+  recordJson,
+  regionJson,
+  reservedIpJson,
+  reservedIpv6Json,
+  sizeJson,
+} from './render.js';
 import {
   type Activation,
   ApiFailure,
@@ -150,7 +160,15 @@ export class FakeDigitalOcean {
     const path = url.pathname;
     const query = Object.fromEntries(url.searchParams.entries());
     const raw = await readBody(req);
-    const record: RecordedRequest = { method, path, query, body: undefined, operation: undefined, status: 0, authorized: false };
+    const record: RecordedRequest = {
+      method,
+      path,
+      query,
+      body: undefined,
+      operation: undefined,
+      status: 0,
+      authorized: false,
+    };
     this.requests.push(record);
     const send = (status: number, body: unknown, extra: Record<string, string> = {}, contentType = true): void => {
       record.status = status;
@@ -189,7 +207,10 @@ export class FakeDigitalOcean {
       // No answer, ever: the socket stays open until the client gives up. The effect comes now or later.
       record.status = -1;
       const landAt = this.requests.length + (fault.response.landAfterRequests ?? 0);
-      this.#landings.push({ at: landAt, apply: () => this.apply(method, path, query, body, operation).then(() => undefined) });
+      this.#landings.push({
+        at: landAt,
+        apply: () => this.apply(method, path, query, body, operation).then(() => undefined),
+      });
       await this.landDue();
       return;
     }
@@ -225,7 +246,9 @@ export class FakeDigitalOcean {
     query: Record<string, string>,
     body: unknown,
     operation: ReturnType<typeof matchOperation>,
-  ): Promise<{ reply: Reply } | { failure: { status: number; id: string; message: string; headers?: Record<string, string> } }> {
+  ): Promise<
+    { reply: Reply } | { failure: { status: number; id: string; message: string; headers?: Record<string, string> } }
+  > {
     if (operation) {
       const problems = checkRequest(operation.key, operation.params, query, body);
       if (problems.length > 0) {
@@ -234,7 +257,8 @@ export class FakeDigitalOcean {
       }
     }
     const route = this.#routes.find((r) => r.method === method && r.pattern.test(path));
-    if (!route) return { failure: { status: 404, id: 'not_found', message: 'The resource you requested could not be found.' } };
+    if (!route)
+      return { failure: { status: 404, id: 'not_found', message: 'The resource you requested could not be found.' } };
     const match = route.pattern.exec(path)!;
     const params = Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1]!)]));
     try {
@@ -242,7 +266,14 @@ export class FakeDigitalOcean {
     } catch (error) {
       if (error instanceof ApiFailure) {
         const retryAfter = (error as ApiFailure & { retryAfter?: number }).retryAfter;
-        return { failure: { status: error.status, id: error.id, message: error.message, ...(retryAfter === undefined ? {} : { headers: { 'retry-after': String(retryAfter) } }) } };
+        return {
+          failure: {
+            status: error.status,
+            id: error.id,
+            message: error.message,
+            ...(retryAfter === undefined ? {} : { headers: { 'retry-after': String(retryAfter) } }),
+          },
+        };
       }
       return { failure: { status: 500, id: 'server_error', message: `fake: ${(error as Error).message}` } };
     }
@@ -266,7 +297,8 @@ export class FakeDigitalOcean {
         const extra: Record<string, string> = {};
         if (response.retryAfterSeconds !== undefined) extra['retry-after'] = String(response.retryAfterSeconds);
         if (response.remaining !== undefined) this.rateLimit.remaining = response.remaining;
-        if (response.resetInSeconds !== undefined) extra['ratelimit-reset'] = String(Math.ceil(this.now() / 1000) + response.resetInSeconds);
+        if (response.resetInSeconds !== undefined)
+          extra['ratelimit-reset'] = String(Math.ceil(this.now() / 1000) + response.resetInSeconds);
         send(429, { id: 'too_many_requests', message: 'API Rate limit exceeded.' }, extra);
         return;
       }
@@ -339,7 +371,8 @@ export class FakeDigitalOcean {
       pages.next = link(page + 1);
       pages.last = link(last);
     }
-    const links = Object.keys(pages).length > 0 ? { pages } : this.#options.singlePageLinks === 'pages' ? { pages: {} } : {};
+    const links =
+      Object.keys(pages).length > 0 ? { pages } : this.#options.singlePageLinks === 'pages' ? { pages: {} } : {};
     return { status: 200, body: { [key]: slice, links, meta: { total } } };
   }
 
@@ -355,7 +388,13 @@ export class FakeDigitalOcean {
     const hasTag = (tags: string[], tag: string): boolean => tags.some((t) => t.toLowerCase() === tag.toLowerCase());
 
     this.route('GET', '/v2/account', () => ({ status: 200, body: { account: s.account } }));
-    this.route('GET', '/v2/sizes', (r) => this.page(r, 'sizes', SIZES.map((size) => sizeJson(size.slug))));
+    this.route('GET', '/v2/sizes', (r) =>
+      this.page(
+        r,
+        'sizes',
+        SIZES.map((size) => sizeJson(size.slug)),
+      ),
+    );
     this.route('GET', '/v2/regions', (r) => this.page(r, 'regions', REGIONS.map(regionJson)));
 
     // droplets
@@ -372,7 +411,11 @@ export class FakeDigitalOcean {
         status: 202,
         body: {
           droplet: dropletJson(created),
-          links: { actions: [{ id: created.createActionId, rel: 'create', href: `${this.url}/v2/actions/${created.createActionId}` }] },
+          links: {
+            actions: [
+              { id: created.createActionId, rel: 'create', href: `${this.url}/v2/actions/${created.createActionId}` },
+            ],
+          },
         },
       };
     });
@@ -382,13 +425,21 @@ export class FakeDigitalOcean {
       for (const d of doomed) await s.deleteDroplet(d.id);
       return { status: 204, contentType: true };
     });
-    this.route('GET', '/v2/droplets/{id}', (r) => ({ status: 200, body: { droplet: dropletJson(s.pollDroplet(Number(r.params.id))) } }));
+    this.route('GET', '/v2/droplets/{id}', (r) => ({
+      status: 200,
+      body: { droplet: dropletJson(s.pollDroplet(Number(r.params.id))) },
+    }));
     this.route('DELETE', '/v2/droplets/{id}', async (r) => {
       await s.deleteDroplet(droplet(r.params.id!).id);
       return { status: 204, contentType: true };
     });
-    this.route('GET', '/v2/droplets/{id}/actions', (r) => this.page(r, 'actions', s.readDropletActions(Number(r.params.id)).map(actionJson)));
-    this.route('GET', '/v2/actions/{id}', (r) => ({ status: 200, body: { action: actionJson(s.readAction(Number(r.params.id))) } }));
+    this.route('GET', '/v2/droplets/{id}/actions', (r) =>
+      this.page(r, 'actions', s.readDropletActions(Number(r.params.id)).map(actionJson)),
+    );
+    this.route('GET', '/v2/actions/{id}', (r) => ({
+      status: 200,
+      body: { action: actionJson(s.readAction(Number(r.params.id))) },
+    }));
 
     // SSH keys
     this.route('GET', '/v2/account/keys', (r) => {
@@ -418,7 +469,13 @@ export class FakeDigitalOcean {
     });
 
     // reserved IPs
-    this.route('GET', '/v2/reserved_ips', (r) => this.page(r, 'reserved_ips', [...s.reservedIps.values()].map((x) => reservedIpJson(s, x))));
+    this.route('GET', '/v2/reserved_ips', (r) =>
+      this.page(
+        r,
+        'reserved_ips',
+        [...s.reservedIps.values()].map((x) => reservedIpJson(s, x)),
+      ),
+    );
     this.route('POST', '/v2/reserved_ips', (r) => {
       const body = r.body as { droplet_id?: number; region?: string };
       const n = s.nextAddressIndex();
@@ -438,7 +495,10 @@ export class FakeDigitalOcean {
           },
         };
       }
-      return { status: 202, body: { reserved_ip: reservedIpJson(s, s.addReservedIp(ip, body.region ?? 'nyc3')), links: {} } };
+      return {
+        status: 202,
+        body: { reserved_ip: reservedIpJson(s, s.addReservedIp(ip, body.region ?? 'nyc3')), links: {} },
+      };
     });
     this.route('GET', '/v2/reserved_ips/{ip}', (r) => {
       const reserved = s.reservedIps.get(r.params.ip!);
@@ -454,7 +514,10 @@ export class FakeDigitalOcean {
     });
     this.route('POST', '/v2/reserved_ips/{ip}/actions', (r) => {
       const action = s.reservedIpAction(r.params.ip!, r.body as { type?: string; droplet_id?: number });
-      return { status: 201, body: { action: { ...actionJson(action), project_id: '746c6152-2fa2-11ed-92d3-27aaa54e4988' } } };
+      return {
+        status: 201,
+        body: { action: { ...actionJson(action), project_id: '746c6152-2fa2-11ed-92d3-27aaa54e4988' } },
+      };
     });
     this.route('GET', '/v2/reserved_ips/{ip}/actions/{id}', (r) => {
       const action = s.readAction(Number(r.params.id));
@@ -468,22 +531,34 @@ export class FakeDigitalOcean {
       if (!found) throw notFound();
       return found;
     };
-    this.route('GET', '/v2/reserved_ipv6', (r) => this.page(r, 'reserved_ipv6s', [...s.reservedIpv6s.values()].map((x) => reservedIpv6Json(s, x))));
+    this.route('GET', '/v2/reserved_ipv6', (r) =>
+      this.page(
+        r,
+        'reserved_ipv6s',
+        [...s.reservedIpv6s.values()].map((x) => reservedIpv6Json(s, x)),
+      ),
+    );
     this.route('POST', '/v2/reserved_ipv6', (r) => {
       const body = r.body as { region_slug: string };
       return { status: 201, body: { reserved_ipv6: reservedIpv6Json(s, s.addReservedIpv6(body.region_slug)) } };
     });
-    this.route('GET', '/v2/reserved_ipv6/{ip}', (r) => ({ status: 200, body: { reserved_ipv6: reservedIpv6Json(s, reservedIpv6(r.params.ip!)) } }));
+    this.route('GET', '/v2/reserved_ipv6/{ip}', (r) => ({
+      status: 200,
+      body: { reserved_ipv6: reservedIpv6Json(s, reservedIpv6(r.params.ip!)) },
+    }));
     this.route('DELETE', '/v2/reserved_ipv6/{ip}', (r) => {
       const reserved = reservedIpv6(r.params.ip!);
       if (reserved.busy) throw unprocessable('Reserved IPv6 has a pending action.');
-      if (reserved.dropletId !== null) throw unprocessable('Reserved IPv6 must be unassigned before it can be deleted.');
+      if (reserved.dropletId !== null)
+        throw unprocessable('Reserved IPv6 must be unassigned before it can be deleted.');
       s.reservedIpv6s.delete(reserved.ip);
       return { status: 204 };
     });
     this.route('POST', '/v2/reserved_ipv6/{ip}/actions', (r) => ({
       status: 201,
-      body: { action: actionJson(s.reservedIpv6Action(r.params.ip!, r.body as { type?: string; droplet_id?: number })) },
+      body: {
+        action: actionJson(s.reservedIpv6Action(r.params.ip!, r.body as { type?: string; droplet_id?: number })),
+      },
     }));
 
     // domains
@@ -508,7 +583,9 @@ export class FakeDigitalOcean {
       const d = domain(r.params.domain!);
       const body = r.body as { type: string; name: string; data: string; ttl?: number };
       if (body.name.endsWith(`.${d.name}`) || body.name === d.name) {
-        throw unprocessable('Name Only valid hostname characters are allowed. The name must be relative to the domain.');
+        throw unprocessable(
+          'Name Only valid hostname characters are allowed. The name must be relative to the domain.',
+        );
       }
       const record = {
         id: s.nextId(),
@@ -530,7 +607,10 @@ export class FakeDigitalOcean {
       if (!found) throw notFound();
       return found;
     };
-    this.route('GET', '/v2/domains/{domain}/records/{id}', (r) => ({ status: 200, body: { domain_record: recordJson(record(r)) } }));
+    this.route('GET', '/v2/domains/{domain}/records/{id}', (r) => ({
+      status: 200,
+      body: { domain_record: recordJson(record(r)) },
+    }));
     const update = (r: ApiRequest): Reply => {
       const found = record(r);
       const body = r.body as Partial<{ type: string; name: string; data: string; ttl: number }>;
@@ -571,7 +651,10 @@ export class FakeDigitalOcean {
       if (!found) throw notFound();
       return found;
     };
-    this.route('GET', '/v2/firewalls/{id}', (r) => ({ status: 200, body: { firewall: firewallJson(firewall(r.params.id!)) } }));
+    this.route('GET', '/v2/firewalls/{id}', (r) => ({
+      status: 200,
+      body: { firewall: firewallJson(firewall(r.params.id!)) },
+    }));
     this.route('PUT', '/v2/firewalls/{id}', (r) => {
       const found = firewall(r.params.id!);
       Object.assign(found, firewallBody(r.body as Record<string, unknown>));
@@ -619,7 +702,10 @@ export class FakeDigitalOcean {
     this.route('POST', '/v2/tags', (r) => {
       const name = s.canonicalTag((r.body as { name: string }).name);
       s.tags.add(name);
-      return { status: 201, body: { tag: { name, resources: { count: s.tagged(name).length, droplets: { count: 0 } } } } };
+      return {
+        status: 201,
+        body: { tag: { name, resources: { count: s.tagged(name).length, droplets: { count: 0 } } } },
+      };
     });
     this.route('GET', '/v2/tags/{tag}', (r) => {
       const name = [...s.tags].find((t) => t.toLowerCase() === r.params.tag!.toLowerCase());
@@ -639,7 +725,8 @@ export class FakeDigitalOcean {
     const tagResources = (r: ApiRequest, add: boolean): Reply => {
       const name = [...s.tags].find((t) => t.toLowerCase() === r.params.tag!.toLowerCase());
       if (!name) throw notFound();
-      for (const resource of (r.body as { resources: Array<{ resource_id: string; resource_type: string }> }).resources) {
+      for (const resource of (r.body as { resources: Array<{ resource_id: string; resource_type: string }> })
+        .resources) {
         if (resource.resource_type !== 'droplet') continue;
         const target = droplet(resource.resource_id);
         target.tags = target.tags.filter((t) => t !== name);

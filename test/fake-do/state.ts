@@ -14,7 +14,8 @@ export class ApiFailure extends Error {
   }
 }
 
-export const notFound = (): ApiFailure => new ApiFailure(404, 'not_found', 'The resource you requested could not be found.');
+export const notFound = (): ApiFailure =>
+  new ApiFailure(404, 'not_found', 'The resource you requested could not be found.');
 export const unprocessable = (message: string): ApiFailure => new ApiFailure(422, 'unprocessable_entity', message);
 
 export interface Activation {
@@ -136,7 +137,15 @@ export interface FakeFirewall {
 export const REGIONS = ['nyc1', 'nyc3', 'ams3', 'fra1', 'lon1', 'sfo3', 'sgp1', 'tor1', 'blr1', 'syd1', 'atl1'];
 
 export const SIZES = [
-  { slug: 's-1vcpu-512mb-10gb', memory: 512, vcpus: 1, disk: 10, transfer: 0.5, price_monthly: 4, price_hourly: 0.00595 },
+  {
+    slug: 's-1vcpu-512mb-10gb',
+    memory: 512,
+    vcpus: 1,
+    disk: 10,
+    transfer: 0.5,
+    price_monthly: 4,
+    price_hourly: 0.00595,
+  },
   { slug: 's-1vcpu-1gb', memory: 1024, vcpus: 1, disk: 25, transfer: 1, price_monthly: 6, price_hourly: 0.00893 },
   { slug: 's-1vcpu-2gb', memory: 2048, vcpus: 1, disk: 50, transfer: 2, price_monthly: 12, price_hourly: 0.01786 },
   { slug: 's-2vcpu-4gb', memory: 4096, vcpus: 2, disk: 80, transfer: 4, price_monthly: 24, price_hourly: 0.03571 },
@@ -234,14 +243,18 @@ export class FakeState {
     const size = String(body.size ?? '');
     if (!SIZES.some((s) => s.slug === size)) throw unprocessable('You specified an invalid size for Droplet creation.');
     const image = this.findImage(body.image as string | number);
-    if (!image || image.status !== 'available') throw unprocessable('You specified an invalid image for Droplet create.');
+    if (!image || image.status !== 'available')
+      throw unprocessable('You specified an invalid image for Droplet create.');
     if (!image.regions.includes(region)) throw unprocessable(`${image.name} is not available in ${region}.`);
     const keys = (body.ssh_keys as Array<string | number> | undefined) ?? [];
     const invalid = keys.filter((k) => !this.findSshKey(String(k)));
-    if (invalid.length > 0) throw unprocessable(`${invalid.join(', ')} are invalid key identifiers for Droplet creation.`);
-    if (image.type === 'custom' && keys.length === 0) throw unprocessable('You must add an SSH key when creating a Droplet from a custom image.');
+    if (invalid.length > 0)
+      throw unprocessable(`${invalid.join(', ')} are invalid key identifiers for Droplet creation.`);
+    if (image.type === 'custom' && keys.length === 0)
+      throw unprocessable('You must add an SSH key when creating a Droplet from a custom image.');
     const userData = body.user_data as string | undefined;
-    if (userData !== undefined && Buffer.byteLength(userData) > 64 * 1024) throw unprocessable('user_data must not exceed 64 KiB.');
+    if (userData !== undefined && Buffer.byteLength(userData) > 64 * 1024)
+      throw unprocessable('user_data must not exceed 64 KiB.');
     const tags = ((body.tags as string[] | null | undefined) ?? []).slice();
     for (const tag of tags) {
       if (!TAG_NAME.test(tag)) throw unprocessable(`tag ${tag} is invalid`);
@@ -324,7 +337,9 @@ export class FakeState {
   }
 
   hasPendingAction(dropletId: number): boolean {
-    return [...this.actions.values()].some((a) => a.resourceType === 'droplet' && a.resourceId === dropletId && a.status === 'in-progress');
+    return [...this.actions.values()].some(
+      (a) => a.resourceType === 'droplet' && a.resourceId === dropletId && a.status === 'in-progress',
+    );
   }
 
   /** Reading a droplet's actions counts down the create action's extra pending reads. */
@@ -332,7 +347,9 @@ export class FakeState {
     const droplet = this.droplets.get(dropletId);
     if (!droplet) throw notFound();
     this.advance(droplet);
-    const actions = [...this.actions.values()].filter((a) => a.resourceType === 'droplet' && a.resourceId === dropletId);
+    const actions = [...this.actions.values()].filter(
+      (a) => a.resourceType === 'droplet' && a.resourceId === dropletId,
+    );
     const result = actions.map((a) => ({ ...a }));
     for (const action of actions) {
       if (action.status === 'in-progress' && droplet.status === 'active' && Number.isFinite(action.pollsLeft)) {
@@ -344,7 +361,13 @@ export class FakeState {
 
   // ---- actions
 
-  addAction(type: string, resourceId: number, resourceType: FakeAction['resourceType'], region: string, polls: number): FakeAction {
+  addAction(
+    type: string,
+    resourceId: number,
+    resourceType: FakeAction['resourceType'],
+    region: string,
+    polls: number,
+  ): FakeAction {
     const action: FakeAction = {
       id: this.nextId(),
       status: 'in-progress',
@@ -376,7 +399,8 @@ export class FakeState {
       if (droplet) this.advance(droplet);
     }
     const snapshot = { ...action };
-    if (action.status === 'in-progress' && Number.isFinite(action.pollsLeft) && --action.pollsLeft <= 0) this.completeAction(action);
+    if (action.status === 'in-progress' && Number.isFinite(action.pollsLeft) && --action.pollsLeft <= 0)
+      this.completeAction(action);
     return snapshot;
   }
 
@@ -390,7 +414,9 @@ export class FakeState {
   addSshKey(name: string, publicKey: string): FakeSshKey {
     const fingerprint = md5Of(publicKey);
     if (!fingerprint || !/^(ssh-(ed25519|rsa)|ecdsa-sha2-\S+) [A-Za-z0-9+/]+=*/.test(publicKey.trim())) {
-      throw unprocessable('Key invalid type, we support id_rsa (RSA), id_dsa (DSA), id_ecdsa (ECDSA) and id_ed25519 (ED25519)');
+      throw unprocessable(
+        'Key invalid type, we support id_rsa (RSA), id_dsa (DSA), id_ecdsa (ECDSA) and id_ed25519 (ED25519)',
+      );
     }
     if (this.findSshKey(fingerprint)) throw unprocessable('SSH Key is already in use on your account');
     const key = { id: this.nextId(), fingerprint, public_key: publicKey.trim(), name };
@@ -412,9 +438,16 @@ export class FakeState {
     if (body.type === 'assign') {
       const droplet = this.droplets.get(Number(body.droplet_id));
       if (!droplet) throw unprocessable('Droplet not found.');
-      if (droplet.region !== reserved.region) throw unprocessable('Reserved IP and Droplet must be in the same region.');
+      if (droplet.region !== reserved.region)
+        throw unprocessable('Reserved IP and Droplet must be in the same region.');
       if (this.hasPendingAction(droplet.id)) throw unprocessable('Droplet already has a pending event.');
-      const action = this.addAction('assign_ip', ipToInt(ip), 'reserved_ip', reserved.region, this.reservedIpActionPolls);
+      const action = this.addAction(
+        'assign_ip',
+        ipToInt(ip),
+        'reserved_ip',
+        reserved.region,
+        this.reservedIpActionPolls,
+      );
       reserved.locked = true;
       action.onComplete = () => {
         reserved.locked = false;
@@ -424,7 +457,13 @@ export class FakeState {
       return action;
     }
     if (body.type === 'unassign') {
-      const action = this.addAction('unassign_ip', ipToInt(ip), 'reserved_ip', reserved.region, this.reservedIpActionPolls);
+      const action = this.addAction(
+        'unassign_ip',
+        ipToInt(ip),
+        'reserved_ip',
+        reserved.region,
+        this.reservedIpActionPolls,
+      );
       reserved.locked = true;
       action.onComplete = () => {
         reserved.locked = false;
@@ -454,14 +493,21 @@ export class FakeState {
     if (body.type === 'assign') {
       const droplet = this.droplets.get(Number(body.droplet_id));
       if (!droplet) throw unprocessable('Droplet not found.');
-      if (droplet.region !== reserved.region) throw unprocessable('Reserved IPv6 and Droplet must be in the same region.');
+      if (droplet.region !== reserved.region)
+        throw unprocessable('Reserved IPv6 and Droplet must be in the same region.');
       if (!droplet.publicIpv6) throw unprocessable('IPv6 is not enabled on the Droplet.');
       if (this.hasPendingAction(droplet.id)) throw unprocessable('Droplet already has a pending event.');
       target = droplet.id;
     } else if (body.type !== 'unassign') {
       throw unprocessable('Invalid action type.');
     }
-    const action = this.addAction(body.type === 'assign' ? 'assign_ip' : 'unassign_ip', ipv6ToId(ip), 'reserved_ipv6', reserved.region, this.reservedIpActionPolls);
+    const action = this.addAction(
+      body.type === 'assign' ? 'assign_ip' : 'unassign_ip',
+      ipv6ToId(ip),
+      'reserved_ipv6',
+      reserved.region,
+      this.reservedIpActionPolls,
+    );
     reserved.busy = true;
     action.onComplete = () => {
       reserved.busy = false;
@@ -479,7 +525,14 @@ export class FakeState {
     return [...this.images.values()].find((i) => i.slug === ref);
   }
 
-  addCustomImage(fields: { name: string; region: string; url?: string; description?: string; tags?: string[]; status?: FakeImage['status'] }): FakeImage {
+  addCustomImage(fields: {
+    name: string;
+    region: string;
+    url?: string;
+    description?: string;
+    tags?: string[];
+    status?: FakeImage['status'];
+  }): FakeImage {
     const image: FakeImage = {
       id: this.nextId(),
       name: fields.name,

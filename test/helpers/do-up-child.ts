@@ -18,9 +18,21 @@ interface ChildInput {
 
 const input = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ChildInput;
 const clock = virtualClock();
-const client = new DigitalOceanClient({ token: input.token, baseUrl: input.url, clock, emit: () => {}, timeoutMs: 60_000 });
+const client = new DigitalOceanClient({
+  token: input.token,
+  baseUrl: input.url,
+  clock,
+  emit: () => {},
+  timeoutMs: 60_000,
+});
 const provider = new DigitalOceanProvider({ client, clock, firewall: true });
 const spec = testSpec(input.flags);
 const ledger = await ResourceLedger.open(input.ledger, spec.name, clock.now);
-await provider.ensureEdge({ spec, identity: input.identity, emit: () => {}, signal: new AbortController().signal, ledger });
+await provider.ensureEdge({
+  spec,
+  identity: input.identity,
+  emit: () => {},
+  signal: new AbortController().signal,
+  ledger,
+});
 process.stdout.write('ready\n');

@@ -50,7 +50,8 @@ export function recorder(): Recorder {
     emit: (event) => events.push(event),
     events,
     text: () => events.map((e) => JSON.stringify(e)).join('\n'),
-    warnings: () => events.filter((e) => e.type === 'log' && e.level === 'warn').map((e) => (e as { message: string }).message),
+    warnings: () =>
+      events.filter((e) => e.type === 'log' && e.level === 'warn').map((e) => (e as { message: string }).message),
   };
 }
 
@@ -95,8 +96,10 @@ export async function withFake<T>(
     // Every test also checks: the token never reaches an event, and the fake saw only documented requests and
     // answered only in documented shapes.
     if (events.text().includes(fake.token)) throw new Error('the API token appeared in an event');
-    if (fake.violations.length > 0) throw new Error(`requests outside the OpenAPI schemas:\n${fake.violations.join('\n')}`);
-    if (fake.responseViolations.length > 0) throw new Error(`fake responses outside the OpenAPI schemas:\n${fake.responseViolations.join('\n')}`);
+    if (fake.violations.length > 0)
+      throw new Error(`requests outside the OpenAPI schemas:\n${fake.violations.join('\n')}`);
+    if (fake.responseViolations.length > 0)
+      throw new Error(`fake responses outside the OpenAPI schemas:\n${fake.responseViolations.join('\n')}`);
     return result;
   } finally {
     await fake.stop();
@@ -114,7 +117,12 @@ export interface AccountCounts {
 export function accountOf(fake: FakeDigitalOcean): AccountCounts {
   let records = 0;
   for (const domain of fake.state.domains.values()) records += domain.records.size;
-  return { droplets: fake.state.droplets.size, keys: fake.state.sshKeys.size, firewalls: fake.state.firewalls.size, records };
+  return {
+    droplets: fake.state.droplets.size,
+    keys: fake.state.sshKeys.size,
+    firewalls: fake.state.firewalls.size,
+    records,
+  };
 }
 
 /** A running droplet of tunnel `tunnel` made straight in the fake account, as an earlier `up` would leave it. */

@@ -21,7 +21,11 @@ export function planFixtureNames(): string[] {
   return readdirSync(planFixturesDir).sort();
 }
 
-export function readPlanFixture(name: string): { input: PlanFixtureInput; edge: string | undefined; home: string | undefined } {
+export function readPlanFixture(name: string): {
+  input: PlanFixtureInput;
+  edge: string | undefined;
+  home: string | undefined;
+} {
   const dir = join(planFixturesDir, name);
   const read = (file: string): string | undefined => {
     try {
@@ -30,7 +34,11 @@ export function readPlanFixture(name: string): { input: PlanFixtureInput; edge: 
       return undefined;
     }
   };
-  return { input: JSON.parse(read('input.json')!) as PlanFixtureInput, edge: read('edge.json'), home: read('home.json') };
+  return {
+    input: JSON.parse(read('input.json')!) as PlanFixtureInput,
+    edge: read('edge.json'),
+    home: read('home.json'),
+  };
 }
 
 export function writeFixtureFile(name: string, file: string, content: string): void {

@@ -16,7 +16,14 @@ import type { TunnelSpec } from '../../src/spec/tunnel.js';
 /** Why local-provider tests cannot run here, or undefined when they can. */
 export function localProviderUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (network namespaces)';
-  for (const tool of ['/usr/sbin/sshd', '/usr/bin/wireguard-go', '/usr/bin/wg', '/usr/sbin/nginx', '/usr/sbin/nft', '/usr/bin/socat']) {
+  for (const tool of [
+    '/usr/sbin/sshd',
+    '/usr/bin/wireguard-go',
+    '/usr/bin/wg',
+    '/usr/sbin/nginx',
+    '/usr/sbin/nft',
+    '/usr/bin/socat',
+  ]) {
     if (!existsSync(tool)) return `${tool} is not installed`;
   }
   return undefined;
@@ -34,7 +41,11 @@ export function specFor(name: string, ports: string, extra: Record<string, unkno
 export function identityFor(name: string): EdgeIdentity & { clientPrivateKey: string } {
   const client = generateSshKeyPair(`innisfree-${name}`);
   const host = generateSshKeyPair(`innisfree-${name}-edge`);
-  return { sshPublicKey: client.publicKey, hostKey: { privateKey: host.privateKey, publicKey: host.publicKey }, clientPrivateKey: client.privateKey };
+  return {
+    sshPublicKey: client.publicKey,
+    hostKey: { privateKey: host.privateKey, publicKey: host.publicKey },
+    clientPrivateKey: client.privateKey,
+  };
 }
 
 function ip(args: string[]): string {
@@ -56,7 +67,11 @@ export interface EdgeFootprint {
 }
 
 /** What a local edge made, captured while it exists (pids are only listable while the namespaces exist). */
-export function footprintOf(edge: LocalEdge, wireguardInterfaces: string[] = [], ipv6Prefixes: string[] = []): EdgeFootprint {
+export function footprintOf(
+  edge: LocalEdge,
+  wireguardInterfaces: string[] = [],
+  ipv6Prefixes: string[] = [],
+): EdgeFootprint {
   const namespaces = Object.values(edge.layout.namespaces);
   const pids = namespaces
     .filter((ns) => existsSync(`/run/netns/${ns}`))
@@ -82,20 +97,29 @@ function alive(pid: number): boolean {
 }
 
 export function assertNothingLeft(footprint: EdgeFootprint): void {
-  for (const ns of footprint.namespaces) assert.not.ok(existsSync(`/run/netns/${ns}`), `namespace ${ns} was left behind`);
+  for (const ns of footprint.namespaces)
+    assert.not.ok(existsSync(`/run/netns/${ns}`), `namespace ${ns} was left behind`);
   const links = ip(['-o', 'link', 'show']);
-  for (const link of footprint.links) assert.not.match(links, new RegExp(`^\\d+: ${link}[@:]`, 'm'), `link ${link} was left behind`);
+  for (const link of footprint.links)
+    assert.not.match(links, new RegExp(`^\\d+: ${link}[@:]`, 'm'), `link ${link} was left behind`);
   const routes = ip(['-4', 'route', 'show', 'table', 'all']);
   for (const address of footprint.addresses) {
-    assert.not.match(routes, new RegExp(`(^|\\s)${address.replace(/\./g, '\\.')}(\\s|/)`, 'm'), `a route to ${address} was left behind`);
+    assert.not.match(
+      routes,
+      new RegExp(`(^|\\s)${address.replace(/\./g, '\\.')}(\\s|/)`, 'm'),
+      `a route to ${address} was left behind`,
+    );
   }
-  const v6 = [ip(['-6', 'addr', 'show']), ip(['-6', 'route', 'show', 'table', 'all']), ip(['-6', 'rule', 'show'])].join('\n');
+  const v6 = [ip(['-6', 'addr', 'show']), ip(['-6', 'route', 'show', 'table', 'all']), ip(['-6', 'rule', 'show'])].join(
+    '\n',
+  );
   for (const prefix of footprint.ipv6Prefixes) {
     const line = v6.split('\n').find((l) => l.toLowerCase().includes(prefix.toLowerCase()));
     assert.is(line, undefined, `an IPv6 address, route or rule in ${prefix}… was left behind: ${line}`);
   }
   for (const pid of footprint.pids) assert.not.ok(alive(pid), `process ${pid} was left running`);
-  for (const file of [...footprint.files, ...footprint.sockets]) assert.not.ok(existsSync(file), `${file} was left behind`);
+  for (const file of [...footprint.files, ...footprint.sockets])
+    assert.not.ok(existsSync(file), `${file} was left behind`);
 }
 
 /**
@@ -103,9 +127,10 @@ export function assertNothingLeft(footprint: EdgeFootprint): void {
  * (interface addresses and routes of every table), local edges' own isl<slot> links aside.
  */
 export function assertNoHostCollision(edge: LocalEdge): void {
-  const networks = hostNetworksFromIp(ip(['-j', '-4', 'addr', 'show']), ip(['-j', '-4', 'route', 'show', 'table', 'all'])).filter(
-    (n) => !(n.device && /^isl\d+[ed]$/.test(n.device)),
-  );
+  const networks = hostNetworksFromIp(
+    ip(['-j', '-4', 'addr', 'show']),
+    ip(['-j', '-4', 'route', 'show', 'table', 'all']),
+  ).filter((n) => !(n.device && /^isl\d+[ed]$/.test(n.device)));
   const { edge: public4, home, client } = edge.layout.addresses;
   for (const address of [public4, home, client]) {
     const inside = networks.find((n) => overlaps(parseCidr4(`${address}/32`)!, parseCidr4(n.cidr)!));
@@ -115,7 +140,10 @@ export function assertNoHostCollision(edge: LocalEdge): void {
 
 /** The edge's and the client's IPv6 lie in no IPv6 network of this host (addresses and routes of every table). */
 export function assertNoHostCollision6(edge: LocalEdge): void {
-  const networks = hostNetworks6FromIp(ip(['-j', '-6', 'addr', 'show']), ip(['-j', '-6', 'route', 'show', 'table', 'all']));
+  const networks = hostNetworks6FromIp(
+    ip(['-j', '-6', 'addr', 'show']),
+    ip(['-j', '-6', 'route', 'show', 'table', 'all']),
+  );
   const { edge6, client6 } = edge.layout.addresses;
   assert.ok(edge6 && client6, 'the edge has IPv6');
   for (const address of [edge6!, client6!]) {

@@ -43,7 +43,8 @@ export function skipUnless(what: string, ...requirements: Array<() => string | u
 
 /** A requirement for skipUnless: the command exists on PATH. */
 export function needsCommand(command: string): () => string | undefined {
-  return () => (spawnSync('sh', ['-c', `command -v ${command}`]).status === 0 ? undefined : `${command} is not installed`);
+  return () =>
+    spawnSync('sh', ['-c', `command -v ${command}`]).status === 0 ? undefined : `${command} is not installed`;
 }
 
 export function randomHex(bytes = 3): string {
@@ -57,14 +58,16 @@ export interface RunResult {
 }
 
 /** Runs a command to completion (no shell); never throws for a non-zero exit. */
-export function run(command: string, args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    const timer = options.timeoutMs
-      ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs)
-      : undefined;
+    const timer = options.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), options.timeoutMs) : undefined;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (error) => {
@@ -84,15 +87,26 @@ export function run(command: string, args: readonly string[], options: { input?:
 }
 
 /** Like run, but a non-zero exit is an error naming the command and its stderr. */
-export async function runOk(command: string, args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function runOk(
+  command: string,
+  args: readonly string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<string> {
   const result = await run(command, args, options);
   if (result.code !== 0) {
-    throw new Error(`${command} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`);
+    throw new Error(
+      `${command} ${args.join(' ')} exited with ${result.code}: ${result.stderr.trim() || result.stdout.trim()}`,
+    );
   }
   return result.stdout;
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -235,7 +249,9 @@ export class Testbed {
       },
       check: async () => {
         const list = await runOk('ip', ['netns', 'list']);
-        return list.split('\n').some((line) => line.split(' ')[0] === name) ? `namespace ${name} still exists` : undefined;
+        return list.split('\n').some((line) => line.split(' ')[0] === name)
+          ? `namespace ${name} still exists`
+          : undefined;
       },
     });
     await runOk('ip', ['netns', 'add', name]);
@@ -250,7 +266,11 @@ export class Testbed {
   }
 
   /** A veth pair between two namespaces, addressed and up. Returns the device names. */
-  async veth(a: Namespace, b: Namespace, addresses: { a: string; b: string; a6?: string; b6?: string }): Promise<{ a: string; b: string }> {
+  async veth(
+    a: Namespace,
+    b: Namespace,
+    addresses: { a: string; b: string; a6?: string; b6?: string },
+  ): Promise<{ a: string; b: string }> {
     const nameA = this.name('vta');
     const nameB = this.name('vtb');
     await runOk('ip', ['link', 'add', nameA, 'netns', a.name, 'type', 'veth', 'peer', 'name', nameB, 'netns', b.name]);
@@ -348,10 +368,12 @@ export class Testbed {
               const match = pattern.exec(line);
               if (match) return finish(undefined, match);
             }
-            if (done) finish(new Error(`${command} exited before printing ${pattern}; output:\n${output.slice(-2000)}`));
+            if (done)
+              finish(new Error(`${command} exited before printing ${pattern}; output:\n${output.slice(-2000)}`));
           };
           const timer = setTimeout(
-            () => finish(new Error(`timed out waiting for ${pattern} from ${command}; output:\n${output.slice(-2000)}`)),
+            () =>
+              finish(new Error(`timed out waiting for ${pattern} from ${command}; output:\n${output.slice(-2000)}`)),
             timeoutMs,
           );
           const finish = (error?: Error, match?: RegExpMatchArray): void => {
@@ -402,7 +424,9 @@ export class Testbed {
       }
     }
     for (const resource of this.resources) {
-      const leftover = await resource.check().catch((error: Error) => `checking ${resource.describe}: ${error.message}`);
+      const leftover = await resource
+        .check()
+        .catch((error: Error) => `checking ${resource.describe}: ${error.message}`);
       if (leftover) failures.push(leftover);
     }
     this.finished = true;
@@ -438,7 +462,11 @@ export class Testbed {
 
   private async killNamespacePids(name: string): Promise<void> {
     const list = async (): Promise<number[]> =>
-      (await run('ip', ['netns', 'pids', name])).stdout.split('\n').filter(Boolean).map(Number).filter((pid) => pidAlive(pid));
+      (await run('ip', ['netns', 'pids', name])).stdout
+        .split('\n')
+        .filter(Boolean)
+        .map(Number)
+        .filter((pid) => pidAlive(pid));
     let pids = await list();
     if (pids.length === 0) return;
     for (const pid of pids) {
@@ -460,7 +488,11 @@ export class Testbed {
         // already gone
       }
     }
-    await waitFor(`processes in namespace ${name} to exit`, async () => ((await list()).length === 0 ? true : undefined), 3_000);
+    await waitFor(
+      `processes in namespace ${name} to exit`,
+      async () => ((await list()).length === 0 ? true : undefined),
+      3_000,
+    );
   }
 }
 
@@ -478,7 +510,8 @@ export async function withTestbed(label: string, body: (bed: Testbed) => Promise
   }
   const leftovers = await bed.cleanup();
   if (failure !== undefined) {
-    if (leftovers.length > 0 && failure instanceof Error) failure.message += `\n(also left behind: ${leftovers.join('; ')})`;
+    if (leftovers.length > 0 && failure instanceof Error)
+      failure.message += `\n(also left behind: ${leftovers.join('; ')})`;
     throw failure;
   }
   if (leftovers.length > 0) throw new Error(`testbed ${label} left resources behind: ${leftovers.join('; ')}`);

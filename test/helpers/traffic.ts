@@ -136,7 +136,10 @@ async function perform(check: Check): Promise<string> {
         Array.from({ length: check.connections }, () => tcpEcho(check.host, check.port, randomBytes(check.bytes))),
       );
       const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
-      if (failed.length > 0) throw new Error(`${failed.length}/${check.connections} connections failed: ${(failed[0]!.reason as Error).message}`);
+      if (failed.length > 0)
+        throw new Error(
+          `${failed.length}/${check.connections} connections failed: ${(failed[0]!.reason as Error).message}`,
+        );
       return `${check.connections} connections echoed ${check.bytes} bytes each`;
     }
     case 'tcp-closed':
@@ -226,7 +229,8 @@ async function tcpDownload(host: string, port: number, bytes: number): Promise<s
   const local = createHash('sha256');
   for (let left = bytes; left > 0; left -= 1 << 20) local.update(next(Math.min(left, 1 << 20)));
   const [got, want] = [remote.digest('hex'), local.digest('hex')];
-  if (count !== bytes || got !== want) throw new Error(`download mismatch: ${count}/${bytes} bytes, sha256 ${got} vs ${want}`);
+  if (count !== bytes || got !== want)
+    throw new Error(`download mismatch: ${count}/${bytes} bytes, sha256 ${got} vs ${want}`);
   return `downloaded ${bytes} bytes, sha256 ${want.slice(0, 16)}… matches`;
 }
 
@@ -289,10 +293,18 @@ async function udpEcho(host: string, port: number, count: number, size: number):
 
 /** Runs checks from a separate process inside a namespace (the test process itself cannot enter one). */
 export async function checksIn(
-  ns: { run(command: string, args: readonly string[], options?: { timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }> },
+  ns: {
+    run(
+      command: string,
+      args: readonly string[],
+      options?: { timeoutMs?: number },
+    ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  },
   checks: Check[],
 ): Promise<CheckResult[]> {
-  const result = await ns.run(process.execPath, [built('test/helpers/traffic.ts'), 'check', JSON.stringify(checks)], { timeoutMs: 180_000 });
+  const result = await ns.run(process.execPath, [built('test/helpers/traffic.ts'), 'check', JSON.stringify(checks)], {
+    timeoutMs: 180_000,
+  });
   const line = result.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as CheckResult[];

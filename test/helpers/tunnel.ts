@@ -55,7 +55,12 @@ export async function tunnelPair(bed: Testbed, options: { emit?: Emit; mtu?: num
       privateKeyFile: ends.homePrivateKeyFile,
       addresses: [`${HOME_TUNNEL}/30`],
       mtu: options.mtu ?? 1420,
-      peer: { publicKey: ends.edgePublicKey, endpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`, allowedIps: [`${EDGE_TUNNEL}/32`], persistentKeepalive: 25 },
+      peer: {
+        publicKey: ends.edgePublicKey,
+        endpoint: `${EDGE_VETH}:${EDGE_WG_PORT}`,
+        allowedIps: [`${EDGE_TUNNEL}/32`],
+        persistentKeepalive: 25,
+      },
       netns: ends.home.name,
     },
   );

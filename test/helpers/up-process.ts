@@ -62,12 +62,20 @@ export function startUp(args: readonly string[], env: Record<string, string | un
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`up was not ready within ${timeoutMs} ms; stderr: ${stderr}; events: ${JSON.stringify(events.slice(-5))}`));
+          reject(
+            new Error(
+              `up was not ready within ${timeoutMs} ms; stderr: ${stderr}; events: ${JSON.stringify(events.slice(-5))}`,
+            ),
+          );
         }, timeoutMs);
         const onExit = (code: number | null): void => {
           if (check()) return;
           cleanup();
-          reject(new Error(`up exited with ${code} before it was ready; stderr: ${stderr}; events: ${JSON.stringify(events.slice(-8))}`));
+          reject(
+            new Error(
+              `up exited with ${code} before it was ready; stderr: ${stderr}; events: ${JSON.stringify(events.slice(-8))}`,
+            ),
+          );
         };
         const cleanup = (): void => {
           clearTimeout(timer);

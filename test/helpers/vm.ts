@@ -12,8 +12,17 @@ import * as assert from 'uvu/assert';
 
 // Load order matters: fscache needs netfs, 9p needs fscache (testbed facts).
 const MODULES = [
-  'netfs', 'fscache', '9pnet', 'virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev',
-  'virtio_pci', '9pnet_virtio', '9p', 'overlay',
+  'netfs',
+  'fscache',
+  '9pnet',
+  'virtio_ring',
+  'virtio',
+  'virtio_pci_modern_dev',
+  'virtio_pci_legacy_dev',
+  'virtio_pci',
+  '9pnet_virtio',
+  '9p',
+  'overlay',
 ];
 
 export interface VmKernel {
@@ -27,7 +36,8 @@ export function vmUnavailable(): string | undefined {
   if (spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { stdio: 'ignore' }).status !== 0) {
     return 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)';
   }
-  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox')) return 'busybox is not installed (busybox-static)';
+  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox'))
+    return 'busybox is not installed (busybox-static)';
   if (!findKernel()) return 'no Debian kernel with modules in /boot and /lib/modules (package linux-image-amd64)';
   return undefined;
 }
@@ -52,7 +62,8 @@ function findModule(root: string, name: string): string | undefined {
 /** Builds the initramfs: busybox as /init, the 9p and overlay modules, and a script that chroots into the overlay. */
 function buildInitramfs(kernel: VmKernel, dir: string): string {
   const root = join(dir, 'initramfs');
-  for (const sub of ['bin', 'mods', 'host', 'upper', 'new', 'proc', 'sys', 'dev']) mkdirSync(join(root, sub), { recursive: true });
+  for (const sub of ['bin', 'mods', 'host', 'upper', 'new', 'proc', 'sys', 'dev'])
+    mkdirSync(join(root, sub), { recursive: true });
   copyFileSync(existsSync('/bin/busybox') ? '/bin/busybox' : '/usr/bin/busybox', join(root, 'bin/busybox'));
   const insmods: string[] = [];
   for (const name of MODULES) {
@@ -95,7 +106,11 @@ function buildInitramfs(kernel: VmKernel, dir: string): string {
     '/bin/busybox sleep 60',
   ].join('\n');
   mkdirSync(join(root, 'job'));
-  writeFileSync(join(root, 'bin/modprobe-in-root'), '#!/bin/busybox sh\nexec /bin/busybox chroot /new /sbin/modprobe "$@"\n', { mode: 0o755 });
+  writeFileSync(
+    join(root, 'bin/modprobe-in-root'),
+    '#!/bin/busybox sh\nexec /bin/busybox chroot /new /sbin/modprobe "$@"\n',
+    { mode: 0o755 },
+  );
   writeFileSync(join(root, 'init'), `${init}\n`, { mode: 0o755 });
   const cpio = join(dir, 'init.cpio.gz');
   const packed = spawnSync('sh', ['-c', `cd '${root}' && find . | cpio -o -H newc --quiet | gzip -1 > '${cpio}'`]);
@@ -124,12 +139,31 @@ export async function runInVm(
     const initrd = buildInitramfs(kernel, dir);
     const args = [
       // Multi-threaded TCG: one host thread per guest CPU, so the guest gets what the host can spare.
-      '-machine', 'pc', '-accel', 'tcg,thread=multi', '-cpu', 'max', '-smp', String(options.cpus ?? Math.min(2, cpus().length)), '-m', String(options.memoryMb ?? 1024),
-      '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
-      '-kernel', kernel.vmlinuz, '-initrd', initrd,
-      '-append', 'console=ttyS0 panic=-1 quiet',
-      '-virtfs', 'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
-      '-virtfs', `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
+      '-machine',
+      'pc',
+      '-accel',
+      'tcg,thread=multi',
+      '-cpu',
+      'max',
+      '-smp',
+      String(options.cpus ?? Math.min(2, cpus().length)),
+      '-m',
+      String(options.memoryMb ?? 1024),
+      '-nographic',
+      '-no-reboot',
+      '-nodefaults',
+      '-serial',
+      'stdio',
+      '-kernel',
+      kernel.vmlinuz,
+      '-initrd',
+      initrd,
+      '-append',
+      'console=ttyS0 panic=-1 quiet',
+      '-virtfs',
+      'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
+      '-virtfs',
+      `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
     ];
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -161,11 +195,17 @@ export async function runInVm(
 export async function runGuestTest(file: string, timeoutMs = 480_000): Promise<string> {
   const repo = fileURLToPath(new URL('../..', import.meta.url));
   const compiled = file.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js');
-  const result = await runInVm(['ip link set lo up', 'modprobe wireguard', `cd '${repo}'`, `node ${compiled}`].join('\n'), { timeoutMs, memoryMb: 1536 });
+  const result = await runInVm(
+    ['ip link set lo up', 'modprobe wireguard', `cd '${repo}'`, `node ${compiled}`].join('\n'),
+    { timeoutMs, memoryMb: 1536 },
+  );
   assert.is(result.timedOut, false, `the VM timed out:\n${result.output}`);
   assert.is(result.code, 0, `guest tests failed:\n${result.output}`);
   const passed = /Passed:\s+(\d+)/.exec(result.output);
   const total = /Total:\s+(\d+)/.exec(result.output);
-  assert.ok(passed && total && passed[1] === total[1] && Number(total[1]) > 0, `no passing guest tests reported:\n${result.output}`);
+  assert.ok(
+    passed && total && passed[1] === total[1] && Number(total[1]) > 0,
+    `no passing guest tests reported:\n${result.output}`,
+  );
   return result.output;
 }

@@ -33,7 +33,14 @@ interface Evaluated {
   firewall: { enable: boolean; allowedTCPPorts: number[]; allowedUDPPorts: number[] };
   nftables: { enable: boolean; tables: Record<string, { family: string; content: string; enable: boolean }> };
   sysctl: Record<string, unknown>;
-  openssh: { enable: boolean; ports: number[]; openFirewall: boolean; PasswordAuthentication: boolean; KbdInteractiveAuthentication: boolean; PermitRootLogin: string };
+  openssh: {
+    enable: boolean;
+    ports: number[];
+    openFirewall: boolean;
+    PasswordAuthentication: boolean;
+    KbdInteractiveAuthentication: boolean;
+    PermitRootLogin: string;
+  };
   rootKeys: string[];
   gc: { automatic: boolean; dates: string; options: string };
   nginx: {
@@ -54,18 +61,37 @@ interface Evaluated {
 
 const lib = nixpkgsLib();
 const ready = (): boolean => {
-  if (!hasNix) return skipped('edge module evaluation', 'nix-instantiate is not on PATH'), false;
-  if (!lib.path) return skipped('edge module evaluation', lib.reason), false;
+  if (!hasNix) return (skipped('edge module evaluation', 'nix-instantiate is not on PATH'), false);
+  if (!lib.path) return (skipped('edge module evaluation', lib.reason), false);
   return true;
 };
 
-function evaluate(edgeJson: string, extra: unknown = {}): { ok: true; value: Evaluated } | { ok: false; error: string } {
+function evaluate(
+  edgeJson: string,
+  extra: unknown = {},
+): { ok: true; value: Evaluated } | { ok: false; error: string } {
   const result = run(
     'nix-instantiate',
-    ['--eval', '--strict', '--json', 'test/nix/eval-edge-module.nix', '--arg', 'nixpkgsLib', lib.path!, '--argstr', 'edgeJson', edgeJson, '--argstr', 'extraJson', JSON.stringify(extra)],
+    [
+      '--eval',
+      '--strict',
+      '--json',
+      'test/nix/eval-edge-module.nix',
+      '--arg',
+      'nixpkgsLib',
+      lib.path!,
+      '--argstr',
+      'edgeJson',
+      edgeJson,
+      '--argstr',
+      'extraJson',
+      JSON.stringify(extra),
+    ],
     { cwd: repoRoot },
   );
-  return result.status === 0 ? { ok: true, value: JSON.parse(result.stdout) as Evaluated } : { ok: false, error: result.stderr };
+  return result.status === 0
+    ? { ok: true, value: JSON.parse(result.stdout) as Evaluated }
+    : { ok: false, error: result.stderr };
 }
 
 function evaluateEdge(edge: unknown): ReturnType<typeof evaluate> {
@@ -81,7 +107,8 @@ function evaluateEdge(edge: unknown): ReturnType<typeof evaluate> {
 
 /** writeShellApplication runs shellcheck on its text (after its own header) and fails the build on findings. */
 function shellcheckAsWriteShellApplication(text: string): void {
-  if (!commandExists('shellcheck')) return skipped('shellcheck of innisfree-edge-status', 'shellcheck is not installed');
+  if (!commandExists('shellcheck'))
+    return skipped('shellcheck of innisfree-edge-status', 'shellcheck is not installed');
   const dir = makeTempDir('innisfree-shellcheck-');
   try {
     const file = join(dir.path, 'innisfree-edge-status');
@@ -163,7 +190,13 @@ for (const name of planFixtureNames()) {
     assert.is(c.nftables.enable, true);
 
     assert.equal(
-      { enable: c.openssh.enable, ports: c.openssh.ports, password: c.openssh.PasswordAuthentication, kbd: c.openssh.KbdInteractiveAuthentication, root: c.openssh.PermitRootLogin },
+      {
+        enable: c.openssh.enable,
+        ports: c.openssh.ports,
+        password: c.openssh.PasswordAuthentication,
+        kbd: c.openssh.KbdInteractiveAuthentication,
+        root: c.openssh.PermitRootLogin,
+      },
       { enable: true, ports: [edge.ssh.port], password: false, kbd: false, root: 'prohibit-password' },
     );
     assert.equal(c.rootKeys, edge.ssh.authorizedKeys);
@@ -190,17 +223,24 @@ for (const name of planFixtureNames()) {
 fixtures.run();
 
 // ---
-const sockets = suite('edge module: every public port has exactly one listener (nginx stream and http, sshd, WireGuard)');
+const sockets = suite(
+  'edge module: every public port has exactly one listener (nginx stream and http, sshd, WireGuard)',
+);
 
 /** Every socket the evaluated edge would listen on, as "proto/port/family" with who listens. */
 function listenersOf(c: Evaluated, edge: EdgeConfig): Array<{ key: string; by: string }> {
   const out: Array<{ key: string; by: string }> = [];
-  const both = (proto: string, port: number, by: string) => ['v4', 'v6'].forEach((f) => out.push({ key: `${proto}/${port}/${f}`, by }));
+  const both = (proto: string, port: number, by: string) =>
+    ['v4', 'v6'].forEach((f) => out.push({ key: `${proto}/${port}/${f}`, by }));
   if (c.nginx.enable) {
     for (const m of c.nginx.streamConfig.matchAll(/^\s*listen (\[::\]:)?(\d+)( udp)?/gm)) {
       out.push({ key: `${m[3] ? 'udp' : 'tcp'}/${m[2]}/${m[1] ? 'v6' : 'v4'}`, by: 'nginx stream' });
     }
-    for (const l of c.nginx.httpListeners) out.push({ key: `tcp/${l.port}/${l.addr.startsWith('[') ? 'v6' : 'v4'}`, by: `nginx http virtual host ${l.name}` });
+    for (const l of c.nginx.httpListeners)
+      out.push({
+        key: `tcp/${l.port}/${l.addr.startsWith('[') ? 'v6' : 'v4'}`,
+        by: `nginx http virtual host ${l.name}`,
+      });
   }
   if (edge.forwarding === 'nftables') {
     for (const p of edge.ports) {
@@ -246,11 +286,20 @@ unit('nginx.service is identical for 3 ports and for 4,096 ports with IPv6', () 
     evaluateEdge({
       ...edge,
       ipv6: true,
-      ports: Array.from({ length: 4096 }, (_, i) => ({ protocol: 'tcp', publicPort: 30000 + i, localPort: 30000 + i, proxyProtocol: false })),
+      ports: Array.from({ length: 4096 }, (_, i) => ({
+        protocol: 'tcp',
+        publicPort: 30000 + i,
+        localPort: 30000 + i,
+        proxyProtocol: false,
+      })),
     }),
   );
   assert.ok(few.nginx.unit, 'the module sets nginx.service options');
-  assert.equal(many.nginx.unit, few.nginx.unit, 'switch-to-configuration would restart nginx, dropping every connection');
+  assert.equal(
+    many.nginx.unit,
+    few.nginx.unit,
+    'switch-to-configuration would restart nginx, dropping every connection',
+  );
   assert.is(many.nginx.eventsConfig, few.nginx.eventsConfig);
   assert.is(many.nginx.appendConfig, few.nginx.appendConfig);
 });
@@ -311,7 +360,10 @@ options('no authorized key is refused; values that could inject text into nginx 
   const noKeys = must(evaluateEdge({ ...edge, ssh: { ...edge.ssh, authorizedKeys: [] } }));
   assert.match(noKeys.failedAssertions.join('\n'), 'services.innisfree.ssh.authorizedKeys is empty');
   const injected = [
-    { ...edge, wireguard: { ...edge.wireguard, peer: { ...edge.wireguard.peer, address: '10.0.0.2; include /etc/passwd' } } },
+    {
+      ...edge,
+      wireguard: { ...edge.wireguard, peer: { ...edge.wireguard.peer, address: '10.0.0.2; include /etc/passwd' } },
+    },
     { ...edge, wireguard: { ...edge.wireguard, interface: 'wg0" accept' } },
     { ...edge, ports: [{ ...edge.ports[0]!, publicPort: 70000 }] },
     { ...edge, ports: [{ ...edge.ports[0]!, protocol: 'sctp' }] },
@@ -331,8 +383,13 @@ options('a hand-written config gets the defaults: localPort = publicPort, nginx,
       enable: true,
       name: 'hand',
       ports: [{ publicPort: 443 }, { protocol: 'udp', publicPort: 3478 }],
-      wireguard: { address: '10.9.0.1/30', peer: { publicKey: 'P6RTFeT7ETiDVjl2rRuaLNoUmVvdiWx6s/WuFjuKcVE=', address: '10.9.0.2' } },
-      ssh: { authorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGAPLRiHD1P3ZHYJOmoeasVYrbWvGdFU14lI/0DWd9p2 hand'] },
+      wireguard: {
+        address: '10.9.0.1/30',
+        peer: { publicKey: 'P6RTFeT7ETiDVjl2rRuaLNoUmVvdiWx6s/WuFjuKcVE=', address: '10.9.0.2' },
+      },
+      ssh: {
+        authorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGAPLRiHD1P3ZHYJOmoeasVYrbWvGdFU14lI/0DWd9p2 hand'],
+      },
     }),
   );
   assert.equal(c.failedAssertions, []);

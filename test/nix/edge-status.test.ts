@@ -113,7 +113,13 @@ S('a live edge: key, handshakes, transfer, config hash, forwarder; valid EdgeSta
         publicKey: EDGE_PUBLIC,
         up: true,
         peers: [
-          { publicKey: HOME_PUBLIC, endpoint: '203.0.113.7:40912', latestHandshake: 1763771234, rxBytes: 123456, txBytes: 654321 },
+          {
+            publicKey: HOME_PUBLIC,
+            endpoint: '203.0.113.7:40912',
+            latestHandshake: 1763771234,
+            rxBytes: 123456,
+            txBytes: 654321,
+          },
           { publicKey: OTHER_PUBLIC, endpoint: null, latestHandshake: 0, rxBytes: 0, txBytes: 0 },
         ],
       },
@@ -140,7 +146,10 @@ S('never reads or prints the private key', () => {
     const result = status(b.env);
     assert.not.ok(result.stdout.includes(PRIVATE));
     assert.not.ok(result.stderr.includes(PRIVATE));
-    assert.not.ok(b.calls().some((c) => c.includes('private-key')), 'no `wg show IF private-key`');
+    assert.not.ok(
+      b.calls().some((c) => c.includes('private-key')),
+      'no `wg show IF private-key`',
+    );
   } finally {
     b.remove();
   }
@@ -160,7 +169,11 @@ S('no interface yet, no hash, forwarder down: nulls and false, still valid', () 
     const parsed = EdgeStatus.parse(result.json);
     assert.equal(parsed.wireguard, { interface: 'ise-missing', publicKey: null, up: false, peers: [] });
     assert.is(parsed.configHash, null);
-    assert.equal(parsed.forwarder, { kind: 'nftables', active: false, listening: null }, 'nftables binds nothing to list');
+    assert.equal(
+      parsed.forwarder,
+      { kind: 'nftables', active: false, listening: null },
+      'nftables binds nothing to list',
+    );
   } finally {
     b.remove();
   }

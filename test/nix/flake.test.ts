@@ -45,7 +45,10 @@ lockSuite('is a version 7 lock whose every node is pinned to a commit and a NAR 
     assert.is(node.locked!.type, 'github');
     assert.match(node.locked!.rev, /^[0-9a-f]{40}$/, `${name}: rev`);
     assert.match(node.locked!.narHash, /^sha256-[A-Za-z0-9+/]{43}=$/, `${name}: narHash`);
-    assert.ok(Number.isInteger(node.locked!.lastModified) && node.locked!.lastModified > 1.6e9, `${name}: lastModified`);
+    assert.ok(
+      Number.isInteger(node.locked!.lastModified) && node.locked!.lastModified > 1.6e9,
+      `${name}: lastModified`,
+    );
     assert.equal(
       { owner: node.original!.owner, repo: node.original!.repo },
       { owner: node.locked!.owner, repo: node.locked!.repo },
@@ -58,7 +61,10 @@ lockSuite('every input reference resolves, and deploy-rs and disko follow our ni
   for (const [name, node] of Object.entries(lock.nodes)) {
     for (const [input, target] of Object.entries(node.inputs ?? {})) {
       if (Array.isArray(target)) {
-        assert.ok(lock.nodes[lock.nodes[lock.root]!.inputs![target[0]!] as string], `${name}.${input} follows ${target.join('/')}`);
+        assert.ok(
+          lock.nodes[lock.nodes[lock.root]!.inputs![target[0]!] as string],
+          `${name}.${input} follows ${target.join('/')}`,
+        );
       } else {
         assert.ok(lock.nodes[target], `${name}.${input} → ${target} exists`);
       }
@@ -73,7 +79,10 @@ lockSuite('every input reference resolves, and deploy-rs and disko follow our ni
 
 lockSuite("matches flake.nix's inputs exactly (else Nix would re-lock, which needs the network)", () => {
   if (!hasNix) return skipped('flake.nix inputs', 'nix-instantiate is not on PATH');
-  const inputs = nixEvalExpr<Record<string, { url: string; inputs?: { nixpkgs?: { follows: string } } }>>('(import ./flake.nix).inputs');
+  const inputs =
+    nixEvalExpr<Record<string, { url: string; inputs?: { nixpkgs?: { follows: string } } }>>(
+      '(import ./flake.nix).inputs',
+    );
   const urlOf = (node: LockNode): string =>
     `github:${node.original!.owner}/${node.original!.repo}${node.original!.ref ? `/${node.original!.ref}` : ''}`;
   for (const [name, input] of Object.entries(inputs)) {
@@ -92,9 +101,13 @@ lockSuite('nix flake metadata --no-update-lock-file accepts it offline and chang
     copyFileSync(join(repoRoot, 'flake.nix'), join(dir.path, 'flake.nix'));
     copyFileSync(join(repoRoot, 'flake.lock'), join(dir.path, 'flake.lock'));
     const before = readFileSync(join(dir.path, 'flake.lock'));
-    const result = run('nix', [...NIX_FLAKES, 'flake', 'metadata', '--json', '--no-update-lock-file', `path:${dir.path}`], {
-      env: { ...process.env, NIX_CONFIG: 'connect-timeout = 5' },
-    });
+    const result = run(
+      'nix',
+      [...NIX_FLAKES, 'flake', 'metadata', '--json', '--no-update-lock-file', `path:${dir.path}`],
+      {
+        env: { ...process.env, NIX_CONFIG: 'connect-timeout = 5' },
+      },
+    );
     assert.is(result.status, 0, result.stderr);
     const metadata = JSON.parse(result.stdout) as { locks: Lock; description: string };
     assert.match(metadata.description, 'innisfree');
@@ -112,7 +125,12 @@ const parse = suite('flake: every .nix file parses, every shell script too');
 
 parse('nix-instantiate --parse', () => {
   if (!hasNix) return skipped('.nix parsing', 'nix-instantiate is not on PATH');
-  const nixFiles = [join(repoRoot, 'flake.nix'), ...files(join(repoRoot, 'nix'), '.nix'), ...files(join(repoRoot, 'modules'), '.nix'), ...files(join(repoRoot, 'test'), '.nix')];
+  const nixFiles = [
+    join(repoRoot, 'flake.nix'),
+    ...files(join(repoRoot, 'nix'), '.nix'),
+    ...files(join(repoRoot, 'modules'), '.nix'),
+    ...files(join(repoRoot, 'test'), '.nix'),
+  ];
   assert.ok(nixFiles.length >= 20, `found ${nixFiles.length} .nix files`);
   for (const file of nixFiles) {
     const result = run('nix-instantiate', ['--parse', file]);
@@ -139,8 +157,8 @@ const wiring = suite('flake: lib.mkEdgeSystem, lib.mkDeploy and the VM tests (st
 
 const lib = nixpkgsLib();
 const ready = (): boolean => {
-  if (!hasNix) return skipped('flake lib wiring', 'nix-instantiate is not on PATH'), false;
-  if (!lib.path) return skipped('flake lib wiring', lib.reason), false;
+  if (!hasNix) return (skipped('flake lib wiring', 'nix-instantiate is not on PATH'), false);
+  if (!lib.path) return (skipped('flake lib wiring', lib.reason), false);
   return true;
 };
 
@@ -149,7 +167,15 @@ interface Wiring {
   fromValue: Wiring['fromFile'];
   explicitHash: Wiring['fromFile'];
   deploy: Record<string, unknown>;
-  vm: Record<string, { name: string; testScript: string; nodes: string[]; edge: { failedAssertions: string[]; allowedTCPPorts: number[]; allowedUDPPorts: number[] } }>;
+  vm: Record<
+    string,
+    {
+      name: string;
+      testScript: string;
+      nodes: string[];
+      edge: { failedAssertions: string[]; allowedTCPPorts: number[]; allowedUDPPorts: number[] };
+    }
+  >;
 }
 
 let cached: Wiring | undefined;
@@ -158,7 +184,18 @@ function wiringOf(): Wiring {
   const edgeJson = join(planFixturesDir, 'web-basic', 'edge.json');
   const result = run(
     'nix-instantiate',
-    ['--eval', '--strict', '--json', 'test/nix/eval-flake-lib.nix', '--arg', 'nixpkgsLib', lib.path!, '--argstr', 'edgeJson', edgeJson],
+    [
+      '--eval',
+      '--strict',
+      '--json',
+      'test/nix/eval-flake-lib.nix',
+      '--arg',
+      'nixpkgsLib',
+      lib.path!,
+      '--argstr',
+      'edgeJson',
+      edgeJson,
+    ],
     { cwd: repoRoot },
   );
   if (result.status !== 0) throw new Error(result.stderr);
@@ -166,31 +203,41 @@ function wiringOf(): Wiring {
   return cached;
 }
 
-wiring('mkEdgeSystem: the edge module, disko, the DigitalOcean platform and the disk layout; the JSON as services.innisfree', () => {
-  if (!ready()) return;
-  const w = wiringOf();
-  const edgeJson = readFileSync(join(planFixturesDir, 'web-basic', 'edge.json'), 'utf8');
-  assert.is(w.fromFile.system, 'x86_64-linux');
-  assert.equal(w.fromFile.files, ['edge.nix', 'disko module', 'digitalocean.nix', 'disko.nix']);
-  assert.equal(w.fromFile.values[0]!.services.innisfree, JSON.parse(edgeJson));
-  assert.is(w.fromFile.values[1]!.services.innisfree.configHash, createHash('sha256').update(edgeJson).digest('hex'), 'the file hash');
-  assert.is(w.fromValue.values[1]!.services.innisfree.configHash, null, 'no file, no hash');
-  assert.is(w.explicitHash.values[1]!.services.innisfree.configHash, '0'.repeat(64), 'an explicit hash wins');
-});
+wiring(
+  'mkEdgeSystem: the edge module, disko, the DigitalOcean platform and the disk layout; the JSON as services.innisfree',
+  () => {
+    if (!ready()) return;
+    const w = wiringOf();
+    const edgeJson = readFileSync(join(planFixturesDir, 'web-basic', 'edge.json'), 'utf8');
+    assert.is(w.fromFile.system, 'x86_64-linux');
+    assert.equal(w.fromFile.files, ['edge.nix', 'disko module', 'digitalocean.nix', 'disko.nix']);
+    assert.equal(w.fromFile.values[0]!.services.innisfree, JSON.parse(edgeJson));
+    assert.is(
+      w.fromFile.values[1]!.services.innisfree.configHash,
+      createHash('sha256').update(edgeJson).digest('hex'),
+      'the file hash',
+    );
+    assert.is(w.fromValue.values[1]!.services.innisfree.configHash, null, 'no file, no hash');
+    assert.is(w.explicitHash.values[1]!.services.innisfree.configHash, '0'.repeat(64), 'an explicit hash wins');
+  },
+);
 
-wiring('mkDeploy: root over SSH on the edge port, magic and auto rollback, a confirm timeout, the system profile', () => {
-  if (!ready()) return;
-  assert.equal(wiringOf().deploy, {
-    hostname: '203.0.113.10',
-    sshUser: 'root',
-    user: 'root',
-    sshOpts: ['-p', '2222'],
-    magicRollback: true,
-    autoRollback: true,
-    confirmTimeout: 60,
-    profiles: { system: { path: { activated: 'x86_64-linux', modules: 6 } } },
-  });
-});
+wiring(
+  'mkDeploy: root over SSH on the edge port, magic and auto rollback, a confirm timeout, the system profile',
+  () => {
+    if (!ready()) return;
+    assert.equal(wiringOf().deploy, {
+      hostname: '203.0.113.10',
+      sshUser: 'root',
+      user: 'root',
+      sshOpts: ['-p', '2222'],
+      magicRollback: true,
+      autoRollback: true,
+      confirmTimeout: 60,
+      profiles: { system: { path: { activated: 'x86_64-linux', modules: 6 } } },
+    });
+  },
+);
 
 wiring('the VM tests: three nodes, a sound edge config, and test scripts that are valid Python', () => {
   if (!ready()) return;

@@ -27,20 +27,34 @@ interface Evaluated {
   etc: Record<string, { source: string; text: string | null }>;
   users: Record<string, Record<string, unknown>>;
   kernelModules: string[];
-  firewall: { checkReversePath: unknown; interfaces: Record<string, { allowedTCPPortRanges: unknown[]; allowedUDPPortRanges: unknown[] }> };
+  firewall: {
+    checkReversePath: unknown;
+    interfaces: Record<string, { allowedTCPPortRanges: unknown[]; allowedUDPPortRanges: unknown[] }>;
+  };
 }
 
 const lib = nixpkgsLib();
 const ready = (): boolean => {
-  if (!hasNix) return skipped('home module evaluation', 'nix-instantiate is not on PATH'), false;
-  if (!lib.path) return skipped('home module evaluation', lib.reason), false;
+  if (!hasNix) return (skipped('home module evaluation', 'nix-instantiate is not on PATH'), false);
+  if (!lib.path) return (skipped('home module evaluation', lib.reason), false);
   return true;
 };
 
 function evaluate(tunnels: unknown): Evaluated {
   const result = run(
     'nix-instantiate',
-    ['--eval', '--strict', '--json', 'test/nix/eval-home-module.nix', '--arg', 'nixpkgsLib', lib.path!, '--argstr', 'tunnelsJson', JSON.stringify(tunnels)],
+    [
+      '--eval',
+      '--strict',
+      '--json',
+      'test/nix/eval-home-module.nix',
+      '--arg',
+      'nixpkgsLib',
+      lib.path!,
+      '--argstr',
+      'tunnelsJson',
+      JSON.stringify(tunnels),
+    ],
     { cwd: repoRoot },
   );
   if (result.status !== 0) throw new Error(`evaluation failed:\n${result.stderr}`);
@@ -58,7 +72,12 @@ function launcherArgv(launcher: string): string[] {
 }
 
 const web = {
-  ports: ['443/tcp', '80:8080', { public: '27015-27030', protocol: 'udp' }, { public: 8443, local: 443, proxyProtocol: true }],
+  ports: [
+    '443/tcp',
+    '80:8080',
+    { public: '27015-27030', protocol: 'udp' },
+    { public: 8443, local: 443, proxyProtocol: true },
+  ],
   destination: '192.168.1.20',
   region: 'fra1',
   image: 'innisfree-edge',
@@ -78,10 +97,25 @@ S('a tunnel becomes innisfree-<name> running `innisfree up --keep` with the CLI 
   const argv = launcherArgv(service.launcher);
   assert.match(argv[0]!, /\/bin\/innisfree$/);
   assert.equal(argv.slice(1), [
-    'up', '--keep', '--provider', 'digitalocean', '--name', 'web',
-    '--file', '/etc/innisfree/tunnels/web.json', '--forwarding', 'nginx',
-    '--region', 'fra1', '--image', 'innisfree-edge', '--reserved-ip', '203.0.113.10', '--ipv6',
-    '--token-file', '$CREDENTIALS_DIRECTORY/token',
+    'up',
+    '--keep',
+    '--provider',
+    'digitalocean',
+    '--name',
+    'web',
+    '--file',
+    '/etc/innisfree/tunnels/web.json',
+    '--forwarding',
+    'nginx',
+    '--region',
+    'fra1',
+    '--image',
+    'innisfree-edge',
+    '--reserved-ip',
+    '203.0.113.10',
+    '--ipv6',
+    '--token-file',
+    '$CREDENTIALS_DIRECTORY/token',
   ]);
   // What a reload can change is in the tunnel file, not on the command line.
   const file = c.etc['innisfree/tunnels/web.json'];
@@ -94,7 +128,8 @@ S('a tunnel becomes innisfree-<name> running `innisfree up --keep` with the CLI 
   assert.equal(service.reloadTriggers, [file.source], 'the tunnel file is the reload trigger');
   // Every flag the launcher passes is one `innisfree up` declares (src/cli.ts tunnelOptions).
   const known = cliTunnelFlags();
-  for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
+  for (const arg of argv.filter((a) => a.startsWith('--')))
+    assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
 });
 
 S('reservedIpv6 reaches the CLI as --reserved-ipv6', () => {
@@ -109,68 +144,124 @@ S('reservedIpv6 reaches the CLI as --reserved-ipv6', () => {
 
 S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; nft is on PATH', () => {
   if (!ready()) return;
-  const service = evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).services['innisfree-web']!;
+  const service = evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).services[
+    'innisfree-web'
+  ]!;
   const argv = launcherArgv(service.launcher);
   const at = argv.indexOf('--home-forwarding');
   assert.ok(at > 0, argv.join(' '));
   assert.is(argv[at + 1], 'kernel');
-  assert.is(JSON.parse(evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).etc['innisfree/tunnels/web.json']!.text!).masquerade, true, 'masquerade is in the tunnel file');
+  assert.is(
+    JSON.parse(
+      evaluate({ web: { ...web, homeForwarding: 'kernel', masquerade: true, ipv6: false } }).etc[
+        'innisfree/tunnels/web.json'
+      ]!.text!,
+    ).masquerade,
+    true,
+    'masquerade is in the tunnel file',
+  );
   const known = cliTunnelFlags();
-  for (const arg of argv.filter((a) => a.startsWith('--'))) assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
-  assert.ok(service.path.some((p) => p.endsWith('-nftables')), 'nftables on PATH');
+  for (const arg of argv.filter((a) => a.startsWith('--')))
+    assert.ok(known.includes(arg), `${arg} is a flag of the CLI`);
+  assert.ok(
+    service.path.some((p) => p.endsWith('-nftables')),
+    'nftables on PATH',
+  );
   // The PROXY version is in the tunnel file, with the other settings a reload can change.
-  const v2 = JSON.parse(evaluate({ web: { ...web, proxyProtocolVersion: 2 } }).etc['innisfree/tunnels/web.json']!.text!) as Record<string, unknown>;
+  const v2 = JSON.parse(
+    evaluate({ web: { ...web, proxyProtocolVersion: 2 } }).etc['innisfree/tunnels/web.json']!.text!,
+  ) as Record<string, unknown>;
   assert.is(v2.proxyProtocolVersion, 2, 'proxyProtocolVersion reaches the CLI through the tunnel file');
-  assert.not.ok('proxyProtocolVersion' in (JSON.parse(evaluate({ web }).etc['innisfree/tunnels/web.json']!.text!) as object), 'unset: the CLI default');
+  assert.not.ok(
+    'proxyProtocolVersion' in (JSON.parse(evaluate({ web }).etc['innisfree/tunnels/web.json']!.text!) as object),
+    'unset: the CLI default',
+  );
   const plain = launcherArgv(evaluate({ web }).services['innisfree-web']!.launcher);
-  assert.not.ok(plain.includes('--home-forwarding') || plain.includes('--masquerade') || plain.includes('--proxy-protocol-version'), 'defaults leave the choice to the CLI');
+  assert.not.ok(
+    plain.includes('--home-forwarding') || plain.includes('--masquerade') || plain.includes('--proxy-protocol-version'),
+    'defaults leave the choice to the CLI',
+  );
 });
 
-S('per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the firewall opens the local ports', () => {
-  if (!ready()) return;
-  const c = evaluate({
-    lan: {
-      ports: ['443/tcp@192.168.1.21', { public: 8443, local: 9443, destination: '192.168.1.22' }, { public: 53, protocol: 'udp', destination: 'fd00::53' }, '80:8080'],
-      destination: '127.0.0.1',
-      tokenFile: '/run/secrets/t',
-    },
-  });
-  assert.equal(c.failedAssertions, []);
-  const file = JSON.parse(c.etc['innisfree/tunnels/lan.json']!.text!) as { ports: string[] };
-  assert.equal(file.ports, ['443/tcp@192.168.1.21', '8443:9443/tcp@192.168.1.22', '53/udp@fd00::53', '80:8080']);
-  // The CLI reads that text as the module meant it.
-  const spec = resolveTunnelSpec([fileLayer('/etc/innisfree/tunnels/lan.json', file)]);
-  assert.equal(spec.ports.map((p) => p.destination), ['192.168.1.21', '192.168.1.22', 'fd00::53', undefined]);
-  assert.equal(c.firewall.interfaces['isf-lan'], {
-    allowedTCPPortRanges: [{ from: 443, to: 443 }, { from: 8080, to: 8080 }, { from: 9443, to: 9443 }],
-    allowedUDPPortRanges: [{ from: 53, to: 53 }],
-  });
-  // A destination that would break the --ports text is refused by the option's type.
-  assert.throws(() => evaluate({ bad: { ports: [{ public: 443, destination: 'a,b' }], tokenFile: '/run/secrets/t' } }), /destination|not of type/);
-});
+S(
+  'per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the firewall opens the local ports',
+  () => {
+    if (!ready()) return;
+    const c = evaluate({
+      lan: {
+        ports: [
+          '443/tcp@192.168.1.21',
+          { public: 8443, local: 9443, destination: '192.168.1.22' },
+          { public: 53, protocol: 'udp', destination: 'fd00::53' },
+          '80:8080',
+        ],
+        destination: '127.0.0.1',
+        tokenFile: '/run/secrets/t',
+      },
+    });
+    assert.equal(c.failedAssertions, []);
+    const file = JSON.parse(c.etc['innisfree/tunnels/lan.json']!.text!) as { ports: string[] };
+    assert.equal(file.ports, ['443/tcp@192.168.1.21', '8443:9443/tcp@192.168.1.22', '53/udp@fd00::53', '80:8080']);
+    // The CLI reads that text as the module meant it.
+    const spec = resolveTunnelSpec([fileLayer('/etc/innisfree/tunnels/lan.json', file)]);
+    assert.equal(
+      spec.ports.map((p) => p.destination),
+      ['192.168.1.21', '192.168.1.22', 'fd00::53', undefined],
+    );
+    assert.equal(c.firewall.interfaces['isf-lan'], {
+      allowedTCPPortRanges: [
+        { from: 443, to: 443 },
+        { from: 8080, to: 8080 },
+        { from: 9443, to: 9443 },
+      ],
+      allowedUDPPortRanges: [{ from: 53, to: 53 }],
+    });
+    // A destination that would break the --ports text is refused by the option's type.
+    assert.throws(
+      () => evaluate({ bad: { ports: [{ public: 443, destination: 'a,b' }], tokenFile: '/run/secrets/t' } }),
+      /destination|not of type/,
+    );
+  },
+);
 
-S('ports, destinations, PROXY protocol and masquerade reload the unit; region, size, image and forwarding restart it', () => {
-  if (!ready()) return;
-  const base = evaluate({ web }).services['innisfree-web']!;
-  assert.match(String(base.serviceConfig.ExecReload), /\/bin\/innisfree reload web$/);
-  assert.is(base.restartIfChanged, true, "NixOS' default: a changed unit restarts");
-  assert.is(base.reloadIfChanged, false, 'only the reload triggers reload');
-  const unitOf = (s: Service) => JSON.stringify({ ...s, reloadTriggers: [] });
-  const reloads = [
-    { ports: ['443/tcp', '8080/tcp'] },
-    { destination: '192.168.1.30' },
-    { proxyProtocol: [443] },
-  ];
-  for (const change of reloads) {
-    const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
-    assert.is(unitOf(changed), unitOf(base), `${JSON.stringify(change)}: the unit is the same, so it is not restarted`);
-    assert.not.equal(changed.reloadTriggers, base.reloadTriggers, `${JSON.stringify(change)}: the reload trigger changed`);
-  }
-  for (const change of [{ region: 'ams3' }, { size: 's-2vcpu-4gb' }, { image: 'innisfree-edge-2' }, { forwarding: 'nftables' }]) {
-    const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
-    assert.is.not(changed.launcher, base.launcher, `${JSON.stringify(change)}: the launcher changed, so the unit restarts`);
-  }
-});
+S(
+  'ports, destinations, PROXY protocol and masquerade reload the unit; region, size, image and forwarding restart it',
+  () => {
+    if (!ready()) return;
+    const base = evaluate({ web }).services['innisfree-web']!;
+    assert.match(String(base.serviceConfig.ExecReload), /\/bin\/innisfree reload web$/);
+    assert.is(base.restartIfChanged, true, "NixOS' default: a changed unit restarts");
+    assert.is(base.reloadIfChanged, false, 'only the reload triggers reload');
+    const unitOf = (s: Service) => JSON.stringify({ ...s, reloadTriggers: [] });
+    const reloads = [{ ports: ['443/tcp', '8080/tcp'] }, { destination: '192.168.1.30' }, { proxyProtocol: [443] }];
+    for (const change of reloads) {
+      const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
+      assert.is(
+        unitOf(changed),
+        unitOf(base),
+        `${JSON.stringify(change)}: the unit is the same, so it is not restarted`,
+      );
+      assert.not.equal(
+        changed.reloadTriggers,
+        base.reloadTriggers,
+        `${JSON.stringify(change)}: the reload trigger changed`,
+      );
+    }
+    for (const change of [
+      { region: 'ams3' },
+      { size: 's-2vcpu-4gb' },
+      { image: 'innisfree-edge-2' },
+      { forwarding: 'nftables' },
+    ]) {
+      const changed = evaluate({ web: { ...web, ...change } }).services['innisfree-web']!;
+      assert.is.not(
+        changed.launcher,
+        base.launcher,
+        `${JSON.stringify(change)}: the launcher changed, so the unit restarts`,
+      );
+    }
+  },
+);
 
 S('the service: state and cache directories, token credential, capabilities, restart and SIGTERM', () => {
   if (!ready()) return;
@@ -195,7 +286,10 @@ S('the service: state and cache directories, token credential, capabilities, res
   assert.ok(service.wantedBy.includes('multi-user.target'));
   assert.ok(service.after.includes('network-online.target'));
   for (const tool of ['wireguard-tools', 'iproute2', 'openssh', 'nix', 'deploy-rs']) {
-    assert.ok(service.path.some((p) => p.endsWith(`-${tool}`)), `${tool} on PATH`);
+    assert.ok(
+      service.path.some((p) => p.endsWith(`-${tool}`)),
+      `${tool} on PATH`,
+    );
   }
 });
 
@@ -210,7 +304,10 @@ S('the firewall opens the local ports on the tunnel interface; DNAT tunnels get 
   assert.equal(Object.keys(c.services).sort(), ['innisfree-averylongname-x', 'innisfree-closed', 'innisfree-dns']);
   assert.equal(c.firewall.interfaces, {
     'isf-avery-b7c0': {
-      allowedTCPPortRanges: [{ from: 443, to: 443 }, { from: 8080, to: 8080 }],
+      allowedTCPPortRanges: [
+        { from: 443, to: 443 },
+        { from: 8080, to: 8080 },
+      ],
       allowedUDPPortRanges: [{ from: 27015, to: 27030 }],
     },
     'isf-dns': { allowedTCPPortRanges: [{ from: 53, to: 53 }], allowedUDPPortRanges: [{ from: 53, to: 53 }] },

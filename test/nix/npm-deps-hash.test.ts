@@ -19,7 +19,8 @@ function notReady(): string | undefined {
   if (readiness !== null) return readiness;
   if (!commandExists('nix')) readiness = 'nix is not on PATH';
   else if (!commandExists('npm')) readiness = 'npm is not on PATH';
-  else if (run('npm', ['ping', '--loglevel=silent'], { timeout: 20_000 }).status !== 0) readiness = 'the npm registry cannot be reached';
+  else if (run('npm', ['ping', '--loglevel=silent'], { timeout: 20_000 }).status !== 0)
+    readiness = 'the npm registry cannot be reached';
   else readiness = undefined;
   return readiness;
 }
@@ -40,7 +41,9 @@ S('installs the runtime dependencies only: no devDependencies, no npm bookkeepin
   if (why) return skipped('npm dependency hash', why);
   const tmp = makeTempDir('innisfree-npmdeps-');
   try {
-    const result = run('bash', [join(repoRoot, 'nix', 'npm-deps-install.sh'), repoRoot, join(tmp.path, 'out')], { timeout: 300_000 });
+    const result = run('bash', [join(repoRoot, 'nix', 'npm-deps-install.sh'), repoRoot, join(tmp.path, 'out')], {
+      timeout: 300_000,
+    });
     assert.is(result.status, 0, result.stderr);
     const modules = join(tmp.path, 'out', 'node_modules');
     for (const dependency of Object.keys(packageJson.dependencies)) {

@@ -16,10 +16,11 @@ import { nginxConfText } from '../../src/providers/local/render.js';
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const isRoot = process.getuid?.() === 0;
 
-
 /** The main-context and events text modules/edge.nix gives NixOS' nginx, at the option's default. */
 function nginxMain(): { eventsConfig: string; appendConfig: string } {
-  return nixEvalExpr(`let l = import ./nix/lib; in builtins.removeAttrs (l.nginxMain l.defaultWorkerConnections) [ "limits" ]`);
+  return nixEvalExpr(
+    `let l = import ./nix/lib; in builtins.removeAttrs (l.nginxMain l.defaultWorkerConnections) [ "limits" ]`,
+  );
 }
 
 /** Every fixture, plus one edge with 2000 ports, plus the most the CLI accepts (4,096 ports on IPv4 and IPv6). */
@@ -39,7 +40,12 @@ function cases(): Array<{ label: string; edge: EdgeConfig }> {
   list.push({ label: '2000 ports with IPv6', edge: big });
   const most = JSON.parse(readPlanFixture('nftables-ipv6').edge!) as EdgeConfig;
   most.forwarding = 'nginx';
-  most.ports = Array.from({ length: 4096 }, (_, i) => ({ protocol: 'tcp', publicPort: 30000 + i, localPort: 30000 + i, proxyProtocol: false }));
+  most.ports = Array.from({ length: 4096 }, (_, i) => ({
+    protocol: 'tcp',
+    publicPort: 30000 + i,
+    localPort: 30000 + i,
+    proxyProtocol: false,
+  }));
   list.push({ label: '4096 ports with IPv6 (MAX_PUBLIC_PORTS)', edge: most });
   return list;
 }
@@ -48,9 +54,12 @@ function cases(): Array<{ label: string; edge: EdgeConfig }> {
 const nginx = suite('render validity: nginx -t accepts every stream block');
 
 const nginxReady = (): boolean => {
-  if (!hasNix) return skipped('nginx -t of rendered stream blocks', 'nix-instantiate is not on PATH'), false;
+  if (!hasNix) return (skipped('nginx -t of rendered stream blocks', 'nix-instantiate is not on PATH'), false);
   if (!commandExists('nginx') || !existsSync(STREAM_MODULE)) {
-    skipped('nginx -t of rendered stream blocks', `nginx or its stream module (${STREAM_MODULE}, package libnginx-mod-stream) is not installed`);
+    skipped(
+      'nginx -t of rendered stream blocks',
+      `nginx or its stream module (${STREAM_MODULE}, package libnginx-mod-stream) is not installed`,
+    );
     return false;
   }
   return true;
@@ -65,7 +74,10 @@ for (const { label, edge } of cases()) {
       // The nginx.conf the local edge writes: the Nix-rendered main context, events and stream text (sized as
       // modules/edge.nix sizes it: listening sockets count against worker_connections).
       const paths = { pid: join(dir.path, 'nginx.pid'), errorLog: join(dir.path, 'error.log') };
-      writeFileSync(conf, nginxConfText({ nginxStream: renderBoth(edge).nginxStream, nginxMain: nginxMain() }, paths, true));
+      writeFileSync(
+        conf,
+        nginxConfText({ nginxStream: renderBoth(edge).nginxStream, nginxMain: nginxMain() }, paths, true),
+      );
       const result = run('nginx', ['-t', '-q', '-c', conf, '-p', dir.path, '-e', join(dir.path, 'error.log')]);
       assert.is(result.status, 0, `nginx -t rejected the ${label} stream block:\n${result.stderr}`);
     } finally {
@@ -80,7 +92,7 @@ nginx.run();
 const nft = suite('render validity: nft -c accepts every table (in a throwaway namespace)');
 
 const nftReady = (): boolean => {
-  if (!hasNix) return skipped('nft -c of rendered tables', 'nix-instantiate is not on PATH'), false;
+  if (!hasNix) return (skipped('nft -c of rendered tables', 'nix-instantiate is not on PATH'), false);
   if (!commandExists('nft') || !commandExists('ip')) {
     skipped('nft -c of rendered tables', 'nft or ip (packages nftables, iproute2) is not installed');
     return false;
@@ -95,7 +107,11 @@ const nftReady = (): boolean => {
 for (const { label, edge } of cases()) {
   nft(`${label}`, () => {
     if (!nftReady()) return;
-    const kernelEdge: EdgeConfig = { ...edge, forwarding: 'nftables', ports: edge.ports.map((p) => ({ ...p, proxyProtocol: false })) };
+    const kernelEdge: EdgeConfig = {
+      ...edge,
+      forwarding: 'nftables',
+      ports: edge.ports.map((p) => ({ ...p, proxyProtocol: false })),
+    };
     const namespace = `innisfree-nft-${randomBytes(4).toString('hex')}`;
     const dir = makeTempDir('innisfree-nft-');
     try {

@@ -22,7 +22,6 @@ interface Rendered {
 const renderFixture = (name: string): Rendered =>
   nixEvalFile<Rendered>('nix/render-edge.nix', ['--argstr', 'edgeJson', join(planFixturesDir, name, 'edge.json')]);
 
-
 const edgeOf = (name: string): EdgeConfig => JSON.parse(readPlanFixture(name).edge!) as EdgeConfig;
 
 /** nginx `server { … }` blocks, each as its list of directives. */
@@ -77,10 +76,23 @@ for (const name of planFixtureNames()) {
       assert.is(rendered.nginxStream, '');
       assert.ok(rendered.nftables.content.length > 0);
     }
-    const expectTcp = [...new Set([edge.ssh.port, ...edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.publicPort)])];
-    const expectUdp = [...new Set([edge.wireguard.listenPort, ...edge.ports.filter((p) => p.protocol === 'udp').map((p) => p.publicPort)])];
-    assert.equal(rendered.firewall.tcp, expectTcp.sort((a, b) => a - b));
-    assert.equal(rendered.firewall.udp, expectUdp.sort((a, b) => a - b));
+    const expectTcp = [
+      ...new Set([edge.ssh.port, ...edge.ports.filter((p) => p.protocol === 'tcp').map((p) => p.publicPort)]),
+    ];
+    const expectUdp = [
+      ...new Set([
+        edge.wireguard.listenPort,
+        ...edge.ports.filter((p) => p.protocol === 'udp').map((p) => p.publicPort),
+      ]),
+    ];
+    assert.equal(
+      rendered.firewall.tcp,
+      expectTcp.sort((a, b) => a - b),
+    );
+    assert.equal(
+      rendered.firewall.udp,
+      expectUdp.sort((a, b) => a - b),
+    );
   });
 
   shape(`${name}: one nginx server per port with the right listen, proxy_pass, udp and proxy_protocol`, () => {
@@ -100,8 +112,14 @@ for (const name of planFixtureNames()) {
         [`proxy_pass ${edge.wireguard.peer.address}:${port.localPort};`],
       );
       assert.is(server.includes('proxy_protocol on;'), port.proxyProtocol, 'proxy_protocol where asked, nowhere else');
-      assert.ok(server.some((d) => d.startsWith('proxy_timeout ')), 'an idle timeout');
-      assert.not.ok(server.some((d) => d.startsWith('proxy_responses')), 'UDP replies are never limited');
+      assert.ok(
+        server.some((d) => d.startsWith('proxy_timeout ')),
+        'an idle timeout',
+      );
+      assert.not.ok(
+        server.some((d) => d.startsWith('proxy_responses')),
+        'UDP replies are never limited',
+      );
       if (port.protocol === 'tcp') assert.ok(server.includes('proxy_connect_timeout 10s;'));
     });
   });
@@ -112,7 +130,10 @@ for (const name of planFixtureNames()) {
     edge.ports = edge.ports.map((p) => ({ ...p, proxyProtocol: false }));
     const text = renderBoth(edge).nftables;
     assert.not.match(text, /masquerade|snat/);
-    const rules = text.split('\n').map((l) => l.trim()).filter((l) => l.includes(' dnat '));
+    const rules = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.includes(' dnat '));
     const peer = edge.wireguard.peer;
     const v6 = edge.ipv6 && peer.address6 !== undefined;
     for (const protocol of ['tcp', 'udp'] as const) {
@@ -132,7 +153,10 @@ for (const name of planFixtureNames()) {
         for (const rule of matching) {
           assert.ok(rule.includes(`dnat ${family} to ${protocol} dport map {`));
           for (const port of ports) {
-            assert.ok(rule.includes(`${port.publicPort} : ${address} . ${port.localPort}`), `${port.publicPort}/${protocol} → ${address}:${port.localPort}`);
+            assert.ok(
+              rule.includes(`${port.publicPort} : ${address} . ${port.localPort}`),
+              `${port.publicPort}/${protocol} → ${address}:${port.localPort}`,
+            );
           }
           const mapped = rule.match(/ : /g)?.length ?? 0;
           assert.is(mapped, ports.length, 'no other ports');
@@ -178,7 +202,10 @@ refusals('a public port listed twice', () => {
   edge.ports = [...edge.ports, { ...edge.ports[0]! }];
   const message = refusal(edge);
   assert.ok(message, 'render-edge.nix must fail');
-  assert.match(message!, `public port ${edge.ports[0]!.publicPort}/tcp is listed 2 times (entries 1, ${edge.ports.length})`);
+  assert.match(
+    message!,
+    `public port ${edge.ports[0]!.publicPort}/tcp is listed 2 times (entries 1, ${edge.ports.length})`,
+  );
   assert.match(message!, 'keep one of these entries');
   assert.is(problems(edge).length, 1);
 });
@@ -219,26 +246,42 @@ refusals.run();
 // ---
 const parity = suite('renderers: the Nix helpers agree with the CLI');
 
-parity('nginx is sized for the most ports the CLI accepts, whatever the ports (a unit that changes restarts nginx)', () => {
-  if (!hasNix) return;
-  const limits = nixEvalExpr<{ maxPublicPorts: number; listeners: number }>(`(import ./nix/lib).nginxLimits 16384`);
-  assert.is(limits.maxPublicPorts, MAX_PUBLIC_PORTS);
-  assert.is(limits.listeners, 2 * MAX_PUBLIC_PORTS, 'IPv4 and IPv6 listeners for every port');
-});
+parity(
+  'nginx is sized for the most ports the CLI accepts, whatever the ports (a unit that changes restarts nginx)',
+  () => {
+    if (!hasNix) return;
+    const limits = nixEvalExpr<{ maxPublicPorts: number; listeners: number }>(`(import ./nix/lib).nginxLimits 16384`);
+    assert.is(limits.maxPublicPorts, MAX_PUBLIC_PORTS);
+    assert.is(limits.listeners, 2 * MAX_PUBLIC_PORTS, 'IPv4 and IPv6 listeners for every port');
+  },
+);
 
 parity('port mappings parse as src/spec/ports.ts parses them', () => {
   if (!hasNix) return;
-  const tokens = ['443/tcp', '80:8080', '19132/udp', '27015-27030/UDP', '8000-8003:9000-9003/tcp', ' 53/Udp ', '22:2222/tcp'];
-  const fromNix = nixEvalExpr<unknown[]>(`(import ./nix/lib).ports.parseList ${JSON.stringify(tokens).replace(/,/g, ' ')}`);
+  const tokens = [
+    '443/tcp',
+    '80:8080',
+    '19132/udp',
+    '27015-27030/UDP',
+    '8000-8003:9000-9003/tcp',
+    ' 53/Udp ',
+    '22:2222/tcp',
+  ];
+  const fromNix = nixEvalExpr<unknown[]>(
+    `(import ./nix/lib).ports.parseList ${JSON.stringify(tokens).replace(/,/g, ' ')}`,
+  );
   const fromTs = tokens.map((t) => {
     const { protocol, publicStart, publicEnd, localStart, localEnd } = parsePortToken(t);
     return { localEnd, localStart, protocol, publicEnd, publicStart };
   });
   assert.equal(fromNix, fromTs);
-  assert.equal(
-    nixEvalExpr(`(import ./nix/lib).ports.localRanges [ "443/tcp,80:8080" "27015-27030/udp" ]`),
-    { tcp: [{ from: 443, to: 443 }, { from: 8080, to: 8080 }], udp: [{ from: 27015, to: 27030 }] },
-  );
+  assert.equal(nixEvalExpr(`(import ./nix/lib).ports.localRanges [ "443/tcp,80:8080" "27015-27030/udp" ]`), {
+    tcp: [
+      { from: 443, to: 443 },
+      { from: 8080, to: 8080 },
+    ],
+    udp: [{ from: 27015, to: 27030 }],
+  });
 });
 
 parity('interface names are the ones src/addressing.ts picks', () => {
@@ -247,7 +290,10 @@ parity('interface names are the ones src/addressing.ts picks', () => {
   const fromNix = nixEvalExpr<string[][]>(
     `map (n: [ ((import ./nix/lib).interfaces.home n) ((import ./nix/lib).interfaces.edge n) ]) ${JSON.stringify(names).replace(/,/g, ' ')}`,
   );
-  assert.equal(fromNix, names.map((n) => [`isf-${shortIdOf(n)}`, `ise-${shortIdOf(n)}`]));
+  assert.equal(
+    fromNix,
+    names.map((n) => [`isf-${shortIdOf(n)}`, `ise-${shortIdOf(n)}`]),
+  );
 });
 
 parity.run();

@@ -26,34 +26,66 @@ A('different names usually get different slots', () => {
 
 A('skips a slot that collides with an address or route on this host', () => {
   const free = allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [] });
-  const taken = allocate({ name: 'web', pool, hostNetworks: [{ cidr: free.edgeAddress, device: 'eth0' }], otherTunnels: [] });
+  const taken = allocate({
+    name: 'web',
+    pool,
+    hostNetworks: [{ cidr: free.edgeAddress, device: 'eth0' }],
+    otherTunnels: [],
+  });
   assert.is.not(taken.index, free.index);
-  const routed = allocate({ name: 'web', pool, hostNetworks: [{ cidr: `${free.homeAddress.split('/')[0]}/32`, device: 'tun0' }], otherTunnels: [] });
+  const routed = allocate({
+    name: 'web',
+    pool,
+    hostNetworks: [{ cidr: `${free.homeAddress.split('/')[0]}/32`, device: 'tun0' }],
+    otherTunnels: [],
+  });
   assert.is.not(routed.index, free.index);
 });
 
 A("ignores networks on the tunnel's own stale interface", () => {
   const free = allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [] });
-  const again = allocate({ name: 'web', pool, hostNetworks: [{ cidr: free.homeAddress, device: free.interface }], otherTunnels: [], previous: free });
+  const again = allocate({
+    name: 'web',
+    pool,
+    hostNetworks: [{ cidr: free.homeAddress, device: free.interface }],
+    otherTunnels: [],
+    previous: free,
+  });
   assert.is(again.index, free.index);
 });
 
 A('never collides with another tunnel in the state directory', () => {
   const web = allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [] });
   // Force the same starting slot by giving the other tunnel the slot "web" would take.
-  const other = allocate({ name: 'other', pool, hostNetworks: [], otherTunnels: [{ name: 'web', allocation: web }], previous: { ...web, interface: 'isf-other' } });
+  const other = allocate({
+    name: 'other',
+    pool,
+    hostNetworks: [],
+    otherTunnels: [{ name: 'web', allocation: web }],
+    previous: { ...web, interface: 'isf-other' },
+  });
   assert.is.not(other.index, web.index);
   assert.is.not(other.interface, web.interface);
 });
 
 A('keeps the previous allocation when it is still free', () => {
-  const previous = { ...allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [] }), index: 4242, edgeAddress: '10.50.66.73/30', homeAddress: '10.50.66.74/30' };
+  const previous = {
+    ...allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [] }),
+    index: 4242,
+    edgeAddress: '10.50.66.73/30',
+    homeAddress: '10.50.66.74/30',
+  };
   assert.is(allocate({ name: 'web', pool, hostNetworks: [], otherTunnels: [], previous }).index, 4242);
 });
 
 A('fails clearly when a route covers the whole pool', () => {
   try {
-    allocate({ name: 'web', pool: '10.50.0.0/29', hostNetworks: [{ cidr: '10.0.0.0/8', device: 'vpn0' }], otherTunnels: [] });
+    allocate({
+      name: 'web',
+      pool: '10.50.0.0/29',
+      hostNetworks: [{ cidr: '10.0.0.0/8', device: 'vpn0' }],
+      otherTunnels: [],
+    });
     assert.unreachable();
   } catch (error) {
     assert.instance(error, UsageError);
@@ -67,7 +99,12 @@ A('interface names fit 15 bytes and stay unique', () => {
   const a = allocate({ name: long, pool, hostNetworks: [], otherTunnels: [] });
   assert.ok(Buffer.byteLength(a.interface) <= 15, a.interface);
   assert.ok(Buffer.byteLength(a.edgeInterface) <= 15, a.edgeInterface);
-  const b = allocate({ name: 'a-very-long-tunnel-name-32-char2', pool, hostNetworks: [], otherTunnels: [{ name: long, allocation: a }] });
+  const b = allocate({
+    name: 'a-very-long-tunnel-name-32-char2',
+    pool,
+    hostNetworks: [],
+    otherTunnels: [{ name: long, allocation: a }],
+  });
   assert.ok(Buffer.byteLength(b.interface) <= 15);
   assert.is.not(a.interface, b.interface);
   assert.is(shortIdOf('web'), 'web');
@@ -84,7 +121,13 @@ A('IPv6 ULA pair when asked', () => {
 A('reads ip -j output', () => {
   const addr = JSON.stringify([
     { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
-    { ifname: 'eth0', addr_info: [{ family: 'inet', local: '10.50.3.7', prefixlen: 24 }, { family: 'inet6', local: 'fe80::1', prefixlen: 64 }] },
+    {
+      ifname: 'eth0',
+      addr_info: [
+        { family: 'inet', local: '10.50.3.7', prefixlen: 24 },
+        { family: 'inet6', local: 'fe80::1', prefixlen: 64 },
+      ],
+    },
   ]);
   const route = JSON.stringify([
     { dst: 'default', gateway: '10.50.3.1', dev: 'eth0' },

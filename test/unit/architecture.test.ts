@@ -19,8 +19,16 @@ test('src/ has no upward import, no cycle, and no file outside the layers', () =
 });
 
 test('the layer table is read from docs/architecture.md', () => {
-  const layers = parseLayers('| rank | layer | paths |\n| --- | --- | --- |\n| 1 | lib | `src/lib/` |\n| 2 | top | `src/top.ts` `src/x/` |\n');
-  assert.equal(layers.map((l) => [l.rank, l.name, l.paths]), [[1, 'lib', ['src/lib/']], [2, 'top', ['src/top.ts', 'src/x/']]]);
+  const layers = parseLayers(
+    '| rank | layer | paths |\n| --- | --- | --- |\n| 1 | lib | `src/lib/` |\n| 2 | top | `src/top.ts` `src/x/` |\n',
+  );
+  assert.equal(
+    layers.map((l) => [l.rank, l.name, l.paths]),
+    [
+      [1, 'lib', ['src/lib/']],
+      [2, 'top', ['src/top.ts', 'src/x/']],
+    ],
+  );
   assert.is(layerOf('src/x/a.ts', layers)?.name, 'top');
   assert.is(layerOf('src/y.ts', layers), undefined);
 });
@@ -35,13 +43,22 @@ test('an upward import, a cycle and an unplaced file are each found', () => {
     write('docs/architecture.md', '| 1 | lib | `src/lib/` |\n| 2 | cli | `src/cli.ts` `src/commands/` |\n');
     write('src/cli.ts', "import { a } from './commands/a.js';\n");
     write('src/commands/a.ts', "export { b } from './b.js';\nimport type { C } from '../cli.js';\n");
-    write('src/commands/b.ts', "// import { x } from '../lonely.js' is prose, not an import\nexport const b = () => import('../lib/u.js');\n");
+    write(
+      'src/commands/b.ts',
+      "// import { x } from '../lonely.js' is prose, not an import\nexport const b = () => import('../lib/u.js');\n",
+    );
     write('src/lib/u.ts', "import { b } from '../commands/b.js';\n");
     write('src/lonely.ts', 'export {};\n');
     const { unplaced, upward, cycles } = checkArchitecture(root);
     assert.equal(unplaced, ['src/lonely.ts']);
-    assert.equal(upward.map((edge) => `${edge.from}->${edge.to}`), ['src/lib/u.ts->src/commands/b.ts']);
-    assert.equal(cycles, [['src/cli.ts', 'src/commands/a.ts'], ['src/commands/b.ts', 'src/lib/u.ts']]);
+    assert.equal(
+      upward.map((edge) => `${edge.from}->${edge.to}`),
+      ['src/lib/u.ts->src/commands/b.ts'],
+    );
+    assert.equal(cycles, [
+      ['src/cli.ts', 'src/commands/a.ts'],
+      ['src/commands/b.ts', 'src/lib/u.ts'],
+    ]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

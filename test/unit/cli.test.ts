@@ -52,7 +52,10 @@ shell('an unknown command without a close match still exits 2', async () => {
 shell('an unknown flag exits 2 with the closest flag', async () => {
   const dir = makeTempDir();
   try {
-    assertUsage(await runCli(['plan', '--name', 'web', '--prots', '443'], isolatedEnv(dir.path)), /unknown option --prots for "plan" \(hint: did you mean --ports\?/);
+    assertUsage(
+      await runCli(['plan', '--name', 'web', '--prots', '443'], isolatedEnv(dir.path)),
+      /unknown option --prots for "plan" \(hint: did you mean --ports\?/,
+    );
   } finally {
     dir.remove();
   }
@@ -74,12 +77,15 @@ plan('prints EdgeConfig JSON that validates against the committed schema, byte-i
     assert.is(first.stdout, second.stdout);
     const ajv = new Ajv2020({ strict: false });
     const validate = ajv.compile(JSON.parse(readFileSync(join(repoRoot, 'nix', 'edge-config.schema.json'), 'utf8')));
-    const edge = JSON.parse(first.stdout) as { ports: Array<{ publicPort: number; localPort: number; protocol: string }> };
+    const edge = JSON.parse(first.stdout) as {
+      ports: Array<{ publicPort: number; localPort: number; protocol: string }>;
+    };
     const valid = validate(JSON.parse(first.stdout));
     assert.ok(valid, ajv.errorsText(validate.errors));
-    assert.equal(edge.ports.map((p) => `${p.publicPort}:${p.localPort}/${p.protocol}`), [
-      '80:8080/tcp', '443:443/tcp', '19132:19132/udp',
-    ]);
+    assert.equal(
+      edge.ports.map((p) => `${p.publicPort}:${p.localPort}/${p.protocol}`),
+      ['80:8080/tcp', '443:443/tcp', '19132:19132/udp'],
+    );
   } finally {
     dir.remove();
   }
@@ -98,7 +104,12 @@ plan('two tunnels on one host get different addresses and interface names', asyn
     assert.is.not(homes[0]!.interface, homes[1]!.interface);
     assert.is.not(homes[0]!.address, homes[1]!.address);
     // The tunnels' /30s do not overlap.
-    const slot = (a: string) => a.split('/')[0]!.split('.').map(Number).reduce((x, y) => x * 256 + y, 0) >>> 2;
+    const slot = (a: string) =>
+      a
+        .split('/')[0]!
+        .split('.')
+        .map(Number)
+        .reduce((x, y) => x * 256 + y, 0) >>> 2;
     assert.is.not(slot(homes[0]!.address), slot(homes[1]!.address));
   } finally {
     dir.remove();
@@ -108,7 +119,10 @@ plan('two tunnels on one host get different addresses and interface names', asyn
 plan('the human output shows both sides', async () => {
   const dir = makeTempDir();
   try {
-    const result = await runCli(['plan', '--name', 'web', '--ports', '443,19132/udp', '--destination', 'none'], isolatedEnv(dir.path));
+    const result = await runCli(
+      ['plan', '--name', 'web', '--ports', '443,19132/udp', '--destination', 'none'],
+      isolatedEnv(dir.path),
+    );
     assert.is(result.code, 0, result.stderr);
     assert.match(result.stdout, /Edge configuration \(services\.innisfree/);
     assert.match(result.stdout, /WireGuard interface\s+isf-web/);
@@ -135,7 +149,10 @@ plan('sources: environment and config.json', async () => {
     const env = { ...isolatedEnv(dir.path), INNISFREE_NAME: 'env-web', INNISFREE_PORTS: '8443/tcp' };
     const { mkdirSync, writeFileSync } = await import('node:fs');
     mkdirSync(join(dir.path, 'config', 'innisfree'), { recursive: true });
-    writeFileSync(join(dir.path, 'config', 'innisfree', 'config.json'), JSON.stringify({ forwarding: 'nftables', mtu: 1400 }));
+    writeFileSync(
+      join(dir.path, 'config', 'innisfree', 'config.json'),
+      JSON.stringify({ forwarding: 'nftables', mtu: 1400 }),
+    );
     const result = await runCli(['plan', '--json'], env);
     assert.is(result.code, 0, result.stderr);
     const edge = JSON.parse(result.stdout) as { name: string; forwarding: string; wireguard: { mtu: number } };
@@ -183,7 +200,10 @@ for (const [what, args, pattern] of cases) {
 rejects('a missing --file', async () => {
   const dir = makeTempDir();
   try {
-    assertUsage(await runCli(['plan', '--file', join(dir.path, 'nope.json')], isolatedEnv(dir.path)), /--file: .*does not exist/);
+    assertUsage(
+      await runCli(['plan', '--file', join(dir.path, 'nope.json')], isolatedEnv(dir.path)),
+      /--file: .*does not exist/,
+    );
   } finally {
     dir.remove();
   }

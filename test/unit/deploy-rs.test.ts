@@ -32,17 +32,28 @@ const target = {
 const HASH = 'a'.repeat(64);
 
 S('argv: per-tunnel flake node edge.system, hostname, root, pinned ssh opts, magic rollback, confirm timeout', () => {
-  const args = buildDeployArgs({ edgeDir: '/var/lib/innisfree/web/edge', target, confirmTimeoutSeconds: 60, activationTimeoutSeconds: 240 });
+  const args = buildDeployArgs({
+    edgeDir: '/var/lib/innisfree/web/edge',
+    target,
+    confirmTimeoutSeconds: 60,
+    activationTimeoutSeconds: 240,
+  });
   assert.equal(args, [
     'path:/var/lib/innisfree/web/edge#edge.system',
-    '--hostname', '203.0.113.10',
-    '--ssh-user', 'root',
+    '--hostname',
+    '203.0.113.10',
+    '--ssh-user',
+    'root',
     '--ssh-opts',
     '-p 2222 -i /var/lib/innisfree/web/ssh/id_ed25519 -o IdentitiesOnly=yes -o UserKnownHostsFile=/var/lib/innisfree/web/ssh/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes',
-    '--magic-rollback', 'true',
-    '--auto-rollback', 'true',
-    '--confirm-timeout', '60',
-    '--activation-timeout', '240',
+    '--magic-rollback',
+    'true',
+    '--auto-rollback',
+    'true',
+    '--confirm-timeout',
+    '60',
+    '--activation-timeout',
+    '240',
     '--skip-checks',
   ]);
 });
@@ -50,7 +61,12 @@ S('argv: per-tunnel flake node edge.system, hostname, root, pinned ssh opts, mag
 S('paths with whitespace are refused (deploy-rs splits --ssh-opts on spaces)', () => {
   for (const bad of [{ privateKeyPath: '/home/me/My State/id' }, { knownHostsPath: '/tmp/a\tb' }]) {
     try {
-      buildDeployArgs({ edgeDir: '/e', target: { ...target, ...bad }, confirmTimeoutSeconds: 30, activationTimeoutSeconds: 240 });
+      buildDeployArgs({
+        edgeDir: '/e',
+        target: { ...target, ...bad },
+        confirmTimeoutSeconds: 30,
+        activationTimeoutSeconds: 240,
+      });
       assert.unreachable('must refuse');
     } catch (error) {
       assert.instance(error, UsageError);
@@ -62,7 +78,10 @@ S('paths with whitespace are refused (deploy-rs splits --ssh-opts on spaces)', (
 S('a home host of another system than the edge builds on the edge, and says so', async () => {
   assert.is(nixSystemOf('linux', 'x64'), EDGE_SYSTEM);
   assert.is(nixSystemOf('linux', 'arm64'), 'aarch64-linux');
-  for (const [hostSystem, remote] of [['aarch64-linux', true], ['x86_64-linux', false]] as const) {
+  for (const [hostSystem, remote] of [
+    ['aarch64-linux', true],
+    ['x86_64-linux', false],
+  ] as const) {
     const h = harness('success', HASH, { hostSystem });
     await h.deployer.apply(h.request);
     assert.is(h.calls[0]!.args.includes('--remote-build'), remote, hostSystem);
@@ -71,14 +90,14 @@ S('a home host of another system than the edge builds on the edge, and says so',
   }
 });
 
-S('flakes are enabled through NIX_CONFIG, keeping the user\'s own settings', () => {
+S("flakes are enabled through NIX_CONFIG, keeping the user's own settings", () => {
   assert.equal(deployEnv({}), { NIX_CONFIG: 'extra-experimental-features = nix-command flakes' });
   assert.equal(deployEnv({ NIX_CONFIG: 'substituters = https://example.invalid' }), {
     NIX_CONFIG: 'substituters = https://example.invalid\nextra-experimental-features = nix-command flakes',
   });
 });
 
-S('the user\'s own experimental features survive, as nix itself reads NIX_CONFIG', () => {
+S("the user's own experimental features survive, as nix itself reads NIX_CONFIG", () => {
   const { NIX_CONFIG } = deployEnv({ NIX_CONFIG: 'experimental-features = ca-derivations' });
   const shown = spawnSync('nix', ['show-config'], { env: { PATH: process.env.PATH, NIX_CONFIG }, encoding: 'utf8' });
   if (shown.error) return console.log('  SKIPPED: nix show-config: nix is not installed');
@@ -88,7 +107,11 @@ S('the user\'s own experimental features survive, as nix itself reads NIX_CONFIG
 });
 
 S('log lines parse with colours stripped; levels map to events', () => {
-  assert.equal(parseDeployLogLine('🚀 ❌ [deploy] [\x1b[1;31mERROR\x1b[0m] boom'), { component: 'deploy', level: 'ERROR', message: 'boom' });
+  assert.equal(parseDeployLogLine('🚀 ❌ [deploy] [\x1b[1;31mERROR\x1b[0m] boom'), {
+    component: 'deploy',
+    level: 'ERROR',
+    message: 'boom',
+  });
   assert.equal(parseDeployLogLine('⭐ ⚠️ [activate] [WARN] De-activating due to error'), {
     component: 'activate',
     level: 'WARN',
@@ -109,13 +132,29 @@ S('log lines parse with colours stripped; levels map to events', () => {
 S('classification of realistic logs', () => {
   const cases: Array<[string, string, RegExp?]> = [
     ['success', 'success'],
-    ['rolled-back-confirm', 'rolledBack', /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code \(the server should roll back\): Some\(255\)$/],
-    ['rolled-back-timeout', 'rolledBack', /^Failed to get activation confirmation: Error waiting for confirmation event: Timeout elapsed for confirmation$/],
+    [
+      'rolled-back-confirm',
+      'rolledBack',
+      /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code \(the server should roll back\): Some\(255\)$/,
+    ],
+    [
+      'rolled-back-timeout',
+      'rolledBack',
+      /^Failed to get activation confirmation: Error waiting for confirmation event: Timeout elapsed for confirmation$/,
+    ],
     ['activation-failed', 'rolledBack', /^The activation script resulted in a bad exit code: Some\(4\)$/],
     // The pinned deploy-rs names the node twice on a build failure; the cause is nix's own error line.
-    ['build-failed', 'failed', /^error: builder for '\/nix\/store\/[a-z0-9]+-nginx\.conf\.drv' failed with exit code 1;$/],
+    [
+      'build-failed',
+      'failed',
+      /^error: builder for '\/nix\/store\/[a-z0-9]+-nginx\.conf\.drv' failed with exit code 1;$/,
+    ],
     // --auto-rollback prints "rolled back" even when de-activating failed: that is no rollback.
-    ['deactivation-failed', 'rollbackFailed', /^Command for re-activating the last generation resulted in a bad exit code: Some\(4\)$/],
+    [
+      'deactivation-failed',
+      'rollbackFailed',
+      /^Command for re-activating the last generation resulted in a bad exit code: Some\(4\)$/,
+    ],
     ['failed-no-rollback', 'failed', /^Activating over SSH resulted in a bad exit code: Some\(1\)$/],
   ];
   for (const [name, kind, reason] of cases) {
@@ -125,7 +164,10 @@ S('classification of realistic logs', () => {
     if (reason && outcome.kind !== 'success') assert.match(outcome.reason, reason, name);
   }
   assert.equal(classifyDeployOutcome([], 1), { kind: 'failed', reason: 'deploy exited with 1 and printed nothing' });
-  assert.equal(classifyDeployOutcome(['error: flake has no attribute deploy'], 1), { kind: 'failed', reason: 'error: flake has no attribute deploy' });
+  assert.equal(classifyDeployOutcome(['error: flake has no attribute deploy'], 1), {
+    kind: 'failed',
+    reason: 'error: flake has no attribute deploy',
+  });
 });
 
 const LISTENING = [
@@ -133,7 +175,10 @@ const LISTENING = [
   { protocol: 'udp', port: 19132 },
 ] as const;
 
-function statusWith(configHash: string | null, listening: EdgeStatus['forwarder']['listening'] = [...LISTENING]): EdgeStatus {
+function statusWith(
+  configHash: string | null,
+  listening: EdgeStatus['forwarder']['listening'] = [...LISTENING],
+): EdgeStatus {
   return {
     name: 'web',
     configHash,
@@ -144,7 +189,17 @@ function statusWith(configHash: string | null, listening: EdgeStatus['forwarder'
 
 // The rendered edge directory a deploy reads its planned ports from.
 const edgeDir = mkdtempSync(join(tmpdir(), 'innisfree-deploy-rs-'));
-writeFileSync(join(edgeDir, 'edge.json'), JSON.stringify({ ports: LISTENING.map((l) => ({ protocol: l.protocol, publicPort: l.port, localPort: l.port, proxyProtocol: false })) }));
+writeFileSync(
+  join(edgeDir, 'edge.json'),
+  JSON.stringify({
+    ports: LISTENING.map((l) => ({
+      protocol: l.protocol,
+      publicPort: l.port,
+      localPort: l.port,
+      proxyProtocol: false,
+    })),
+  }),
+);
 S.after(() => rmSync(edgeDir, { recursive: true, force: true }));
 
 function harness(
@@ -152,7 +207,12 @@ function harness(
   reportedHash: string | null = HASH,
   options: { hostSystem?: string; listening?: EdgeStatus['forwarder']['listening'] } = {},
 ) {
-  const calls: Array<{ file: string; args: readonly string[]; env?: Record<string, string | undefined>; cwd?: string }> = [];
+  const calls: Array<{
+    file: string;
+    args: readonly string[];
+    env?: Record<string, string | undefined>;
+    cwd?: string;
+  }> = [];
   const sshCommands: string[] = [];
   const events: ProgressEvent[] = [];
   const exec: StreamExec = async (file, args, options = {}) => {
@@ -164,7 +224,11 @@ function harness(
   };
   const ssh: SshRunner = async (_t, command) => {
     sshCommands.push(command);
-    return { stdout: JSON.stringify(statusWith(reportedHash, 'listening' in options ? options.listening : [...LISTENING])), stderr: '', exitCode: 0 };
+    return {
+      stdout: JSON.stringify(statusWith(reportedHash, 'listening' in options ? options.listening : [...LISTENING])),
+      stderr: '',
+      exitCode: 0,
+    };
   };
   const deployer = new DeployRsDeployer({ exec, ssh, env: {}, hostSystem: options.hostSystem ?? 'x86_64-linux' });
   const request: DeployRequest = {
@@ -229,7 +293,10 @@ S('apply: a rollback that itself failed is a DeployError, never "still serving"'
     assert.instance(error, DeployError);
     assert.not.instance(error, RolledBackError);
     assert.is((error as DeployError).exitCode, 5);
-    assert.match((error as Error).message, /rolling back failed too .*re-activating the last generation.*may serve neither configuration/);
+    assert.match(
+      (error as Error).message,
+      /rolling back failed too .*re-activating the last generation.*may serve neither configuration/,
+    );
     assert.not.match((error as Error).message, /still serving/);
   }
 });

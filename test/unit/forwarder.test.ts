@@ -100,7 +100,13 @@ tcp('round trips with random payloads, half-close included, and counts the bytes
 });
 
 tcp('many concurrent connections', async () => {
-  await expectCheck({ kind: 'tcp-concurrent', host: LOOPBACK, port: portOf(forwarder, 'tcp'), connections: 200, bytes: 20_000 });
+  await expectCheck({
+    kind: 'tcp-concurrent',
+    host: LOOPBACK,
+    port: portOf(forwarder, 'tcp'),
+    connections: 200,
+    bytes: 20_000,
+  });
   await until('connections to close', () => forwarder.counters()[0]!.active === 0);
   assert.is(forwarder.counters()[0]!.opened, 200);
 });
@@ -172,7 +178,10 @@ limits('backpressure: a service that does not read stops the client instead of f
     await delay(500);
     const buffered = f.counters()[0]!.bytesIn;
     // What the forwarder took from the client is bounded by socket buffers, far below what the client queued.
-    assert.ok(buffered < 40 * 1024 * 1024, `forwarder read ${buffered} bytes from a client whose service reads nothing`);
+    assert.ok(
+      buffered < 40 * 1024 * 1024,
+      `forwarder read ${buffered} bytes from a client whose service reads nothing`,
+    );
     held!.resume();
     await until('all bytes to arrive', () => received === total, 20_000);
     assert.is(hash.digest('hex'), sent.digest('hex'));
@@ -229,38 +238,46 @@ limits('idle timeout closes a silent connection and spares a busy one', async ()
   }
 });
 
-limits('a listener that cannot bind fails the whole start, naming address and port, and leaves nothing bound', async () => {
-  const holder = createServer();
-  await new Promise<void>((resolve) => holder.listen(0, LOOPBACK, () => resolve()));
-  const busy = (holder.address() as { port: number }).port;
-  const free = await freePort();
-  try {
-    await startForwarder([forward('tcp', 9, free), forward('tcp', 9, busy)]);
-    assert.unreachable('started on a busy port');
-  } catch (error) {
-    assert.instance(error, DataPlaneError);
-    assert.is((error as DataPlaneError).exitCode, 7);
-    assert.match((error as Error).message, `cannot listen on 127.0.0.1:${busy}/tcp: the address is already in use`);
-    assert.match((error as DataPlaneError).hint ?? '', /--destination none/);
-  } finally {
-    await new Promise<void>((resolve) => holder.close(() => resolve()));
-  }
-  // The listener that did bind was closed again.
-  const again = createServer();
-  await new Promise<void>((resolve, reject) => {
-    again.once('error', reject);
-    again.listen(free, LOOPBACK, () => resolve());
-  });
-  await new Promise<void>((resolve) => again.close(() => resolve()));
-});
+limits(
+  'a listener that cannot bind fails the whole start, naming address and port, and leaves nothing bound',
+  async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, LOOPBACK, () => resolve()));
+    const busy = (holder.address() as { port: number }).port;
+    const free = await freePort();
+    try {
+      await startForwarder([forward('tcp', 9, free), forward('tcp', 9, busy)]);
+      assert.unreachable('started on a busy port');
+    } catch (error) {
+      assert.instance(error, DataPlaneError);
+      assert.is((error as DataPlaneError).exitCode, 7);
+      assert.match((error as Error).message, `cannot listen on 127.0.0.1:${busy}/tcp: the address is already in use`);
+      assert.match((error as DataPlaneError).hint ?? '', /--destination none/);
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+    // The listener that did bind was closed again.
+    const again = createServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.listen(free, LOOPBACK, () => resolve());
+    });
+    await new Promise<void>((resolve) => again.close(() => resolve()));
+  },
+);
 
 limits('an address that is not on this host is explained', async () => {
   try {
-    await startForwarder([{ protocol: 'udp', listenAddress: '192.0.2.1', listenPort: 5000, targetHost: LOOPBACK, targetPort: 5000 }]);
+    await startForwarder([
+      { protocol: 'udp', listenAddress: '192.0.2.1', listenPort: 5000, targetHost: LOOPBACK, targetPort: 5000 },
+    ]);
     assert.unreachable('bound a foreign address');
   } catch (error) {
     assert.instance(error, DataPlaneError);
-    assert.match((error as Error).message, 'cannot listen on 192.0.2.1:5000/udp: 192.0.2.1 is not an address of this host');
+    assert.match(
+      (error as Error).message,
+      'cannot listen on 192.0.2.1:5000/udp: 192.0.2.1 is not an address of this host',
+    );
   }
 });
 
@@ -284,7 +301,11 @@ limits.run();
 // ---
 const udp = suite('forwarder: UDP on loopback');
 
-function udpClient(): Promise<{ send(port: number, data: Buffer): void; next(ms?: number): Promise<Buffer | undefined>; close(): void }> {
+function udpClient(): Promise<{
+  send(port: number, data: Buffer): void;
+  next(ms?: number): Promise<Buffer | undefined>;
+  close(): void;
+}> {
   const socket = createSocket('udp4');
   const inbox: Buffer[] = [];
   const waiters: Array<(message: Buffer) => void> = [];
@@ -396,10 +417,21 @@ udp('counters have the shape status.json records', async () => {
       plannedConfigHash: null,
       deployedConfigHash: null,
       message: null,
-      dataPlane: { sampledAt: new Date().toISOString(), interface: 'isf-web', latestHandshake: 0, rxBytes: 0, txBytes: 0, endpoint: null, ports: f.counters() },
+      dataPlane: {
+        sampledAt: new Date().toISOString(),
+        interface: 'isf-web',
+        latestHandshake: 0,
+        rxBytes: 0,
+        txBytes: 0,
+        endpoint: null,
+        ports: f.counters(),
+      },
     };
     assert.ok(TunnelStatus.safeParse(status).success);
-    assert.equal(f.counters().map((c) => c.protocol), ['tcp', 'udp']);
+    assert.equal(
+      f.counters().map((c) => c.protocol),
+      ['tcp', 'udp'],
+    );
   } finally {
     await f.close();
   }
@@ -430,39 +462,55 @@ function echoes(socket: Socket, ms = 2_000): Promise<boolean> {
   });
 }
 
-reload('a held connection on an unchanged port survives adding and removing another; the removed one closes after its grace', async () => {
-  const target = await startTrafficServer(LOOPBACK, 0);
-  const [portA, portB] = [await freePort(), await freePort()];
-  const fwd = await startForwarder([forward('tcp', target.port, portA)]);
-  try {
-    const held = await openClient(portA);
-    held.write('E');
-    assert.ok(await echoes(held), 'A echoes');
+reload(
+  'a held connection on an unchanged port survives adding and removing another; the removed one closes after its grace',
+  async () => {
+    const target = await startTrafficServer(LOOPBACK, 0);
+    const [portA, portB] = [await freePort(), await freePort()];
+    const fwd = await startForwarder([forward('tcp', target.port, portA)]);
+    try {
+      const held = await openClient(portA);
+      held.write('E');
+      assert.ok(await echoes(held), 'A echoes');
 
-    const added = await fwd.update([forward('tcp', target.port, portA), forward('tcp', target.port, portB)], 0);
-    assert.equal(added.added.map((f) => f.listenPort), [portB]);
-    assert.equal(added.removed, []);
-    const onB = await openClient(portB);
-    onB.write('E');
-    assert.ok(await echoes(onB), 'B answers once added');
-    assert.ok(await echoes(held), 'A survives adding B');
-    assert.is(fwd.counters()[0]!.opened, 1, "A's counters carry on");
+      const added = await fwd.update([forward('tcp', target.port, portA), forward('tcp', target.port, portB)], 0);
+      assert.equal(
+        added.added.map((f) => f.listenPort),
+        [portB],
+      );
+      assert.equal(added.removed, []);
+      const onB = await openClient(portB);
+      onB.write('E');
+      assert.ok(await echoes(onB), 'B answers once added');
+      assert.ok(await echoes(held), 'A survives adding B');
+      assert.is(fwd.counters()[0]!.opened, 1, "A's counters carry on");
 
-    const started = Date.now();
-    const removed = await fwd.update([forward('tcp', target.port, portA)], 300);
-    assert.equal(removed.removed.map((f) => f.listenPort), [portB]);
-    assert.equal(fwd.listeners().map((l) => l.port), [portA], 'B leaves the counters at once');
-    assert.is.not(await closedWithin(onB, 3_000), 'open', "B's connection is closed after the grace");
-    assert.ok(Date.now() - started >= 250, `not before the grace (${Date.now() - started} ms)`);
-    const refused = await openClient(portB).then((s) => (s.destroy(), 'connected'), (e: NodeJS.ErrnoException) => e.code);
-    assert.is(refused, 'ECONNREFUSED');
-    assert.ok(await echoes(held), 'A survives removing B');
-    held.destroy();
-  } finally {
-    await fwd.close();
-    await target.close();
-  }
-});
+      const started = Date.now();
+      const removed = await fwd.update([forward('tcp', target.port, portA)], 300);
+      assert.equal(
+        removed.removed.map((f) => f.listenPort),
+        [portB],
+      );
+      assert.equal(
+        fwd.listeners().map((l) => l.port),
+        [portA],
+        'B leaves the counters at once',
+      );
+      assert.is.not(await closedWithin(onB, 3_000), 'open', "B's connection is closed after the grace");
+      assert.ok(Date.now() - started >= 250, `not before the grace (${Date.now() - started} ms)`);
+      const refused = await openClient(portB).then(
+        (s) => (s.destroy(), 'connected'),
+        (e: NodeJS.ErrnoException) => e.code,
+      );
+      assert.is(refused, 'ECONNREFUSED');
+      assert.ok(await echoes(held), 'A survives removing B');
+      held.destroy();
+    } finally {
+      await fwd.close();
+      await target.close();
+    }
+  },
+);
 
 reload('a listener that cannot bind fails the update and leaves the running ones as they were', async () => {
   const target = await startTrafficServer(LOOPBACK, 0);
@@ -472,10 +520,15 @@ reload('a listener that cannot bind fails the update and leaves the running ones
   const portA = await freePort();
   const fwd = await startForwarder([forward('tcp', target.port, portA)]);
   try {
-    const error = await fwd.update([forward('tcp', target.port, portA), forward('tcp', target.port, taken)], 0).catch((e: unknown) => e);
+    const error = await fwd
+      .update([forward('tcp', target.port, portA), forward('tcp', target.port, taken)], 0)
+      .catch((e: unknown) => e);
     assert.instance(error, DataPlaneError);
     assert.match((error as Error).message, /already in use/);
-    assert.equal(fwd.listeners().map((l) => l.port), [portA]);
+    assert.equal(
+      fwd.listeners().map((l) => l.port),
+      [portA],
+    );
     await expectCheck({ kind: 'tcp-echo', host: LOOPBACK, port: portA, bytes: 1000 });
   } finally {
     await fwd.close();

@@ -4,7 +4,12 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateSshKeyPair, generateWireguardKeyPair, sshKeyPairFromSeed, wireguardPublicKeyOf } from '../../src/lib/keys.js';
+import {
+  generateSshKeyPair,
+  generateWireguardKeyPair,
+  sshKeyPairFromSeed,
+  wireguardPublicKeyOf,
+} from '../../src/lib/keys.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 function has(tool: string): boolean {
@@ -31,7 +36,9 @@ K('WireGuard keys are 32 bytes of base64, clamped', () => {
 
 K('a known RFC 7748 vector', () => {
   // Alice's key pair from RFC 7748 section 6.1.
-  const priv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString('base64');
+  const priv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex').toString(
+    'base64',
+  );
   const pub = Buffer.from('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a', 'hex').toString('base64');
   assert.is(wireguardPublicKeyOf(priv), pub);
 });
@@ -43,7 +50,9 @@ K('wg pubkey derives the same public key', () => {
   }
   for (let i = 0; i < 5; i++) {
     const pair = generateWireguardKeyPair();
-    const derived = execFileSync('wg', ['pubkey'], { input: `${pair.privateKey}\n` }).toString().trim();
+    const derived = execFileSync('wg', ['pubkey'], { input: `${pair.privateKey}\n` })
+      .toString()
+      .trim();
     assert.is(derived, pair.publicKey);
   }
 });
@@ -77,7 +86,10 @@ function rawPublicKey(line: string): Buffer {
 K('ed25519: the RFC 8032 test vector 1 seed gives its public key', () => {
   const seed = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex');
   const pair = sshKeyPairFromSeed(seed, 'vector', 0x01020304);
-  assert.is(rawPublicKey(pair.publicKey).toString('hex'), 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+  assert.is(
+    rawPublicKey(pair.publicKey).toString('hex'),
+    'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+  );
   assert.match(pair.publicKey, / vector$/);
 });
 

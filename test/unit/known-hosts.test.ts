@@ -47,12 +47,28 @@ S('lookup honours ports, comma lists, wildcards, negation, hashed names and mark
     `@revoked 192.0.2.7 ${a}`,
     'broken line',
   ].join('\n');
-  assert.equal(pinnedKeysFor(text, '203.0.113.5', 22).map((k) => k.blob), [blob(a), blob(b)]);
-  assert.equal(pinnedKeysFor(text, '203.0.113.5', 2222).map((k) => k.blob), [blob(b), blob(b)]);
-  assert.equal(pinnedKeysFor(text, '198.51.100.3', 22).map((k) => k.blob), [blob(a), blob(b)]);
+  assert.equal(
+    pinnedKeysFor(text, '203.0.113.5', 22).map((k) => k.blob),
+    [blob(a), blob(b)],
+  );
+  assert.equal(
+    pinnedKeysFor(text, '203.0.113.5', 2222).map((k) => k.blob),
+    [blob(b), blob(b)],
+  );
+  assert.equal(
+    pinnedKeysFor(text, '198.51.100.3', 22).map((k) => k.blob),
+    [blob(a), blob(b)],
+  );
   assert.equal(pinnedKeysFor(text, '192.0.2.1', 22), []);
-  assert.equal(pinnedKeysFor(text, '10.0.0.9', 2200).map((k) => k.blob), [blob(b), blob(a)]);
-  assert.equal(pinnedKeysFor(text, '192.0.2.7', 22).map((k) => k.blob), [blob(b)], '@revoked lines are not pins');
+  assert.equal(
+    pinnedKeysFor(text, '10.0.0.9', 2200).map((k) => k.blob),
+    [blob(b), blob(a)],
+  );
+  assert.equal(
+    pinnedKeysFor(text, '192.0.2.7', 22).map((k) => k.blob),
+    [blob(b)],
+    '@revoked lines are not pins',
+  );
 });
 
 S('pinning replaces the plain entry for that host:port and keeps everything else', () => {

@@ -63,7 +63,10 @@ schema('the schema rejects what the contract forbids', () => {
   assert.not.ok(validate({ ...edge, ports: [] }), 'no ports');
   assert.not.ok(validate({ ...edge, ports: [{ ...edge.ports[0], publicPort: 70000 }] }), 'port out of range');
   assert.not.ok(validate({ ...edge, forwarding: 'haproxy' }), 'unknown forwarding');
-  assert.not.ok(validate({ ...edge, wireguard: { ...edge.wireguard, interface: 'this-name-is-too-long' } }), 'interface name > 15');
+  assert.not.ok(
+    validate({ ...edge, wireguard: { ...edge.wireguard, interface: 'this-name-is-too-long' } }),
+    'interface name > 15',
+  );
 });
 
 schema.run();
@@ -104,17 +107,18 @@ rules('several public ports to one local port share one home listener', () => {
     result.home.forwards.map((f) => `${f.listenPort}/${f.protocol}`),
     ['25/tcp', '443/tcp'],
   );
-  assert.equal(result.edge.ports.map((p) => `${p.publicPort}->${p.localPort}${p.proxyProtocol ? '+pp' : ''}`), [
-    '25->25',
-    '443->443+pp',
-    '8443->443',
-  ]);
+  assert.equal(
+    result.edge.ports.map((p) => `${p.publicPort}->${p.localPort}${p.proxyProtocol ? '+pp' : ''}`),
+    ['25->25', '443->443+pp', '8443->443'],
+  );
 });
 
 rules('a plan that would break the contract throws', () => {
   const { input } = readPlanFixture('web-basic');
   const spec = resolveTunnelSpec([fileLayer('input.json', input.tunnel)]);
-  assert.throws(() => plan({ spec, allocation: input.allocation, keys: { ...input.keys, homeWireguardPublicKey: 'nope' } }));
+  assert.throws(() =>
+    plan({ spec, allocation: input.allocation, keys: { ...input.keys, homeWireguardPublicKey: 'nope' } }),
+  );
   assert.ok(EdgeConfig.safeParse(plan({ spec, allocation: input.allocation, keys: input.keys }).edge).success);
 });
 
@@ -127,8 +131,15 @@ function planWith(name: string, tunnel: Record<string, unknown>, homeHost?: Home
 }
 
 rules('home forwarding: kernel by default for a destination on this host, when the host can', () => {
-  const choose = (destination: string, extra: { homeForwarding?: 'auto' | 'kernel' | 'proxy'; masquerade?: boolean } = {}, host: HomeHostFacts | null = KERNEL_HOST) =>
-    chooseHomeForwarding({ destination, homeForwarding: extra.homeForwarding ?? 'auto', masquerade: extra.masquerade ?? false }, host ?? undefined);
+  const choose = (
+    destination: string,
+    extra: { homeForwarding?: 'auto' | 'kernel' | 'proxy'; masquerade?: boolean } = {},
+    host: HomeHostFacts | null = KERNEL_HOST,
+  ) =>
+    chooseHomeForwarding(
+      { destination, homeForwarding: extra.homeForwarding ?? 'auto', masquerade: extra.masquerade ?? false },
+      host ?? undefined,
+    );
   assert.is(choose('127.0.0.1'), 'kernel');
   assert.is(choose('192.168.1.5'), 'kernel', "one of this host's own addresses");
   assert.is(choose('192.168.1.20'), 'proxy', 'another host needs a route back: kernel only when asked for');
@@ -157,37 +168,81 @@ rules('kernel home forwarding marks replies and lets loopback replies start in t
 });
 
 rules('masquerade reaches the home plan only with kernel forwarding', () => {
-  const result = planWith('web-basic', { destination: '192.168.1.20', masquerade: true, forwarding: 'nftables' }, KERNEL_HOST);
+  const result = planWith(
+    'web-basic',
+    { destination: '192.168.1.20', masquerade: true, forwarding: 'nftables' },
+    KERNEL_HOST,
+  );
   assert.is(result.home.forwarding, 'kernel');
   assert.is(result.home.masquerade, true);
   assert.equal(result.home.policyRouting!.localFrom, [], 'another host: no loopback rule');
-  assert.is(planWith('web-basic', { destination: '192.168.1.20', masquerade: true }).home.masquerade, false, 'no kernel here');
+  assert.is(
+    planWith('web-basic', { destination: '192.168.1.20', masquerade: true }).home.masquerade,
+    false,
+    'no kernel here',
+  );
 });
 
 rules('per-port destinations: each forward goes to its own host, the tunnel destination stays the default', () => {
-  const result = planWith('web-basic', { ports: ['443/tcp@192.168.1.20', '80:8080/tcp', '53/udp@192.168.1.53'], destination: '127.0.0.1' }, KERNEL_HOST);
+  const result = planWith(
+    'web-basic',
+    { ports: ['443/tcp@192.168.1.20', '80:8080/tcp', '53/udp@192.168.1.53'], destination: '127.0.0.1' },
+    KERNEL_HOST,
+  );
   const targets = result.home.forwards.map((f) => `${f.protocol}/${f.listenPort}->${f.targetHost}:${f.targetPort}`);
   assert.equal(targets, ['tcp/443->192.168.1.20:443', 'tcp/8080->127.0.0.1:8080', 'udp/53->192.168.1.53:53']);
   assert.is(result.home.destination, '127.0.0.1');
-  assert.is(result.home.forwarding, 'proxy', 'auto: hosts elsewhere without --masquerade need a route back, so the forwarder');
+  assert.is(
+    result.home.forwarding,
+    'proxy',
+    'auto: hosts elsewhere without --masquerade need a route back, so the forwarder',
+  );
   assert.equal(JSON.stringify(result.edge).includes('192.168.1.20'), false, 'the edge never learns home destinations');
-  const masqueraded = planWith('web-basic', { ports: ['443/tcp@192.168.1.20', '80:8080/tcp'], masquerade: true }, KERNEL_HOST);
+  const masqueraded = planWith(
+    'web-basic',
+    { ports: ['443/tcp@192.168.1.20', '80:8080/tcp'], masquerade: true },
+    KERNEL_HOST,
+  );
   assert.is(masqueraded.home.forwarding, 'kernel');
   assert.equal(masqueraded.home.policyRouting!.localFrom, ['127.0.0.1'], 'only the loopback destinations');
   const local = planWith('web-basic', { ports: ['443/tcp@192.168.1.5', '80:8080/tcp'] }, KERNEL_HOST);
   assert.is(local.home.forwarding, 'kernel', "this host's own address and loopback: kernel");
   const named = planWith('web-basic', { ports: ['443/tcp@nas.lan', '80:8080/tcp'] }, KERNEL_HOST);
   assert.is(named.home.forwarding, 'proxy', 'a host name anywhere: the forwarder');
-  assert.equal(named.home.forwards.map((f) => f.targetHost), ['nas.lan', '127.0.0.1']);
+  assert.equal(
+    named.home.forwards.map((f) => f.targetHost),
+    ['nas.lan', '127.0.0.1'],
+  );
 });
 
-rules('PROXY v2: the forwarder turns the edge\'s v1 headers into v2 on the PROXY ports only; auto picks the forwarder', () => {
-  const result = planWith('web-basic', { ports: ['443/tcp', '80:8080/tcp'], proxyProtocol: ['443'], proxyProtocolVersion: 2, destination: '127.0.0.1' }, KERNEL_HOST);
-  assert.is(result.home.forwarding, 'proxy', 'kernel forwarding cannot rewrite the header');
-  assert.equal(result.home.forwards.map((f) => [f.listenPort, f.proxyProtocol]), [[443, 'v1-to-v2'], [8080, undefined]]);
-  assert.equal(result.edge.ports.find((p) => p.publicPort === 443)?.proxyProtocol, true, 'nginx still sends v1');
-  const v1 = planWith('web-basic', { ports: ['443/tcp'], proxyProtocol: ['443'], destination: '127.0.0.1' }, KERNEL_HOST);
-  assert.equal(v1.home.forwards.map((f) => f.proxyProtocol), [undefined], 'v1 passes unchanged');
-});
+rules(
+  "PROXY v2: the forwarder turns the edge's v1 headers into v2 on the PROXY ports only; auto picks the forwarder",
+  () => {
+    const result = planWith(
+      'web-basic',
+      { ports: ['443/tcp', '80:8080/tcp'], proxyProtocol: ['443'], proxyProtocolVersion: 2, destination: '127.0.0.1' },
+      KERNEL_HOST,
+    );
+    assert.is(result.home.forwarding, 'proxy', 'kernel forwarding cannot rewrite the header');
+    assert.equal(
+      result.home.forwards.map((f) => [f.listenPort, f.proxyProtocol]),
+      [
+        [443, 'v1-to-v2'],
+        [8080, undefined],
+      ],
+    );
+    assert.equal(result.edge.ports.find((p) => p.publicPort === 443)?.proxyProtocol, true, 'nginx still sends v1');
+    const v1 = planWith(
+      'web-basic',
+      { ports: ['443/tcp'], proxyProtocol: ['443'], destination: '127.0.0.1' },
+      KERNEL_HOST,
+    );
+    assert.equal(
+      v1.home.forwards.map((f) => f.proxyProtocol),
+      [undefined],
+      'v1 passes unchanged',
+    );
+  },
+);
 
 rules.run();

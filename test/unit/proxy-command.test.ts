@@ -69,9 +69,18 @@ usage('bad values', async () => {
   await expectUsage(['--listen', 'localhost', '--ports', '80'], /--listen: "localhost" is not an IP address/);
   await expectUsage(['--listen', '127.0.0.1', '--ports', '80/sctp'], /unknown protocol "sctp"/);
   await expectUsage(['--listen', '127.0.0.1', '--ports', '80,80'], /given twice/);
-  await expectUsage(['--listen', '127.0.0.1', '--ports', '80', '--destination', 'none'], /--destination none leaves nothing/);
-  await expectUsage(['--listen', '127.0.0.1', '--ports', '80', '--idle-timeout', 'soon'], /--idle-timeout: "soon" is not a number of seconds/);
-  await expectUsage(['--listen', '127.0.0.1', '--ports', '80', '--max-connections', '0'], /--max-connections: "0" is not a positive whole number/);
+  await expectUsage(
+    ['--listen', '127.0.0.1', '--ports', '80', '--destination', 'none'],
+    /--destination none leaves nothing/,
+  );
+  await expectUsage(
+    ['--listen', '127.0.0.1', '--ports', '80', '--idle-timeout', 'soon'],
+    /--idle-timeout: "soon" is not a number of seconds/,
+  );
+  await expectUsage(
+    ['--listen', '127.0.0.1', '--ports', '80', '--max-connections', '0'],
+    /--max-connections: "0" is not a positive whole number/,
+  );
   await expectUsage(['Web!'], /"Web!" is not a tunnel name/);
   await expectUsage(['web', '--ports', '80'], /--ports cannot be combined with a tunnel name/);
 });
@@ -89,16 +98,19 @@ running('forwards PUBLIC to destination:LOCAL until the signal, then closes and 
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   const events: ProgressEvent[] = [];
   const controller = new AbortController();
-  const done = proxyCommand(
-    { env: {}, emit: (e) => events.push(e), signal: controller.signal },
-    [],
-    { listen: '127.0.0.1', ports: `${listenPort}:${service.port}/tcp`, destination: '127.0.0.1' },
-  );
+  const done = proxyCommand({ env: {}, emit: (e) => events.push(e), signal: controller.signal }, [], {
+    listen: '127.0.0.1',
+    ports: `${listenPort}:${service.port}/tcp`,
+    destination: '127.0.0.1',
+  });
   for (let i = 0; i < 100 && !events.some((e) => e.type === 'log' && /proxy running/.test(e.message)); i++) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const messages = events.map((e) => (e.type === 'log' ? e.message : ''));
-  assert.ok(messages.includes(`forwarding 127.0.0.1:${listenPort}/tcp -> 127.0.0.1:${service.port}`), messages.join('\n'));
+  assert.ok(
+    messages.includes(`forwarding 127.0.0.1:${listenPort}/tcp -> 127.0.0.1:${service.port}`),
+    messages.join('\n'),
+  );
   const check = await runCheck({ kind: 'tcp-echo', host: '127.0.0.1', port: listenPort, bytes: 10_000 });
   assert.ok(check.ok, check.detail);
   controller.abort();
@@ -141,4 +153,3 @@ running('runUntilStopped: a signal stops once and resolves; a failure stops once
 });
 
 running.run();
-

@@ -16,10 +16,19 @@ import type { EdgeInfo } from '../../src/state/edge-info.js';
 const S = suite('ready event');
 
 S('each range shows its own destination; the tunnel destination stays the default', async () => {
-  const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: '443/tcp@192.168.1.20,8000-8001/tcp@192.168.1.20,8002/tcp,53/udp@fd00::53' })]);
+  const spec = resolveTunnelSpec([
+    flagLayer({ name: 'web', ports: '443/tcp@192.168.1.20,8000-8001/tcp@192.168.1.20,8002/tcp,53/udp@fd00::53' }),
+  ]);
   const { edge } = plan({
     spec,
-    allocation: { index: 0, pool: '10.50.0.0/16', interface: 'isf-web', edgeInterface: 'ise-web', homeAddress: '10.50.0.2/30', edgeAddress: '10.50.0.1/30' },
+    allocation: {
+      index: 0,
+      pool: '10.50.0.0/16',
+      interface: 'isf-web',
+      edgeInterface: 'ise-web',
+      homeAddress: '10.50.0.2/30',
+      edgeAddress: '10.50.0.1/30',
+    },
     keys: { homeWireguardPublicKey: 'x'.repeat(42) + 'A=', sshPublicKey: 'ssh-ed25519 AAAA test' },
   });
   const info = { ipv4: '203.0.113.7' } as EdgeInfo;
@@ -38,8 +47,23 @@ S.run();
 const R = suite('ready event: try-it commands');
 
 const spec = { name: 'web', destination: '127.0.0.1', ports: [], proxyProtocolVersion: 1 } as unknown as TunnelSpec;
-const edge: EdgeInfo = { provider: 'local', id: 'isf-edge-1', name: 'innisfree-web', tunnel: 'web', ipv4: '203.0.113.5', ipv6: '2001:db8:1f:1::5', region: 'local', size: 'netns', status: 'running', createdAt: '2026-01-01T00:00:00.000Z' };
-const served = (ipv6: boolean) => ({ ipv6, ports: [{ protocol: 'tcp', publicPort: 80, localPort: 28080, proxyProtocol: false }] }) as unknown as EdgeConfig;
+const edge: EdgeInfo = {
+  provider: 'local',
+  id: 'isf-edge-1',
+  name: 'innisfree-web',
+  tunnel: 'web',
+  ipv4: '203.0.113.5',
+  ipv6: '2001:db8:1f:1::5',
+  region: 'local',
+  size: 'netns',
+  status: 'running',
+  createdAt: '2026-01-01T00:00:00.000Z',
+};
+const served = (ipv6: boolean) =>
+  ({
+    ipv6,
+    ports: [{ protocol: 'tcp', publicPort: 80, localPort: 28080, proxyProtocol: false }],
+  }) as unknown as EdgeConfig;
 const local = {
   clientCommand: async (_name: string, argv: readonly string[]) => ['ip', 'netns', 'exec', 'isf-inet-1', ...argv],
   clientNote: async () => 'the client is 192.0.2.5 and 2001:db8:1f:3::5 in isf-inet-1',
@@ -54,7 +78,10 @@ R('an edge serving IPv6: both commands, the IPv6 one with the address in bracket
   out.on('data', (d: Buffer) => (text += d.toString()));
   createRenderer('plain', new PassThrough(), out).emit(event);
   assert.match(text, /Public address: 203\.0\.113\.5 and 2001:db8:1f:1::5\n/);
-  assert.match(text, /\n  \(the client is .*\)\nOver IPv6: sudo ip netns exec isf-inet-1 curl .*\[2001:db8:1f:1::5\]:80\/\n/);
+  assert.match(
+    text,
+    /\n  \(the client is .*\)\nOver IPv6: sudo ip netns exec isf-inet-1 curl .*\[2001:db8:1f:1::5\]:80\/\n/,
+  );
 });
 
 R('no IPv6 command when the config does not serve IPv6, or the edge has no IPv6', async () => {

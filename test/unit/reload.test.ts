@@ -24,7 +24,11 @@ function planFor(tunnel: Record<string, unknown>) {
   return { spec, plan: makePlan({ spec, allocation: fixture.allocation, keys: fixture.keys }) };
 }
 
-function world(next: () => ReturnType<typeof planFor>, deploy: () => Promise<void> = async () => {}, servedPorts = ['443/tcp']) {
+function world(
+  next: () => ReturnType<typeof planFor>,
+  deploy: () => Promise<void> = async () => {},
+  servedPorts = ['443/tcp'],
+) {
   const dir = makeTempDir();
   const current = planFor({ ports: servedPorts });
   const log: string[] = [];
@@ -54,7 +58,11 @@ function world(next: () => ReturnType<typeof planFor>, deploy: () => Promise<voi
         edge: { ipv4: '203.0.113.7' } as EdgeInfo,
         session,
         dataPlane,
-        served: { spec: current.spec, config: { edge: current.plan.edge, home: current.plan.home }, configHash: current.plan.configHash },
+        served: {
+          spec: current.spec,
+          config: { edge: current.plan.edge, home: current.plan.home },
+          configHash: current.plan.configHash,
+        },
         replan: async () => next(),
         graceMs: 5000,
       },
@@ -65,25 +73,48 @@ function world(next: () => ReturnType<typeof planFor>, deploy: () => Promise<voi
 
 const R = suite('reload');
 
-R('adding a port: new listener next to the old ones, then the edge, then the final set with the removal grace', async () => {
-  const next = planFor({ ports: ['443/tcp', '8443/tcp'] });
-  const w = world(() => next);
-  const outcome = await w.run();
-  assert.ok(outcome.applied);
-  assert.equal(w.log, ['home 443,8443 grace 0', 'files.write', `deploy ${next.plan.configHash.slice(0, 6)}`, 'home 443,8443 grace 5000']);
-  assert.equal(w.reloads().map((e) => [e.status, e.added, e.removed, e.configHash]), [['reloaded', ['8443/tcp'], [], next.plan.configHash]]);
-  assert.is(outcome.status.deployedConfigHash, next.plan.configHash);
-  assert.is(outcome.status.lastReload?.outcome, 'reloaded');
-  w.cleanup();
-});
+R(
+  'adding a port: new listener next to the old ones, then the edge, then the final set with the removal grace',
+  async () => {
+    const next = planFor({ ports: ['443/tcp', '8443/tcp'] });
+    const w = world(() => next);
+    const outcome = await w.run();
+    assert.ok(outcome.applied);
+    assert.equal(w.log, [
+      'home 443,8443 grace 0',
+      'files.write',
+      `deploy ${next.plan.configHash.slice(0, 6)}`,
+      'home 443,8443 grace 5000',
+    ]);
+    assert.equal(
+      w.reloads().map((e) => [e.status, e.added, e.removed, e.configHash]),
+      [['reloaded', ['8443/tcp'], [], next.plan.configHash]],
+    );
+    assert.is(outcome.status.deployedConfigHash, next.plan.configHash);
+    assert.is(outcome.status.lastReload?.outcome, 'reloaded');
+    w.cleanup();
+  },
+);
 
 R('removing a port: the edge first, the home listener goes only after the grace', async () => {
   const next = planFor({ ports: ['443/tcp'] });
-  const w = world(() => next, async () => {}, ['443/tcp', '8443/tcp']);
+  const w = world(
+    () => next,
+    async () => {},
+    ['443/tcp', '8443/tcp'],
+  );
   const outcome = await w.run();
   assert.ok(outcome.applied);
-  assert.equal(w.log, ['home 443,8443 grace 0', 'files.write', `deploy ${next.plan.configHash.slice(0, 6)}`, 'home 443 grace 5000']);
-  assert.equal(w.reloads().map((e) => [e.status, e.added, e.removed]), [['reloaded', [], ['8443/tcp']]]);
+  assert.equal(w.log, [
+    'home 443,8443 grace 0',
+    'files.write',
+    `deploy ${next.plan.configHash.slice(0, 6)}`,
+    'home 443 grace 5000',
+  ]);
+  assert.equal(
+    w.reloads().map((e) => [e.status, e.added, e.removed]),
+    [['reloaded', [], ['8443/tcp']]],
+  );
   w.cleanup();
 });
 
@@ -120,8 +151,17 @@ R('a rolled-back deploy: edge files restored, home back on the old set, reported
   );
   const outcome = await w.run();
   assert.is(outcome.applied, undefined);
-  assert.equal(w.log, ['home 443,8443 grace 0', 'files.write', `deploy ${next.plan.configHash.slice(0, 6)}`, 'files.restore', 'home 443 grace 0']);
-  assert.match(w.reloads()[0]?.detail ?? '', /^the edge rolled back the new configuration \(.*activation failed\); the previous configuration keeps serving/);
+  assert.equal(w.log, [
+    'home 443,8443 grace 0',
+    'files.write',
+    `deploy ${next.plan.configHash.slice(0, 6)}`,
+    'files.restore',
+    'home 443 grace 0',
+  ]);
+  assert.match(
+    w.reloads()[0]?.detail ?? '',
+    /^the edge rolled back the new configuration \(.*activation failed\); the previous configuration keeps serving/,
+  );
   assert.is(outcome.status.lastReload?.kind, 'rolledBack');
   assert.is(outcome.status.lastReload?.configHash, w.current.plan.configHash);
   assert.is(outcome.status.deployedConfigHash, w.current.plan.configHash);

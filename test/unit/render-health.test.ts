@@ -11,7 +11,11 @@ function capture(): { stream: Writable; text: () => string } {
 }
 
 const event = (status: HealthEvent['status'], detail?: string): HealthEvent => ({
-  type: 'health', tunnel: 'web', status, problems: ["the edge's forwarder (nginx) is not running"], ...(detail ? { detail } : {}),
+  type: 'health',
+  tunnel: 'web',
+  status,
+  problems: ["the edge's forwarder (nginx) is not running"],
+  ...(detail ? { detail } : {}),
 });
 
 const H = suite('render: health events of the watch');

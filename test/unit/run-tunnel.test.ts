@@ -19,7 +19,13 @@ import { readPlanFixture } from '../helpers/fixtures.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 // The watch is off here (watchIntervalMs 0); its own suite below turns it on.
-const timing: RunTunnelTiming = { handshakeTimeoutMs: 10_000, sampleIntervalMs: 1_000, lostAfterMs: 60_000, watchIntervalMs: 0, repairSettleMs: 0 };
+const timing: RunTunnelTiming = {
+  handshakeTimeoutMs: 10_000,
+  sampleIntervalMs: 1_000,
+  lostAfterMs: 60_000,
+  watchIntervalMs: 0,
+  repairSettleMs: 0,
+};
 const EDGE_KEY = 'Zm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyZm9vYmFyMDA=';
 
 interface World {
@@ -52,7 +58,9 @@ interface World {
 function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } = {}) {
   const dir = makeTempDir();
   const { input } = readPlanFixture('web-basic');
-  const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel })]);
+  const spec = resolveTunnelSpec([
+    fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel }),
+  ]);
   const plan = makePlan({ spec, allocation: input.allocation, keys: input.keys });
   const paths = tunnelPaths(dir.path, spec.name);
   const clock = new FakeClock();
@@ -84,8 +92,15 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
       const existing = world.edges.get(spec.name);
       if (existing) return { edge: existing, created: false };
       const edge: EdgeInfo = {
-        provider: 'local', id: 'edge-1', name: `innisfree-${spec.name}`, tunnel: spec.name, ipv4: '198.51.100.7',
-        region: 'local', size: 'local', status: 'running', createdAt: new Date(clock.now()).toISOString(),
+        provider: 'local',
+        id: 'edge-1',
+        name: `innisfree-${spec.name}`,
+        tunnel: spec.name,
+        ipv4: '198.51.100.7',
+        region: 'local',
+        size: 'local',
+        status: 'running',
+        createdAt: new Date(clock.now()).toISOString(),
       };
       world.edges.set(spec.name, edge);
       world.log.push('edge.create');
@@ -99,7 +114,13 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
   };
   const connection: EdgeSession = {
-    target: { host: '198.51.100.7', port: 22, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts },
+    target: {
+      host: '198.51.100.7',
+      port: 22,
+      user: 'root',
+      privateKeyPath: paths.sshPrivate,
+      knownHostsPath: paths.knownHosts,
+    },
     status: async () => {
       if (world.sshDown) throw new SshError('the SSH connection to 198.51.100.7:22 closed');
       const current = edgeStatus();
@@ -107,7 +128,8 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
     runsNixos: async () => true,
     probeTcp: async (host, port) => world.probe(host, port),
-    probeTcpAll: async (targets) => targets.map((t) => world.probeResult?.(t.host, t.port) ?? (world.probe(t.host, t.port) ? 'open' : 'refused')),
+    probeTcpAll: async (targets) =>
+      targets.map((t) => world.probeResult?.(t.host, t.port) ?? (world.probe(t.host, t.port) ? 'open' : 'refused')),
     repair: async () => {
       world.log.push('edge.repair');
       return world.repair?.() ?? { ok: true, detail: 'restarted nginx and wireguard' };
@@ -168,7 +190,8 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
     },
     probeLocal: async (host, port) => world.probeLocal?.(host, port) ?? true,
     reconnectEdge: async () => {
-      if (world.reconnectFails || clock.now() < (world.reconnectFailsUntil ?? 0)) throw new SshError('edge unreachable');
+      if (world.reconnectFails || clock.now() < (world.reconnectFailsUntil ?? 0))
+        throw new SshError('edge unreachable');
       world.log.push('ssh.reconnect');
       world.sshDown = false;
       return connection;
@@ -181,21 +204,37 @@ function setup(overrides: { keep?: boolean; tunnel?: Record<string, unknown> } =
   const run = () => {
     controller = new AbortController();
     const ctx = { clock, emit: (e: ProgressEvent) => world.events.push(e), signal: controller.signal };
-    return runTunnel(ctx, deps, {
-      spec, plan, paths,
-      identity: { sshPublicKey: input.keys.sshPublicKey, hostKey: { privateKey: 'x', publicKey: 'y' } },
-      onReady: (info) => {
-        ready.push(info);
-        world.log.push('ready');
+    return runTunnel(
+      ctx,
+      deps,
+      {
+        spec,
+        plan,
+        paths,
+        identity: { sshPublicKey: input.keys.sshPublicKey, hostKey: { privateKey: 'x', publicKey: 'y' } },
+        onReady: (info) => {
+          ready.push(info);
+          world.log.push('ready');
+        },
+        reloads,
+        replan: async () => replanned ?? { spec, plan },
       },
-      reloads,
-      replan: async () => replanned ?? { spec, plan },
-    }, { ...timing, ...world.watchTiming });
+      { ...timing, ...world.watchTiming },
+    );
   };
-  const status = () => JSON.parse(readFileSync(paths.status, 'utf8')) as { phase: string; edge: EdgeInfo | null; message: string | null; deployedConfigHash: string | null; plannedConfigHash: string };
+  const status = () =>
+    JSON.parse(readFileSync(paths.status, 'utf8')) as {
+      phase: string;
+      edge: EdgeInfo | null;
+      message: string | null;
+      deployedConfigHash: string | null;
+      plannedConfigHash: string;
+    };
   const abort = (reason: unknown = new InterruptedError('interrupted by SIGTERM')) => controller.abort(reason);
   const reloadWith = (tunnel: Record<string, unknown>) => {
-    const next = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel, ...tunnel })]);
+    const next = resolveTunnelSpec([
+      fileLayer('t.json', { ...input.tunnel, keep: overrides.keep ?? false, ...overrides.tunnel, ...tunnel }),
+    ]);
     replanned = { spec: next, plan: makePlan({ spec: next, allocation: input.allocation, keys: input.keys }) };
     reloads.request();
     return replanned.plan;
@@ -221,8 +260,14 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
     t.abort();
     await running;
     assert.equal(t.world.log, [
-      'edge.create', 'files.write', 'ssh.connect', `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`, 'ready',
-      'ssh.close', 'dataplane.down', 'edge.destroy',
+      'edge.create',
+      'files.write',
+      'ssh.connect',
+      `dataplane.up 198.51.100.7:51820 ${EDGE_KEY.slice(0, 6)}`,
+      'ready',
+      'ssh.close',
+      'dataplane.down',
+      'edge.destroy',
     ]);
     assert.is(t.status().phase, 'stopped');
     assert.is(t.status().edge, null);
@@ -231,32 +276,41 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
   }
 });
 
-R('a reload request while serving: the new plan is deployed, the home side updated, status records it; up keeps serving', async () => {
-  const t = setup();
-  try {
-    const running = t.run();
-    await untilReady(t);
-    const next = t.reloadWith({ ports: '443/tcp,80:8080/tcp,19132/udp,8443/tcp' });
-    let last: { outcome?: string; added?: string[] } | undefined;
-    for (let i = 0; i < 2000 && !last; i++) {
-      await new Promise((r) => setTimeout(r, 1));
-      last = (t.status() as { lastReload?: typeof last }).lastReload ?? undefined;
+R(
+  'a reload request while serving: the new plan is deployed, the home side updated, status records it; up keeps serving',
+  async () => {
+    const t = setup();
+    try {
+      const running = t.run();
+      await untilReady(t);
+      const next = t.reloadWith({ ports: '443/tcp,80:8080/tcp,19132/udp,8443/tcp' });
+      let last: { outcome?: string; added?: string[] } | undefined;
+      for (let i = 0; i < 2000 && !last; i++) {
+        await new Promise((r) => setTimeout(r, 1));
+        last = (t.status() as { lastReload?: typeof last }).lastReload ?? undefined;
+      }
+      assert.is(last?.outcome, 'reloaded');
+      assert.equal(last?.added, ['8443/tcp']);
+      assert.is(t.status().deployedConfigHash, next.configHash);
+      assert.is(t.status().plannedConfigHash, next.configHash);
+      assert.is(t.status().phase, 'ready');
+      assert.ok(
+        t.world.log.some((l) => l.startsWith('dataplane.forwards') && l.includes('8443')),
+        t.world.log.join(' | '),
+      );
+      const reloadEvents = t.world.events.filter((e) => e.type === 'reload');
+      assert.equal(
+        reloadEvents.map((e) => e.type === 'reload' && e.status),
+        ['reloaded'],
+      );
+      t.abort();
+      await running;
+      assert.is(t.status().phase, 'stopped');
+    } finally {
+      t.dir.remove();
     }
-    assert.is(last?.outcome, 'reloaded');
-    assert.equal(last?.added, ['8443/tcp']);
-    assert.is(t.status().deployedConfigHash, next.configHash);
-    assert.is(t.status().plannedConfigHash, next.configHash);
-    assert.is(t.status().phase, 'ready');
-    assert.ok(t.world.log.some((l) => l.startsWith('dataplane.forwards') && l.includes('8443')), t.world.log.join(' | '));
-    const reloadEvents = t.world.events.filter((e) => e.type === 'reload');
-    assert.equal(reloadEvents.map((e) => e.type === 'reload' && e.status), ['reloaded']);
-    t.abort();
-    await running;
-    assert.is(t.status().phase, 'stopped');
-  } finally {
-    t.dir.remove();
-  }
-});
+  },
+);
 
 R('--keep leaves the edge; the next run re-attaches and skips an unchanged deploy', async () => {
   const t = setup({ keep: true });
@@ -289,7 +343,17 @@ R('--keep leaves the edge; the next run re-attaches and skips an unchanged deplo
 R('a rolled-back deploy on an existing edge keeps the edge and the previous files', async () => {
   const t = setup();
   try {
-    t.world.edges.set('web', { provider: 'local', id: 'edge-0', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.9', region: 'local', size: 'local', status: 'running', createdAt: '' });
+    t.world.edges.set('web', {
+      provider: 'local',
+      id: 'edge-0',
+      name: 'innisfree-web',
+      tunnel: 'web',
+      ipv4: '198.51.100.9',
+      region: 'local',
+      size: 'local',
+      status: 'running',
+      createdAt: '',
+    });
     t.world.edgeConfigHash = 'old';
     t.world.deploy = async () => {
       throw new RolledBackError('deploy rolled back');
@@ -310,32 +374,50 @@ R('a rolled-back deploy on an existing edge keeps the edge and the previous file
   }
 });
 
-R('a rollback on an edge that never had a configuration is a failed deploy (5), not "the previous one still serves"', async () => {
-  const t = setup();
-  try {
-    t.world.deploy = async () => {
-      throw new RolledBackError('the local edge of "web" rolled back: nginx: bind() failed; the previous configuration is still serving');
-    };
+R(
+  'a rollback on an edge that never had a configuration is a failed deploy (5), not "the previous one still serves"',
+  async () => {
+    const t = setup();
     try {
-      await t.run();
-      assert.unreachable();
-    } catch (error) {
-      assert.instance(error, DeployError);
-      assert.is((error as DeployError).exitCode, 5);
-      assert.not.match((error as Error).message, /previous configuration is still serving/);
-      assert.match((error as Error).message, /bind\(\) failed; the edge had no earlier configuration, so nothing serves its ports/);
+      t.world.deploy = async () => {
+        throw new RolledBackError(
+          'the local edge of "web" rolled back: nginx: bind() failed; the previous configuration is still serving',
+        );
+      };
+      try {
+        await t.run();
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, DeployError);
+        assert.is((error as DeployError).exitCode, 5);
+        assert.not.match((error as Error).message, /previous configuration is still serving/);
+        assert.match(
+          (error as Error).message,
+          /bind\(\) failed; the edge had no earlier configuration, so nothing serves its ports/,
+        );
+      }
+      assert.ok(t.world.log.includes('edge.destroy'), 'the edge made for it is removed');
+      assert.not.match(t.status().message ?? '', /still serving/);
+    } finally {
+      t.dir.remove();
     }
-    assert.ok(t.world.log.includes('edge.destroy'), 'the edge made for it is removed');
-    assert.not.match(t.status().message ?? '', /still serving/);
-  } finally {
-    t.dir.remove();
-  }
-});
+  },
+);
 
 R('after a rollback with a known previous config, up serves that config and ends as rolled back', async () => {
   const t = setup();
   try {
-    t.world.edges.set('web', { provider: 'local', id: 'edge-0', name: 'innisfree-web', tunnel: 'web', ipv4: '198.51.100.9', region: 'local', size: 'local', status: 'running', createdAt: '' });
+    t.world.edges.set('web', {
+      provider: 'local',
+      id: 'edge-0',
+      name: 'innisfree-web',
+      tunnel: 'web',
+      ipv4: '198.51.100.9',
+      region: 'local',
+      size: 'local',
+      status: 'running',
+      createdAt: '',
+    });
     t.world.edgeConfigHash = 'old';
     const previousHome = { ...t.plan.home, forwards: t.plan.home.forwards.slice(0, 1) };
     t.world.previousConfig = { edge: { ...t.plan.edge, ports: t.plan.edge.ports.slice(0, 1) }, home: previousHome };
@@ -358,7 +440,11 @@ R('after a rollback with a known previous config, up serves that config and ends
     }
     assert.is((t.ready[0] as { served: DeployedConfig }).served.home, previousHome, 'the previous home side runs');
     const previousPort = t.world.previousConfig.edge.ports[0]!;
-    assert.equal(probed, [`10.50.0.2:${previousPort.localPort}`, `127.0.0.1:${previousPort.publicPort}`], 'verified against the previous config');
+    assert.equal(
+      probed,
+      [`10.50.0.2:${previousPort.localPort}`, `127.0.0.1:${previousPort.publicPort}`],
+      'verified against the previous config',
+    );
     assert.is(t.status().phase, 'ready');
     assert.match(t.status().message ?? '', /rolled back/);
     assert.is(t.status().deployedConfigHash, 'old');
@@ -417,19 +503,29 @@ R('a signal during setup tears down and reports an interruption', async () => {
 
 // A signal that arrives while a step runs must stop the run as soon as that step returns: never "is up" after it.
 for (const [phase, arrange] of [
-  ['while the home side comes up', (t: ReturnType<typeof setup>) => (t.world.onDataPlaneStart = () => t.abort(new InterruptedError('interrupted by SIGINT')))],
-  ['during verification', (t: ReturnType<typeof setup>) => {
-    t.world.probe = () => {
-      t.abort(new InterruptedError('interrupted by SIGINT'));
-      return true;
-    };
-  }],
-  ['during the destination checks', (t: ReturnType<typeof setup>) => {
-    t.world.probeLocal = () => {
-      t.abort(new InterruptedError('interrupted by SIGTERM'));
-      return true;
-    };
-  }],
+  [
+    'while the home side comes up',
+    (t: ReturnType<typeof setup>) =>
+      (t.world.onDataPlaneStart = () => t.abort(new InterruptedError('interrupted by SIGINT'))),
+  ],
+  [
+    'during verification',
+    (t: ReturnType<typeof setup>) => {
+      t.world.probe = () => {
+        t.abort(new InterruptedError('interrupted by SIGINT'));
+        return true;
+      };
+    },
+  ],
+  [
+    'during the destination checks',
+    (t: ReturnType<typeof setup>) => {
+      t.world.probeLocal = () => {
+        t.abort(new InterruptedError('interrupted by SIGTERM'));
+        return true;
+      };
+    },
+  ],
 ] as const) {
   R(`a signal ${phase} stops at once with 130 and the tunnel never reports ready`, async () => {
     const t = setup();
@@ -511,31 +607,34 @@ R('a port the edge cannot reach through the tunnel fails verification', async ()
   }
 });
 
-R('a destination that is down: a reset through the tunnel still proves the path; with the destination up it does not', async () => {
-  for (const destinationUp of [false, true]) {
-    const t = setup();
-    try {
-      t.world.probeLocal = () => destinationUp;
-      t.world.probe = (host) => host !== t.plan.edge.wireguard.peer.address;
-      const running = t.run();
-      if (destinationUp) {
-        try {
+R(
+  'a destination that is down: a reset through the tunnel still proves the path; with the destination up it does not',
+  async () => {
+    for (const destinationUp of [false, true]) {
+      const t = setup();
+      try {
+        t.world.probeLocal = () => destinationUp;
+        t.world.probe = (host) => host !== t.plan.edge.wireguard.peer.address;
+        const running = t.run();
+        if (destinationUp) {
+          try {
+            await running;
+            assert.unreachable();
+          } catch (error) {
+            assert.instance(error, DataPlaneError);
+            assert.match((error as Error).message, /through the tunnel \(refused\)/);
+          }
+        } else {
+          await untilReady(t);
+          t.abort();
           await running;
-          assert.unreachable();
-        } catch (error) {
-          assert.instance(error, DataPlaneError);
-          assert.match((error as Error).message, /through the tunnel \(refused\)/);
         }
-      } else {
-        await untilReady(t);
-        t.abort();
-        await running;
+      } finally {
+        t.dir.remove();
       }
-    } finally {
-      t.dir.remove();
     }
-  }
-});
+  },
+);
 
 R('a tunnel without handshakes for too long is lost', async () => {
   const t = setup();
@@ -593,10 +692,16 @@ W('a dead edge forwarder: degraded (event and status), repaired on the edge, rea
     await untilReady(t);
     forwarderUp = false;
     await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'the watch repaired the tunnel');
-    assert.equal(phaseAtEvent.filter((p) => !p.startsWith('repairing')), ['degraded:degraded', 'repaired:ready']);
+    assert.equal(
+      phaseAtEvent.filter((p) => !p.startsWith('repairing')),
+      ['degraded:degraded', 'repaired:ready'],
+    );
     const [degraded] = healthEvents(t);
     assert.is(degraded?.status, 'degraded');
-    assert.ok(degraded!.problems.some((p) => /forwarder \(nginx\) is not running/.test(p)), JSON.stringify(degraded));
+    assert.ok(
+      degraded!.problems.some((p) => /forwarder \(nginx\) is not running/.test(p)),
+      JSON.stringify(degraded),
+    );
     assert.equal(phaseDuringRepair, ['degraded'], 'status.json said degraded while repairing');
     assert.ok(t.world.log.includes('edge.repair'));
     await until(() => t.status().phase === 'ready', 'ready again');
@@ -609,37 +714,47 @@ W('a dead edge forwarder: degraded (event and status), repaired on the edge, rea
 });
 
 for (const keep of [false, true]) {
-  W(`a repair that does not help exits 7 with a hint for the state left (${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`, async () => {
-    const t = setup({ keep });
-    try {
-      t.world.watchTiming = watching;
-      let broken = false;
-      t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: !broken } });
-      t.world.repair = () => ({ ok: false, detail: 'nginx.service failed to start' });
-      const running = t.run();
-      await untilReady(t);
-      broken = true;
+  W(
+    `a repair that does not help exits 7 with a hint for the state left (${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`,
+    async () => {
+      const t = setup({ keep });
       try {
-        await running;
-        assert.unreachable('the run went on');
-      } catch (error) {
-        assert.instance(error, DataPlaneError);
-        assert.is((error as DataPlaneError).exitCode, 7);
-        assert.match((error as Error).message, /degraded and repair did not help: the edge's forwarder \(nginx\) is not running/);
-        const hint = (error as DataPlaneError).hint ?? '';
-        if (keep) assert.match(hint, /the edge was kept: .*innisfree ssh web -- innisfree-edge-status, then run up again to re-attach/);
-        else {
-          assert.match(hint, /the edge was removed on exit; run up again for a new one/);
-          assert.not.match(hint, /re-attach/);
+        t.world.watchTiming = watching;
+        let broken = false;
+        t.world.statusOverride = (s) => ({ ...s, forwarder: { ...s.forwarder, active: !broken } });
+        t.world.repair = () => ({ ok: false, detail: 'nginx.service failed to start' });
+        const running = t.run();
+        await untilReady(t);
+        broken = true;
+        try {
+          await running;
+          assert.unreachable('the run went on');
+        } catch (error) {
+          assert.instance(error, DataPlaneError);
+          assert.is((error as DataPlaneError).exitCode, 7);
+          assert.match(
+            (error as Error).message,
+            /degraded and repair did not help: the edge's forwarder \(nginx\) is not running/,
+          );
+          const hint = (error as DataPlaneError).hint ?? '';
+          if (keep)
+            assert.match(
+              hint,
+              /the edge was kept: .*innisfree ssh web -- innisfree-edge-status, then run up again to re-attach/,
+            );
+          else {
+            assert.match(hint, /the edge was removed on exit; run up again for a new one/);
+            assert.not.match(hint, /re-attach/);
+          }
         }
+        assert.ok(healthEvents(t).some((e) => e.status === 'failed'));
+        assert.is(t.world.log.includes('edge.destroy'), !keep);
+        assert.match(t.status().message ?? '', /repair did not help/);
+      } finally {
+        t.dir.remove();
       }
-      assert.ok(healthEvents(t).some((e) => e.status === 'failed'));
-      assert.is(t.world.log.includes('edge.destroy'), !keep);
-      assert.match(t.status().message ?? '', /repair did not help/);
-    } finally {
-      t.dir.remove();
-    }
-  });
+    },
+  );
 }
 
 W('silence through the tunnel: the home link is renewed first, the edge is left alone', async () => {
@@ -696,7 +811,11 @@ W('a dead SSH session: the watch logs in again (never re-bootstraps) and the tun
     await until(() => healthEvents(t).some((e) => e.status === 'repaired'), 'repaired');
     assert.match(healthEvents(t)[0]!.problems.join(), /did not report its status/);
     assert.ok(t.world.log.includes('ssh.reconnect'));
-    assert.is(t.world.log.filter((l) => l === 'ssh.connect').length, 1, 'reachEdge (which may bootstrap) ran once, at start');
+    assert.is(
+      t.world.log.filter((l) => l === 'ssh.connect').length,
+      1,
+      'reachEdge (which may bootstrap) ran once, at start',
+    );
     t.abort();
     await running;
   } finally {
@@ -713,8 +832,16 @@ W('an edge that is unreachable for longer than a repair takes (a reboot) is wait
     t.world.sshDown = true;
     // Five times the repair settle time, well inside lostAfterMs.
     t.world.reconnectFailsUntil = t.clock.now() + 5 * watching.repairSettleMs!;
-    await until(() => healthEvents(t).some((e) => e.status === 'repaired' || e.status === 'failed'), 'the watch settled');
-    assert.equal(healthEvents(t).map((e) => e.status).filter((s) => s !== 'repairing'), ['degraded', 'repaired']);
+    await until(
+      () => healthEvents(t).some((e) => e.status === 'repaired' || e.status === 'failed'),
+      'the watch settled',
+    );
+    assert.equal(
+      healthEvents(t)
+        .map((e) => e.status)
+        .filter((s) => s !== 'repairing'),
+      ['degraded', 'repaired'],
+    );
     assert.ok(t.clock.now() >= t.world.reconnectFailsUntil, 'it waited for the edge to come back');
     t.abort();
     await running;

@@ -27,7 +27,11 @@ precedence('flags beat environment beat tunnel file beat config defaults', () =>
   assert.is(spec.name, 'web');
   assert.is(spec.region, 'ams3', 'flag wins');
   assert.is(spec.size, 's-2vcpu-2gb', 'environment beats the file');
-  assert.equal(spec.ports.map((p) => p.publicStart), [443], 'environment ports beat the file');
+  assert.equal(
+    spec.ports.map((p) => p.publicStart),
+    [443],
+    'environment ports beat the file',
+  );
   assert.is(spec.forwarding, 'nftables', 'the file beats config defaults');
   assert.is(spec.mtu, 1380, 'config defaults fill the rest');
 });
@@ -53,7 +57,10 @@ precedence('an image implies image bootstrap and the small size', () => {
 
 precedence('repeated --port and --ports combine', () => {
   const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: ['443', '80:8080'], port: '19132/udp' })]);
-  assert.equal(spec.ports.map((p) => p.source), ['443', '80:8080', '19132/udp']);
+  assert.equal(
+    spec.ports.map((p) => p.source),
+    ['443', '80:8080', '19132/udp'],
+  );
 });
 
 precedence('boolean environment values', () => {
@@ -65,12 +72,20 @@ precedence('tunnel files take port objects', () => {
   const spec = resolveTunnelSpec([
     fileLayer('t.json', {
       name: 'mail',
-      ports: [{ public: 443, proxyProtocol: true }, { public: '8000-8001', local: '9000-9001', protocol: 'TCP' }, '53/udp'],
+      ports: [
+        { public: 443, proxyProtocol: true },
+        { public: '8000-8001', local: '9000-9001', protocol: 'TCP' },
+        '53/udp',
+      ],
     }),
   ]);
   assert.equal(
     spec.ports.map((p) => [p.publicStart, p.publicEnd, p.localStart, p.protocol, p.proxyProtocol]),
-    [[443, 443, 443, 'tcp', true], [8000, 8001, 9000, 'tcp', false], [53, 53, 53, 'udp', false]],
+    [
+      [443, 443, 443, 'tcp', true],
+      [8000, 8001, 9000, 'tcp', false],
+      [53, 53, 53, 'udp', false],
+    ],
   );
 });
 
@@ -100,7 +115,9 @@ errors('bad forwarding from the environment', () => {
 });
 
 errors('bad destination from a file', () => {
-  const error = usageError(() => resolveTunnelSpec([fileLayer('web.json', { name: 'web', ports: '443', destination: 'not a host' })]));
+  const error = usageError(() =>
+    resolveTunnelSpec([fileLayer('web.json', { name: 'web', ports: '443', destination: 'not a host' })]),
+  );
   assert.match(error.message, /^web\.json: destination: must be an IPv4\/IPv6 address, a host name, or "none"/);
 });
 
@@ -109,8 +126,14 @@ errors('several issues become several named lines', () => {
     resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', provider: 'aws', reservedIp: '1.2.3' })]),
   );
   const lines = error.message.split('\n');
-  assert.ok(lines.some((l) => l.startsWith('--provider: ')), error.message);
-  assert.ok(lines.some((l) => l.startsWith('--reserved-ip: must be an IPv4 address')), error.message);
+  assert.ok(
+    lines.some((l) => l.startsWith('--provider: ')),
+    error.message,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith('--reserved-ip: must be an IPv4 address')),
+    error.message,
+  );
 });
 
 errors('unknown field in a file', () => {
@@ -124,11 +147,17 @@ errors('wrong type in a file', () => {
 });
 
 errors('non-numeric port option', () => {
-  assert.match(usageError(() => flagLayer({ wireguardPort: 'abc' })).message, /^--wireguard-port: "abc" is not a whole number/);
+  assert.match(
+    usageError(() => flagLayer({ wireguardPort: 'abc' })).message,
+    /^--wireguard-port: "abc" is not a whole number/,
+  );
 });
 
 errors('non-boolean environment value', () => {
-  assert.match(usageError(() => envLayer({ INNISFREE_IPV6: 'maybe' })).message, /^INNISFREE_IPV6: "maybe" is not a boolean/);
+  assert.match(
+    usageError(() => envLayer({ INNISFREE_IPV6: 'maybe' })).message,
+    /^INNISFREE_IPV6: "maybe" is not a boolean/,
+  );
 });
 
 errors('flag without value', () => {
@@ -161,22 +190,41 @@ errors('reserved IP with the local provider', () => {
 });
 
 errors('reserved ports follow the moved SSH port', () => {
-  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '2222', edgeSshPort: 2222, provider: 'local' })]));
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '2222', edgeSshPort: 2222, provider: 'local' })]),
+  );
   assert.match(error.message, /"2222".*SSH/);
 });
 
 errors('a moved SSH port on DigitalOcean is refused before anything is created', () => {
-  const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', edgeSshPort: 2222, image: '1' })]));
+  const error = usageError(() =>
+    resolveTunnelSpec([flagLayer({ name: 'web', ports: '443', edgeSshPort: 2222, image: '1' })]),
+  );
   assert.match(error.message, /^--edge-ssh-port: DigitalOcean edges keep SSH on port 22/);
 });
 
 errors('home forwarding combinations that cannot work exit 2 with one line', () => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
-    [{ homeForwarding: 'kernel', destination: 'none' }, /^--home-forwarding: kernel forwarding needs a destination, but the destination is "none"$/],
-    [{ homeForwarding: 'kernel', destination: 'nas.lan' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan"$/],
-    [{ homeForwarding: 'kernel', destination: 'fd00::10' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination/],
-    [{ masquerade: true, homeForwarding: 'proxy', destination: '192.168.1.20' }, /^--masquerade: only kernel forwarding masquerades/],
-    [{ masquerade: true, destination: 'none' }, /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "none"$/],
+    [
+      { homeForwarding: 'kernel', destination: 'none' },
+      /^--home-forwarding: kernel forwarding needs a destination, but the destination is "none"$/,
+    ],
+    [
+      { homeForwarding: 'kernel', destination: 'nas.lan' },
+      /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan"$/,
+    ],
+    [
+      { homeForwarding: 'kernel', destination: 'fd00::10' },
+      /^--home-forwarding: kernel forwarding needs an IPv4 destination/,
+    ],
+    [
+      { masquerade: true, homeForwarding: 'proxy', destination: '192.168.1.20' },
+      /^--masquerade: only kernel forwarding masquerades/,
+    ],
+    [
+      { masquerade: true, destination: 'none' },
+      /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "none"$/,
+    ],
     [{ masquerade: true, destination: 'nas.lan' }, /^--masquerade: masquerading needs kernel forwarding/],
     [{ masquerade: true }, /^--masquerade: the destination 127\.0\.0\.1 is this host/],
     [{ homeForwarding: 'turbo' }, /^--home-forwarding: .*"auto"\|"kernel"\|"proxy"/],
@@ -189,7 +237,15 @@ errors('home forwarding combinations that cannot work exit 2 with one line', () 
 });
 
 errors('home forwarding from a tunnel file and the environment', () => {
-  const spec = resolveTunnelSpec([fileLayer('web.json', { name: 'web', ports: ['443'], homeForwarding: 'kernel', destination: '192.168.1.20', masquerade: true })]);
+  const spec = resolveTunnelSpec([
+    fileLayer('web.json', {
+      name: 'web',
+      ports: ['443'],
+      homeForwarding: 'kernel',
+      destination: '192.168.1.20',
+      masquerade: true,
+    }),
+  ]);
   assert.is(spec.homeForwarding, 'kernel');
   assert.is(spec.masquerade, true);
   const fromEnv = resolveTunnelSpec([envLayer({ INNISFREE_HOME_FORWARDING: 'proxy', INNISFREE_PORTS: '443' })]);
@@ -200,28 +256,63 @@ errors('home forwarding from a tunnel file and the environment', () => {
 
 errors('per-port destinations from the flags, the environment and a tunnel file', () => {
   const flags = resolveTunnelSpec([flagLayer({ ports: '443/tcp@192.168.1.20,2222' })]);
-  assert.equal(flags.ports.map((p) => p.destination), ['192.168.1.20', undefined]);
+  assert.equal(
+    flags.ports.map((p) => p.destination),
+    ['192.168.1.20', undefined],
+  );
   assert.is(flags.destination, '127.0.0.1', 'the tunnel-wide destination stays the default');
   const env = resolveTunnelSpec([envLayer({ INNISFREE_PORTS: '53/udp@192.168.1.53' })]);
   assert.is(env.ports[0]!.destination, '192.168.1.53');
   const file = resolveTunnelSpec([
-    fileLayer('web.json', { ports: ['80/tcp@192.168.1.21', { public: 443, local: 8443, destination: '192.168.1.20' }, { public: 2222 }], destination: '192.168.1.5' }),
+    fileLayer('web.json', {
+      ports: ['80/tcp@192.168.1.21', { public: 443, local: 8443, destination: '192.168.1.20' }, { public: 2222 }],
+      destination: '192.168.1.5',
+    }),
   ]);
-  assert.equal(file.ports.map((p) => p.destination), ['192.168.1.21', '192.168.1.20', undefined]);
+  assert.equal(
+    file.ports.map((p) => p.destination),
+    ['192.168.1.21', '192.168.1.20', undefined],
+  );
   assert.is(file.ports[1]!.source, '443:8443/tcp@192.168.1.20');
-  const fileError = usageError(() => resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, destination: '300.1.1.1' }] })]));
-  assert.match(fileError.message, /^ports: "443\/tcp@300\.1\.1\.1" names the destination "300\.1\.1\.1", which is no IPv4 address/);
+  const fileError = usageError(() =>
+    resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, destination: '300.1.1.1' }] })]),
+  );
+  assert.match(
+    fileError.message,
+    /^ports: "443\/tcp@300\.1\.1\.1" names the destination "300\.1\.1\.1", which is no IPv4 address/,
+  );
 });
 
 errors('per-port destinations that cannot be combined exit 2 with one line', () => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
-    [{ ports: '443/tcp@192.168.1.20,2222', destination: 'none' }, /^--ports: "443\/tcp@192\.168\.1\.20" names its own destination, but the tunnel's destination is "none"/],
-    [{ ports: '443/tcp@192.168.1.20,8443:443/tcp' }, /^--ports: .* both arrive at local port tcp\/443 but name different destinations/],
-    [{ ports: '443/tcp@nas.lan,2222', homeForwarding: 'kernel' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan" \(--ports: "443\/tcp@nas\.lan"\)$/],
-    [{ ports: '443/tcp@fd00::20', homeForwarding: 'kernel' }, /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "fd00::20"/],
-    [{ ports: '443/tcp@nas.lan', masquerade: true, destination: '192.168.1.20' }, /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "nas\.lan" \(--ports/],
-    [{ ports: '443/tcp@127.0.0.2,2222', masquerade: true }, /^--masquerade: the destinations 127\.0\.0\.2, 127\.0\.0\.1 are this host; masquerading applies to another host only$/],
-    [{ ports: '443/tcp@192.168.1.20', masquerade: true, homeForwarding: 'proxy' }, /^--masquerade: only kernel forwarding masquerades/],
+    [
+      { ports: '443/tcp@192.168.1.20,2222', destination: 'none' },
+      /^--ports: "443\/tcp@192\.168\.1\.20" names its own destination, but the tunnel's destination is "none"/,
+    ],
+    [
+      { ports: '443/tcp@192.168.1.20,8443:443/tcp' },
+      /^--ports: .* both arrive at local port tcp\/443 but name different destinations/,
+    ],
+    [
+      { ports: '443/tcp@nas.lan,2222', homeForwarding: 'kernel' },
+      /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan" \(--ports: "443\/tcp@nas\.lan"\)$/,
+    ],
+    [
+      { ports: '443/tcp@fd00::20', homeForwarding: 'kernel' },
+      /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "fd00::20"/,
+    ],
+    [
+      { ports: '443/tcp@nas.lan', masquerade: true, destination: '192.168.1.20' },
+      /^--masquerade: masquerading needs kernel forwarding to an IPv4 destination, not "nas\.lan" \(--ports/,
+    ],
+    [
+      { ports: '443/tcp@127.0.0.2,2222', masquerade: true },
+      /^--masquerade: the destinations 127\.0\.0\.2, 127\.0\.0\.1 are this host; masquerading applies to another host only$/,
+    ],
+    [
+      { ports: '443/tcp@192.168.1.20', masquerade: true, homeForwarding: 'proxy' },
+      /^--masquerade: only kernel forwarding masquerades/,
+    ],
   ];
   for (const [flags, pattern] of cases) {
     const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ...flags })]));
@@ -237,24 +328,55 @@ errors('per-port destinations that cannot be combined exit 2 with one line', () 
 
 errors('PROXY protocol version: 1 by default, 2 from flag, environment or file; what cannot work is refused', () => {
   assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443' })]).proxyProtocolVersion, 1);
-  assert.is(resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2' })]).proxyProtocolVersion, 2);
-  assert.is(resolveTunnelSpec([envLayer({ INNISFREE_PORTS: '443', INNISFREE_PROXY_PROTOCOL: 'all', INNISFREE_PROXY_PROTOCOL_VERSION: '2' })]).proxyProtocolVersion, 2);
-  assert.is(resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 443, proxyProtocol: true }], proxyProtocolVersion: 2 })]).proxyProtocolVersion, 2);
+  assert.is(
+    resolveTunnelSpec([flagLayer({ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2' })])
+      .proxyProtocolVersion,
+    2,
+  );
+  assert.is(
+    resolveTunnelSpec([
+      envLayer({ INNISFREE_PORTS: '443', INNISFREE_PROXY_PROTOCOL: 'all', INNISFREE_PROXY_PROTOCOL_VERSION: '2' }),
+    ]).proxyProtocolVersion,
+    2,
+  );
+  assert.is(
+    resolveTunnelSpec([
+      fileLayer('web.json', { ports: [{ public: 443, proxyProtocol: true }], proxyProtocolVersion: 2 }),
+    ]).proxyProtocolVersion,
+    2,
+  );
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '3' }, /^--proxy-protocol-version: must be 1 or 2$/],
-    [{ ports: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: no port of the tunnel has PROXY protocol/],
-    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', destination: 'none' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the destination "none" there is none/],
-    [{ ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', homeForwarding: 'kernel' }, /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding kernel passes bytes unchanged$/],
-    [{ ports: '443,8443:443', proxyProtocol: '443', proxyProtocolVersion: '2' }, /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with PROXY protocol and one without$/],
+    [
+      { ports: '443', proxyProtocolVersion: '2' },
+      /^--proxy-protocol-version: no port of the tunnel has PROXY protocol/,
+    ],
+    [
+      { ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', destination: 'none' },
+      /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the destination "none" there is none/,
+    ],
+    [
+      { ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', homeForwarding: 'kernel' },
+      /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding kernel passes bytes unchanged$/,
+    ],
+    [
+      { ports: '443,8443:443', proxyProtocol: '443', proxyProtocolVersion: '2' },
+      /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with PROXY protocol and one without$/,
+    ],
     [{ ports: '53/udp', proxyProtocol: '53/udp' }, /^ports: "53\/udp" asks for PROXY protocol on UDP$/],
-    [{ ports: '443', proxyProtocol: '443', forwarding: 'nftables' }, /^--proxy-protocol: PROXY protocol needs nginx forwarding$/],
+    [
+      { ports: '443', proxyProtocol: '443', forwarding: 'nftables' },
+      /^--proxy-protocol: PROXY protocol needs nginx forwarding$/,
+    ],
   ];
   for (const [flags, pattern] of cases) {
     const error = usageError(() => resolveTunnelSpec([flagLayer({ name: 'web', ...flags })]));
     assert.match(error.message, pattern, JSON.stringify(flags));
     assert.ok(error.hint, `a hint for ${JSON.stringify(flags)}`);
   }
-  const udpInFile = usageError(() => resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 53, protocol: 'udp', proxyProtocol: true }] })]));
+  const udpInFile = usageError(() =>
+    resolveTunnelSpec([fileLayer('web.json', { ports: [{ public: 53, protocol: 'udp', proxyProtocol: true }] })]),
+  );
   assert.match(udpInFile.message, /asks for PROXY protocol on UDP/);
 });
 

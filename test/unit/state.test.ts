@@ -51,7 +51,8 @@ files('keys are 0600, public halves 0644, and stable across calls', async () => 
     for (const secret of [p.wireguardPrivate, p.sshPrivate, p.hostKeyPrivate]) {
       assert.is(statSync(secret).mode & 0o777, 0o600, secret);
     }
-    for (const pub of [p.wireguardPublic, p.sshPublic, p.hostKeyPublic]) assert.is(statSync(pub).mode & 0o777, 0o644, pub);
+    for (const pub of [p.wireguardPublic, p.sshPublic, p.hostKeyPublic])
+      assert.is(statSync(pub).mode & 0o777, 0o644, pub);
     assert.is(statSync(p.dir).mode & 0o777, 0o700);
     assert.match(first.sshPublicKey, /^ssh-ed25519 \S+ innisfree-web$/);
     assert.is.not(first.sshPublicKey.split(' ')[1], first.hostPublicKey.split(' ')[1]);
@@ -63,12 +64,27 @@ files('keys are 0600, public halves 0644, and stable across calls', async () => 
 files('listing tunnels reads every tunnel.json and skips junk', async () => {
   const dir = makeTempDir();
   try {
-    const allocation = { index: 1, pool: '10.50.0.0/16', interface: 'isf-a', edgeInterface: 'ise-a', homeAddress: '10.50.0.6/30', edgeAddress: '10.50.0.5/30' };
+    const allocation = {
+      index: 1,
+      pool: '10.50.0.0/16',
+      interface: 'isf-a',
+      edgeInterface: 'ise-a',
+      homeAddress: '10.50.0.6/30',
+      edgeAddress: '10.50.0.5/30',
+    };
     await writeTunnelRecord(tunnelPaths(dir.path, 'a'), 'a', allocation, new Date(0));
-    await writeTunnelRecord(tunnelPaths(dir.path, 'b'), 'b', { ...allocation, index: 2, interface: 'isf-b' }, new Date(0));
+    await writeTunnelRecord(
+      tunnelPaths(dir.path, 'b'),
+      'b',
+      { ...allocation, index: 2, interface: 'isf-b' },
+      new Date(0),
+    );
     writeFileSync(join(dir.path, 'README'), 'not a tunnel');
     const records = await listTunnelRecords(dir.path);
-    assert.equal(records.map((r) => r.name), ['a', 'b']);
+    assert.equal(
+      records.map((r) => r.name),
+      ['a', 'b'],
+    );
     assert.equal(await listTunnelRecords(join(dir.path, 'missing')), []);
   } finally {
     dir.remove();
@@ -109,7 +125,10 @@ lock('a lock left by a killed process is recovered', async () => {
     await new Promise((resolve) => child.once('spawn', resolve));
     const pid = child.pid!;
     const startTime = processStartTime(pid);
-    await writeFileAtomic(path, JSON.stringify({ pid, startTime, hostname: (await import('node:os')).hostname(), command: 'up', since: 'x' }));
+    await writeFileAtomic(
+      path,
+      JSON.stringify({ pid, startTime, hostname: (await import('node:os')).hostname(), command: 'up', since: 'x' }),
+    );
     try {
       await acquireLock(path, 'tunnel "web"', 'up');
       assert.unreachable('live holder');
@@ -131,7 +150,16 @@ lock('a recycled pid with another start time does not keep a stale lock', async 
   try {
     const path = join(dir.path, 'web', 'lock');
     // Our own pid is alive, but the recorded start time is not ours: the holder is gone.
-    await writeFileAtomic(path, JSON.stringify({ pid: process.pid, startTime: '1', hostname: (await import('node:os')).hostname(), command: 'up', since: 'x' }));
+    await writeFileAtomic(
+      path,
+      JSON.stringify({
+        pid: process.pid,
+        startTime: '1',
+        hostname: (await import('node:os')).hostname(),
+        command: 'up',
+        since: 'x',
+      }),
+    );
     const taken = await acquireLock(path, 'tunnel "web"', 'up');
     await taken.release();
   } finally {

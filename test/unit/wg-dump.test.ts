@@ -31,7 +31,15 @@ S('parses the interface and every peer', () => {
       txBytes: 5678,
       persistentKeepalive: 25,
     },
-    { publicKey: PEER2, endpoint: null, allowedIps: [], latestHandshake: 0, rxBytes: 0, txBytes: 0, persistentKeepalive: null },
+    {
+      publicKey: PEER2,
+      endpoint: null,
+      allowedIps: [],
+      latestHandshake: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      persistentKeepalive: null,
+    },
   ]);
 });
 
@@ -48,7 +56,9 @@ S('an interface without a key yet and with a fwmark', () => {
 });
 
 S('IPv6 endpoints keep their brackets', () => {
-  const parsed = parseWgDump(`${[PRIVATE, PUBLIC, '0', 'off'].join('\t')}\n${[PEER, '(none)', '[2001:db8::7]:51820', '0.0.0.0/0', '0', '0', '0', 'off'].join('\t')}\n`);
+  const parsed = parseWgDump(
+    `${[PRIVATE, PUBLIC, '0', 'off'].join('\t')}\n${[PEER, '(none)', '[2001:db8::7]:51820', '0.0.0.0/0', '0', '0', '0', 'off'].join('\t')}\n`,
+  );
   assert.is(parsed.peers[0]!.endpoint, '[2001:db8::7]:51820');
 });
 

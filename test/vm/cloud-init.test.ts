@@ -4,9 +4,11 @@ import { existsSync } from 'node:fs';
 import { test } from 'uvu';
 import { runGuestTest, vmUnavailable } from '../helpers/vm.js';
 
-const unavailable = vmUnavailable() ?? (existsSync('/usr/bin/cloud-init') ? undefined : 'cloud-init is not installed (Debian package cloud-init)');
+const unavailable =
+  vmUnavailable() ??
+  (existsSync('/usr/bin/cloud-init') ? undefined : 'cloud-init is not installed (Debian package cloud-init)');
 
-test('cloud-init installs the pinned host key and the tunnel key from the CLI\'s user data; the first login is verified', async () => {
+test("cloud-init installs the pinned host key and the tunnel key from the CLI's user data; the first login is verified", async () => {
   if (unavailable) {
     console.log(`  SKIPPED: cloud-init test: ${unavailable}`);
     return;

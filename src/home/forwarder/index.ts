@@ -58,7 +58,10 @@ export interface Forwarder {
   close(timeoutMs?: number): Promise<void>;
 }
 
-export async function startForwarder(forwards: readonly HomeForward[], options: ForwarderOptions = {}): Promise<Forwarder> {
+export async function startForwarder(
+  forwards: readonly HomeForward[],
+  options: ForwarderOptions = {},
+): Promise<Forwarder> {
   for (const forward of forwards) validateForward(forward);
   const settings = { ...FORWARDER_DEFAULTS, ...definedOnly(options) };
   let rejectFailure: (error: DataPlaneError) => void = () => {};
@@ -78,10 +81,18 @@ export async function startForwarder(forwards: readonly HomeForward[], options: 
         forward.protocol === 'tcp'
           ? startTcpForward(
               forward,
-              { maxConnections: settings.maxConnections, idleTimeoutMs: settings.tcpIdleTimeoutMs, connectTimeoutMs: settings.connectTimeoutMs },
+              {
+                maxConnections: settings.maxConnections,
+                idleTimeoutMs: settings.tcpIdleTimeoutMs,
+                connectTimeoutMs: settings.connectTimeoutMs,
+              },
               onFatal,
             )
-          : startUdpForward(forward, { maxSessions: settings.maxUdpSessions, idleTimeoutMs: settings.udpIdleTimeoutMs }, onFatal),
+          : startUdpForward(
+              forward,
+              { maxSessions: settings.maxUdpSessions, idleTimeoutMs: settings.udpIdleTimeoutMs },
+              onFatal,
+            ),
       ),
     );
     const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -91,10 +102,13 @@ export async function startForwarder(forwards: readonly HomeForward[], options: 
       const first = problems[0];
       if (first instanceof DataPlaneError && problems.length === 1) throw first;
       const message = first instanceof Error ? first.message : String(first);
-      throw new DataPlaneError(problems.length === 1 ? message : `${message} (and ${problems.length - 1} more listeners failed)`, {
-        ...(first instanceof DataPlaneError && first.hint ? { hint: first.hint } : {}),
-        cause: first,
-      });
+      throw new DataPlaneError(
+        problems.length === 1 ? message : `${message} (and ${problems.length - 1} more listeners failed)`,
+        {
+          ...(first instanceof DataPlaneError && first.hint ? { hint: first.hint } : {}),
+          cause: first,
+        },
+      );
     }
     for (const port of started) {
       options.emit?.({
@@ -111,12 +125,22 @@ export async function startForwarder(forwards: readonly HomeForward[], options: 
 
   let closing: Promise<void> | undefined;
   return {
-    counters: () => ports.map((port) => ({ ...port.counters(), destination: endpointText(port.forward.targetHost, port.forward.targetPort) })),
-    listeners: () => ports.map((port) => ({ protocol: port.forward.protocol, address: port.forward.listenAddress, port: port.boundPort })),
+    counters: () =>
+      ports.map((port) => ({
+        ...port.counters(),
+        destination: endpointText(port.forward.targetHost, port.forward.targetPort),
+      })),
+    listeners: () =>
+      ports.map((port) => ({
+        protocol: port.forward.protocol,
+        address: port.forward.listenAddress,
+        port: port.boundPort,
+      })),
     failure,
     update: async (wanted, graceMs) => {
       for (const forward of wanted) validateForward(forward);
-      const key = (f: HomeForward) => `${f.protocol} ${f.listenAddress} ${f.listenPort} ${f.targetHost} ${f.targetPort}`;
+      const key = (f: HomeForward) =>
+        `${f.protocol} ${f.listenAddress} ${f.listenPort} ${f.targetHost} ${f.targetPort}`;
       const wantedKeys = new Set(wanted.map(key));
       const removedPorts = ports.filter((port) => !wantedKeys.has(key(port.forward)));
       const keptKeys = new Set(ports.filter((port) => !removedPorts.includes(port)).map((port) => key(port.forward)));
@@ -155,7 +179,10 @@ function validateForward(forward: HomeForward): void {
   if (isIP(forward.listenAddress) === 0) {
     throw new DataPlaneError(`forward ${where}: the listen address must be an IP address`);
   }
-  for (const [what, port] of [['listen', forward.listenPort], ['target', forward.targetPort]] as const) {
+  for (const [what, port] of [
+    ['listen', forward.listenPort],
+    ['target', forward.targetPort],
+  ] as const) {
     if (!Number.isInteger(port) || port < 0 || port > 65535 || (what === 'target' && port === 0)) {
       throw new DataPlaneError(`forward ${where}: ${what} port ${port} is outside 1-65535`);
     }

@@ -25,7 +25,9 @@ export function translateV1(bytes: Buffer): V1Parse {
   if (end === -1) {
     if (bytes.length >= V1_MAX_LENGTH) return { state: 'invalid', reason: 'no PROXY v1 header end within 107 bytes' };
     const prefix = bytes.subarray(0, 6).toString('latin1');
-    return 'PROXY '.startsWith(prefix) || prefix === 'PROXY ' ? { state: 'incomplete' } : { state: 'invalid', reason: 'no PROXY v1 header' };
+    return 'PROXY '.startsWith(prefix) || prefix === 'PROXY '
+      ? { state: 'incomplete' }
+      : { state: 'invalid', reason: 'no PROXY v1 header' };
   }
   const line = bytes.subarray(0, end).toString('latin1');
   const length = end + 2;
@@ -33,13 +35,28 @@ export function translateV1(bytes: Buffer): V1Parse {
   const parts = line.split(' ');
   if (parts[0] !== 'PROXY') return { state: 'invalid', reason: 'no PROXY v1 header' };
   if (parts[1] === 'UNKNOWN') return { state: 'done', length, v2: v2Header(V2_LOCAL, 0x00, Buffer.alloc(0)) };
-  if (parts.length !== 6 || (parts[1] !== 'TCP4' && parts[1] !== 'TCP6')) return { state: 'invalid', reason: `malformed PROXY v1 header "${line}"` };
-  const [, family, source, destination, sourcePort, destinationPort] = parts as [string, string, string, string, string, string];
+  if (parts.length !== 6 || (parts[1] !== 'TCP4' && parts[1] !== 'TCP6'))
+    return { state: 'invalid', reason: `malformed PROXY v1 header "${line}"` };
+  const [, family, source, destination, sourcePort, destinationPort] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const version = family === 'TCP4' ? 4 : 6;
-  if (isIP(source) !== version || isIP(destination) !== version) return { state: 'invalid', reason: `malformed PROXY v1 addresses "${line}"` };
+  if (isIP(source) !== version || isIP(destination) !== version)
+    return { state: 'invalid', reason: `malformed PROXY v1 addresses "${line}"` };
   const ports = [sourcePort, destinationPort].map((p) => (/^\d{1,5}$/.test(p) ? Number(p) : Number.NaN));
-  if (ports.some((p) => !(p >= 0 && p <= 65535))) return { state: 'invalid', reason: `malformed PROXY v1 ports "${line}"` };
-  const addresses = Buffer.concat([addressBytes(source, version), addressBytes(destination, version), portBytes(ports[0]!), portBytes(ports[1]!)]);
+  if (ports.some((p) => !(p >= 0 && p <= 65535)))
+    return { state: 'invalid', reason: `malformed PROXY v1 ports "${line}"` };
+  const addresses = Buffer.concat([
+    addressBytes(source, version),
+    addressBytes(destination, version),
+    portBytes(ports[0]!),
+    portBytes(ports[1]!),
+  ]);
   return { state: 'done', length, v2: v2Header(V2_PROXY, version === 4 ? TCP4 : TCP6, addresses) };
 }
 
@@ -61,7 +78,7 @@ function portBytes(port: number): Buffer {
 function addressBytes(address: string, version: 4 | 6): Buffer {
   if (version === 4) return Buffer.from(address.split('.').map(Number));
   // Expand "::" into the missing zero groups, then 8 groups of 16 bits.
-  const [head, tail] = address.includes('::') ? address.split('::') as [string, string] : [address, undefined];
+  const [head, tail] = address.includes('::') ? (address.split('::') as [string, string]) : [address, undefined];
   // A trailing dotted quad (::ffff:192.0.2.1) is two groups.
   const groups = (text: string): string[] =>
     text === ''
@@ -73,7 +90,8 @@ function addressBytes(address: string, version: 4 | 6): Buffer {
         });
   const left = groups(head);
   const right = tail === undefined ? [] : groups(tail);
-  const all = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  const all =
+    tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
   const bytes = Buffer.alloc(16);
   all.forEach((group, i) => bytes.writeUInt16BE(Number.parseInt(group, 16), i * 2));
   return bytes;

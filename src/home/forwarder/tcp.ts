@@ -131,10 +131,20 @@ function adoptAccepted(accepted: Socket, direction: Direction): Socket {
   }
   holder._handle = null;
   accepted.destroy();
-  return new Socket({ handle, allowHalfOpen: true, readable: true, writable: true, onread: direction.onread } as ConstructorParameters<typeof Socket>[0]);
+  return new Socket({
+    handle,
+    allowHalfOpen: true,
+    readable: true,
+    writable: true,
+    onread: direction.onread,
+  } as ConstructorParameters<typeof Socket>[0]);
 }
 
-export async function startTcpForward(forward: HomeForward, options: TcpForwardOptions, onFatal: OnFatal): Promise<PortForwarder> {
+export async function startTcpForward(
+  forward: HomeForward,
+  options: TcpForwardOptions,
+  onFatal: OnFatal,
+): Promise<PortForwarder> {
   const active = new Set<{ client: Socket; target: Socket }>();
   let opened = 0;
   let errors = 0;
@@ -217,7 +227,9 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(bindError(forward, error)));
-    server.listen({ host: forward.listenAddress, port: forward.listenPort, exclusive: true, backlog: 1024 }, () => resolve());
+    server.listen({ host: forward.listenAddress, port: forward.listenPort, exclusive: true, backlog: 1024 }, () =>
+      resolve(),
+    );
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
     if (closing) return;
@@ -235,7 +247,15 @@ export async function startTcpForward(forward: HomeForward, options: TcpForwardO
         bytesIn += client.bytesRead;
         bytesOut += client.bytesWritten;
       }
-      return { protocol: 'tcp', listenPort: forward.listenPort, opened, active: active.size, bytesIn, bytesOut, errors };
+      return {
+        protocol: 'tcp',
+        listenPort: forward.listenPort,
+        opened,
+        active: active.size,
+        bytesIn,
+        bytesOut,
+        errors,
+      };
     },
     close: async () => {
       closing = true;

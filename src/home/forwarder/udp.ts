@@ -33,7 +33,11 @@ interface Session {
 }
 
 /** Addresses passed to send() are always literal IPs here, so name resolution is skipped (and stays synchronous). */
-function literalLookup(address: string, family: unknown, callback: (error: Error | null, address: string, family: number) => void): void {
+function literalLookup(
+  address: string,
+  family: unknown,
+  callback: (error: Error | null, address: string, family: number) => void,
+): void {
   callback(null, address, isIP(address) || 4);
 }
 
@@ -47,7 +51,11 @@ function enlargeBuffers(socket: Socket): void {
   }
 }
 
-export async function startUdpForward(forward: HomeForward, options: UdpForwardOptions, onFatal: OnFatal): Promise<PortForwarder> {
+export async function startUdpForward(
+  forward: HomeForward,
+  options: UdpForwardOptions,
+  onFatal: OnFatal,
+): Promise<PortForwarder> {
   const family = isIP(forward.listenAddress) === 6 ? 'udp6' : 'udp4';
   const listener = createSocket({ type: family, lookup: literalLookup as never });
   const sessions = new Map<string, Map<number, Session>>();
@@ -73,7 +81,14 @@ export async function startUdpForward(forward: HomeForward, options: UdpForwardO
   const openSession = (clientAddress: string, clientPort: number): Session => {
     opened++;
     activeCount++;
-    const session: Session = { clientAddress, clientPort, socket: undefined, pending: [], lastSeen: now, closed: false };
+    const session: Session = {
+      clientAddress,
+      clientPort,
+      socket: undefined,
+      pending: [],
+      lastSeen: now,
+      closed: false,
+    };
     let byPort = sessions.get(clientAddress);
     if (!byPort) {
       byPort = new Map();

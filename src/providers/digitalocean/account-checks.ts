@@ -23,7 +23,8 @@ export async function accountChecks(ctx: ProviderContext, flags: Record<string, 
   try {
     client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
   } catch (error) {
-    if (error instanceof UsageError) return [{ name: 'DigitalOcean token', status: 'fail', detail: formatError(error), kind: 'environment' }];
+    if (error instanceof UsageError)
+      return [{ name: 'DigitalOcean token', status: 'fail', detail: formatError(error), kind: 'environment' }];
     throw error;
   }
   let account: z.output<typeof AccountSchema>['account'];
@@ -42,7 +43,12 @@ export async function accountChecks(ctx: ProviderContext, flags: Record<string, 
     ];
   }
   const checks: Check[] = [
-    { name: 'DigitalOcean token', status: 'ok', detail: `accepted${account.email ? ` (${account.email})` : ''}`, kind: 'provider' },
+    {
+      name: 'DigitalOcean token',
+      status: 'ok',
+      detail: `accepted${account.email ? ` (${account.email})` : ''}`,
+      kind: 'provider',
+    },
   ];
   if (account.status && account.status !== 'active') {
     checks.push({
@@ -57,7 +63,12 @@ export async function accountChecks(ctx: ProviderContext, flags: Record<string, 
     used = (await client.get('/v2/droplets', CountSchema, { query: { per_page: 1 } })).meta?.total ?? undefined;
   } catch (error) {
     if (!(error instanceof InnisfreeError)) throw error;
-    checks.push({ name: 'droplet limit', status: 'fail', detail: `could not count droplets: ${formatError(error)}`, kind: 'provider' });
+    checks.push({
+      name: 'droplet limit',
+      status: 'fail',
+      detail: `could not count droplets: ${formatError(error)}`,
+      kind: 'provider',
+    });
     return checks;
   }
   const limit = account.droplet_limit ?? undefined;
@@ -66,7 +77,10 @@ export async function accountChecks(ctx: ProviderContext, flags: Record<string, 
     checks.push({
       name: 'droplet limit',
       status: free > 0 ? 'ok' : 'fail',
-      detail: free > 0 ? `${used} of ${limit} droplets used, room for ${free} more` : `all ${limit} droplets used; destroy some (innisfree clean) or ask DigitalOcean to raise the limit`,
+      detail:
+        free > 0
+          ? `${used} of ${limit} droplets used, room for ${free} more`
+          : `all ${limit} droplets used; destroy some (innisfree clean) or ask DigitalOcean to raise the limit`,
       kind: 'provider',
     });
   }

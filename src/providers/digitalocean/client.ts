@@ -69,7 +69,9 @@ export function apiBaseUrl(value: string | undefined): string {
   try {
     url = new URL(value);
   } catch {
-    throw new UsageError(`DIGITALOCEAN_API_URL: "${value}" is not a URL`, { hint: `unset it to use ${DEFAULT_API_URL}` });
+    throw new UsageError(`DIGITALOCEAN_API_URL: "${value}" is not a URL`, {
+      hint: `unset it to use ${DEFAULT_API_URL}`,
+    });
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
     throw new UsageError(`DIGITALOCEAN_API_URL: ${url.origin} would send the token unencrypted`, {
@@ -86,7 +88,9 @@ function isLoopback(hostname: string): boolean {
 export class DigitalOceanClient {
   readonly baseUrl: string;
   readonly #http: AxiosInstance;
-  readonly #options: Required<Omit<ClientOptions, 'token' | 'baseUrl' | 'signal' | 'deadline'>> & { signal: AbortSignal | undefined };
+  readonly #options: Required<Omit<ClientOptions, 'token' | 'baseUrl' | 'signal' | 'deadline'>> & {
+    signal: AbortSignal | undefined;
+  };
   readonly #init: ClientOptions;
   #warnedBudget = false;
 
@@ -138,7 +142,11 @@ export class DigitalOceanClient {
   }
 
   /** Like get, but a 404 resolves to undefined. */
-  async find<S extends z.ZodType>(path: string, schema: S, options: RequestOptions = {}): Promise<z.output<S> | undefined> {
+  async find<S extends z.ZodType>(
+    path: string,
+    schema: S,
+    options: RequestOptions = {},
+  ): Promise<z.output<S> | undefined> {
     try {
       return await this.get(path, schema, options);
     } catch (error) {
@@ -147,11 +155,21 @@ export class DigitalOceanClient {
     }
   }
 
-  async post<S extends z.ZodType>(path: string, body: unknown, schema: S, options: RequestOptions = {}): Promise<z.output<S>> {
+  async post<S extends z.ZodType>(
+    path: string,
+    body: unknown,
+    schema: S,
+    options: RequestOptions = {},
+  ): Promise<z.output<S>> {
     return this.parse('POST', path, schema, await this.request('POST', path, { ...options, body }));
   }
 
-  async put<S extends z.ZodType>(path: string, body: unknown, schema: S, options: RequestOptions = {}): Promise<z.output<S>> {
+  async put<S extends z.ZodType>(
+    path: string,
+    body: unknown,
+    schema: S,
+    options: RequestOptions = {},
+  ): Promise<z.output<S>> {
     return this.parse('PUT', path, schema, await this.request('PUT', path, { ...options, body }));
   }
 
@@ -198,7 +216,13 @@ export class DigitalOceanClient {
           await this.sleep(this.backoff(retries++));
           continue;
         }
-        throw new DigitalOceanError({ method, path: shown, reason, attempts: attempt + 1, ambiguous: !neverSent && !idempotent });
+        throw new DigitalOceanError({
+          method,
+          path: shown,
+          reason,
+          attempts: attempt + 1,
+          ambiguous: !neverSent && !idempotent,
+        });
       }
       const headers = lowerCaseHeaders(response.headers);
       const status = response.status;
@@ -244,10 +268,13 @@ export class DigitalOceanClient {
     if (parsed.success) return parsed.data;
     const issue = parsed.error.issues[0];
     const where = issue ? `${issue.path.join('.') || '(body)'}: ${issue.message}` : 'unexpected shape';
-    throw new ProviderError(`DigitalOcean API ${method} ${path.split('?')[0]} answered with an unexpected body (${where})`, {
-      hint: 'DigitalOcean may have changed its API; please report this with the command you ran',
-      status: response.status,
-    });
+    throw new ProviderError(
+      `DigitalOcean API ${method} ${path.split('?')[0]} answered with an unexpected body (${where})`,
+      {
+        hint: 'DigitalOcean may have changed its API; please report this with the command you ran',
+        status: response.status,
+      },
+    );
   }
 
   /** How long to wait after a 429 (or a 503 with retry-after); undefined when that is too long to be worth it. */
@@ -266,7 +293,11 @@ export class DigitalOceanClient {
   }
 
   private backoff(attempt: number): number {
-    return backoffDelay(attempt, { minMs: this.#options.backoffMinMs, maxMs: this.#options.backoffMaxMs, random: this.#options.random });
+    return backoffDelay(attempt, {
+      minMs: this.#options.backoffMinMs,
+      maxMs: this.#options.backoffMaxMs,
+      random: this.#options.random,
+    });
   }
 
   private watchBudget(headers: Record<string, string>): void {
@@ -323,7 +354,8 @@ function lowerCaseHeaders(headers: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (headers && typeof headers === 'object') {
     for (const [key, value] of Object.entries(headers as Record<string, unknown>)) {
-      if (value !== undefined && value !== null) out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
+      if (value !== undefined && value !== null)
+        out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : String(value);
     }
   }
   return out;

@@ -49,7 +49,10 @@ export async function findZone(client: DigitalOceanClient, hostname: string): Pr
 }
 
 async function recordsFor(client: DigitalOceanClient, zone: Zone, type: 'A' | 'AAAA'): Promise<DomainRecord[]> {
-  return listAll(client, `/v2/domains/${zone.domain}/records`, 'domain_records', DomainRecord, { type, name: zone.fqdn });
+  return listAll(client, `/v2/domains/${zone.domain}/records`, 'domain_records', DomainRecord, {
+    type,
+    name: zone.fqdn,
+  });
 }
 
 /**
@@ -84,7 +87,11 @@ export async function upsertAddressRecords(
     }
     for (const extra of existing.filter((r) => r.id !== keep?.id)) {
       await client.delete(`/v2/domains/${zone.domain}/records/${extra.id}`, { missingOk: true });
-      emit({ type: 'log', level: 'info', message: `DNS ${type} ${zone.fqdn} → ${extra.data} removed (the name now points at the edge only)` });
+      emit({
+        type: 'log',
+        level: 'info',
+        message: `DNS ${type} ${zone.fqdn} → ${extra.data} removed (the name now points at the edge only)`,
+      });
     }
   }
   if (!addresses.ipv6) {
@@ -130,7 +137,8 @@ export async function removeRecord(
   where: { domain: string; type: string; fqdn: string; data: string },
   id: string | undefined,
 ): Promise<number> {
-  if (id !== undefined) return (await client.delete(`/v2/domains/${where.domain}/records/${id}`, { missingOk: true })) ? 1 : 0;
+  if (id !== undefined)
+    return (await client.delete(`/v2/domains/${where.domain}/records/${id}`, { missingOk: true })) ? 1 : 0;
   const zone: Zone = { domain: where.domain, fqdn: where.fqdn, name: '' };
   let removed = 0;
   for (const record of await recordsFor(client, zone, where.type === 'AAAA' ? 'AAAA' : 'A').catch(notFoundAsEmpty)) {
@@ -146,7 +154,11 @@ function notFoundAsEmpty(error: unknown): DomainRecord[] {
 }
 
 /** Removes the A/AAAA records of `hostname` that point at one of `addresses`; returns how many. */
-export async function removeAddressRecords(client: DigitalOceanClient, hostname: string, addresses: readonly string[]): Promise<number> {
+export async function removeAddressRecords(
+  client: DigitalOceanClient,
+  hostname: string,
+  addresses: readonly string[],
+): Promise<number> {
   const zone = await findZone(client, hostname);
   if (!zone) return 0;
   let removed = 0;

@@ -52,7 +52,11 @@ export const PROGRESS_EVERY_MS = 10_000;
  * Polls until the droplet is active, unlocked and has its public IPv4 (and IPv6 when asked and possible). Polls
  * every 2 s rising to 5 s; tolerates 404 during the grace period after a create.
  */
-export async function waitActive(phaseClient: DigitalOceanClient, id: number, options: WaitActiveOptions): Promise<Droplet> {
+export async function waitActive(
+  phaseClient: DigitalOceanClient,
+  id: number,
+  options: WaitActiveOptions,
+): Promise<Droplet> {
   const { timing, clock, emit } = options;
   const started = clock.now();
   // Polls wait out rate limits inside the activation budget, not a fixed number of tries.
@@ -115,7 +119,11 @@ export function tunnelOf(droplet: Pick<Droplet, 'tags'>): string | undefined {
 }
 
 /** Waits until the droplet has no in-progress action (a reserved-IP assign would fail with "pending event"). */
-export async function waitNoPendingActions(phaseClient: DigitalOceanClient, id: number, options: WaitOptions): Promise<void> {
+export async function waitNoPendingActions(
+  phaseClient: DigitalOceanClient,
+  id: number,
+  options: WaitOptions,
+): Promise<void> {
   const { timing, clock } = options;
   const started = clock.now();
   const client = phaseClient.until(started + timing.actionTimeoutMs);
@@ -124,17 +132,29 @@ export async function waitNoPendingActions(phaseClient: DigitalOceanClient, id: 
     const pending = actions.filter((a) => a.status === 'in-progress');
     if (pending.length === 0) return;
     if (clock.now() - started >= timing.actionTimeoutMs) {
-      throw new ProviderError(`droplet ${id} still has a pending ${pending[0]!.type ?? 'action'} after ${Math.round(timing.actionTimeoutMs / 1000)} s`, {
-        hint: 'wait until DigitalOcean finishes it (see the droplet in the control panel), then run the command again',
-      });
+      throw new ProviderError(
+        `droplet ${id} still has a pending ${pending[0]!.type ?? 'action'} after ${Math.round(timing.actionTimeoutMs / 1000)} s`,
+        {
+          hint: 'wait until DigitalOcean finishes it (see the droplet in the control panel), then run the command again',
+        },
+      );
     }
-    options.emit({ type: 'log', level: 'debug', message: `droplet ${id}: waiting for ${pending.map((a) => a.type ?? a.id).join(', ')}` });
+    options.emit({
+      type: 'log',
+      level: 'debug',
+      message: `droplet ${id}: waiting for ${pending.map((a) => a.type ?? a.id).join(', ')}`,
+    });
     await client.sleep(pollDelay(timing, poll));
   }
 }
 
 /** Polls an action (by its own URL) until it completes; errored actions and timeouts throw. */
-export async function waitAction(phaseClient: DigitalOceanClient, path: string, what: string, options: WaitOptions): Promise<Action | undefined> {
+export async function waitAction(
+  phaseClient: DigitalOceanClient,
+  path: string,
+  what: string,
+  options: WaitOptions,
+): Promise<Action | undefined> {
   const { timing, clock } = options;
   const started = clock.now();
   const client = phaseClient.until(started + timing.actionTimeoutMs);
@@ -161,7 +181,11 @@ export async function waitAction(phaseClient: DigitalOceanClient, path: string, 
  * accepted the DELETE (204) the droplet is going: a poll that cannot confirm it (rate limits past the budget) is
  * reported as exactly that, never as "could not destroy".
  */
-export async function destroyDroplet(phaseClient: DigitalOceanClient, id: number, options: WaitOptions): Promise<boolean> {
+export async function destroyDroplet(
+  phaseClient: DigitalOceanClient,
+  id: number,
+  options: WaitOptions,
+): Promise<boolean> {
   const { timing, clock, emit } = options;
   const started = clock.now();
   const client = phaseClient.until(started + timing.deleteTimeoutMs);
@@ -181,9 +205,12 @@ export async function destroyDroplet(phaseClient: DigitalOceanClient, id: number
     }
     if (!seen) return deleted;
     if (clock.now() - started >= timing.deleteTimeoutMs) {
-      throw new ProviderError(`droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted its delete`, {
-        hint: 'DigitalOcean may be slow; run the command again to check, or delete it in the control panel',
-      });
+      throw new ProviderError(
+        `droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted its delete`,
+        {
+          hint: 'DigitalOcean may be slow; run the command again to check, or delete it in the control panel',
+        },
+      );
     }
     await client.sleep(pollDelay(timing, poll));
   }

@@ -32,7 +32,9 @@ export function parseErrorBody(raw: unknown, status: number, headerRequestId?: s
     const message =
       stringOf(record.message) ??
       stringOf(record.error) ??
-      (Array.isArray(record.root_causes) ? record.root_causes.filter((c) => typeof c === 'string').join('; ') : undefined) ??
+      (Array.isArray(record.root_causes)
+        ? record.root_causes.filter((c) => typeof c === 'string').join('; ')
+        : undefined) ??
       statusText(status);
     const requestId = stringOf(record.request_id) ?? headerRequestId;
     return withRequestId({ ...(id ? { id } : {}), message: clip(message) }, requestId);
@@ -54,7 +56,13 @@ function htmlTitle(text: string): string | undefined {
 }
 
 function plainText(text: string): string {
-  return clip(text.replace(/<[^>]*>/g, ' ').replace(/[^\x20-\x7e]+/g, ' ').replace(/\s+/g, ' ').trim());
+  return clip(
+    text
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/[^\x20-\x7e]+/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
 }
 
 function clip(text: string): string {
@@ -122,20 +130,39 @@ function messageOf(init: DigitalOceanErrorInit): string {
   const over = init.overMs === undefined ? '' : ` over ${Math.round(init.overMs / 1000)} s`;
   const after = init.attempts && init.attempts > 1 ? ` after ${init.attempts} attempts${over}` : '';
   if (init.status === undefined) return `DigitalOcean API ${where} failed${after}: ${init.reason ?? 'no response'}`;
-  if (init.status === 401) return `DigitalOcean rejected the API token (401 on ${where}: "${init.body?.message ?? 'unauthorized'}")`;
+  if (init.status === 401)
+    return `DigitalOcean rejected the API token (401 on ${where}: "${init.body?.message ?? 'unauthorized'}")`;
   const id = init.body?.id ? ` ${init.body.id}` : '';
   const request = init.body?.requestId ? ` [request ${init.body.requestId}]` : '';
   return `DigitalOcean API ${where} failed with ${init.status}${id}${after}: "${init.body?.message ?? ''}"${request}`;
 }
 
 const HINTS: ReadonlyArray<[RegExp, string]> = [
-  [/valid hostname characters/i, 'droplet names may use only a-z, A-Z, 0-9, "." and "-" and must end with a letter or digit'],
-  [/droplet limit/i, 'your account reached its droplet limit: destroy unused droplets (innisfree list, innisfree clean) or ask DigitalOcean support to raise the limit'],
-  [/ssh key is already in use/i, 'this public key is already registered in the account under another name; innisfree finds keys by fingerprint, so run the command again'],
-  [/invalid key identifiers/i, 'the SSH key was removed from the account while the droplet was being created; run the command again'],
+  [
+    /valid hostname characters/i,
+    'droplet names may use only a-z, A-Z, 0-9, "." and "-" and must end with a letter or digit',
+  ],
+  [
+    /droplet limit/i,
+    'your account reached its droplet limit: destroy unused droplets (innisfree list, innisfree clean) or ask DigitalOcean support to raise the limit',
+  ],
+  [
+    /ssh key is already in use/i,
+    'this public key is already registered in the account under another name; innisfree finds keys by fingerprint, so run the command again',
+  ],
+  [
+    /invalid key identifiers/i,
+    'the SSH key was removed from the account while the droplet was being created; run the command again',
+  ],
   [/pending event/i, 'the droplet is busy with another action; wait a minute and run the command again'],
-  [/please try again/i, 'DigitalOcean could not place the droplet right now; run the command again in a minute or pick another --region'],
-  [/(region|not available in)/i, 'check the region and size slugs with doctl compute region list / size list, or pick another --region'],
+  [
+    /please try again/i,
+    'DigitalOcean could not place the droplet right now; run the command again in a minute or pick another --region',
+  ],
+  [
+    /(region|not available in)/i,
+    'check the region and size slugs with doctl compute region list / size list, or pick another --region',
+  ],
 ];
 
 function hintOf(init: DigitalOceanErrorInit): string {
@@ -150,9 +177,10 @@ function hintOf(init: DigitalOceanErrorInit): string {
   }
   if (status === 403) return 'the token lacks a scope this needs; use a token with read and write scopes';
   if (status === 429) {
-    return 'the token hit DigitalOcean\'s rate limit (250 requests/minute, 5000/hour); wait a few minutes, and check that no other tool is using the same token heavily';
+    return "the token hit DigitalOcean's rate limit (250 requests/minute, 5000/hour); wait a few minutes, and check that no other tool is using the same token heavily";
   }
-  if (status >= 500) return 'DigitalOcean had a server-side problem; run the command again in a few minutes (see status.digitalocean.com)';
+  if (status >= 500)
+    return 'DigitalOcean had a server-side problem; run the command again in a few minutes (see status.digitalocean.com)';
   const message = init.body?.message ?? '';
   for (const [pattern, hint] of HINTS) if (pattern.test(message)) return hint;
   if (status === 404) return 'the resource does not exist (any more) in this DigitalOcean account';

@@ -26,7 +26,9 @@ export interface FirewallBody {
   tags: string[];
 }
 
-export function firewallBodyOf(spec: Pick<TunnelSpec, 'name' | 'ports' | 'edgeSshPort' | 'wireguardPort'>): FirewallBody {
+export function firewallBodyOf(
+  spec: Pick<TunnelSpec, 'name' | 'ports' | 'edgeSshPort' | 'wireguardPort'>,
+): FirewallBody {
   const inbound = new Map<string, FirewallRuleBody>();
   const add = (protocol: FirewallRuleBody['protocol'], ports: string): void => {
     inbound.set(`${protocol}/${ports}`, { protocol, ports, sources: { addresses: EVERYWHERE } });
@@ -34,7 +36,10 @@ export function firewallBodyOf(spec: Pick<TunnelSpec, 'name' | 'ports' | 'edgeSs
   add('tcp', String(spec.edgeSshPort));
   add('udp', String(spec.wireguardPort));
   for (const range of spec.ports) {
-    add(range.protocol, range.publicStart === range.publicEnd ? String(range.publicStart) : `${range.publicStart}-${range.publicEnd}`);
+    add(
+      range.protocol,
+      range.publicStart === range.publicEnd ? String(range.publicStart) : `${range.publicStart}-${range.publicEnd}`,
+    );
   }
   add('icmp', '0');
   const outbound: FirewallRuleBody[] = (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({
@@ -42,7 +47,12 @@ export function firewallBodyOf(spec: Pick<TunnelSpec, 'name' | 'ports' | 'edgeSs
     ports: '0',
     destinations: { addresses: EVERYWHERE },
   }));
-  return { name: edgeNameOf(spec.name), inbound_rules: [...inbound.values()], outbound_rules: outbound, tags: [edgeTagOf(spec.name)] };
+  return {
+    name: edgeNameOf(spec.name),
+    inbound_rules: [...inbound.values()],
+    outbound_rules: outbound,
+    tags: [edgeTagOf(spec.name)],
+  };
 }
 
 export async function findFirewall(client: DigitalOceanClient, name: string): Promise<Firewall | undefined> {
@@ -64,7 +74,8 @@ export async function ensureFirewall(
       if (entry) await ledger?.made(entry, made.firewall.id);
       return 'created';
     } catch (error) {
-      const found = error instanceof DigitalOceanError && error.ambiguous ? await findFirewall(client, body.name) : undefined;
+      const found =
+        error instanceof DigitalOceanError && error.ambiguous ? await findFirewall(client, body.name) : undefined;
       if (!found) {
         if (entry && !(error instanceof DigitalOceanError && error.ambiguous)) await ledger?.forget(entry);
         throw error;

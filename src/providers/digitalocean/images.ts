@@ -22,7 +22,10 @@ export async function getImage(client: DigitalOceanClient, id: number): Promise<
 export async function resolveImage(client: DigitalOceanClient, ref: string): Promise<Image> {
   if (/^\d+$/.test(ref)) {
     const image = await getImage(client, Number(ref));
-    if (!image) throw new ProviderError(`image ${ref} does not exist in this DigitalOcean account`, { hint: 'list your images with innisfree image list' });
+    if (!image)
+      throw new ProviderError(`image ${ref} does not exist in this DigitalOcean account`, {
+        hint: 'list your images with innisfree image list',
+      });
     return image;
   }
   const matches = (await listPrivateImages(client)).filter((i) => i.name === ref);
@@ -40,13 +43,19 @@ export async function resolveImage(client: DigitalOceanClient, ref: string): Pro
 export function checkImageUsable(image: Image, region: string): void {
   if (image.status && image.status !== 'available') {
     throw new ProviderError(`image ${image.name ?? image.id} (${image.id}) is ${image.status}, not available`, {
-      hint: image.status === 'NEW' || image.status === 'pending' ? 'wait until its import finishes (innisfree image list)' : 'upload the image again',
+      hint:
+        image.status === 'NEW' || image.status === 'pending'
+          ? 'wait until its import finishes (innisfree image list)'
+          : 'upload the image again',
     });
   }
   if (image.regions.length > 0 && !image.regions.includes(region)) {
-    throw new ProviderError(`image ${image.name ?? image.id} (${image.id}) is not in region ${region} (it is in ${image.regions.join(', ')})`, {
-      hint: `use --region ${image.regions[0]}, or upload the image to ${region} too`,
-    });
+    throw new ProviderError(
+      `image ${image.name ?? image.id} (${image.id}) is not in region ${region} (it is in ${image.regions.join(', ')})`,
+      {
+        hint: `use --region ${image.regions[0]}, or upload the image to ${region} too`,
+      },
+    );
   }
 }
 
@@ -62,10 +71,14 @@ export async function uploadImage(client: DigitalOceanClient, request: UploadReq
   try {
     url = new URL(request.url);
   } catch {
-    throw new UsageError(`--url: "${request.url}" is not a URL`, { hint: 'give an http(s) URL DigitalOcean can download the image from' });
+    throw new UsageError(`--url: "${request.url}" is not a URL`, {
+      hint: 'give an http(s) URL DigitalOcean can download the image from',
+    });
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new UsageError(`--url: ${url.protocol} URLs cannot be imported`, { hint: 'give an http(s) URL (the server must answer HEAD requests)' });
+    throw new UsageError(`--url: ${url.protocol} URLs cannot be imported`, {
+      hint: 'give an http(s) URL (the server must answer HEAD requests)',
+    });
   }
   const body = {
     name: request.name,
@@ -79,7 +92,9 @@ export async function uploadImage(client: DigitalOceanClient, request: UploadReq
     return (await client.post('/v2/images', body, ImageEnvelope)).image;
   } catch (error) {
     if (error instanceof DigitalOceanError && error.ambiguous) {
-      const found = (await listPrivateImages(client)).find((i) => i.name === request.name && (i.status === 'NEW' || i.status === 'pending'));
+      const found = (await listPrivateImages(client)).find(
+        (i) => i.name === request.name && (i.status === 'NEW' || i.status === 'pending'),
+      );
       if (found) return found;
     }
     throw error;
@@ -108,9 +123,12 @@ export async function waitImageAvailable(
       emit({ type: 'log', level: 'info', message: `image ${id} is ${image.status}` });
     }
     if (clock.now() - started >= timing.imageTimeoutMs) {
-      throw new ProviderError(`image ${id} was not available after ${Math.round(timing.imageTimeoutMs / 60_000)} minutes`, {
-        hint: 'its import goes on at DigitalOcean; check later with innisfree image list',
-      });
+      throw new ProviderError(
+        `image ${id} was not available after ${Math.round(timing.imageTimeoutMs / 60_000)} minutes`,
+        {
+          hint: 'its import goes on at DigitalOcean; check later with innisfree image list',
+        },
+      );
     }
     await client.sleep(timing.imagePollMs);
   }

@@ -15,7 +15,10 @@ export interface DigitalOceanOptions {
   requestTimeoutMs?: number;
 }
 
-export async function createDigitalOceanClient(ctx: ProviderContext, options: DigitalOceanOptions = {}): Promise<DigitalOceanClient> {
+export async function createDigitalOceanClient(
+  ctx: ProviderContext,
+  options: DigitalOceanOptions = {},
+): Promise<DigitalOceanClient> {
   const baseUrl = apiBaseUrl(ctx.env.DIGITALOCEAN_API_URL);
   const token = await resolveToken(ctx.env, options.tokenFile);
   return new DigitalOceanClient({
@@ -28,7 +31,10 @@ export async function createDigitalOceanClient(ctx: ProviderContext, options: Di
   });
 }
 
-export async function createDigitalOceanProvider(ctx: ProviderContext, options: DigitalOceanOptions = {}): Promise<DigitalOceanProvider> {
+export async function createDigitalOceanProvider(
+  ctx: ProviderContext,
+  options: DigitalOceanOptions = {},
+): Promise<DigitalOceanProvider> {
   const client = await createDigitalOceanClient(ctx, options);
   return new DigitalOceanProvider({
     client,

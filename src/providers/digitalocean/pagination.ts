@@ -51,6 +51,9 @@ export function relativeTo(baseUrl: string, link: string): string {
   const base = new URL(baseUrl);
   const url = new URL(link, base);
   const prefix = base.pathname.replace(/\/+$/, '');
-  const path = url.origin === base.origin && prefix && url.pathname.startsWith(`${prefix}/`) ? url.pathname.slice(prefix.length) : url.pathname;
+  const path =
+    url.origin === base.origin && prefix && url.pathname.startsWith(`${prefix}/`)
+      ? url.pathname.slice(prefix.length)
+      : url.pathname;
   return `${path}${url.search}`;
 }

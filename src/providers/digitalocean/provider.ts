@@ -32,7 +32,13 @@ import { DigitalOceanError } from './errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
 import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';
-import { assignReservedIpv6, createReservedIpv6, getReservedIpv6, listReservedIpv6s, releaseReservedIpv6 } from './reserved-ipv6.js';
+import {
+  assignReservedIpv6,
+  createReservedIpv6,
+  getReservedIpv6,
+  listReservedIpv6s,
+  releaseReservedIpv6,
+} from './reserved-ipv6.js';
 import { type Droplet, DropletEnvelope, Firewall, type ReservedIp, type ReservedIpv6, SshKey } from './schemas.js';
 import { listAll } from './pagination.js';
 import { pollDelay } from './timing.js';
@@ -103,7 +109,11 @@ export class DigitalOceanProvider implements Provider {
       emit({ type: 'log', level: 'info', message: `found edge ${droplet.name} (droplet ${droplet.id}) again` });
       this.warnOnDrift(droplet, spec, emit);
       if (spec.ipv6 && !hasIpv6Feature(droplet)) {
-        emit({ type: 'log', level: 'warn', message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})` });
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})`,
+        });
       }
     } else {
       const planned = await this.dropletBody(api, spec, identity, key.fingerprint, tag, emit);
@@ -133,7 +143,9 @@ export class DigitalOceanProvider implements Provider {
     if (spec.reservedIp) {
       const ip = spec.reservedIp;
       const entry = await ledger.intend('reserved-ip-assignment', { ip, droplet: droplet.id });
-      await step(emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () => assignReservedIp(api, ip, droplet, spec.name, waits));
+      await step(emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () =>
+        assignReservedIp(api, ip, droplet, spec.name, waits),
+      );
       await ledger.made(entry, ip);
       reservedIp = ip;
     } else {
@@ -141,15 +153,20 @@ export class DigitalOceanProvider implements Provider {
     }
 
     const reservedIpv6 = spec.reservedIpv6
-      ? await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 ${spec.reservedIpv6 === 'new' ? `(new, in ${spec.region})` : spec.reservedIpv6}`, () =>
-          this.ensureReservedIpv6(api, spec, droplet, ledger, waits),
+      ? await step(
+          emit,
+          'edge.reserved-ipv6',
+          `Reserved IPv6 ${spec.reservedIpv6 === 'new' ? `(new, in ${spec.region})` : spec.reservedIpv6}`,
+          () => this.ensureReservedIpv6(api, spec, droplet, ledger, waits),
         )
       : hasIpv6Feature(droplet)
         ? (await listReservedIpv6s(api)).find((r) => r.droplet?.id === droplet.id)?.ip
         : undefined;
 
     if (this.#firewall || (await findFirewall(api, edgeName))) {
-      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
+      const outcome = await step(emit, 'edge.firewall', `Cloud firewall ${edgeName}`, () =>
+        ensureFirewall(api, firewallBodyOf(spec), ledger),
+      );
       emit({ type: 'log', level: 'debug', message: `cloud firewall ${edgeName}: ${outcome}` });
     }
 
@@ -187,9 +204,12 @@ export class DigitalOceanProvider implements Provider {
     const ip6 = held6 ?? (spec.reservedIpv6 !== 'new' ? spec.reservedIpv6 : undefined);
     const oldRegion = old.region?.slug;
     if ((ip4 || ip6) && oldRegion && oldRegion !== spec.region) {
-      throw new ProviderError(`the edge's reserved addresses are in ${oldRegion}, so its replacement cannot be made in ${spec.region}`, {
-        hint: `reserved IPs cannot leave their region: use --region ${oldRegion}`,
-      });
+      throw new ProviderError(
+        `the edge's reserved addresses are in ${oldRegion}, so its replacement cannot be made in ${spec.region}`,
+        {
+          hint: `reserved IPs cannot leave their region: use --region ${oldRegion}`,
+        },
+      );
     }
     const oldInfo = edgeInfoOf(old, reservedIpOf(old, reserved4), held6);
     const replacementTag = replacementTagOf(spec.name);
@@ -201,27 +221,47 @@ export class DigitalOceanProvider implements Provider {
     try {
       const key = await ensureSshKey(api, edgeNameOf(spec.name), identity.sshPublicKey, ledger);
       const planned = await this.dropletBody(api, spec, identity, key.fingerprint, replacementTag, emit);
-      const made = await step(emit, 'edge.create', `Create the replacement of edge ${old.name} (${spec.size} in ${spec.region})`, () =>
-        this.createOnce(api, planned.body, replacementTag, emit, ledger),
+      const made = await step(
+        emit,
+        'edge.create',
+        `Create the replacement of edge ${old.name} (${spec.size} in ${spec.region})`,
+        () => this.createOnce(api, planned.body, replacementTag, emit, ledger),
       );
       if (made.uncertain) await this.exactlyOne(api, replacementTag, made.droplet.id, emit, waits);
       fresh = await step(emit, 'edge.active', `Wait for droplet ${made.droplet.id} to be active`, () =>
         waitActive(api, made.droplet.id, { ...waits, ipv6: planned.ipv6, current: made.droplet, justCreated: true }),
       );
       const next = fresh;
-      await step(emit, 'edge.replace.serve', `Deploy the replacement droplet ${next.id} at ${publicIpv4(next) ?? '?'}`, () =>
-        request.serve(edgeInfoOf(next, undefined), signal),
+      await step(
+        emit,
+        'edge.replace.serve',
+        `Deploy the replacement droplet ${next.id} at ${publicIpv4(next) ?? '?'}`,
+        () => request.serve(edgeInfoOf(next, undefined), signal),
       );
       if (ip4) {
-        await step(emit, 'edge.reserved-ip', `Move reserved IP ${ip4} to droplet ${next.id}`, () => assignReservedIp(api, ip4, next, spec.name, waits));
-        if (reservedIpOf(old, reserved4) === ip4) undo.push({ what: `reserved IP ${ip4} back to droplet ${old.id}`, run: () => assignReservedIp(cleanup, ip4, old, spec.name, waits) });
+        await step(emit, 'edge.reserved-ip', `Move reserved IP ${ip4} to droplet ${next.id}`, () =>
+          assignReservedIp(api, ip4, next, spec.name, waits),
+        );
+        if (reservedIpOf(old, reserved4) === ip4)
+          undo.push({
+            what: `reserved IP ${ip4} back to droplet ${old.id}`,
+            run: () => assignReservedIp(cleanup, ip4, old, spec.name, waits),
+          });
       }
       let nextIp6 = ip6;
       if (ip6) {
-        await step(emit, 'edge.reserved-ipv6', `Move reserved IPv6 ${ip6} to droplet ${next.id}`, () => assignReservedIpv6(api, ip6, next, spec.name, waits));
-        if (held6 === ip6) undo.push({ what: `reserved IPv6 ${ip6} back to droplet ${old.id}`, run: () => assignReservedIpv6(cleanup, ip6, old, spec.name, waits) });
+        await step(emit, 'edge.reserved-ipv6', `Move reserved IPv6 ${ip6} to droplet ${next.id}`, () =>
+          assignReservedIpv6(api, ip6, next, spec.name, waits),
+        );
+        if (held6 === ip6)
+          undo.push({
+            what: `reserved IPv6 ${ip6} back to droplet ${old.id}`,
+            run: () => assignReservedIpv6(cleanup, ip6, old, spec.name, waits),
+          });
       } else if (spec.reservedIpv6 === 'new') {
-        nextIp6 = await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 (new, in ${spec.region})`, () => this.ensureReservedIpv6(api, spec, next, ledger, waits));
+        nextIp6 = await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 (new, in ${spec.region})`, () =>
+          this.ensureReservedIpv6(api, spec, next, ledger, waits),
+        );
       }
       info = edgeInfoOf(next, ip4, nextIp6);
       if (spec.dns) {
@@ -229,14 +269,20 @@ export class DigitalOceanProvider implements Provider {
         await step(emit, 'edge.dns', `DNS ${hostname} → ${info.ipv4}${info.ipv6 ? ` and ${info.ipv6}` : ''}`, () =>
           upsertAddressRecords(api, hostname, { ipv4: info.ipv4, ipv6: info.ipv6 }, emit, ledger),
         );
-        undo.push({ what: `DNS ${hostname} back to ${oldInfo.ipv4}`, run: () => upsertAddressRecords(cleanup, hostname, { ipv4: oldInfo.ipv4, ipv6: oldInfo.ipv6 }, emit) });
+        undo.push({
+          what: `DNS ${hostname} back to ${oldInfo.ipv4}`,
+          run: () => upsertAddressRecords(cleanup, hostname, { ipv4: oldInfo.ipv4, ipv6: oldInfo.ipv6 }, emit),
+        });
       }
       if (this.#firewall || (await findFirewall(api, edgeNameOf(spec.name)))) {
-        await step(emit, 'edge.firewall', `Cloud firewall ${edgeNameOf(spec.name)}`, () => ensureFirewall(api, firewallBodyOf(spec), ledger));
+        await step(emit, 'edge.firewall', `Cloud firewall ${edgeNameOf(spec.name)}`, () =>
+          ensureFirewall(api, firewallBodyOf(spec), ledger),
+        );
       }
       // The new droplet becomes the tunnel's edge; from here on it is the tunnel's, not this attempt's.
       await tagDroplet(api, tag, next.id);
-      for (const entry of ledger.entries()) if (entry.kind === 'droplet' && entry.id === String(next.id)) await ledger.forget(entry);
+      for (const entry of ledger.entries())
+        if (entry.kind === 'droplet' && entry.id === String(next.id)) await ledger.forget(entry);
     } catch (error) {
       for (const step of undo.reverse()) {
         await step.run().catch((undoError: unknown) => {
@@ -246,14 +292,24 @@ export class DigitalOceanProvider implements Provider {
       const why = signal.aborted ? 'made by a replacement that was interrupted' : 'made by a replacement that failed';
       await this.removeRecorded(ledger, emit, why);
       await deleteTag(cleanup, replacementTag).catch(() => {});
-      emit({ type: 'log', level: 'warn', message: `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}` });
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}`,
+      });
       throw error;
     }
     await untagDroplet(api, replacementTag, fresh.id);
     await deleteTag(api, replacementTag);
     // Past the point of no return the new edge serves: an old droplet that will not go is a warning, not a failure.
-    await step(emit, 'edge.replace.destroy-old', `Destroy the old droplet ${old.id}`, () => destroyDroplet(api, old.id, waits)).catch((error: unknown) => {
-      emit({ type: 'log', level: 'warn', message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it` });
+    await step(emit, 'edge.replace.destroy-old', `Destroy the old droplet ${old.id}`, () =>
+      destroyDroplet(api, old.id, waits),
+    ).catch((error: unknown) => {
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it`,
+      });
     });
     // What the replacement made belongs to the tunnel now, as the edge it replaced did (the run that follows must
     // not take the ledger's entries for an earlier run's leftovers); without --keep its end destroys the edge by tag.
@@ -265,7 +321,10 @@ export class DigitalOceanProvider implements Provider {
     const droplets = await dropletsByTag(this.#client, edgeTagOf(tunnel));
     if (droplets.length === 0) return undefined;
     const reserved = await listReservedIps(this.#client);
-    const droplet = preferred(droplets, reserved.map((r) => r.droplet?.id));
+    const droplet = preferred(
+      droplets,
+      reserved.map((r) => r.droplet?.id),
+    );
     const reserved6 = await reservedIpv6sFor(this.#client, [droplet]);
     return edgeInfoOf(droplet, reservedIpOf(droplet, reserved), reservedIpOf(droplet, reserved6));
   }
@@ -290,7 +349,8 @@ export class DigitalOceanProvider implements Provider {
     const reserved6 = await reservedIpv6sFor(api, droplets);
     const keys = await listAll(api, '/v2/account/keys', 'ssh_keys', SshKey);
     const firewalls = await listAll(api, '/v2/firewalls', 'firewalls', Firewall);
-    const tunnelOfName = (name: string | null | undefined): string | undefined => /^innisfree-([a-z0-9-]+)$/.exec(name ?? '')?.[1];
+    const tunnelOfName = (name: string | null | undefined): string | undefined =>
+      /^innisfree-([a-z0-9-]+)$/.exec(name ?? '')?.[1];
     const orphanDroplets = droplets.filter((d) => !keepTunnels.has(tunnelOf(d) ?? d.name.replace(/^innisfree-/, '')));
     const straysOf = <T extends { name?: string | null | undefined }>(items: T[]): T[] =>
       items.filter((i) => {
@@ -337,13 +397,20 @@ export class DigitalOceanProvider implements Provider {
       const remaining = new Set((await dropletsByTag(api, EDGE_TAG)).map((d) => d.id));
       if (!deleted.some((id) => remaining.has(id))) break;
       if (this.#clock.now() - started >= this.#timing.deleteTimeoutMs) {
-        throw new ProviderError(`droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`, {
-          hint: 'DigitalOcean may be slow; run innisfree clean again to check',
-        });
+        throw new ProviderError(
+          `droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`,
+          {
+            hint: 'DigitalOcean may be slow; run innisfree clean again to check',
+          },
+        );
       }
       await api.sleep(pollDelay(this.#timing, poll));
     }
-    const tags = new Set(orphanDroplets.flatMap((d) => d.tags.filter((t) => t !== EDGE_TAG && (t.startsWith('innisfree:') || t.startsWith('innisfree-dns:')))));
+    const tags = new Set(
+      orphanDroplets.flatMap((d) =>
+        d.tags.filter((t) => t !== EDGE_TAG && (t.startsWith('innisfree:') || t.startsWith('innisfree-dns:'))),
+      ),
+    );
     for (const tag of tags) await deleteTag(api, tag);
     return report();
   }
@@ -366,19 +433,33 @@ export class DigitalOceanProvider implements Provider {
       for (const dnsTag of droplet.tags.filter((t) => hostnameOfDnsTag(t) !== undefined)) {
         dnsTags.add(dnsTag);
         const hostname = hostnameOfDnsTag(dnsTag)!;
-        await step(emit, 'edge.dns.remove', `Remove DNS records of ${hostname}`, () => removeAddressRecords(api, hostname, addresses));
+        await step(emit, 'edge.dns.remove', `Remove DNS records of ${hostname}`, () =>
+          removeAddressRecords(api, hostname, addresses),
+        );
       }
       const held = reserved.find((r) => r.ip === ip);
       if (held && options.releaseIp) {
-        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${held.ip}`, () => releaseReservedIp(api, held, waits));
+        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${held.ip}`, () =>
+          releaseReservedIp(api, held, waits),
+        );
       } else if (held) {
-        emit({ type: 'log', level: 'info', message: `reserved IP ${held.ip} is kept (pass --release-ip to release it)` });
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `reserved IP ${held.ip} is kept (pass --release-ip to release it)`,
+        });
       }
       const held6 = reserved6.find((r) => r.ip === ip6);
       if (held6 && options.releaseIp) {
-        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${held6.ip}`, () => releaseReservedIpv6(api, held6, waits));
+        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${held6.ip}`, () =>
+          releaseReservedIpv6(api, held6, waits),
+        );
       } else if (held6 && !isRecordedByRun(options.ledger, held6.ip)) {
-        emit({ type: 'log', level: 'info', message: `reserved IPv6 ${held6.ip} is kept (pass --release-ip to release it)` });
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `reserved IPv6 ${held6.ip} is kept (pass --release-ip to release it)`,
+        });
       }
     }
 
@@ -388,51 +469,74 @@ export class DigitalOceanProvider implements Provider {
       if (!held) {
         emit({ type: 'log', level: 'info', message: `reserved IPv6 ${kept6} is no longer in the account` });
       } else if (held.droplet && !held.droplet.tags.includes(tag)) {
-        throw new ProviderError(`reserved IPv6 ${kept6} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`, {
-          hint: 'release it in the DigitalOcean control panel if it is no longer needed',
-        });
+        throw new ProviderError(
+          `reserved IPv6 ${kept6} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`,
+          {
+            hint: 'release it in the DigitalOcean control panel if it is no longer needed',
+          },
+        );
       } else {
-        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${kept6}`, () => releaseReservedIpv6(api, held, waits));
+        await step(emit, 'edge.reserved-ipv6.release', `Release reserved IPv6 ${kept6}`, () =>
+          releaseReservedIpv6(api, held, waits),
+        );
       }
     }
 
     const kept = options.keptReservedIp;
-    if (kept && options.releaseIp && !reserved.some((r) => r.ip === kept && droplets.some((d) => d.id === r.droplet?.id))) {
+    if (
+      kept &&
+      options.releaseIp &&
+      !reserved.some((r) => r.ip === kept && droplets.some((d) => d.id === r.droplet?.id))
+    ) {
       const held = await getReservedIp(api, kept);
       if (!held) {
         emit({ type: 'log', level: 'info', message: `reserved IP ${kept} is no longer in the account` });
       } else if (held.droplet && !held.droplet.tags.includes(tag)) {
-        throw new ProviderError(`reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`, {
-          hint: 'release it in the DigitalOcean control panel if it is no longer needed',
-        });
+        throw new ProviderError(
+          `reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`,
+          {
+            hint: 'release it in the DigitalOcean control panel if it is no longer needed',
+          },
+        );
       } else {
-        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${kept}`, () => releaseReservedIp(api, held, waits));
+        await step(emit, 'edge.reserved-ip.release', `Release reserved IP ${kept}`, () =>
+          releaseReservedIp(api, held, waits),
+        );
       }
     }
 
-    if (await deleteFirewall(api, edgeName)) emit({ type: 'log', level: 'info', message: `cloud firewall ${edgeName} deleted` });
+    if (await deleteFirewall(api, edgeName))
+      emit({ type: 'log', level: 'info', message: `cloud firewall ${edgeName} deleted` });
     const keys = await step(emit, 'edge.ssh-key.remove', `Remove SSH key ${edgeName} from DigitalOcean`, () =>
       deleteSshKey(api, edgeName, options.sshPublicKey),
     );
     if (keys === 0) emit({ type: 'log', level: 'debug', message: `no SSH key ${edgeName} in the account` });
 
     for (const droplet of droplets) {
-      await step(emit, 'edge.destroy', `Destroy droplet ${droplet.name} (${droplet.id})`, () => destroyDroplet(api, droplet.id, waits));
+      await step(emit, 'edge.destroy', `Destroy droplet ${droplet.name} (${droplet.id})`, () =>
+        destroyDroplet(api, droplet.id, waits),
+      );
     }
     for (const name of [tag, ...dnsTags]) await deleteTag(api, name);
     const left = await dropletsByTag(api, tag);
     if (left.length > 0) {
-      throw new ProviderError(`droplet ${left.map((d) => d.id).join(', ')} tagged ${tag} appeared while the edge was destroyed`, {
-        hint: `run innisfree down ${tunnel} again`,
-      });
+      throw new ProviderError(
+        `droplet ${left.map((d) => d.id).join(', ')} tagged ${tag} appeared while the edge was destroyed`,
+        {
+          hint: `run innisfree down ${tunnel} again`,
+        },
+      );
     }
     // What a run recorded and the searches above did not cover (a DNS record whose droplet is gone, say).
     if (options.ledger && !options.ledger.empty) {
       const unremoved = await this.removeRecorded(options.ledger, emit, 'recorded by a run of up');
       if (unremoved > 0) {
-        throw new ProviderError(`${unremoved} resource${unremoved === 1 ? '' : 's'} of tunnel ${tunnel} could not be removed`, {
-          hint: `run innisfree down ${tunnel} again (the warnings above say what failed)`,
-        });
+        throw new ProviderError(
+          `${unremoved} resource${unremoved === 1 ? '' : 's'} of tunnel ${tunnel} could not be removed`,
+          {
+            hint: `run innisfree down ${tunnel} again (the warnings above say what failed)`,
+          },
+        );
       }
     }
   }
@@ -462,7 +566,11 @@ export class DigitalOceanProvider implements Provider {
           throw error;
         }
         uncertain = true;
-        emit({ type: 'log', level: 'warn', message: `the droplet create may have gone through (${error.message}); looking for it by tag` });
+        emit({
+          type: 'log',
+          level: 'warn',
+          message: `the droplet create may have gone through (${error.message}); looking for it by tag`,
+        });
         for (const delay of this.#timing.reconcileDelaysMs) {
           await api.sleep(delay);
           const found = await dropletsByTag(api, tag);
@@ -482,21 +590,42 @@ export class DigitalOceanProvider implements Provider {
    * Several droplets carry the tunnel's tag (a duplicate create): keep the one local state records, else the
    * holder of the reserved IP, an active one, the oldest; destroy the others.
    */
-  private async keepOne(api: DigitalOceanClient, droplets: Droplet[], spec: TunnelSpec, emit: Emit, recordedId: string | undefined): Promise<Droplet> {
+  private async keepOne(
+    api: DigitalOceanClient,
+    droplets: Droplet[],
+    spec: TunnelSpec,
+    emit: Emit,
+    recordedId: string | undefined,
+  ): Promise<Droplet> {
     if (droplets.length === 1) return droplets[0]!;
     const recorded = droplets.find((d) => String(d.id) === recordedId);
     const reserved = !recorded && spec.reservedIp ? await listReservedIps(api) : [];
-    const keep = recorded ?? preferred(droplets, reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id));
+    const keep =
+      recorded ??
+      preferred(
+        droplets,
+        reserved.filter((r) => r.ip === spec.reservedIp).map((r) => r.droplet?.id),
+      );
     const why = recorded ? 'the one local state records' : 'no local state names one';
     for (const extra of droplets.filter((d) => d.id !== keep.id)) {
-      emit({ type: 'log', level: 'warn', message: `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (${why})` });
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (${why})`,
+      });
       await destroyDroplet(api, extra.id, { timing: this.#timing, clock: this.#clock, emit });
     }
     return keep;
   }
 
   /** Exactly one droplet with the tunnel's tag: `keepId`; any other (a lost create that landed) is destroyed. */
-  private async exactlyOne(api: DigitalOceanClient, tag: string, keepId: number, emit: Emit, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<void> {
+  private async exactlyOne(
+    api: DigitalOceanClient,
+    tag: string,
+    keepId: number,
+    emit: Emit,
+    waits: { timing: Timing; clock: Clock; emit: Emit },
+  ): Promise<void> {
     for (const extra of (await dropletsByTag(api, tag)).filter((d) => d.id !== keepId)) {
       emit({
         type: 'log',
@@ -561,14 +690,22 @@ export class DigitalOceanProvider implements Provider {
   }
 
   /** The POST /v2/droplets body of a new edge carrying `tag` (the tunnel's, or the replacement's). */
-  private async dropletBody(api: DigitalOceanClient, spec: TunnelSpec, identity: EnsureEdgeRequest['identity'], fingerprint: string, tag: string, emit: Emit) {
+  private async dropletBody(
+    api: DigitalOceanClient,
+    spec: TunnelSpec,
+    identity: EnsureEdgeRequest['identity'],
+    fingerprint: string,
+    tag: string,
+    emit: Emit,
+  ) {
     const image = await this.bootImage(api, spec);
     let ipv6 = spec.ipv6;
     if (spec.ipv6 && image.custom) {
       emit({
         type: 'log',
         level: 'warn',
-        message: 'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
+        message:
+          'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
       });
       ipv6 = false;
     }
@@ -586,10 +723,15 @@ export class DigitalOceanProvider implements Provider {
     return { body, ipv6 };
   }
 
-  private async bootImage(api: DigitalOceanClient, spec: TunnelSpec): Promise<{ ref: string | number; custom: boolean }> {
+  private async bootImage(
+    api: DigitalOceanClient,
+    spec: TunnelSpec,
+  ): Promise<{ ref: string | number; custom: boolean }> {
     if (spec.bootstrap !== 'image') return { ref: DEBIAN_IMAGE, custom: false };
     if (!spec.image) {
-      throw new ProviderError('bootstrap "image" needs an image', { hint: 'pass --image ID|NAME, or use --bootstrap nixos-anywhere' });
+      throw new ProviderError('bootstrap "image" needs an image', {
+        hint: 'pass --image ID|NAME, or use --bootstrap nixos-anywhere',
+      });
     }
     const image = await resolveImage(api, spec.image);
     checkImageUsable(image, spec.region);
@@ -623,11 +765,16 @@ export class DigitalOceanProvider implements Provider {
     return left;
   }
 
-  private async removeEntry(api: DigitalOceanClient, entry: LedgerEntry, waits: { timing: Timing; clock: Clock; emit: Emit }): Promise<string[]> {
+  private async removeEntry(
+    api: DigitalOceanClient,
+    entry: LedgerEntry,
+    waits: { timing: Timing; clock: Clock; emit: Emit },
+  ): Promise<string[]> {
     const find = entry.find;
     switch (entry.kind) {
       case 'droplet': {
-        const ids = entry.id !== undefined ? [Number(entry.id)] : (await dropletsByTag(api, String(find.tag))).map((d) => d.id);
+        const ids =
+          entry.id !== undefined ? [Number(entry.id)] : (await dropletsByTag(api, String(find.tag))).map((d) => d.id);
         const removed: string[] = [];
         for (const id of ids) {
           const deleted = await destroyDroplet(api, id, waits);
@@ -636,16 +783,25 @@ export class DigitalOceanProvider implements Provider {
         return removed;
       }
       case 'ssh-key': {
-        const deleted = await api.delete(`/v2/account/keys/${entry.id ?? String(find.fingerprint)}`, { missingOk: true });
+        const deleted = await api.delete(`/v2/account/keys/${entry.id ?? String(find.fingerprint)}`, {
+          missingOk: true,
+        });
         return deleted ? [`SSH key ${String(find.name ?? find.fingerprint)}`] : [];
       }
       case 'firewall': {
         const id = entry.id ?? (await findFirewall(api, String(find.name)))?.id;
         if (id === undefined) return [];
-        return (await api.delete(`/v2/firewalls/${id}`, { missingOk: true })) ? [`cloud firewall ${String(find.name)}`] : [];
+        return (await api.delete(`/v2/firewalls/${id}`, { missingOk: true }))
+          ? [`cloud firewall ${String(find.name)}`]
+          : [];
       }
       case 'dns-record': {
-        const where = { domain: String(find.domain), type: String(find.type), fqdn: String(find.fqdn), data: String(find.data) };
+        const where = {
+          domain: String(find.domain),
+          type: String(find.type),
+          fqdn: String(find.fqdn),
+          data: String(find.data),
+        };
         const count = await removeRecord(api, where, entry.id);
         return count > 0 ? [`DNS ${where.type} ${where.fqdn} → ${where.data}`] : [];
       }
@@ -667,7 +823,12 @@ export class DigitalOceanProvider implements Provider {
 }
 
 function describeEntry(entry: LedgerEntry): string {
-  const how = entry.id !== undefined ? `id ${entry.id}` : Object.entries(entry.find).map(([k, v]) => `${k} ${v}`).join(', ');
+  const how =
+    entry.id !== undefined
+      ? `id ${entry.id}`
+      : Object.entries(entry.find)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
   return `${entry.kind} (${how})`;
 }
 
@@ -696,7 +857,8 @@ export function edgeInfoOf(droplet: Droplet, reservedIp: string | undefined, res
   const directIpv6 = publicIpv6(droplet);
   const ipv6 = reservedIpv6 ?? directIpv6;
   const price = droplet.size?.price_monthly;
-  const image = droplet.image?.name ?? droplet.image?.slug ?? (droplet.image?.id == null ? undefined : String(droplet.image.id));
+  const image =
+    droplet.image?.name ?? droplet.image?.slug ?? (droplet.image?.id == null ? undefined : String(droplet.image.id));
   return {
     provider: 'digitalocean',
     id: String(droplet.id),

@@ -34,15 +34,21 @@ export async function assignReservedIp(
   const holder = reserved.droplet;
   // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
   if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
-    throw new ProviderError(`reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`, {
-      hint: 'unassign it from that droplet first, or pick another --reserved-ip',
-    });
+    throw new ProviderError(
+      `reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
+      {
+        hint: 'unassign it from that droplet first, or pick another --reserved-ip',
+      },
+    );
   }
   const region = reserved.region?.slug;
   if (region && droplet.region?.slug && region !== droplet.region.slug) {
-    throw new ProviderError(`reserved IP ${ip} belongs to region ${region}, but the edge is in ${droplet.region.slug}`, {
-      hint: `reserved IPs cannot leave their region: use --region ${region}, or a reserved IP from ${droplet.region.slug}`,
-    });
+    throw new ProviderError(
+      `reserved IP ${ip} belongs to region ${region}, but the edge is in ${droplet.region.slug}`,
+      {
+        hint: `reserved IPs cannot leave their region: use --region ${region}, or a reserved IP from ${droplet.region.slug}`,
+      },
+    );
   }
   await waitNoPendingActions(client, droplet.id, options);
   const { action } = await client.post(
@@ -51,24 +57,45 @@ export async function assignReservedIp(
     ActionEnvelope,
     { idempotent: true },
   );
-  const done = await waitAction(client, `/v2/reserved_ips/${ip}/actions/${action.id}`, `assign ${ip} to droplet ${droplet.id}`, options);
+  const done = await waitAction(
+    client,
+    `/v2/reserved_ips/${ip}/actions/${action.id}`,
+    `assign ${ip} to droplet ${droplet.id}`,
+    options,
+  );
   if (!done) {
     // The action vanished; the reserved IP itself says whether the assignment happened.
     const after = await getReservedIp(client, ip);
     if (after?.droplet?.id !== droplet.id) {
-      throw new ProviderError(`assigning reserved IP ${ip} to droplet ${droplet.id} did not take effect`, { hint: 'run the command again' });
+      throw new ProviderError(`assigning reserved IP ${ip} to droplet ${droplet.id} did not take effect`, {
+        hint: 'run the command again',
+      });
     }
   }
 }
 
 /** Unassigns (when assigned) and deletes a reserved IP. */
-export async function releaseReservedIp(client: DigitalOceanClient, reserved: ReservedIp, options: WaitOptions): Promise<void> {
+export async function releaseReservedIp(
+  client: DigitalOceanClient,
+  reserved: ReservedIp,
+  options: WaitOptions,
+): Promise<void> {
   if (reserved.droplet) {
     await waitNoPendingActions(client, reserved.droplet.id, options);
-    const { action } = await client.post(`/v2/reserved_ips/${reserved.ip}/actions`, { type: 'unassign' }, ActionEnvelope, {
-      idempotent: true,
-    });
-    await waitAction(client, `/v2/reserved_ips/${reserved.ip}/actions/${action.id}`, `unassign ${reserved.ip}`, options);
+    const { action } = await client.post(
+      `/v2/reserved_ips/${reserved.ip}/actions`,
+      { type: 'unassign' },
+      ActionEnvelope,
+      {
+        idempotent: true,
+      },
+    );
+    await waitAction(
+      client,
+      `/v2/reserved_ips/${reserved.ip}/actions/${action.id}`,
+      `unassign ${reserved.ip}`,
+      options,
+    );
   }
   await client.delete(`/v2/reserved_ips/${reserved.ip}`, { missingOk: true });
 }

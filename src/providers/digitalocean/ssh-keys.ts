@@ -8,7 +8,12 @@ import { listAll } from './pagination.js';
 import { SshKey, SshKeyEnvelope } from './schemas.js';
 
 /** Finds the key by fingerprint or registers it; a registration is recorded in `ledger` before it is posted. */
-export async function ensureSshKey(client: DigitalOceanClient, name: string, publicKey: string, ledger?: ResourceLedger): Promise<SshKey> {
+export async function ensureSshKey(
+  client: DigitalOceanClient,
+  name: string,
+  publicKey: string,
+  ledger?: ResourceLedger,
+): Promise<SshKey> {
   const fingerprint = md5Fingerprint(publicKey);
   const existing = await client.find(`/v2/account/keys/${fingerprint}`, SshKeyEnvelope);
   if (existing) return existing.ssh_key;
@@ -17,7 +22,8 @@ export async function ensureSshKey(client: DigitalOceanClient, name: string, pub
   try {
     key = (await client.post('/v2/account/keys', { name, public_key: publicKey.trim() }, SshKeyEnvelope)).ssh_key;
   } catch (error) {
-    const duplicate = error instanceof DigitalOceanError && error.status === 422 && /already in use/i.test(error.apiMessage ?? '');
+    const duplicate =
+      error instanceof DigitalOceanError && error.status === 422 && /already in use/i.test(error.apiMessage ?? '');
     const again =
       duplicate || (error instanceof DigitalOceanError && error.ambiguous)
         ? await client.find(`/v2/account/keys/${fingerprint}`, SshKeyEnvelope)
@@ -40,7 +46,11 @@ export async function ensureSshKey(client: DigitalOceanClient, name: string, pub
  * Removes the tunnel's key: by fingerprint when the public key is known, else every key named `name` (one listing
  * of the account's keys, which DigitalOcean limits to 10 a minute). Returns how many keys were removed.
  */
-export async function deleteSshKey(client: DigitalOceanClient, name: string, publicKey: string | undefined): Promise<number> {
+export async function deleteSshKey(
+  client: DigitalOceanClient,
+  name: string,
+  publicKey: string | undefined,
+): Promise<number> {
   if (publicKey) {
     return (await client.delete(`/v2/account/keys/${md5Fingerprint(publicKey)}`, { missingOk: true })) ? 1 : 0;
   }

@@ -19,9 +19,12 @@ export async function resolveToken(env: Env, tokenFile: string | undefined): Pro
       text = await readFile(tokenFile, 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new UsageError(`token file ${tokenFile} cannot be read (${code === 'ENOENT' ? 'it does not exist' : code ?? 'error'})`, {
-        hint: TOKEN_SOURCES_HINT,
-      });
+      throw new UsageError(
+        `token file ${tokenFile} cannot be read (${code === 'ENOENT' ? 'it does not exist' : (code ?? 'error')})`,
+        {
+          hint: TOKEN_SOURCES_HINT,
+        },
+      );
     }
     const token = text.trim();
     if (!token) throw new UsageError(`token file ${tokenFile} is empty`, { hint: TOKEN_SOURCES_HINT });

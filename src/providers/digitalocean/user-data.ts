@@ -42,9 +42,12 @@ export function renderUserData(identity: EdgeIdentity): string {
   };
   const userData = `#cloud-config\n${JSON.stringify(config)}\n`;
   if (Buffer.byteLength(userData) > USER_DATA_LIMIT) {
-    throw new UsageError(`user_data is ${Buffer.byteLength(userData)} bytes; DigitalOcean accepts at most ${USER_DATA_LIMIT}`, {
-      hint: 'the SSH keys are unexpectedly large; remove the tunnel state so fresh ed25519 keys are made',
-    });
+    throw new UsageError(
+      `user_data is ${Buffer.byteLength(userData)} bytes; DigitalOcean accepts at most ${USER_DATA_LIMIT}`,
+      {
+        hint: 'the SSH keys are unexpectedly large; remove the tunnel state so fresh ed25519 keys are made',
+      },
+    );
   }
   return userData;
 }

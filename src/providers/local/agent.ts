@@ -87,7 +87,8 @@ export class Agent {
 
   async readState(): Promise<AgentState> {
     const text = await readTextIfExists(this.paths.state);
-    if (!text) return { version: 1, current: null, pending: null, next: 1, interfaces: [], wireguard: null, forwarding: null };
+    if (!text)
+      return { version: 1, current: null, pending: null, next: 1, interfaces: [], wireguard: null, forwarding: null };
     return JSON.parse(text) as AgentState;
   }
 
@@ -112,7 +113,8 @@ export class Agent {
           await unlink(this.paths.lock).catch(() => {});
           continue;
         }
-        if (Date.now() > deadline) throw new AgentFailure(`the edge is busy (agent pid ${holder} holds ${this.paths.lock})`);
+        if (Date.now() > deadline)
+          throw new AgentFailure(`the edge is busy (agent pid ${holder} holds ${this.paths.lock})`);
         await delay(50);
       }
     }
@@ -133,7 +135,11 @@ export class Agent {
 
   // ---- activation -------------------------------------------------------------------------------------------
 
-  async activate(input: { edgeJson: string; rendered: unknown; configHash: string }, confirmTimeoutS: number, fail: boolean): Promise<number> {
+  async activate(
+    input: { edgeJson: string; rendered: unknown; configHash: string },
+    confirmTimeoutS: number,
+    fail: boolean,
+  ): Promise<number> {
     const config = EdgeConfig.parse(JSON.parse(input.edgeJson));
     const rendered = RenderedEdge.parse(input.rendered);
     if (!/^[0-9a-f]{64}$/.test(input.configHash)) throw new AgentFailure('configHash must be a sha256 in hex');
@@ -151,7 +157,9 @@ export class Agent {
       await writeFile(join(dir, 'rendered.json'), `${JSON.stringify(rendered, null, 2)}\n`);
       await writeFile(join(dir, 'config-hash'), `${input.configHash}\n`);
       const previous = state.current;
-      log(`activating generation ${number} (config ${input.configHash.slice(0, 12)}, ${config.ports.length} port(s), ${config.forwarding})`);
+      log(
+        `activating generation ${number} (config ${input.configHash.slice(0, 12)}, ${config.ports.length} port(s), ${config.forwarding})`,
+      );
       try {
         await this.apply(await this.loadGeneration(number), state);
         if (fail) throw new AgentFailure('activation failed on purpose (INNISFREE_LOCAL_FAIL_ACTIVATION is set)');
@@ -179,7 +187,11 @@ export class Agent {
       if (previous === null) await this.deconfigure(state);
       else await this.apply(await this.loadGeneration(previous), state);
       state.current = previous;
-      log(previous === null ? 'rolled back: no earlier configuration, the edge serves nothing' : `rolled back to generation ${previous}`);
+      log(
+        previous === null
+          ? 'rolled back: no earlier configuration, the edge serves nothing'
+          : `rolled back to generation ${previous}`,
+      );
     } catch (error) {
       await this.writeState(state).catch(() => {});
       throw new AgentFailure(`rolling back failed too: ${(error as Error).message}`);
@@ -198,7 +210,9 @@ export class Agent {
     await this.withLock(async () => {
       const state = await this.readState();
       if (state.pending?.generation !== generation) {
-        throw new RolledBack(`generation ${generation} is not waiting for confirmation (its confirmation timed out and it was rolled back)`);
+        throw new RolledBack(
+          `generation ${generation} is not waiting for confirmation (its confirmation timed out and it was rolled back)`,
+        );
       }
       state.pending = null;
       await this.writeState(state);
@@ -218,11 +232,13 @@ export class Agent {
       if (state.current === null) throw new AgentFailure('nothing to repair: this edge serves no configuration yet');
       const generation = await this.loadGeneration(state.current);
       const restarted: string[] = [];
-      if (generation.config.forwarding === 'nginx' && livePidFrom(this.paths.nginxPid) === undefined) restarted.push('nginx');
+      if (generation.config.forwarding === 'nginx' && livePidFrom(this.paths.nginxPid) === undefined)
+        restarted.push('nginx');
       const wireguard = state.wireguard;
       if (!wireguard) restarted.push('WireGuard');
       else if (wireguard.pid === null) {
-        if ((await run('ip', ['link', 'show', 'dev', wireguard.interface])).exitCode !== 0) restarted.push('the kernel WireGuard link');
+        if ((await run('ip', ['link', 'show', 'dev', wireguard.interface])).exitCode !== 0)
+          restarted.push('the kernel WireGuard link');
       } else if (!processAlive(wireguard.pid)) restarted.push('wireguard-go');
       await this.apply(generation, state);
       await this.writeState(state);
@@ -246,11 +262,15 @@ export class Agent {
   private spawnWatcher(generation: number, deadline: number): void {
     const logFd = openSync(this.paths.watcherLog, 'a', 0o600);
     try {
-      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'watch', '--generation', String(generation), '--deadline', String(deadline)], {
-        detached: true,
-        stdio: ['ignore', logFd, logFd],
-        env: { ...process.env, [LOCAL_EDGE_DIR_ENV]: this.edgeDir },
-      });
+      const child = spawn(
+        process.execPath,
+        [fileURLToPath(import.meta.url), 'watch', '--generation', String(generation), '--deadline', String(deadline)],
+        {
+          detached: true,
+          stdio: ['ignore', logFd, logFd],
+          env: { ...process.env, [LOCAL_EDGE_DIR_ENV]: this.edgeDir },
+        },
+      );
       child.unref();
     } finally {
       closeSync(logFd);
@@ -286,17 +306,38 @@ export class Agent {
       await this.stopNginx();
       await this.applyForwardingTable(generation);
     }
-    await must('nft', ['-f', '-'], 'loading the edge firewall', firewallRuleset(rendered.firewall, config.ssh.port, config.wireguard.listenPort));
+    await must(
+      'nft',
+      ['-f', '-'],
+      'loading the edge firewall',
+      firewallRuleset(rendered.firewall, config.ssh.port, config.wireguard.listenPort),
+    );
     state.forwarding = config.forwarding;
     await writeFile(this.paths.configHash, `${generation.configHash}\n`);
-    await this.writeStatusEnv(config.name, config.wireguard.interface, config.forwarding, forwarderCheckFor(config.forwarding, this.paths.nginxPid, rendered.nftables.family));
+    await this.writeStatusEnv(
+      config.name,
+      config.wireguard.interface,
+      config.forwarding,
+      forwarderCheckFor(config.forwarding, this.paths.nginxPid, rendered.nftables.family),
+    );
   }
 
   /** What innisfree-edge-status (nix/edge-status.sh, as on NixOS edges) reports about. */
-  private async writeStatusEnv(name: string, wireguardInterface: string, forwarding: 'nginx' | 'nftables', forwarderCheck: string): Promise<void> {
+  private async writeStatusEnv(
+    name: string,
+    wireguardInterface: string,
+    forwarding: 'nginx' | 'nftables',
+    forwarderCheck: string,
+  ): Promise<void> {
     await writeFileAtomic(
       this.paths.statusEnv,
-      edgeStatusEnvText({ name, interface: wireguardInterface, forwarding, hashFile: this.paths.configHash, forwarderCheck }),
+      edgeStatusEnvText({
+        name,
+        interface: wireguardInterface,
+        forwarding,
+        hashFile: this.paths.configHash,
+        forwarderCheck,
+      }),
     );
   }
 
@@ -325,7 +366,9 @@ export class Agent {
     const current = state.wireguard?.interface === name ? state.wireguard : null;
     const running =
       current !== null &&
-      (current.pid === null ? (await run('ip', ['link', 'show', 'dev', name])).exitCode === 0 : processAlive(current.pid) && existsSync(socket));
+      (current.pid === null
+        ? (await run('ip', ['link', 'show', 'dev', name])).exitCode === 0
+        : processAlive(current.pid) && existsSync(socket));
     // A device of this name in the edge's own namespace that no live state owns is left from a crash: replace it.
     if (!running) await run('ip', ['link', 'del', 'dev', name]);
     if (!running && (await run('ip', ['link', 'add', 'dev', name, 'type', 'wireguard'])).exitCode === 0) {
@@ -336,7 +379,9 @@ export class Agent {
     } else if (!running) {
       if (existsSync(socket)) {
         if ((await run('wg', ['show', name, 'public-key'])).exitCode === 0) {
-          throw new AgentFailure(`a WireGuard interface named ${name} already runs on this machine (another tunnel uses the name)`);
+          throw new AgentFailure(
+            `a WireGuard interface named ${name} already runs on this machine (another tunnel uses the name)`,
+          );
         }
         await rm(socket, { force: true });
       }
@@ -355,24 +400,43 @@ export class Agent {
       state.wireguard = { interface: name, pid };
       await this.writeState(state);
       for (let i = 0; !existsSync(socket); i++) {
-        if (i > 100 || !processAlive(pid)) throw new AgentFailure(`wireguard-go did not create ${name}: ${lastLine(this.paths.wireguardLog)}`);
+        if (i > 100 || !processAlive(pid))
+          throw new AgentFailure(`wireguard-go did not create ${name}: ${lastLine(this.paths.wireguardLog)}`);
         await delay(50);
       }
     }
     const allowed = [`${wg.peer.address}/32`, ...(wg.peer.address6 ? [`${wg.peer.address6}/128`] : [])].join(',');
     await must(
       'wg',
-      ['set', name, 'private-key', await this.ensurePrivateKey(), 'listen-port', String(wg.listenPort), 'peer', wg.peer.publicKey, 'allowed-ips', allowed],
+      [
+        'set',
+        name,
+        'private-key',
+        await this.ensurePrivateKey(),
+        'listen-port',
+        String(wg.listenPort),
+        'peer',
+        wg.peer.publicKey,
+        'allowed-ips',
+        allowed,
+      ],
       `configuring WireGuard ${name}`,
     );
-    const peers = (await must('wg', ['show', name, 'peers'], 'listing WireGuard peers')).stdout.split('\n').filter(Boolean);
+    const peers = (await must('wg', ['show', name, 'peers'], 'listing WireGuard peers')).stdout
+      .split('\n')
+      .filter(Boolean);
     for (const peer of peers) {
-      if (peer !== wg.peer.publicKey) await must('wg', ['set', name, 'peer', peer, 'remove'], 'removing an old WireGuard peer');
+      if (peer !== wg.peer.publicKey)
+        await must('wg', ['set', name, 'peer', peer, 'remove'], 'removing an old WireGuard peer');
     }
     const wanted = [wg.address, ...(wg.address6 ? [wg.address6] : [])];
-    const present = addressesOf((await must('ip', ['-j', 'addr', 'show', 'dev', name], `reading the addresses of ${name}`)).stdout);
-    for (const address of present) if (!wanted.includes(address)) await must('ip', ['addr', 'del', address, 'dev', name], 'removing an old address');
-    for (const address of wanted) if (!present.includes(address)) await must('ip', ['addr', 'add', address, 'dev', name], `addressing ${name}`);
+    const present = addressesOf(
+      (await must('ip', ['-j', 'addr', 'show', 'dev', name], `reading the addresses of ${name}`)).stdout,
+    );
+    for (const address of present)
+      if (!wanted.includes(address)) await must('ip', ['addr', 'del', address, 'dev', name], 'removing an old address');
+    for (const address of wanted)
+      if (!present.includes(address)) await must('ip', ['addr', 'add', address, 'dev', name], `addressing ${name}`);
     await must('ip', ['link', 'set', 'dev', name, 'mtu', String(wg.mtu), 'up'], `bringing up ${name}`);
   }
 
@@ -388,10 +452,18 @@ export class Agent {
   private async applyNginx(generation: Generation): Promise<void> {
     const { paths } = this;
     await mkdir(paths.nginxDir, { recursive: true, mode: 0o700 });
-    const text = nginxConfText(generation.rendered, { pid: paths.nginxPid, errorLog: paths.nginxErrorLog }, existsSync(DEBIAN_STREAM_MODULE));
+    const text = nginxConfText(
+      generation.rendered,
+      { pid: paths.nginxPid, errorLog: paths.nginxErrorLog },
+      existsSync(DEBIAN_STREAM_MODULE),
+    );
     const candidate = join(generation.dir, 'nginx.conf');
     await writeFile(candidate, text);
-    await must('nginx', ['-q', '-t', '-c', candidate, '-e', paths.nginxErrorLog], 'nginx -t (checking the new configuration)');
+    await must(
+      'nginx',
+      ['-q', '-t', '-c', candidate, '-e', paths.nginxErrorLog],
+      'nginx -t (checking the new configuration)',
+    );
     await copyFile(candidate, paths.nginxConf);
     const master = livePidFrom(paths.nginxPid);
     if (master !== undefined) {
@@ -399,7 +471,8 @@ export class Agent {
       const before = new Set(childrenOf(master));
       process.kill(master, 'SIGHUP');
       for (let i = 0; !childrenOf(master).some((pid) => !before.has(pid)); i++) {
-        if (i > 100) throw new AgentFailure(`nginx did not take the new configuration: ${lastLine(paths.nginxErrorLog)}`);
+        if (i > 100)
+          throw new AgentFailure(`nginx did not take the new configuration: ${lastLine(paths.nginxErrorLog)}`);
         await delay(50);
       }
       log('nginx reloaded (open connections on unchanged ports are kept)');
@@ -408,7 +481,9 @@ export class Agent {
       await stopStrayNginx();
       const logFd = openSync(paths.nginxErrorLog, 'a', 0o600);
       try {
-        const child = spawn('nginx', ['-c', paths.nginxConf, '-e', paths.nginxErrorLog], { stdio: ['ignore', logFd, logFd] });
+        const child = spawn('nginx', ['-c', paths.nginxConf, '-e', paths.nginxErrorLog], {
+          stdio: ['ignore', logFd, logFd],
+        });
         child.on('error', () => {});
         const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
         if (code !== 0 || livePidFrom(paths.nginxPid) === undefined) {
@@ -425,10 +500,14 @@ export class Agent {
   private async waitForListeners(config: EdgeConfig): Promise<void> {
     const wanted = config.ports.map((p) => `${p.protocol}/${p.publicPort}`);
     for (let i = 0; ; i++) {
-      const listening = new Set([...listeningPorts('tcp', (await run('ss', ['-Hltn'])).stdout), ...listeningPorts('udp', (await run('ss', ['-Hlun'])).stdout)]);
+      const listening = new Set([
+        ...listeningPorts('tcp', (await run('ss', ['-Hltn'])).stdout),
+        ...listeningPorts('udp', (await run('ss', ['-Hlun'])).stdout),
+      ]);
       const missing = wanted.filter((w) => !listening.has(w));
       if (missing.length === 0) return;
-      if (i > 100) throw new AgentFailure(`nginx does not listen on ${missing.join(', ')}: ${lastLine(this.paths.nginxErrorLog)}`);
+      if (i > 100)
+        throw new AgentFailure(`nginx does not listen on ${missing.join(', ')}: ${lastLine(this.paths.nginxErrorLog)}`);
       await delay(50);
     }
   }
@@ -443,7 +522,8 @@ export class Agent {
   private async applyForwardingTable(generation: Generation): Promise<void> {
     const { nftables } = generation.rendered;
     for (const family of await forwardingTableFamilies()) {
-      if (family !== nftables.family) await must('nft', ['delete', 'table', family, FORWARDING_TABLE], 'removing the old forwarding table');
+      if (family !== nftables.family)
+        await must('nft', ['delete', 'table', family, FORWARDING_TABLE], 'removing the old forwarding table');
     }
     await must('nft', ['-f', '-'], 'loading the nftables forwarding table', forwardingRuleset(nftables));
     // /proc/sys/net is this process's namespace: the edge's forwarding switch, not the home host's.
@@ -452,7 +532,8 @@ export class Agent {
   }
 
   private async removeForwardingTables(): Promise<void> {
-    for (const family of await forwardingTableFamilies()) await run('nft', ['delete', 'table', family, FORWARDING_TABLE]);
+    for (const family of await forwardingTableFamilies())
+      await run('nft', ['delete', 'table', family, FORWARDING_TABLE]);
   }
 }
 
@@ -460,8 +541,13 @@ class RolledBack extends Error {}
 
 /** "10.50.0.1/30"-style addresses of `ip -j addr show dev X`, link-local ones left out. */
 export function addressesOf(json: string): string[] {
-  const links = JSON.parse(json || '[]') as Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope?: string }> }>;
-  return links.flatMap((l) => l.addr_info ?? []).filter((a) => a.scope !== 'link').map((a) => `${a.local}/${a.prefixlen}`);
+  const links = JSON.parse(json || '[]') as Array<{
+    addr_info?: Array<{ local: string; prefixlen: number; scope?: string }>;
+  }>;
+  return links
+    .flatMap((l) => l.addr_info ?? [])
+    .filter((a) => a.scope !== 'link')
+    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 /** "tcp/443"-style keys for `ss -Hl[tu]n` output. */
@@ -561,7 +647,11 @@ export async function agentMain(args: string[]): Promise<number> {
     switch (command) {
       case 'activate': {
         const input = JSON.parse(await readStdin()) as { edgeJson: string; rendered: unknown; configHash: string };
-        const generation = await agent.activate(input, Number(option(rest, '--confirm-timeout') ?? 30), rest.includes('--fail'));
+        const generation = await agent.activate(
+          input,
+          Number(option(rest, '--confirm-timeout') ?? 30),
+          rest.includes('--fail'),
+        );
         process.stdout.write(`${JSON.stringify({ generation })}\n`);
         return 0;
       }
@@ -581,14 +671,18 @@ export async function agentMain(args: string[]): Promise<number> {
     }
   } catch (error) {
     log((error as Error).message);
-    process.stdout.write(`${JSON.stringify({ error: (error as Error).message, rolledBack: error instanceof RolledBack })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ error: (error as Error).message, rolledBack: error instanceof RolledBack })}\n`,
+    );
     return error instanceof RolledBack ? EXIT_ROLLED_BACK : 1;
   }
 }
 
 function isEntryPoint(): boolean {
   try {
-    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
+    return (
+      process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
+    );
   } catch {
     return false;
   }

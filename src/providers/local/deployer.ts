@@ -40,38 +40,56 @@ export class LocalDeployer implements Deployer {
     });
     const edgeJsonPath = join(request.edgeDir, 'edge.json');
     const edgeJson = await readFile(edgeJsonPath, 'utf8');
-    const rendered = await (this.options.render ?? ((path: string) => renderEdge(this.options.exec, path)))(edgeJsonPath);
+    const rendered = await (this.options.render ?? ((path: string) => renderEdge(this.options.exec, path)))(
+      edgeJsonPath,
+    );
     const timeout = this.options.confirmTimeoutSeconds ?? 30;
     const failFile = this.options.env[FAIL_ACTIVATION_FILE_ENV];
-    const fail = this.options.env[FAIL_ACTIVATION_ENV] === '1' || (failFile !== undefined && failFile !== '' && existsSync(failFile));
+    const fail =
+      this.options.env[FAIL_ACTIVATION_ENV] === '1' ||
+      (failFile !== undefined && failFile !== '' && existsSync(failFile));
     const onStderrLine = (line: string): void => {
       if (line.trim() !== '') emit({ type: 'log', level: 'info', message: line, source: 'local-edge' });
     };
 
-    const activation = await this.options.ssh(target, `${AGENT_COMMAND} activate --confirm-timeout ${timeout}${fail ? ' --fail' : ''}`, {
-      input: JSON.stringify({ edgeJson, rendered, configHash: request.configHash }),
-      timeoutMs: 120_000,
-      signal,
-      onStderrLine,
-    });
+    const activation = await this.options.ssh(
+      target,
+      `${AGENT_COMMAND} activate --confirm-timeout ${timeout}${fail ? ' --fail' : ''}`,
+      {
+        input: JSON.stringify({ edgeJson, rendered, configHash: request.configHash }),
+        timeoutMs: 120_000,
+        signal,
+        onStderrLine,
+      },
+    );
     const reply = parseReply(activation.stdout);
     if (activation.exitCode === 3) {
-      throw new RolledBackError(`the local edge of "${tunnel}" rolled back: ${reply.error ?? 'activation failed'}; the previous configuration is still serving`, {
-        hint: fail
-          ? `unset ${FAIL_ACTIVATION_ENV} (or remove the file ${FAIL_ACTIVATION_FILE_ENV} names) to let activations succeed`
-          : `fix the cause and run innisfree deploy ${tunnel} again`,
-      });
+      throw new RolledBackError(
+        `the local edge of "${tunnel}" rolled back: ${reply.error ?? 'activation failed'}; the previous configuration is still serving`,
+        {
+          hint: fail
+            ? `unset ${FAIL_ACTIVATION_ENV} (or remove the file ${FAIL_ACTIVATION_FILE_ENV} names) to let activations succeed`
+            : `fix the cause and run innisfree deploy ${tunnel} again`,
+        },
+      );
     }
     if (activation.exitCode !== 0 || typeof reply.generation !== 'number') {
       const detail = reply.error ?? (activation.stderr.trim().split('\n').pop() || `exit ${activation.exitCode}`);
       throw new DeployError(`activating the local edge of "${tunnel}" failed: ${detail}`, {
-        hint: activation.exitCode === 127 ? 'the local edge is from another innisfree build; run innisfree down and up again' : `look at the edge with innisfree ssh ${tunnel}`,
+        hint:
+          activation.exitCode === 127
+            ? 'the local edge is from another innisfree build; run innisfree down and up again'
+            : `look at the edge with innisfree ssh ${tunnel}`,
       });
     }
 
     // Like deploy-rs: the confirmation travels over a new connection, proving the edge is still reachable.
     const confirmation = await this.options
-      .ssh(target, `${AGENT_COMMAND} confirm --generation ${reply.generation}`, { timeoutMs: timeout * 1000, signal, onStderrLine })
+      .ssh(target, `${AGENT_COMMAND} confirm --generation ${reply.generation}`, {
+        timeoutMs: timeout * 1000,
+        signal,
+        onStderrLine,
+      })
       .catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
     if (confirmation.exitCode !== 0) {
       throw new RolledBackError(
@@ -82,9 +100,12 @@ export class LocalDeployer implements Deployer {
 
     const status = await readEdgeStatus(this.options.ssh, target, { signal });
     if (status.configHash !== request.configHash) {
-      throw new DeployError(`the local edge of "${tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`, {
-        hint: `run innisfree deploy ${tunnel} again`,
-      });
+      throw new DeployError(
+        `the local edge of "${tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
+        {
+          hint: `run innisfree deploy ${tunnel} again`,
+        },
+      );
     }
     assertEdgeServes(status, { ports: await plannedEdgePorts(request.edgeDir) }, tunnel);
     return { configHash: status.configHash };

@@ -1,5 +1,12 @@
 // The local provider (network namespaces on this machine) and its deployer, for the provider factory and tests.
-export { LocalProvider, type LocalEdge, type LocalEdgeRecord, type LocalProviderOptions, createLocalProvider, DEFAULT_RUNTIME_DIR } from './provider.js';
+export {
+  LocalProvider,
+  type LocalEdge,
+  type LocalEdgeRecord,
+  type LocalProviderOptions,
+  createLocalProvider,
+  DEFAULT_RUNTIME_DIR,
+} from './provider.js';
 export { LocalDeployer, type LocalDeployerOptions, FAIL_ACTIVATION_ENV } from './deployer.js';
 export { type RenderedEdge, renderEdge } from './render.js';
 export { type LocalEdgeLayout, layoutOf } from './layout.js';

@@ -60,9 +60,12 @@ export function pickBlocks(hostNetworks: readonly HostNetwork[]): AddressBlocks 
     const block = [preferred, ...blockCandidates()].find((b) => !used.has(b) && blocker(b) === undefined);
     if (block === undefined) {
       const example = blocker(preferred);
-      throw new ProviderError('no free address block left for a local edge: every documentation and benchmarking /24 holds an address or route of this host', {
-        hint: `the local provider needs three of 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 198.18.0.0/15 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}`,
-      });
+      throw new ProviderError(
+        'no free address block left for a local edge: every documentation and benchmarking /24 holds an address or route of this host',
+        {
+          hint: `the local provider needs three of 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 198.18.0.0/15 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}`,
+        },
+      );
     }
     used.add(block);
     return block;
@@ -118,9 +121,12 @@ export function pickBlock6(hostNetworks6: readonly HostNetwork[]): string {
   const block = block6Candidates().find((b) => blocker(b) === undefined);
   if (block === undefined) {
     const example = blocker(DEFAULT_BLOCK6);
-    throw new ProviderError('no free IPv6 block left for a local edge: every candidate /48 of 2001:db8::/32 holds an address or route of this host', {
-      hint: `the local provider needs a /48 of 2001:db8::/32 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}; or drop --ipv6`,
-    });
+    throw new ProviderError(
+      'no free IPv6 block left for a local edge: every candidate /48 of 2001:db8::/32 holds an address or route of this host',
+      {
+        hint: `the local provider needs a /48 of 2001:db8::/32 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}; or drop --ipv6`,
+      },
+    );
   }
   return block;
 }
@@ -164,11 +170,18 @@ export interface LocalEdgeLayout {
   };
 }
 
-export function layoutOf(id: string, slot: number, blocks: AddressBlocks = DEFAULT_BLOCKS, block6?: string): LocalEdgeLayout {
+export function layoutOf(
+  id: string,
+  slot: number,
+  blocks: AddressBlocks = DEFAULT_BLOCKS,
+  block6?: string,
+): LocalEdgeLayout {
   if (!/^[0-9a-f]{8}$/.test(id)) throw new Error(`local edge id must be 8 hex digits: ${id}`);
-  if (!Number.isInteger(slot) || slot < 1 || slot > SLOT_COUNT) throw new Error(`local edge slot out of range: ${slot}`);
+  if (!Number.isInteger(slot) || slot < 1 || slot > SLOT_COUNT)
+    throw new Error(`local edge slot out of range: ${slot}`);
   for (const block of Object.values(blocks)) {
-    if (!parseCidr4(`${block}.0/24`) || block.split('.').length !== 3) throw new Error(`local edge address block must be three octets: ${block}`);
+    if (!parseCidr4(`${block}.0/24`) || block.split('.').length !== 3)
+      throw new Error(`local edge address block must be three octets: ${block}`);
   }
   if (block6 !== undefined && !(/^2001:db8:[0-9a-f]{1,4}$/.test(block6) && parseCidr6(`${block6}::/48`))) {
     throw new Error(`local edge IPv6 block must be a /48 of 2001:db8::/32 as three groups: ${block6}`);
@@ -264,7 +277,10 @@ export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
 export function hostNetworks6FromIp(addrJson: string, routeJson: string): HostNetwork[] {
   const ignored = (cidr: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:|::1(\/|$)|::\/0$)/i.test(cidr);
   const networks: HostNetwork[] = [];
-  const links = JSON.parse(addrJson || '[]') as Array<{ ifname?: string; addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }> }>;
+  const links = JSON.parse(addrJson || '[]') as Array<{
+    ifname?: string;
+    addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
+  }>;
   for (const link of links) {
     for (const info of link.addr_info ?? []) {
       if (info.family !== 'inet6' || !info.local || info.prefixlen === undefined) continue;

@@ -52,7 +52,12 @@ export function livePidFrom(pidFile: string): number | undefined {
 }
 
 /** Stops every process in the namespace: SIGTERM, then SIGKILL for what is left after graceMs. */
-export async function killNetnsProcesses(exec: Exec, name: string, sleep: (ms: number) => Promise<void>, graceMs = 3000): Promise<void> {
+export async function killNetnsProcesses(
+  exec: Exec,
+  name: string,
+  sleep: (ms: number) => Promise<void>,
+  graceMs = 3000,
+): Promise<void> {
   const signalAll = (pids: number[], signal: NodeJS.Signals) => {
     for (const pid of pids) {
       try {
@@ -85,7 +90,9 @@ export async function hostAddressUse(exec: Exec): Promise<HostAddressUse> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
   const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
   const addresses = new Set<string>();
-  for (const link of JSON.parse(addr.stdout || '[]') as Array<{ addr_info?: Array<{ local?: string; address?: string }> }>) {
+  for (const link of JSON.parse(addr.stdout || '[]') as Array<{
+    addr_info?: Array<{ local?: string; address?: string }>;
+  }>) {
     for (const info of link.addr_info ?? []) {
       if (info.local) addresses.add(info.local);
       if (info.address) addresses.add(info.address);

@@ -19,10 +19,38 @@ import { SECRET_MODE, ensureDir, readTextIfExists, writeFileAtomic, writeJsonAto
 import { fsFailure, nonDirectoryAncestor } from '../../lib/fs-errors.js';
 import { stateRoot } from '../../state/paths.js';
 import type { DestroyOptions, EdgeInfo, EnsureEdgeRequest, EnsureEdgeResult, Provider } from '../provider.js';
-import { AGENT_COMMAND, agentWrapperText, edgeStatusEnvText, edgeStatusWrapperText, sshdConfigText } from './edge-files.js';
+import {
+  AGENT_COMMAND,
+  agentWrapperText,
+  edgeStatusEnvText,
+  edgeStatusWrapperText,
+  sshdConfigText,
+} from './edge-files.js';
 import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
-import { type AddressBlocks, DEFAULT_BLOCKS, type LocalEdgeLayout, type RuntimePaths, WIREGUARD_SOCKET_DIR, agentPaths, layoutOf, pickBlock6, pickBlocks, runtimePaths, slotCandidates } from './layout.js';
-import { hostAddressUse, hostNetworks, hostNetworks6, ipv6Available, killNetnsProcesses, linkExists, livePidFrom, netnsExists, processAlive } from './netns.js';
+import {
+  type AddressBlocks,
+  DEFAULT_BLOCKS,
+  type LocalEdgeLayout,
+  type RuntimePaths,
+  WIREGUARD_SOCKET_DIR,
+  agentPaths,
+  layoutOf,
+  pickBlock6,
+  pickBlocks,
+  runtimePaths,
+  slotCandidates,
+} from './layout.js';
+import {
+  hostAddressUse,
+  hostNetworks,
+  hostNetworks6,
+  ipv6Available,
+  killNetnsProcesses,
+  linkExists,
+  livePidFrom,
+  netnsExists,
+  processAlive,
+} from './netns.js';
 
 export const DEFAULT_RUNTIME_DIR = '/run/innisfree/local';
 export const SSHD = '/usr/sbin/sshd';
@@ -87,21 +115,51 @@ export class LocalProvider implements Provider {
     // Local edges are keyed by tunnel name alone, while the lock is per state directory: an edge made from another
     // state directory is that one's live tunnel, and must be neither connected to nor destroyed from here.
     if (existing) await this.refuseForeign(existing, { host: request.identity.hostKey.publicKey });
-    if (existing && netnsExists(existing.layout.namespaces.edge) && (await linkExists(this.exec, existing.layout.links.home))) {
+    if (
+      existing &&
+      netnsExists(existing.layout.namespaces.edge) &&
+      (await linkExists(this.exec, existing.layout.links.home))
+    ) {
       await this.writeEdgeCommands(existing.paths);
       const running = livePidFrom(existing.paths.sshdPid);
       if (existing.record.sshPort !== spec.edgeSshPort) {
         // On NixOS the deploy moves sshd; here the provider runs it, so it moves it before anyone connects.
-        emit({ type: 'log', level: 'info', message: `moving the SSH server of local edge ${existing.layout.namespaces.edge} to port ${spec.edgeSshPort}` });
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `moving the SSH server of local edge ${existing.layout.namespaces.edge} to port ${spec.edgeSshPort}`,
+        });
         if (running !== undefined) await stopPid(running, (ms) => this.clock.sleep(ms));
         existing.record = { ...existing.record, sshPort: spec.edgeSshPort };
         await writeFileAtomic(existing.paths.sshdConfig, sshdConfigText(existing.paths, spec.edgeSshPort));
         // The deployed firewall still names the old port until the next deploy: open the new one now.
-        await this.exec('ip', ['netns', 'exec', existing.layout.namespaces.edge, 'nft', 'add', 'rule', 'inet', FIREWALL_TABLE, 'input', 'tcp', 'dport', String(spec.edgeSshPort), 'accept'], { reject: false });
+        await this.exec(
+          'ip',
+          [
+            'netns',
+            'exec',
+            existing.layout.namespaces.edge,
+            'nft',
+            'add',
+            'rule',
+            'inet',
+            FIREWALL_TABLE,
+            'input',
+            'tcp',
+            'dport',
+            String(spec.edgeSshPort),
+            'accept',
+          ],
+          { reject: false },
+        );
         await this.startSshd(existing);
         await writeJsonAtomic(existing.paths.record, existing.record);
       } else if (running === undefined) {
-        emit({ type: 'log', level: 'info', message: `restarting the SSH server of local edge ${existing.layout.namespaces.edge}` });
+        emit({
+          type: 'log',
+          level: 'info',
+          message: `restarting the SSH server of local edge ${existing.layout.namespaces.edge}`,
+        });
         await this.startSshd(existing);
       }
       // IPv6 follows --ipv6 on every run, as a droplet's would if it were re-created.
@@ -111,7 +169,11 @@ export class LocalProvider implements Provider {
       return { edge: this.infoOf(existing), created: false };
     }
     if (existing) {
-      emit({ type: 'log', level: 'warn', message: `local edge of "${spec.name}" is incomplete (its namespace is gone); creating it again` });
+      emit({
+        type: 'log',
+        level: 'warn',
+        message: `local edge of "${spec.name}" is incomplete (its namespace is gone); creating it again`,
+      });
       await this.destroyEdge(spec.name, { emit, signal: request.signal });
     }
     const created = await this.create(request);
@@ -159,7 +221,11 @@ export class LocalProvider implements Provider {
       if (await linkExists(this.exec, link)) await this.exec('ip', ['link', 'del', 'dev', link], { reject: false });
     }
     await rm(paths.dir, { recursive: true, force: true });
-    options.emit({ type: 'log', level: 'info', message: `removed local edge ${layout.namespaces.edge} (${layout.addresses.edge})` });
+    options.emit({
+      type: 'log',
+      level: 'info',
+      message: `removed local edge ${layout.namespaces.edge} (${layout.addresses.edge})`,
+    });
   }
 
   /**
@@ -172,13 +238,15 @@ export class LocalProvider implements Provider {
     const mine = stateRoot(this.env);
     const theirs = edge.record.stateRoot;
     if (key === undefined) {
-      if (theirs === undefined || theirs === mine || !existsSync(join(theirs, edge.record.tunnel, 'tunnel.json'))) return;
+      if (theirs === undefined || theirs === mine || !existsSync(join(theirs, edge.record.tunnel, 'tunnel.json')))
+        return;
     } else {
       const file = 'host' in key ? `${edge.paths.hostKey}.pub` : edge.paths.creatorKey;
       const recorded = await readTextIfExists(file).catch(() => undefined);
       // Edges made before the creator key was kept: only their host key can tell.
       if (recorded === undefined && 'client' in key) return;
-      if (recorded !== undefined && identityKey(recorded) === identityKey('host' in key ? key.host : key.client)) return;
+      if (recorded !== undefined && identityKey(recorded) === identityKey('host' in key ? key.host : key.client))
+        return;
     }
     const owner = theirs && theirs !== mine ? `the state directory ${theirs}` : 'another state directory';
     throw new BusyError(
@@ -198,12 +266,20 @@ export class LocalProvider implements Provider {
     try {
       parsed = LocalEdgeRecord.parse(JSON.parse(text));
     } catch {
-      throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
+      throw new ProviderError(`the local edge record ${paths.record} is damaged`, {
+        hint: `remove ${paths.dir} and run again`,
+      });
     }
     try {
-      return { record: parsed, layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS, parsed.block6), paths };
+      return {
+        record: parsed,
+        layout: layoutOf(parsed.id, parsed.slot, parsed.blocks ?? DEFAULT_BLOCKS, parsed.block6),
+        paths,
+      };
     } catch {
-      throw new ProviderError(`the local edge record ${paths.record} is damaged`, { hint: `remove ${paths.dir} and run again` });
+      throw new ProviderError(`the local edge record ${paths.record} is damaged`, {
+        hint: `remove ${paths.dir} and run again`,
+      });
     }
   }
 
@@ -215,7 +291,8 @@ export class LocalProvider implements Provider {
     try {
       await readdir(this.runtimeDir);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && nonDirectoryAncestor(this.runtimeDir) === undefined) return;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && nonDirectoryAncestor(this.runtimeDir) === undefined)
+        return;
       throw fsFailure(error, this.runtimeDir, 'list', this.runtimeDirHint());
     }
   }
@@ -237,13 +314,19 @@ export class LocalProvider implements Provider {
   /** Who the try-it command runs as, and which address ranges the local edge uses (they collide with nothing here). */
   async clientNote(tunnel: string): Promise<string> {
     const { layout } = await this.requireEdge(tunnel);
-    const client = layout.addresses.client6 ? `${layout.addresses.client} and ${layout.addresses.client6}` : layout.addresses.client;
+    const client = layout.addresses.client6
+      ? `${layout.addresses.client} and ${layout.addresses.client6}`
+      : layout.addresses.client;
     const block6 = layout.block6 ? `, ${layout.block6}::/48 (IPv6)` : '';
     return `the client is ${client} in ${layout.namespaces.client}; ${blocksText(layout.blocks).replace(' (clients),', ` (clients)${block6},`)}`;
   }
 
   /** Runs a command as the internet client; resolves with its result whatever the exit code. */
-  async runInClient(tunnel: string, argv: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+  async runInClient(
+    tunnel: string,
+    argv: readonly string[],
+    options: { input?: string; timeoutMs?: number } = {},
+  ): Promise<ExecResult> {
     const [file, ...args] = await this.clientCommand(tunnel, argv);
     return this.exec(file!, args, { ...options, reject: false });
   }
@@ -261,16 +344,45 @@ export class LocalProvider implements Provider {
       await this.run(['-n', ns, 'link', 'set', 'lo', 'up'], 'bring up loopback');
       if (!(await linkExists(this.exec, layout.links.destination))) {
         await this.run(
-          ['link', 'add', layout.links.destination, 'type', 'veth', 'peer', 'name', layout.links.destinationSide, 'netns', ns],
+          [
+            'link',
+            'add',
+            layout.links.destination,
+            'type',
+            'veth',
+            'peer',
+            'name',
+            layout.links.destinationSide,
+            'netns',
+            ns,
+          ],
           `create link ${layout.links.destination}`,
         );
         await this.run(
-          ['addr', 'add', `${layout.addresses.destinationGateway}/32`, 'peer', `${layout.addresses.destination}/32`, 'dev', layout.links.destination],
+          [
+            'addr',
+            'add',
+            `${layout.addresses.destinationGateway}/32`,
+            'peer',
+            `${layout.addresses.destination}/32`,
+            'dev',
+            layout.links.destination,
+          ],
           'address the destination link',
         );
         await this.run(['link', 'set', layout.links.destination, 'up'], 'bring up the destination link');
         await this.run(
-          ['-n', ns, 'addr', 'add', `${layout.addresses.destination}/32`, 'peer', `${layout.addresses.destinationGateway}/32`, 'dev', layout.links.destinationSide],
+          [
+            '-n',
+            ns,
+            'addr',
+            'add',
+            `${layout.addresses.destination}/32`,
+            'peer',
+            `${layout.addresses.destinationGateway}/32`,
+            'dev',
+            layout.links.destinationSide,
+          ],
           'address the destination',
         );
         await this.run(['-n', ns, 'link', 'set', layout.links.destinationSide, 'up'], 'bring up the destination side');
@@ -296,27 +408,53 @@ export class LocalProvider implements Provider {
     const layout = layoutOf(edge.record.id, edge.record.slot, edge.layout.blocks, block6);
     const { namespaces: ns, links, addresses: a } = layout;
     for (const name of [ns.edge, ns.client]) {
-      await this.exec('ip', ['netns', 'exec', name, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0'], { reject: false });
+      await this.exec('ip', ['netns', 'exec', name, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=0'], {
+        reject: false,
+      });
     }
     // nodad: the addresses are usable at once (duplicate detection on a two-ended veth would only cost a second).
-    await this.run(['-n', ns.edge, '-6', 'addr', 'replace', `${a.edge6}/128`, 'dev', links.edgeClientSide, 'nodad'], 'give the edge its IPv6');
-    await this.run(['-n', ns.edge, '-6', 'route', 'replace', `${a.client6}/128`, 'dev', links.edgeClientSide], 'route to the IPv6 client');
-    await this.run(['-n', ns.client, '-6', 'addr', 'replace', `${a.client6}/128`, 'dev', links.clientSide, 'nodad'], 'give the client its IPv6');
-    await this.run(['-n', ns.client, '-6', 'route', 'replace', `${a.edge6}/128`, 'dev', links.clientSide], 'route to the edge IPv6');
+    await this.run(
+      ['-n', ns.edge, '-6', 'addr', 'replace', `${a.edge6}/128`, 'dev', links.edgeClientSide, 'nodad'],
+      'give the edge its IPv6',
+    );
+    await this.run(
+      ['-n', ns.edge, '-6', 'route', 'replace', `${a.client6}/128`, 'dev', links.edgeClientSide],
+      'route to the IPv6 client',
+    );
+    await this.run(
+      ['-n', ns.client, '-6', 'addr', 'replace', `${a.client6}/128`, 'dev', links.clientSide, 'nodad'],
+      'give the client its IPv6',
+    );
+    await this.run(
+      ['-n', ns.client, '-6', 'route', 'replace', `${a.edge6}/128`, 'dev', links.clientSide],
+      'route to the edge IPv6',
+    );
     if (recorded !== undefined) return;
     edge.record = { ...edge.record, block6 };
     edge.layout = layout;
     await writeJsonAtomic(edge.paths.record, edge.record);
-    emit({ type: 'log', level: 'info', message: `local edge ${ns.edge}: public IPv6 ${a.edge6}, internet client ${a.client6} (from ${block6}::/48, which no address or route of this host uses)` });
+    emit({
+      type: 'log',
+      level: 'info',
+      message: `local edge ${ns.edge}: public IPv6 ${a.edge6}, internet client ${a.client6} (from ${block6}::/48, which no address or route of this host uses)`,
+    });
   }
 
   /** Takes the edge's IPv6 away again (a run without --ipv6 of an edge made with it). */
   private async removeIpv6(edge: LocalEdge, emit: EnsureEdgeRequest['emit']): Promise<void> {
     const { namespaces: ns, links, addresses: a } = edge.layout;
-    await this.exec('ip', ['-n', ns.edge, '-6', 'route', 'del', `${a.client6}/128`, 'dev', links.edgeClientSide], { reject: false });
-    await this.exec('ip', ['-n', ns.edge, '-6', 'addr', 'del', `${a.edge6}/128`, 'dev', links.edgeClientSide], { reject: false });
-    await this.exec('ip', ['-n', ns.client, '-6', 'route', 'del', `${a.edge6}/128`, 'dev', links.clientSide], { reject: false });
-    await this.exec('ip', ['-n', ns.client, '-6', 'addr', 'del', `${a.client6}/128`, 'dev', links.clientSide], { reject: false });
+    await this.exec('ip', ['-n', ns.edge, '-6', 'route', 'del', `${a.client6}/128`, 'dev', links.edgeClientSide], {
+      reject: false,
+    });
+    await this.exec('ip', ['-n', ns.edge, '-6', 'addr', 'del', `${a.edge6}/128`, 'dev', links.edgeClientSide], {
+      reject: false,
+    });
+    await this.exec('ip', ['-n', ns.client, '-6', 'route', 'del', `${a.edge6}/128`, 'dev', links.clientSide], {
+      reject: false,
+    });
+    await this.exec('ip', ['-n', ns.client, '-6', 'addr', 'del', `${a.client6}/128`, 'dev', links.clientSide], {
+      reject: false,
+    });
     const { block6: _dropped, ...record } = edge.record;
     edge.record = record;
     edge.layout = layoutOf(record.id, record.slot, edge.layout.blocks);
@@ -327,7 +465,9 @@ export class LocalProvider implements Provider {
   private async requireEdge(tunnel: string): Promise<LocalEdge> {
     const edge = await this.localEdge(tunnel);
     if (!edge) {
-      throw new ProviderError(`tunnel "${tunnel}" has no local edge`, { hint: `start one with innisfree up --provider local --name ${tunnel}` });
+      throw new ProviderError(`tunnel "${tunnel}" has no local edge`, {
+        hint: `start one with innisfree up --provider local --name ${tunnel}`,
+      });
     }
     return edge;
   }
@@ -380,21 +520,46 @@ export class LocalProvider implements Provider {
       const { namespaces: ns, links, addresses: a } = layout;
       undo.push(() => this.exec('ip', ['link', 'del', 'dev', links.home], { reject: false }));
       await this.run(['-n', ns.edge, 'link', 'set', 'lo', 'up'], 'bring up loopback');
-      await this.run(['addr', 'add', `${a.home}/32`, 'peer', `${a.edge}/32`, 'dev', links.home], 'address the home link');
+      await this.run(
+        ['addr', 'add', `${a.home}/32`, 'peer', `${a.edge}/32`, 'dev', links.home],
+        'address the home link',
+      );
       await this.run(['link', 'set', links.home, 'up'], 'bring up the home link');
-      await this.run(['-n', ns.edge, 'addr', 'add', `${a.edge}/32`, 'peer', `${a.home}/32`, 'dev', links.edgeHomeSide], 'address the edge');
+      await this.run(
+        ['-n', ns.edge, 'addr', 'add', `${a.edge}/32`, 'peer', `${a.home}/32`, 'dev', links.edgeHomeSide],
+        'address the edge',
+      );
       await this.run(['-n', ns.edge, 'link', 'set', links.edgeHomeSide, 'up'], 'bring up the edge side');
 
       await this.run(['netns', 'add', ns.client], `create namespace ${ns.client}`);
       undo.push(() => this.exec('ip', ['netns', 'del', ns.client], { reject: false }));
       await this.run(['-n', ns.client, 'link', 'set', 'lo', 'up'], 'bring up loopback');
       await this.run(
-        ['-n', ns.edge, 'link', 'add', links.edgeClientSide, 'type', 'veth', 'peer', 'name', links.clientSide, 'netns', ns.client],
+        [
+          '-n',
+          ns.edge,
+          'link',
+          'add',
+          links.edgeClientSide,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          links.clientSide,
+          'netns',
+          ns.client,
+        ],
         'create the internet link',
       );
-      await this.run(['-n', ns.edge, 'addr', 'add', `${a.edge}/32`, 'peer', `${a.client}/32`, 'dev', links.edgeClientSide], 'address the internet link');
+      await this.run(
+        ['-n', ns.edge, 'addr', 'add', `${a.edge}/32`, 'peer', `${a.client}/32`, 'dev', links.edgeClientSide],
+        'address the internet link',
+      );
       await this.run(['-n', ns.edge, 'link', 'set', links.edgeClientSide, 'up'], 'bring up the internet link');
-      await this.run(['-n', ns.client, 'addr', 'add', `${a.client}/32`, 'peer', `${a.edge}/32`, 'dev', links.clientSide], 'address the client');
+      await this.run(
+        ['-n', ns.client, 'addr', 'add', `${a.client}/32`, 'peer', `${a.edge}/32`, 'dev', links.clientSide],
+        'address the client',
+      );
       await this.run(['-n', ns.client, 'link', 'set', links.clientSide, 'up'], 'bring up the client side');
 
       const record: LocalEdgeRecord = {
@@ -454,17 +619,23 @@ export class LocalProvider implements Provider {
         await writeFile(paths.creating, `${process.pid}\n`, { mode: 0o600 });
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fsFailure(error, paths.dir, 'create', this.runtimeDirHint());
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw fsFailure(error, paths.dir, 'create', this.runtimeDirHint());
       }
       const creator = livePidFrom(paths.creating);
       if (creator !== undefined && creator !== process.pid) {
-        throw new BusyError(`another innisfree (pid ${creator}) is creating the local edge of tunnel "${tunnel}" right now`, {
-          hint: 'wait for it to finish, or use another --name',
-        });
+        throw new BusyError(
+          `another innisfree (pid ${creator}) is creating the local edge of tunnel "${tunnel}" right now`,
+          {
+            hint: 'wait for it to finish, or use another --name',
+          },
+        );
       }
       await rm(paths.dir, { recursive: true, force: true });
     }
-    throw new BusyError(`could not claim ${paths.dir} for the local edge of tunnel "${tunnel}"`, { hint: 'another innisfree is starting; try again' });
+    throw new BusyError(`could not claim ${paths.dir} for the local edge of tunnel "${tunnel}"`, {
+      hint: 'another innisfree is starting; try again',
+    });
   }
 
   /** Takes the first free slot by creating its root-namespace link (creation is atomic, so racing creators differ). */
@@ -474,9 +645,13 @@ export class LocalProvider implements Provider {
       const { links, addresses: a } = layoutOf(id, slot, blocks);
       const inUse = [a.edge, a.home].some((ip) => use.addresses.has(ip) || use.routes.has(ip));
       if (inUse) continue;
-      const result = await this.exec('ip', ['link', 'add', links.home, 'type', 'veth', 'peer', 'name', links.edgeHomeSide, 'netns', edgeNs], {
-        reject: false,
-      });
+      const result = await this.exec(
+        'ip',
+        ['link', 'add', links.home, 'type', 'veth', 'peer', 'name', links.edgeHomeSide, 'netns', edgeNs],
+        {
+          reject: false,
+        },
+      );
       if (result.exitCode === 0) return slot;
       if (!/exists/i.test(result.stderr)) {
         throw new ProviderError(`could not create a veth link: ${result.stderr.trim()}`, {
@@ -495,18 +670,31 @@ export class LocalProvider implements Provider {
     await rm(paths.sshdPid, { force: true });
     const check = await this.exec(SSHD, ['-t', '-f', paths.sshdConfig], { reject: false });
     if (check.exitCode !== 0) {
-      throw new ProviderError(`the local edge's sshd configuration is invalid: ${check.stderr.trim()}`, { hint: 'this is a bug in innisfree' });
+      throw new ProviderError(`the local edge's sshd configuration is invalid: ${check.stderr.trim()}`, {
+        hint: 'this is a bug in innisfree',
+      });
     }
-    await this.run(['netns', 'exec', layout.namespaces.edge, SSHD, '-f', paths.sshdConfig, '-E', paths.sshdLog], 'start the edge sshd');
+    await this.run(
+      ['netns', 'exec', layout.namespaces.edge, SSHD, '-f', paths.sshdConfig, '-E', paths.sshdLog],
+      'start the edge sshd',
+    );
     const deadline = this.clock.now() + 10_000;
     for (;;) {
-      const ready = livePidFrom(paths.sshdPid) !== undefined && (await probeTcp(layout.addresses.edge, record.sshPort, 1000).then(() => true, () => false));
+      const ready =
+        livePidFrom(paths.sshdPid) !== undefined &&
+        (await probeTcp(layout.addresses.edge, record.sshPort, 1000).then(
+          () => true,
+          () => false,
+        ));
       if (ready) return;
       if (this.clock.now() > deadline) {
         const log = ((await readTextIfExists(paths.sshdLog)) ?? '').trim().split('\n').pop();
-        throw new ProviderError(`the local edge's sshd did not start listening on ${layout.addresses.edge}:${record.sshPort}${log ? `: ${log}` : ''}`, {
-          hint: 'see the sshd log in the local edge runtime directory',
-        });
+        throw new ProviderError(
+          `the local edge's sshd did not start listening on ${layout.addresses.edge}:${record.sshPort}${log ? `: ${log}` : ''}`,
+          {
+            hint: 'see the sshd log in the local edge runtime directory',
+          },
+        );
       }
       await this.clock.sleep(100);
     }
@@ -516,10 +704,14 @@ export class LocalProvider implements Provider {
   private async writeEdgeCommands(paths: RuntimePaths): Promise<void> {
     const agent = agentScriptPath();
     if (!existsSync(agent)) {
-      throw new EnvironmentError(`the local edge agent ${agent} is missing`, { hint: 'build innisfree first: npm run build' });
+      throw new EnvironmentError(`the local edge agent ${agent} is missing`, {
+        hint: 'build innisfree first: npm run build',
+      });
     }
     if (!existsSync(edgeStatusScriptPath())) {
-      throw new EnvironmentError(`the edge status script ${edgeStatusScriptPath()} is missing from this innisfree`, { hint: 'reinstall innisfree' });
+      throw new EnvironmentError(`the edge status script ${edgeStatusScriptPath()} is missing from this innisfree`, {
+        hint: 'reinstall innisfree',
+      });
     }
     await mkdir(paths.bin, { recursive: true, mode: 0o755 });
     const write = async (name: string, text: string) => {
@@ -536,7 +728,13 @@ export class LocalProvider implements Provider {
       const tunnel = paths.dir.split('/').filter(Boolean).pop()!;
       await writeFileAtomic(
         statusEnv,
-        edgeStatusEnvText({ name: tunnel, interface: 'none', forwarding: 'nginx', hashFile: agentPaths(paths.agent).configHash, forwarderCheck: 'false' }),
+        edgeStatusEnvText({
+          name: tunnel,
+          interface: 'none',
+          forwarding: 'nginx',
+          hashFile: agentPaths(paths.agent).configHash,
+          forwarderCheck: 'false',
+        }),
       );
     }
     await write('innisfree-edge-status', edgeStatusWrapperText(statusEnv, edgeStatusScriptPath()));
@@ -545,9 +743,12 @@ export class LocalProvider implements Provider {
   private async run(args: string[], what: string): Promise<void> {
     const result = await this.exec('ip', args, { reject: false });
     if (result.exitCode !== 0) {
-      throw new ProviderError(`local edge: could not ${what}: ${result.stderr.trim() || `ip exited with ${result.exitCode}`}`, {
-        hint: 'the local provider needs root and network namespace support',
-      });
+      throw new ProviderError(
+        `local edge: could not ${what}: ${result.stderr.trim() || `ip exited with ${result.exitCode}`}`,
+        {
+          hint: 'the local provider needs root and network namespace support',
+        },
+      );
     }
   }
 }
@@ -558,7 +759,9 @@ async function wireguardInterfacesOf(paths: RuntimePaths): Promise<string[]> {
   if (!text) return [];
   try {
     const state = JSON.parse(text) as { interfaces?: unknown };
-    return Array.isArray(state.interfaces) ? state.interfaces.filter((i): i is string => typeof i === 'string' && /^[A-Za-z0-9_-]{1,15}$/.test(i)) : [];
+    return Array.isArray(state.interfaces)
+      ? state.interfaces.filter((i): i is string => typeof i === 'string' && /^[A-Za-z0-9_-]{1,15}$/.test(i))
+      : [];
   } catch {
     return [];
   }
@@ -587,7 +790,12 @@ function ensureNewline(text: string): string {
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
-export function createLocalProvider(ctx: Pick<Context, 'env'> & Partial<Pick<Context, 'exec' | 'clock'>>): LocalProvider {
-  return new LocalProvider({ env: ctx.env, ...(ctx.exec ? { exec: ctx.exec } : {}), ...(ctx.clock ? { clock: ctx.clock } : {}) });
+export function createLocalProvider(
+  ctx: Pick<Context, 'env'> & Partial<Pick<Context, 'exec' | 'clock'>>,
+): LocalProvider {
+  return new LocalProvider({
+    env: ctx.env,
+    ...(ctx.exec ? { exec: ctx.exec } : {}),
+    ...(ctx.clock ? { clock: ctx.clock } : {}),
+  });
 }
-

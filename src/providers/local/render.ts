@@ -15,7 +15,10 @@ export const RenderedEdge = z.object({
   nginxMain: z.object({ eventsConfig: z.string(), appendConfig: z.string() }),
   nftables: z.object({ family: z.enum(['ip', 'ip6', 'inet']), content: z.string() }),
   /** Every port the edge accepts from the internet: SSH, the WireGuard port and the public ports. */
-  firewall: z.object({ tcp: z.array(z.number().int().min(1).max(65535)), udp: z.array(z.number().int().min(1).max(65535)) }),
+  firewall: z.object({
+    tcp: z.array(z.number().int().min(1).max(65535)),
+    udp: z.array(z.number().int().min(1).max(65535)),
+  }),
 });
 
 export type RenderedEdge = z.infer<typeof RenderedEdge>;
@@ -33,16 +36,29 @@ export function edgeStatusScriptPath(): string {
 export async function renderEdge(exec: Exec, edgeJsonPath: string): Promise<RenderedEdge> {
   const renderer = rendererPath();
   if (!existsSync(renderer)) {
-    throw new EnvironmentError(`the Nix renderer ${renderer} is missing from this innisfree`, { hint: 'reinstall innisfree' });
+    throw new EnvironmentError(`the Nix renderer ${renderer} is missing from this innisfree`, {
+      hint: 'reinstall innisfree',
+    });
   }
   let stdout: string;
   try {
-    ({ stdout } = await exec('nix-instantiate', ['--eval', '--strict', '--json', renderer, '--argstr', 'edgeJson', edgeJsonPath]));
+    ({ stdout } = await exec('nix-instantiate', [
+      '--eval',
+      '--strict',
+      '--json',
+      renderer,
+      '--argstr',
+      'edgeJson',
+      edgeJsonPath,
+    ]));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new EnvironmentError('nix-instantiate is not installed; the local provider renders the edge config with Nix', {
-        hint: 'install Nix (apt-get install nix-bin)',
-      });
+      throw new EnvironmentError(
+        'nix-instantiate is not installed; the local provider renders the edge config with Nix',
+        {
+          hint: 'install Nix (apt-get install nix-bin)',
+        },
+      );
     }
     throw new DeployError(`rendering the edge config with Nix failed: ${(error as Error).message}`, {
       hint: 'this is a bug in innisfree (edge.json passed validation); run with --verbose',
@@ -51,7 +67,9 @@ export async function renderEdge(exec: Exec, edgeJsonPath: string): Promise<Rend
   }
   const parsed = RenderedEdge.safeParse(JSON.parse(stdout));
   if (!parsed.success) {
-    throw new DeployError(`nix/render-edge.nix printed an unexpected shape: ${parsed.error.issues[0]?.message}`, { hint: 'this is a bug in innisfree' });
+    throw new DeployError(`nix/render-edge.nix printed an unexpected shape: ${parsed.error.issues[0]?.message}`, {
+      hint: 'this is a bug in innisfree',
+    });
   }
   return parsed.data;
 }
@@ -68,7 +86,11 @@ export interface NginxPaths {
  * HTTP server): NixOS builds the stream module in, Debian ships it as a dynamic module; private pid and error log
  * so several local edges never share them.
  */
-export function nginxConfText(rendered: Pick<RenderedEdge, 'nginxStream' | 'nginxMain'>, paths: NginxPaths, loadStreamModule: boolean): string {
+export function nginxConfText(
+  rendered: Pick<RenderedEdge, 'nginxStream' | 'nginxMain'>,
+  paths: NginxPaths,
+  loadStreamModule: boolean,
+): string {
   return [
     '# innisfree local edge: the Nix-rendered nginx configuration',
     ...(loadStreamModule ? [`load_module ${DEBIAN_STREAM_MODULE};`] : []),
@@ -87,7 +109,7 @@ export function nginxConfText(rendered: Pick<RenderedEdge, 'nginxStream' | 'ngin
 export function nftPortSet(ports: readonly number[]): string {
   const sorted = [...new Set(ports)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(j > i ? `${sorted[i]}-${sorted[j]}` : String(sorted[i]));
@@ -127,5 +149,7 @@ export function firewallRuleset(firewall: RenderedEdge['firewall'], sshPort: num
 /** The rendered forwarding table (kernel DNAT), replacing any earlier one atomically. */
 export function forwardingRuleset(nftables: RenderedEdge['nftables']): string {
   const table = `${nftables.family} ${FORWARDING_TABLE}`;
-  return [`table ${table}`, `delete table ${table}`, `table ${table} {`, nftables.content.trimEnd(), '}', ''].join('\n');
+  return [`table ${table}`, `delete table ${table}`, `table ${table} {`, nftables.content.trimEnd(), '}', ''].join(
+    '\n',
+  );
 }

@@ -9,11 +9,17 @@ import { HTML_BAD_GATEWAY, HTML_GATEWAY_TIMEOUT } from '../../fake-do/faults.js'
 const S = suite('digitalocean: error bodies');
 
 S('the standard body, with the id in any casing', () => {
-  assert.equal(parseErrorBody('{"id":"not_found","message":"The resource you requested could not be found.","request_id":"r1"}', 404), {
-    id: 'not_found',
-    message: 'The resource you requested could not be found.',
-    requestId: 'r1',
-  });
+  assert.equal(
+    parseErrorBody(
+      '{"id":"not_found","message":"The resource you requested could not be found.","request_id":"r1"}',
+      404,
+    ),
+    {
+      id: 'not_found',
+      message: 'The resource you requested could not be found.',
+      requestId: 'r1',
+    },
+  );
   assert.is(parseErrorBody('{"id":"Unauthorized","message":"Unable to authenticate you"}', 401).id, 'unauthorized');
   assert.is(parseErrorBody('{"id":"Forbidden","message":"You do not have access"}', 403).id, 'forbidden');
 });
@@ -24,7 +30,10 @@ S('an HTML page from the edge proxy becomes its title', () => {
 });
 
 S('the tags endpoint shape, empty bodies and noise do not throw', () => {
-  assert.is(parseErrorBody('{"error":"tag name is invalid","messages":null,"root_causes":["rpc error"]}', 400).message, 'tag name is invalid');
+  assert.is(
+    parseErrorBody('{"error":"tag name is invalid","messages":null,"root_causes":["rpc error"]}', 400).message,
+    'tag name is invalid',
+  );
   assert.is(parseErrorBody('{"messages":null,"root_causes":["rpc error: bad"]}', 400).message, 'rpc error: bad');
   assert.is(parseErrorBody('', 503).message, 'service unavailable');
   assert.is(parseErrorBody('[1,2]', 500).message, 'internal server error');
@@ -38,9 +47,15 @@ S('messages quote DigitalOcean and hints say what to do', () => {
     method: 'POST',
     path: '/v2/droplets',
     status: 422,
-    body: { id: 'unprocessable_entity', message: 'Only valid hostname characters are allowed. (a-z, A-Z, 0-9, . and -)' },
+    body: {
+      id: 'unprocessable_entity',
+      message: 'Only valid hostname characters are allowed. (a-z, A-Z, 0-9, . and -)',
+    },
   });
-  assert.match(name.message, /POST \/v2\/droplets failed with 422 unprocessable_entity: "Only valid hostname characters/);
+  assert.match(
+    name.message,
+    /POST \/v2\/droplets failed with 422 unprocessable_entity: "Only valid hostname characters/,
+  );
   assert.match(name.hint!, /a-z, A-Z, 0-9/);
   assert.is(name.exitCode, 3);
   const limit = new DigitalOceanError({
@@ -50,11 +65,27 @@ S('messages quote DigitalOcean and hints say what to do', () => {
     body: { message: 'creating this/these droplet(s) will exceed your droplet limit' },
   });
   assert.match(limit.hint!, /droplet limit.*innisfree clean/);
-  const key = new DigitalOceanError({ method: 'POST', path: '/v2/account/keys', status: 422, body: { message: 'SSH Key is already in use on your account' } });
+  const key = new DigitalOceanError({
+    method: 'POST',
+    path: '/v2/account/keys',
+    status: 422,
+    body: { message: 'SSH Key is already in use on your account' },
+  });
   assert.match(key.hint!, /already registered/);
-  const auth = new DigitalOceanError({ method: 'GET', path: '/v2/account', status: 401, body: { message: 'Unable to authenticate you' } });
+  const auth = new DigitalOceanError({
+    method: 'GET',
+    path: '/v2/account',
+    status: 401,
+    body: { message: 'Unable to authenticate you' },
+  });
   assert.match(auth.message, /rejected the API token/);
-  const rate = new DigitalOceanError({ method: 'GET', path: '/v2/droplets', status: 429, body: { message: 'API Rate limit exceeded.' }, attempts: 5 });
+  const rate = new DigitalOceanError({
+    method: 'GET',
+    path: '/v2/droplets',
+    status: 429,
+    body: { message: 'API Rate limit exceeded.' },
+    attempts: 5,
+  });
   assert.match(rate.message, /429.*after 5 attempts.*API Rate limit exceeded/);
   assert.match(rate.hint!, /rate limit/);
 });
@@ -70,9 +101,15 @@ U('MD5 fingerprint of an OpenSSH public key (as ssh-keygen -E md5 -l prints it)'
 });
 
 U('next links are followed on the configured API base only', () => {
-  assert.is(relativeTo('https://api.digitalocean.com', 'https://api.digitalocean.com/v2/droplets?page=2&per_page=200'), '/v2/droplets?page=2&per_page=200');
+  assert.is(
+    relativeTo('https://api.digitalocean.com', 'https://api.digitalocean.com/v2/droplets?page=2&per_page=200'),
+    '/v2/droplets?page=2&per_page=200',
+  );
   assert.is(relativeTo('http://127.0.0.1:9', 'https://elsewhere.example/v2/droplets?page=3'), '/v2/droplets?page=3');
-  assert.is(relativeTo('https://proxy.example/do', 'https://proxy.example/do/v2/droplets?page=2'), '/v2/droplets?page=2');
+  assert.is(
+    relativeTo('https://proxy.example/do', 'https://proxy.example/do/v2/droplets?page=2'),
+    '/v2/droplets?page=2',
+  );
 });
 
 U('DIGITALOCEAN_API_URL: https, or plain http to this machine only', () => {

@@ -11,7 +11,11 @@ const I = suite('digitalocean images');
 I('upload then poll until available; the name resolves to the newest available image', () =>
   withFake({}, async ({ fake, client, clock, events }) => {
     fake.state.imagePolls = 3;
-    const started = await uploadImage(client, { name: 'edge', url: 'https://images.example/edge.qcow2.gz', region: 'ams3' });
+    const started = await uploadImage(client, {
+      name: 'edge',
+      url: 'https://images.example/edge.qcow2.gz',
+      region: 'ams3',
+    });
     assert.is(started.status, 'NEW');
     const ready = await waitImageAvailable(client, started.id, { timing: DEFAULT_TIMING, clock, emit: events.emit });
     assert.is(ready.status, 'available');
@@ -19,22 +23,35 @@ I('upload then poll until available; the name resolves to the newest available i
     assert.ok(clock.sleeps.every((ms) => ms === DEFAULT_TIMING.imagePollMs));
     assert.is((await resolveImage(client, 'edge')).id, started.id);
     assert.is((await resolveImage(client, String(started.id))).name, 'edge');
-  }));
+  }),
+);
 
-I('a failed import is reported with DigitalOcean\'s reason', () =>
+I("a failed import is reported with DigitalOcean's reason", () =>
   withFake({}, async ({ fake, client, clock, events }) => {
-    const started = await uploadImage(client, { name: 'bad', url: 'https://images.example/missing.qcow2', region: 'nyc3' });
+    const started = await uploadImage(client, {
+      name: 'bad',
+      url: 'https://images.example/missing.qcow2',
+      region: 'nyc3',
+    });
     fake.state.images.get(started.id)!.failImport = true;
-    const error = await waitImageAvailable(client, started.id, { timing: DEFAULT_TIMING, clock, emit: events.emit }).catch((e: unknown) => e as Error);
+    const error = await waitImageAvailable(client, started.id, {
+      timing: DEFAULT_TIMING,
+      clock,
+      emit: events.emit,
+    }).catch((e: unknown) => e as Error);
     assert.match(String((error as Error).message), /could not import image \d+: Failed to import/);
-  }));
+  }),
+);
 
 I('an upload of a non-http URL is a usage error and sends nothing', () =>
   withFake({}, async ({ fake, client }) => {
-    const error = await uploadImage(client, { name: 'x', url: 'file:///etc/passwd', region: 'nyc3' }).catch((e: unknown) => e);
+    const error = await uploadImage(client, { name: 'x', url: 'file:///etc/passwd', region: 'nyc3' }).catch(
+      (e: unknown) => e,
+    );
     assert.instance(error, UsageError);
     assert.is(fake.calls('POST /v2/images').length, 0);
-  }));
+  }),
+);
 
 const F = suite('provider factory and interruption');
 
@@ -61,19 +78,26 @@ F('createProvider builds a working DigitalOcean provider from the environment', 
     });
     assert.is(provider.name, 'digitalocean');
     assert.equal(await provider.listEdges(), []);
-  }));
+  }),
+);
 
 F('an interrupt while waiting stops at once and removes what the run made (issue 10, case 2)', () =>
   withFake({ activation: { afterPolls: 1_000_000 } }, async ({ fake, provider, events }) => {
     const controller = new AbortController();
-    const pending = provider.ensureEdge({ spec: testSpec(), identity: testIdentity(), emit: events.emit, signal: controller.signal });
+    const pending = provider.ensureEdge({
+      spec: testSpec(),
+      identity: testIdentity(),
+      emit: events.emit,
+      signal: controller.signal,
+    });
     while (fake.state.droplets.size === 0) await new Promise((resolve) => setTimeout(resolve, 1));
     controller.abort(new InterruptedError('interrupted by SIGINT'));
     const error = await pending.catch((e: unknown) => e);
     assert.instance(error, InterruptedError);
     assert.is(fake.state.droplets.size, 0, 'the droplet this run made is gone');
     assert.is(fake.state.sshKeys.size, 0, 'and the SSH key it registered');
-  }));
+  }),
+);
 
 I.run();
 F.run();

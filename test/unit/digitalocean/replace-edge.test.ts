@@ -19,7 +19,14 @@ import { makeTempDir } from '../../helpers/tmp.js';
 const identity = testIdentity();
 
 function replace(h: Harness, spec: TunnelSpec, serve: (edge: EdgeInfo) => Promise<void>, ledger?: ResourceLedger) {
-  return h.provider.replaceEdge({ spec, identity, emit: h.events.emit, signal: h.signal, serve, ...(ledger ? { ledger } : {}) });
+  return h.provider.replaceEdge({
+    spec,
+    identity,
+    emit: h.events.emit,
+    signal: h.signal,
+    serve,
+    ...(ledger ? { ledger } : {}),
+  });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
@@ -44,7 +51,10 @@ async function keptEdge(h: Harness) {
 }
 
 function dns(h: Harness): string[] {
-  return h.fake.state.domainRecords('example.com').map((r) => `${r.type} ${r.data}`).sort();
+  return h.fake.state
+    .domainRecords('example.com')
+    .map((r) => `${r.type} ${r.data}`)
+    .sort();
 }
 
 const R = suite('up --replace-edge');
@@ -81,7 +91,8 @@ R('moves the reserved IPv4 and IPv6 to the new droplet only once it serves, then
     // The names pointed at the reserved addresses already: unchanged.
     assert.equal(dns(h), recordsBefore);
     assert.is((await h.provider.findEdge('web'))?.id, edge.id);
-  }));
+  }),
+);
 
 R('without reserved addresses the DNS records move to the new droplet', () =>
   withFake({}, async (h) => {
@@ -95,16 +106,24 @@ R('without reserved addresses the DNS records move to the new droplet', () =>
     assert.not.equal(edge.ipv4, old.ipv4);
     assert.equal(dns(h), [`A ${edge.ipv4}`, `AAAA ${edge.ipv6}`].sort());
     assert.is(h.fake.state.domainRecords('example.com').length, 2);
-  }));
+  }),
+);
 
 R('a deploy that fails leaves the old edge serving and removes the new droplet', () =>
   withFake({}, async (h) => {
     const { spec, edge: old, ip6 } = await keptEdge(h);
     const recordsBefore = dns(h);
     const ledger = await ResourceLedger.open(undefined, 'web');
-    const error = await rejection(replace(h, spec, async () => {
-      throw new Error('deploy failed');
-    }, ledger));
+    const error = await rejection(
+      replace(
+        h,
+        spec,
+        async () => {
+          throw new Error('deploy failed');
+        },
+        ledger,
+      ),
+    );
     assert.is(error.message, 'deploy failed');
     assert.equal([...h.fake.state.droplets.keys()], [Number(old.id)]);
     assert.is(h.fake.state.reservedIps.get('198.51.100.20')!.dropletId, Number(old.id));
@@ -112,8 +131,13 @@ R('a deploy that fails leaves the old edge serving and removes the new droplet',
     assert.equal(dns(h), recordsBefore);
     assert.ok(ledger.empty);
     assert.not.ok([...h.fake.state.tags].some((t) => t.startsWith('innisfree-replacement:')));
-    assert.ok(h.events.warnings().some((w) => w.includes(`edge innisfree-web (droplet ${old.id}) still serves 198.51.100.20 and ${ip6}`)));
-  }));
+    assert.ok(
+      h.events
+        .warnings()
+        .some((w) => w.includes(`edge innisfree-web (droplet ${old.id}) still serves 198.51.100.20 and ${ip6}`)),
+    );
+  }),
+);
 
 R('a move that fails half way moves the reserved IPv4 back and the old edge keeps both addresses and its DNS', () =>
   withFake({}, async (h) => {
@@ -122,13 +146,23 @@ R('a move that fails half way moves the reserved IPv4 back and the old edge keep
     const spec = testSpec({ reservedIp: '198.51.100.21', ipv6: true, dns: 'web.example.com', keep: true });
     const { edge: old } = await h.provider.ensureEdge({ spec, identity, emit: h.events.emit, signal: h.signal });
     const ip6 = h.fake.state.addReservedIpv6('nyc3').ip;
-    await h.provider.ensureEdge({ spec: testSpec({ reservedIp: '198.51.100.21', reservedIpv6: ip6, dns: 'web.example.com', keep: true }), identity, emit: h.events.emit, signal: h.signal });
+    await h.provider.ensureEdge({
+      spec: testSpec({ reservedIp: '198.51.100.21', reservedIpv6: ip6, dns: 'web.example.com', keep: true }),
+      identity,
+      emit: h.events.emit,
+      signal: h.signal,
+    });
     const recordsBefore = dns(h);
     h.fake.inject({
       method: 'POST',
       path: ASSIGN_V6,
       times: Infinity,
-      response: { kind: 'raw', status: 422, body: '{"id":"unprocessable_entity","message":"Something is wrong."}', headers: { 'content-type': 'application/json' } },
+      response: {
+        kind: 'raw',
+        status: 422,
+        body: '{"id":"unprocessable_entity","message":"Something is wrong."}',
+        headers: { 'content-type': 'application/json' },
+      },
     });
     const error = await rejection(replace(h, spec, async () => {}));
     assert.match(error.message, /Something is wrong/);
@@ -136,7 +170,8 @@ R('a move that fails half way moves the reserved IPv4 back and the old edge keep
     assert.is(h.fake.state.reservedIps.get('198.51.100.21')!.dropletId, Number(old.id), 'moved back');
     assert.is(h.fake.state.reservedIpv6s.get(ip6)!.dropletId, Number(old.id));
     assert.equal(dns(h), recordsBefore);
-  }));
+  }),
+);
 
 R('the run that follows (ensureEdge with the same ledger) keeps what the replacement made', () =>
   withFake({}, async (h) => {
@@ -153,7 +188,8 @@ R('the run that follows (ensureEdge with the same ledger) keeps what the replace
     assert.is(again.created, false);
     assert.is(h.fake.state.reservedIpv6s.get(edge.ipv6!)?.dropletId, Number(edge.id));
     assert.equal(dns(h), [`A ${edge.ipv4}`, `AAAA ${edge.ipv6}`].sort());
-  }));
+  }),
+);
 
 R('with no edge to replace it creates one', () =>
   withFake({}, async (h) => {
@@ -164,21 +200,33 @@ R('with no edge to replace it creates one', () =>
     assert.is(created, true);
     assert.is(served, 0, 'a plain create is deployed by up as usual');
     assert.is((await h.provider.findEdge('web'))?.id, edge.id);
-  }));
+  }),
+);
 
 R.run();
 
 const U = suite('up --replace-edge: the command side');
 
-async function commandRun(h: Harness, configHashReported: (hash: string) => string, flags: Record<string, unknown> = {}) {
+async function commandRun(
+  h: Harness,
+  configHashReported: (hash: string) => string,
+  flags: Record<string, unknown> = {},
+) {
   const dir = makeTempDir('innisfree-replace-');
   try {
     const { input } = readPlanFixture('web-basic');
-    const spec = resolveTunnelSpec([fileLayer('t.json', { ...input.tunnel, provider: 'digitalocean', keep: true, ...flags })]);
+    const spec = resolveTunnelSpec([
+      fileLayer('t.json', { ...input.tunnel, provider: 'digitalocean', keep: true, ...flags }),
+    ]);
     const plan = makePlan({ spec, allocation: input.allocation, keys: input.keys });
     const paths = tunnelPaths(dir.path, spec.name);
     const tunnelIdentity = testIdentity(spec.name);
-    const { edge: old } = await h.provider.ensureEdge({ spec, identity: tunnelIdentity, emit: h.events.emit, signal: h.signal });
+    const { edge: old } = await h.provider.ensureEdge({
+      spec,
+      identity: tunnelIdentity,
+      emit: h.events.emit,
+      signal: h.signal,
+    });
     const calls: string[] = [];
     const unused = async (): Promise<never> => {
       throw new Error('not reached in this test');
@@ -209,11 +257,18 @@ async function commandRun(h: Harness, configHashReported: (hash: string) => stri
       reconnectEdge: unused,
     };
     const ledger = await ResourceLedger.open(paths.resources, spec.name, h.clock.now);
-    const ctx = { clock: h.clock, emit: h.events.emit, signal: h.signal } as unknown as Parameters<typeof replaceEdge>[0];
+    const ctx = { clock: h.clock, emit: h.events.emit, signal: h.signal } as unknown as Parameters<
+      typeof replaceEdge
+    >[0];
     const refresh = async (edge: EdgeInfo) => {
       calls.push(`refresh ${edge.directIpv4 ?? edge.ipv4} holding ${edge.ipv6}`);
     };
-    const error = await replaceEdge(ctx, deps, { spec, plan, paths, identity: tunnelIdentity, ledger, recordedEdgeId: old.id }, refresh).then(
+    const error = await replaceEdge(
+      ctx,
+      deps,
+      { spec, plan, paths, identity: tunnelIdentity, ledger, recordedEdgeId: old.id },
+      refresh,
+    ).then(
       () => undefined,
       (e: unknown) => e as Error,
     );
@@ -229,9 +284,14 @@ U('writes the edge files, bootstraps and deploys the new droplet at its own addr
     assert.is(error, undefined);
     const edge = (await h.provider.findEdge('web'))!;
     assert.not.equal(edge.id, old.id);
-    assert.equal(calls, ['write', `reach ${edge.ipv4} created=true`, `deploy ${edge.ipv4} ${plan.configHash}`, 'close'], 'no refresh without a reserved IPv6');
+    assert.equal(
+      calls,
+      ['write', `reach ${edge.ipv4} created=true`, `deploy ${edge.ipv4} ${plan.configHash}`, 'close'],
+      'no refresh without a reserved IPv6',
+    );
     assert.is(h.fake.state.droplets.size, 1);
-  }));
+  }),
+);
 
 U('with a reserved IPv6 the new edge reads its addresses again once the address is its own', () =>
   withFake({}, async (h) => {
@@ -241,7 +301,8 @@ U('with a reserved IPv6 the new edge reads its addresses again once the address 
     assert.is(h.fake.state.reservedIpv6s.get(edge.ipv6!)!.dropletId, Number(edge.id));
     assert.is(calls.at(-1), `refresh ${edge.ipv4} holding ${edge.ipv6}`);
     assert.is(calls.filter((c) => c.startsWith('refresh')).length, 1);
-  }));
+  }),
+);
 
 U('a new edge that does not report the deployed configuration is not switched to', () =>
   withFake({}, async (h) => {
@@ -250,6 +311,7 @@ U('a new edge that does not report the deployed configuration is not switched to
     assert.match(error!.message, /does not report the deployed configuration/);
     assert.is((await h.provider.findEdge('web'))?.id, old.id);
     assert.equal([...h.fake.state.droplets.keys()], [Number(old.id)]);
-  }));
+  }),
+);
 
 U.run();

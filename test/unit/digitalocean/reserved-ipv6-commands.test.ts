@@ -18,9 +18,18 @@ async function withCommands(
   const tmp = makeTempDir('innisfree-do-v6-');
   const events = recorder();
   const root = join(tmp.path, 'state');
-  const env = { DIGITALOCEAN_API_URL: fake.url, DIGITALOCEAN_TOKEN: fake.token, INNISFREE_STATE_DIR: root, XDG_CONFIG_HOME: join(tmp.path, 'config') };
+  const env = {
+    DIGITALOCEAN_API_URL: fake.url,
+    DIGITALOCEAN_TOKEN: fake.token,
+    INNISFREE_STATE_DIR: root,
+    XDG_CONFIG_HOME: join(tmp.path, 'config'),
+  };
   try {
-    await run({ fake, root, ctx: { clock, emit: events.emit, env, signal: new AbortController().signal } as Parameters<typeof downCommand>[0] });
+    await run({
+      fake,
+      root,
+      ctx: { clock, emit: events.emit, env, signal: new AbortController().signal } as Parameters<typeof downCommand>[0],
+    });
     assert.equal(fake.violations, []);
     assert.equal(fake.responseViolations, []);
   } finally {
@@ -30,7 +39,10 @@ async function withCommands(
 }
 
 /** A kept IPv6 edge holding a reserved IPv6, with local state, as `up --reserved-ipv6 new --keep` leaves it. */
-async function edgeWithReservedIpv6(fake: FakeDigitalOcean, root: string): Promise<{ id: number; ip6: string; own6: string }> {
+async function edgeWithReservedIpv6(
+  fake: FakeDigitalOcean,
+  root: string,
+): Promise<{ id: number; ip6: string; own6: string }> {
   const { sshPublicKey } = testIdentity('web');
   const key = fake.state.addSshKey('innisfree-web', sshPublicKey);
   const droplet = await fake.state.createDroplet({
@@ -57,26 +69,35 @@ R('list shows the reserved IPv6 as the edge address, marked reserved', () =>
     const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
     const text = await listCommand(e.ctx, { flags: {}, json: false });
     assert.match(text, `${ip6} (reserved)`);
-    const json = JSON.parse(await listCommand(e.ctx, { flags: {}, json: true })) as Array<{ ipv6?: string; directIpv6?: string }> | { edges: Array<{ ipv6?: string; directIpv6?: string }> };
+    const json = JSON.parse(await listCommand(e.ctx, { flags: {}, json: true })) as
+      Array<{ ipv6?: string; directIpv6?: string }> | { edges: Array<{ ipv6?: string; directIpv6?: string }> };
     const edges = Array.isArray(json) ? json : json.edges;
     assert.is(edges[0]?.ipv6, ip6);
     assert.match(edges[0]?.directIpv6 ?? '', /^2001:db8:10::/);
-  }));
+  }),
+);
 
 R('down keeps it and says so; down NAME --release-ip then releases it', () =>
   withCommands(async (e) => {
     const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
     const first = await downCommand(e.ctx, 'web', { flags: {}, json: false });
-    assert.match(first, `Kept reserved IPv6 ${ip6} (up --reserved-ipv6 ${ip6} uses it again; innisfree down web --release-ip releases it).`);
+    assert.match(
+      first,
+      `Kept reserved IPv6 ${ip6} (up --reserved-ipv6 ${ip6} uses it again; innisfree down web --release-ip releases it).`,
+    );
     assert.is(e.fake.state.droplets.size, 0);
     assert.is(e.fake.state.reservedIpv6s.get(ip6)?.dropletId, null, 'kept, unassigned');
     assert.equal(JSON.parse(readFileSync(join(e.root, 'kept-reserved-ipv6.json'), 'utf8')), { web: ip6 });
-    const second = JSON.parse(await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: true })) as Record<string, unknown>;
+    const second = JSON.parse(await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: true })) as Record<
+      string,
+      unknown
+    >;
     assert.is(second.reservedIpv6, ip6);
     assert.is(second.reservedIpv6Released, true);
     assert.is(e.fake.state.reservedIpv6s.size, 0, 'released');
     assert.not.ok(existsSync(join(e.root, 'kept-reserved-ipv6.json')));
-  }));
+  }),
+);
 
 R('down --release-ip releases an assigned reserved IPv6 at once', () =>
   withCommands(async (e) => {
@@ -84,6 +105,7 @@ R('down --release-ip releases an assigned reserved IPv6 at once', () =>
     const text = await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: false });
     assert.match(text, `Released reserved IPv6 ${ip6}.`);
     assert.is(e.fake.state.reservedIpv6s.size, 0);
-  }));
+  }),
+);
 
 R.run();

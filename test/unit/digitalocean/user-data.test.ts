@@ -24,8 +24,14 @@ S('is #cloud-config and one JSON object with the pinned host key and the tunnel 
 
 S('refuses key material that is not what it claims to be', () => {
   const identity = testIdentity();
-  assert.throws(() => renderUserData({ ...identity, hostKey: { ...identity.hostKey, privateKey: 'not a key' } }), (e: unknown) => e instanceof UsageError);
-  assert.throws(() => renderUserData({ ...identity, sshPublicKey: 'ssh-ed25519 AAAA\nssh-ed25519 BBBB' }), (e: unknown) => e instanceof UsageError);
+  assert.throws(
+    () => renderUserData({ ...identity, hostKey: { ...identity.hostKey, privateKey: 'not a key' } }),
+    (e: unknown) => e instanceof UsageError,
+  );
+  assert.throws(
+    () => renderUserData({ ...identity, sshPublicKey: 'ssh-ed25519 AAAA\nssh-ed25519 BBBB' }),
+    (e: unknown) => e instanceof UsageError,
+  );
 });
 
 S('refuses user_data over 64 KiB', () => {

@@ -13,11 +13,15 @@ import { generateSshKeyPair } from '../../../src/lib/keys.js';
 import { renderUserData } from '../../../src/providers/digitalocean/user-data.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 
-const C = suite('cloud-init with the CLI\'s user data (inside the VM)');
+const C = suite("cloud-init with the CLI's user data (inside the VM)");
 
 function sh(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: 600_000 });
-  assert.is(result.status, 0, `${command} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`);
+  assert.is(
+    result.status,
+    0,
+    `${command} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`,
+  );
   return result.stdout;
 }
 
@@ -30,17 +34,27 @@ C('the pinned host key and the tunnel key land where sshd uses them; the first l
   const before = readFileSync('/etc/ssh/ssh_host_ed25519_key.pub', 'utf8').trim();
   mkdirSync('/var/lib/cloud/seed/nocloud', { recursive: true });
   writeFileSync('/var/lib/cloud/seed/nocloud/user-data', userData);
-  writeFileSync('/var/lib/cloud/seed/nocloud/meta-data', 'instance-id: iid-innisfree-vm\nlocal-hostname: innisfree-web\n');
+  writeFileSync(
+    '/var/lib/cloud/seed/nocloud/meta-data',
+    'instance-id: iid-innisfree-vm\nlocal-hostname: innisfree-web\n',
+  );
   // Only the seed: probing cloud metadata services would wait for network timeouts.
-  writeFileSync('/etc/cloud/cloud.cfg.d/99-innisfree-test.cfg', 'datasource_list: [ NoCloud, None ]\nnetwork: {config: disabled}\n');
+  writeFileSync(
+    '/etc/cloud/cloud.cfg.d/99-innisfree-test.cfg',
+    'datasource_list: [ NoCloud, None ]\nnetwork: {config: disabled}\n',
+  );
   // The boot's first two stages; the ssh module (keys, authorized keys, disable_root) runs in the second. The later
   // stages (locale, packages, ...) have nothing of innisfree's to apply.
   sh('cloud-init', ['init', '--local']);
   sh('cloud-init', ['init']);
 
   const installed = readFileSync('/etc/ssh/ssh_host_ed25519_key.pub', 'utf8').trim();
-  assert.is(installed.split(' ').slice(0, 2).join(' '), hostKey.publicKey.split(' ').slice(0, 2).join(' '), 'the pinned host key is installed');
-  assert.is.not(installed, before, 'the image\'s own key is gone');
+  assert.is(
+    installed.split(' ').slice(0, 2).join(' '),
+    hostKey.publicKey.split(' ').slice(0, 2).join(' '),
+    'the pinned host key is installed',
+  );
+  assert.is.not(installed, before, "the image's own key is gone");
   assert.is(readFileSync('/etc/ssh/ssh_host_ed25519_key', 'utf8').trim(), hostKey.privateKey.trim());
   const authorized = readFileSync('/root/.ssh/authorized_keys', 'utf8');
   const line = authorized.split('\n').find((l) => l.includes(client.publicKey.split(' ')[1]!));
@@ -53,7 +67,16 @@ C('the pinned host key and the tunnel key land where sshd uses them; the first l
   const state = makeTempDir('innisfree-vm-ci-');
   try {
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    sh('/usr/sbin/sshd', ['-o', 'Port=2222', '-o', 'ListenAddress=127.0.0.1', '-o', 'PermitRootLogin=prohibit-password', '-o', 'PidFile=/run/sshd-ci.pid']);
+    sh('/usr/sbin/sshd', [
+      '-o',
+      'Port=2222',
+      '-o',
+      'ListenAddress=127.0.0.1',
+      '-o',
+      'PermitRootLogin=prohibit-password',
+      '-o',
+      'PidFile=/run/sshd-ci.pid',
+    ]);
     const keyPath = join(state.path, 'id_ed25519');
     writeFileSync(keyPath, client.privateKey, { mode: 0o600 });
     const knownHosts = join(state.path, 'known_hosts');
@@ -63,8 +86,15 @@ C('the pinned host key and the tunnel key land where sshd uses them; the first l
     assert.is(result.exitCode, 0, result.stderr);
     assert.match(result.stdout, /^0\n/);
     // And a different pin is refused: the login above was verified, not trusted on first use.
-    await pinHostKey(join(state.path, 'other_known_hosts'), '127.0.0.1', 2222, generateSshKeyPair('impostor').publicKey);
-    const refused = await runSsh({ ...target, knownHostsPath: join(state.path, 'other_known_hosts') }, 'true', { timeoutMs: 60_000 }).then(
+    await pinHostKey(
+      join(state.path, 'other_known_hosts'),
+      '127.0.0.1',
+      2222,
+      generateSshKeyPair('impostor').publicKey,
+    );
+    const refused = await runSsh({ ...target, knownHostsPath: join(state.path, 'other_known_hosts') }, 'true', {
+      timeoutMs: 60_000,
+    }).then(
       () => undefined,
       (error: unknown) => error as Error,
     );
