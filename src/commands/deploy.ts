@@ -6,6 +6,7 @@ import { renderEdgeFlake, innisfreeFlakePath } from '../edge/flake.js';
 import { sshTargetFor } from '../edge/ssh.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
+import { parseJsonOrUndefined } from '../lib/json.js';
 import { providerKit } from '../providers/index.js';
 import { step } from '../lib/events.js';
 import { EdgeConfig } from '../spec/edge-config.js';
@@ -21,7 +22,7 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
   const lock = await acquireLock(paths.lock, `tunnel "${name}"`, 'innisfree deploy');
   try {
     const text = await readTextIfExists(paths.edgeJson);
-    const parsed = text === undefined ? undefined : EdgeConfig.safeParse(safeJson(text));
+    const parsed = text === undefined ? undefined : EdgeConfig.safeParse(parseJsonOrUndefined(text));
     if (!text || !parsed?.success) {
       throw new UsageError(`tunnel "${name}" has no valid edge configuration to deploy (${paths.edgeJson})`, {
         hint: `plan and deploy one with innisfree up --name ${name} --ports …`,
@@ -62,13 +63,5 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
     }
   } finally {
     await lock.release();
-  }
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
 import { type SshKeyPair, generateSshKeyPair, generateWireguardKeyPair, wireguardPublicKeyOf } from '../lib/keys.js';
 import { UsageError } from '../lib/errors.js';
+import { parseJsonOrUndefined } from '../lib/json.js';
 import { fsFailure } from '../lib/fs-errors.js';
 import { TUNNEL_NAME_PATTERN } from '../spec/primitives.js';
 import { PUBLIC_MODE, SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from './files.js';
@@ -34,7 +35,7 @@ export type TunnelRecord = z.infer<typeof TunnelRecord>;
 export async function readTunnelRecord(paths: TunnelPaths): Promise<TunnelRecord | undefined> {
   const text = await readTextIfExists(paths.tunnel);
   if (text === undefined) return undefined;
-  const parsed = TunnelRecord.safeParse(safeJson(text));
+  const parsed = TunnelRecord.safeParse(parseJsonOrUndefined(text));
   if (!parsed.success) throw damagedStateError(paths, paths.tunnel);
   return parsed.data;
 }
@@ -149,12 +150,4 @@ async function ensureSshKeyPair(privatePath: string, publicPath: string, comment
   await writeFileAtomic(privatePath, privateKey, SECRET_MODE);
   await writeFileAtomic(publicPath, `${pair.publicKey}\n`, PUBLIC_MODE);
   return { publicKey: pair.publicKey, privateKey };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
