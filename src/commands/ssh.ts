@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { readPinnedKeys } from '../edge/known-hosts.js';
+import { pinnedSshClientOptions } from '../edge/ssh.js';
 import type { Context } from '../lib/context.js';
 import { EnvironmentError, SshError } from '../lib/errors.js';
 import { requireTunnelEdge } from './tunnel-edge.js';
@@ -17,28 +18,8 @@ export interface SshArgvInput {
   remoteCommand: readonly string[];
 }
 
-/** ssh -o values are split on whitespace unless quoted (UserKnownHostsFile takes a list). */
-function quoteOptionValue(value: string): string {
-  return /\s/.test(value) ? `"${value.replace(/"/g, '\\"')}"` : value;
-}
-
 export function buildSshArgv(input: SshArgvInput): string[] {
-  return [
-    '-i',
-    input.privateKeyPath,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    `UserKnownHostsFile=${quoteOptionValue(input.knownHostsPath)}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-p',
-    String(input.port),
-    `root@${input.host}`,
-    ...input.remoteCommand,
-  ];
+  return [...pinnedSshClientOptions(input), '-p', String(input.port), `root@${input.host}`, ...input.remoteCommand];
 }
 
 export type InteractiveRunner = (file: string, args: readonly string[]) => Promise<number>;

@@ -8,7 +8,7 @@ import type { StreamExec } from '../lib/stream-exec.js';
 import { classifyDeployOutcome, deployLogEvent } from './deploy-log.js';
 import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer.js';
 import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from './edge-status.js';
-import type { SshRunner } from './ssh.js';
+import { type SshRunner, pinnedSshClientOptions } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
 export const DEPLOY_PROFILE = 'system';
@@ -53,16 +53,8 @@ export function deploySshOpts(target: SshTarget): string {
   return [
     '-p',
     String(target.port),
-    '-i',
-    target.privateKeyPath,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    `UserKnownHostsFile=${target.knownHostsPath}`,
-    '-o',
-    'GlobalKnownHostsFile=/dev/null',
-    '-o',
-    'StrictHostKeyChecking=yes',
+    // Whitespace is refused above, so nothing in here is quoted (deploy-rs would pass the quotes on literally).
+    ...pinnedSshClientOptions(target),
   ].join(' ');
 }
 

@@ -500,3 +500,27 @@ export function sshTargetFor(
 ): SshTarget {
   return { host, port, user: 'root', privateKeyPath: paths.sshPrivate, knownHostsPath: paths.knownHosts };
 }
+
+/**
+ * The OpenSSH client options that hold the system ssh (`innisfree ssh`, deploy-rs) to what innisfree pinned: only
+ * the tunnel's key, only its known_hosts, strict host key checking. ssh splits -o values on whitespace unless
+ * quoted (UserKnownHostsFile takes a list), so a known_hosts path with a space is quoted.
+ */
+export function pinnedSshClientOptions(target: Pick<SshTarget, 'privateKeyPath' | 'knownHostsPath'>): string[] {
+  return [
+    '-i',
+    target.privateKeyPath,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `UserKnownHostsFile=${quoteSshOptionValue(target.knownHostsPath)}`,
+    '-o',
+    'GlobalKnownHostsFile=/dev/null',
+    '-o',
+    'StrictHostKeyChecking=yes',
+  ];
+}
+
+function quoteSshOptionValue(value: string): string {
+  return /\s/.test(value) ? `"${value.replace(/"/g, '\\"')}"` : value;
+}
