@@ -1,7 +1,6 @@
 // The one place that switches on the provider: which adapter finds and creates edges, which deployer applies their
 // config, how they come to run NixOS, and what this machine needs for them. Adapters load lazily, so a command only
 // pays for the one it uses, and nothing here resolves a token before it is asked for the provider.
-import { statSync } from 'node:fs';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { type Check, cloudHomeRequirements, localEdgeRequirements } from '../lib/requirements.js';
@@ -43,7 +42,6 @@ const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> =>
 const digitalocean: ProviderKit = {
   name: 'digitalocean',
   async provider(ctx, options = {}) {
-    if (options.tokenFile) checkTokenFile(ctx, options.tokenFile);
     const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
     return createDigitalOceanProvider(ctx, options);
   },
@@ -72,46 +70,6 @@ const local: ProviderKit = {
   bootstrap: () => 'none',
   requirements: (ctx) => localEdgeRequirements(ctx),
 };
-
-/**
- * Before the token reader opens it: a token file is a small regular file (a FIFO would hang the read, /dev/zero
- * would fill memory), and one every user may read is accepted with a warning, as ssh warns about a key file: the
- * token controls the whole account. A missing or unreadable file is the token reader's error to report.
- */
-function checkTokenFile(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
-  let stat: ReturnType<typeof statSync>;
-  try {
-    stat = statSync(tokenFile);
-  } catch {
-    return;
-  }
-  if (!stat.isFile()) {
-    const kind = stat.isDirectory()
-      ? 'a directory'
-      : stat.isFIFO()
-        ? 'a FIFO'
-        : stat.isCharacterDevice() || stat.isBlockDevice()
-          ? 'a device'
-          : 'not a regular file';
-    throw new UsageError(`token file ${tokenFile} is ${kind}, not a regular file`, {
-      hint: 'point --token-file (or tokenFile) at a file holding the API token',
-    });
-  }
-  if (stat.size > MAX_TOKEN_FILE_BYTES) {
-    throw new UsageError(`token file ${tokenFile} is ${stat.size} bytes, too large for an API token`, {
-      hint: 'point --token-file (or tokenFile) at a file holding only the API token',
-    });
-  }
-  if ((stat.mode & 0o007) === 0) return;
-  const octal = (stat.mode & 0o777).toString(8).padStart(4, '0');
-  ctx.emit({
-    type: 'log',
-    level: 'warn',
-    message: `token file ${tokenFile} is open to every user on this machine (mode ${octal}); anyone who reads it controls the DigitalOcean account: chmod 600 ${tokenFile}`,
-  });
-}
-
-const MAX_TOKEN_FILE_BYTES = 64 * 1024;
 
 export function providerKit(name: string): ProviderKit {
   switch (name) {

@@ -57,13 +57,27 @@ export const MAX_INPUT_FILE_BYTES = 1024 * 1024;
 
 export type InputFileProblem = 'missing' | 'not-regular' | 'too-large' | 'unreadable';
 
+/** What is wrong with a named file, for the caller to word: which kind it is, how large, the errno code. */
+export interface InputFileFacts {
+  kind?: string;
+  size?: number;
+  code?: string;
+}
+
 export class InputFileError extends Error {
   constructor(
     readonly problem: InputFileProblem,
     readonly reason: string,
+    readonly facts: InputFileFacts = {},
   ) {
     super(reason);
   }
+}
+
+/** A named file's text and its permission bits (a secret's reader warns when every user may read it). */
+export interface InputFile {
+  text: string;
+  mode: number;
 }
 
 /**
@@ -72,13 +86,21 @@ export class InputFileError extends Error {
  * FIFO, a device (/dev/zero), a directory or a file over `maxBytes` is refused before anything is read.
  */
 export async function readInputFile(path: string, maxBytes = MAX_INPUT_FILE_BYTES): Promise<string | undefined> {
+  return (await readInputFileAndMode(path, maxBytes))?.text;
+}
+
+/** readInputFile, with the file's mode as the handle saw it. */
+export async function readInputFileAndMode(
+  path: string,
+  maxBytes = MAX_INPUT_FILE_BYTES,
+): Promise<InputFile | undefined> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if (!isFsError(error)) throw error;
-    throw new InputFileError('unreadable', fsReason(error, path));
+    throw new InputFileError('unreadable', fsReason(error, path), { code: error.code });
   }
   try {
     const stat = await handle.stat();
@@ -92,12 +114,13 @@ export async function readInputFile(path: string, maxBytes = MAX_INPUT_FILE_BYTE
             : stat.isSocket()
               ? 'a socket'
               : 'not a regular file';
-      throw new InputFileError('not-regular', `it is ${kind}, not a regular file`);
+      throw new InputFileError('not-regular', `it is ${kind}, not a regular file`, { kind });
     }
     if (stat.size > maxBytes) {
       throw new InputFileError(
         'too-large',
         `it is ${stat.size} bytes, more than the ${maxBytes} a settings file may have`,
+        { size: stat.size },
       );
     }
     const buffer = Buffer.alloc(maxBytes + 1);
@@ -110,10 +133,10 @@ export async function readInputFile(path: string, maxBytes = MAX_INPUT_FILE_BYTE
       if (length > maxBytes)
         throw new InputFileError('too-large', `it is more than the ${maxBytes} bytes a settings file may have`);
     }
-    return buffer.subarray(0, length).toString('utf8');
+    return { text: buffer.subarray(0, length).toString('utf8'), mode: stat.mode };
   } catch (error) {
     if (error instanceof InputFileError || !isFsError(error)) throw error;
-    throw new InputFileError('unreadable', fsReason(error, path));
+    throw new InputFileError('unreadable', fsReason(error, path), { code: error.code });
   } finally {
     await handle.close();
   }

@@ -20,7 +20,7 @@ export async function createDigitalOceanClient(
   options: DigitalOceanOptions = {},
 ): Promise<DigitalOceanClient> {
   const baseUrl = apiBaseUrl(ctx.env.DIGITALOCEAN_API_URL);
-  const token = await resolveToken(ctx.env, options.tokenFile);
+  const token = await resolveToken(ctx, options.tokenFile);
   return new DigitalOceanClient({
     token,
     baseUrl,
