@@ -1,6 +1,7 @@
 # Checks an EdgeConfig for what option types cannot express. Returns a list of messages, each saying what is wrong,
 # why it cannot work and how to fix it; an empty list means the config is sound. modules/edge.nix turns them into
 # NixOS assertions, render-edge.nix refuses to render while there are any.
+# The port rules here mirror the one TypeScript check, validatePortSet in src/spec/ports.ts (with spec/sources.ts).
 { util }:
 edge:
 let

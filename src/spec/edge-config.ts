@@ -86,28 +86,10 @@ export const EdgeConfig = z
     ssh: EdgeSsh,
   })
   .strict()
+  // The port rules (a public port twice, the SSH or WireGuard port, PROXY protocol on UDP or with nftables) are
+  // checked once in TypeScript, on the tunnel spec (validatePortSet in spec/ports.ts and spec/sources.ts), where
+  // the message can name what the user wrote; nix/lib/validate.nix checks them again on the edge, as assertions.
   .superRefine((config, ctx) => {
-    const seen = new Set<string>();
-    config.ports.forEach((port, index) => {
-      const key = `${port.publicPort}/${port.protocol}`;
-      if (seen.has(key)) {
-        ctx.addIssue({ code: 'custom', path: ['ports', index], message: `public port ${key} is listed twice` });
-      }
-      seen.add(key);
-      if (port.protocol === 'tcp' && port.publicPort === config.ssh.port) {
-        ctx.addIssue({ code: 'custom', path: ['ports', index], message: `public port ${key} is the edge SSH port` });
-      }
-      if (port.protocol === 'udp' && port.publicPort === config.wireguard.listenPort) {
-        ctx.addIssue({ code: 'custom', path: ['ports', index], message: `public port ${key} is the WireGuard port` });
-      }
-      if (port.proxyProtocol && (port.protocol !== 'tcp' || config.forwarding !== 'nginx')) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['ports', index, 'proxyProtocol'],
-          message: 'PROXY protocol needs a TCP port and nginx forwarding',
-        });
-      }
-    });
     if (config.ipv6 && config.forwarding === 'nftables' && !config.wireguard.address6) {
       ctx.addIssue({
         code: 'custom',
