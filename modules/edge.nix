@@ -14,6 +14,8 @@
 let
   inherit (lib) mkEnableOption mkIf mkMerge mkOption types literalExpression;
   cfg = config.services.innisfree;
+  # What the local edge (src/edge/edge-settings.ts) shares with this module: sshd hardening, the status variables.
+  edgeSettings = lib.importJSON ../nix/edge-settings.json;
   render = import ../nix/lib;
 
   # Value types: everything that reaches nginx or nft text is checked here first (as zod does on the CLI side).
@@ -97,6 +99,7 @@ let
     else
       "systemctl is-active --quiet nftables.service && nft list table inet innisfree";
 
+  statusEnv = edgeSettings.statusEnvironment;
   statusCommand = pkgs.writeShellApplication {
     name = "innisfree-edge-status";
     runtimeInputs = [
@@ -109,11 +112,11 @@ let
       config.systemd.package
     ];
     text = ''
-      export INNISFREE_EDGE_NAME=${lib.escapeShellArg cfg.name}
-      export INNISFREE_EDGE_INTERFACE=${lib.escapeShellArg wg.interface}
-      export INNISFREE_EDGE_FORWARDING=${lib.escapeShellArg cfg.forwarding}
-      export INNISFREE_EDGE_HASH_FILE=/etc/innisfree/config-hash
-      export INNISFREE_EDGE_FORWARDER_CHECK=${lib.escapeShellArg forwarderCheck}
+      export ${statusEnv.name}=${lib.escapeShellArg cfg.name}
+      export ${statusEnv.interface}=${lib.escapeShellArg wg.interface}
+      export ${statusEnv.forwarding}=${lib.escapeShellArg cfg.forwarding}
+      export ${statusEnv.hashFile}=/etc/innisfree/config-hash
+      export ${statusEnv.forwarderCheck}=${lib.escapeShellArg forwarderCheck}
     ''
     + lib.removePrefix "#!/usr/bin/env bash\n" (builtins.readFile ../nix/edge-status.sh);
   };
@@ -315,12 +318,7 @@ in
         enable = true;
         ports = [ cfg.ssh.port ];
         openFirewall = false; # the port is in networking.firewall.allowedTCPPorts above
-        settings = {
-          PasswordAuthentication = false;
-          KbdInteractiveAuthentication = false;
-          PermitRootLogin = "prohibit-password";
-          X11Forwarding = false;
-        };
+        settings = edgeSettings.sshdHardening;
       };
       users.users.root.openssh.authorizedKeys.keys = cfg.ssh.authorizedKeys;
 

@@ -47,11 +47,8 @@ in
         path = "/etc/ssh/ssh_host_ed25519_key";
       }
     ];
-    settings = {
-      PasswordAuthentication = false;
-      KbdInteractiveAuthentication = false;
-      PermitRootLogin = "prohibit-password";
-    };
+    # The same hardening as the edge module's (X11Forwarding = false is also NixOS's default).
+    settings = (lib.importJSON ../edge-settings.json).sshdHardening;
   };
 
   systemd.services.innisfree-host-key = {

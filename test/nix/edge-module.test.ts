@@ -40,6 +40,7 @@ interface Evaluated {
     PasswordAuthentication: boolean;
     KbdInteractiveAuthentication: boolean;
     PermitRootLogin: string;
+    X11Forwarding: boolean;
   };
   rootKeys: string[];
   gc: { automatic: boolean; dates: string; options: string };
@@ -199,11 +200,21 @@ for (const name of planFixtureNames()) {
       },
       { enable: true, ports: [edge.ssh.port], password: false, kbd: false, root: 'prohibit-password' },
     );
+    // The hardening comes from nix/edge-settings.json, which the local edge renders too.
+    const hardening = (
+      JSON.parse(readFileSync(join(repoRoot, 'nix', 'edge-settings.json'), 'utf8')) as {
+        sshdHardening: Record<string, unknown>;
+      }
+    ).sshdHardening;
+    for (const [keyword, value] of Object.entries(hardening)) {
+      assert.equal(c.openssh[keyword as keyof typeof c.openssh], value, keyword);
+    }
     assert.equal(c.rootKeys, edge.ssh.authorizedKeys);
     assert.equal(c.gc, { automatic: true, dates: 'weekly', options: '--delete-older-than 14d' });
     assert.is(c.configHashFile, null, 'no hash file unless configHash is set');
 
     assert.ok(c.status, 'innisfree-edge-status is installed');
+    assert.match(c.status!.text, `export INNISFREE_EDGE_NAME=${edge.name}\n`);
     assert.match(c.status!.text, `export INNISFREE_EDGE_INTERFACE=${edge.wireguard.interface}\n`);
     assert.match(c.status!.text, `export INNISFREE_EDGE_FORWARDING=${edge.forwarding}\n`);
     assert.match(c.status!.text, 'export INNISFREE_EDGE_HASH_FILE=/etc/innisfree/config-hash\n');

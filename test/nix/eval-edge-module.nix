@@ -38,7 +38,12 @@ in
   sysctl = c.boot.kernel.sysctl;
   openssh = {
     inherit (c.services.openssh) enable ports openFirewall;
-    inherit (c.services.openssh.settings) PasswordAuthentication KbdInteractiveAuthentication PermitRootLogin;
+    inherit (c.services.openssh.settings)
+      PasswordAuthentication
+      KbdInteractiveAuthentication
+      PermitRootLogin
+      X11Forwarding
+      ;
   };
   rootKeys = c.users.users.root.openssh.authorizedKeys.keys;
   gc = {

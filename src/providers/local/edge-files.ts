@@ -1,5 +1,6 @@
 // The files that make a local edge answer like a real one: the sshd config (its own host key, the tunnel's key for
 // root, a PATH and directory for the edge commands) and the two commands on that PATH. Pure text builders.
+import { EDGE_STATUS_ENV, type EdgeStatusVariable, sshdHardeningLines } from '../../edge/edge-settings.js';
 import type { RuntimePaths } from './layout.js';
 
 export const AGENT_COMMAND = 'innisfree-local-edge';
@@ -12,14 +13,12 @@ export function sshdConfigText(paths: RuntimePaths, port: number): string {
     `HostKey ${paths.hostKey}`,
     `AuthorizedKeysFile ${paths.authorizedKeys}`,
     `PidFile ${paths.sshdPid}`,
-    'PermitRootLogin prohibit-password',
+    // Keys only, as on a NixOS edge (nix/edge-settings.json).
+    ...sshdHardeningLines(),
     'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
     // The runtime directory is root's own; sshd's ownership checks would refuse a temp directory in tests.
     'StrictModes no',
     'UsePAM no',
-    'X11Forwarding no',
     'PrintMotd no',
     'LogLevel INFO',
     // The edge commands (innisfree-edge-status, innisfree-local-edge) are found like on a real edge: on PATH.
@@ -37,7 +36,7 @@ export function agentWrapperText(nodePath: string, agentScript: string, subcomma
   return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}${subcommand ? ` ${subcommand}` : ''} "$@"\n`;
 }
 
-export interface EdgeStatusSettings {
+export interface EdgeStatusSettings extends Record<EdgeStatusVariable, string> {
   name: string;
   /** The WireGuard interface of the serving config ("none" before the first deployment). */
   interface: string;
@@ -50,11 +49,9 @@ export interface EdgeStatusSettings {
 /** The settings nix/edge-status.sh reads, as a file the status command sources; rewritten on every activation. */
 export function edgeStatusEnvText(settings: EdgeStatusSettings): string {
   return [
-    `INNISFREE_EDGE_NAME=${shellQuote(settings.name)}`,
-    `INNISFREE_EDGE_INTERFACE=${shellQuote(settings.interface)}`,
-    `INNISFREE_EDGE_FORWARDING=${shellQuote(settings.forwarding)}`,
-    `INNISFREE_EDGE_HASH_FILE=${shellQuote(settings.hashFile)}`,
-    `INNISFREE_EDGE_FORWARDER_CHECK=${shellQuote(settings.forwarderCheck)}`,
+    ...(Object.keys(EDGE_STATUS_ENV) as EdgeStatusVariable[]).map(
+      (key) => `${EDGE_STATUS_ENV[key]}=${shellQuote(settings[key])}`,
+    ),
     '',
   ].join('\n');
 }
