@@ -7,8 +7,8 @@
 //      a failure or rollback puts the home side and the edge files back, and the old config keeps serving;
 //   4. the home side drops the removed ports, after a grace for their open connections.
 // Ports that did not change are never touched on either end, so their connections and sessions carry on.
-import type { Deployer } from './edge/deployer.js';
-import type { DeployedConfig } from './edge/edge-files.js';
+import type { Deployer } from './edge/deployer-port.js';
+import type { DeployedConfig } from './edge/deployed-config.js';
 import type { EdgeSession } from './edge/edge-session.js';
 import { sshTargetFor } from './edge/ssh.js';
 import { type HomeDataPlane, linkDifference } from './home/data-plane.js';

@@ -14,8 +14,8 @@ import {
 } from './lib/errors.js';
 import { step } from './lib/events.js';
 import { mapLimit } from './lib/map-limit.js';
-import type { Deployer } from './edge/deployer.js';
-import type { DeployedConfig } from './edge/edge-files.js';
+import type { Deployer } from './edge/deployer-port.js';
+import type { DeployedConfig } from './edge/deployed-config.js';
 import { type HealthProblem, checkTunnelHealth, describeProblems, hintFor } from './edge/edge-health.js';
 import type { EdgeSession, ProbeTarget } from './edge/edge-session.js';
 import { SshConnectError, endpointOf, sshTargetFor } from './edge/ssh.js';

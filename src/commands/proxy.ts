@@ -8,7 +8,7 @@ import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { runUntilStopped } from '../home/data-plane.js';
 import { type ForwarderOptions, type PortCounters, describeListen, startForwarder } from '../home/forwarder/index.js';
-import { readHomeConfig } from '../home/home-config.js';
+import { readHomeConfig } from '../home/home-config-file.js';
 import type { HomeForward } from '../plan.js';
 import { expandPorts, parsePortList, validatePortSet } from '../spec/ports.js';
 import { Destination, TunnelName } from '../spec/primitives.js';

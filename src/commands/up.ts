@@ -2,8 +2,8 @@
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
 import { existsSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
-import type { Deployer } from '../edge/deployer.js';
-import { edgeFiles } from '../edge/edge-files.js';
+import type { Deployer } from '../edge/deployer-port.js';
+import { edgeFiles } from '../edge/deployed-config.js';
 import { openEdgeSession } from '../edge/edge-session.js';
 import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';

@@ -16,7 +16,7 @@ import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
 import type { Bootstrap } from '../spec/tunnel.js';
 import { readTextIfExists } from '../state/files.js';
-import type { SshTarget } from './deployer.js';
+import type { SshTarget } from './deployer-port.js';
 import { pinHostKey } from './known-hosts.js';
 import type { WaitReadyOptions, ReadyEdge } from './ssh.js';
 

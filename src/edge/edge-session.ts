@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { DeployError } from '../lib/errors.js';
 import type { Emit } from '../lib/events.js';
 import type { EdgeStatus } from '../spec/edge-config.js';
-import type { SshTarget } from './deployer.js';
+import type { SshTarget } from './deployer-port.js';
 import { EDGE_STATUS_COMMAND, parseEdgeStatus } from './edge-status.js';
 import { type SshConnection, connectSsh } from './ssh.js';
 

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { packageRoot } from '../lib/paths.js';
+import { packageRoot } from '../lib/package-root.js';
 
 const EdgeSettingsFile = z
   .object({

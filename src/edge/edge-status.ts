@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployError } from '../lib/errors.js';
 import { EdgeConfig, EdgeStatus } from '../spec/edge-config.js';
-import type { SshTarget } from './deployer.js';
+import type { SshTarget } from './deployer-port.js';
 import type { SshRunner } from './ssh.js';
 
 export const EDGE_STATUS_COMMAND = 'innisfree-edge-status';

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Env } from '../lib/context.js';
 import { EnvironmentError, UsageError } from '../lib/errors.js';
-import { packageRoot } from '../lib/paths.js';
+import { packageRoot } from '../lib/package-root.js';
 import { TunnelName, isHostname } from '../spec/primitives.js';
 
 export const EDGE_FLAKE_TEMPLATE = join(packageRoot, 'src', 'templates', 'flake.nix.ejs');

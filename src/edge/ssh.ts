@@ -9,10 +9,10 @@ import { InterruptedError, SshError } from '../lib/errors.js';
 import type { Emit } from '../lib/events.js';
 import { createLineSplitter } from '../lib/lines.js';
 import type { TunnelPaths } from '../state/paths.js';
-import type { SshTarget } from './deployer.js';
+import type { SshTarget } from './deployer-port.js';
 import { type HostPublicKey, fingerprintOf, knownHostsPattern, pinHostKey, readPinnedKeys } from './known-hosts.js';
 
-export type { SshTarget } from './deployer.js';
+export type { SshTarget } from './deployer-port.js';
 
 /** Why a connection attempt failed; waitReady retries every reason but a changed host key. */
 export type SshFailureReason = 'refused' | 'unreachable' | 'timeout' | 'auth' | 'hostKey' | 'protocol' | 'closed';

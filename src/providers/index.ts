@@ -6,8 +6,8 @@ import { UsageError } from '../lib/errors.js';
 import { type Check, cloudHomeRequirements, localEdgeRequirements } from '../lib/requirements.js';
 import { systemStreamExec } from '../lib/stream-exec.js';
 import type { EdgeBootstrap } from '../edge/reach-edge.js';
-import { DeployRsDeployer } from '../edge/deploy.js';
-import type { Deployer } from '../edge/deployer.js';
+import { DeployRsDeployer } from '../edge/deploy-rs.js';
+import type { Deployer } from '../edge/deployer-port.js';
 import { runSsh } from '../edge/ssh.js';
 import { PROVIDERS, type ProviderName, type TunnelSpec } from '../spec/tunnel.js';
 import type { Provider, ProviderContext } from './provider.js';
@@ -63,7 +63,7 @@ const local: ProviderKit = {
     return provider;
   },
   async deployer(ctx) {
-    const { LocalDeployer } = await import('./local/deployer.js');
+    const { LocalDeployer } = await import('./local/local-deployer.js');
     return new LocalDeployer({ exec: ctx.exec, env: ctx.env, ssh: runSsh });
   },
   // The local edge boots its NixOS config straight from the renderers; there is nothing to install.

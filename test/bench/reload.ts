@@ -11,7 +11,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { runCli } from '../helpers/cli.js';
 import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { type Server, type Socket, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';

@@ -8,7 +8,7 @@ import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { runtimePaths } from '../../src/providers/local/layout.js';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { runCli } from '../helpers/cli.js';
 import { assertNoHostCollision, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { DeployRequest, SshTarget } from '../../src/edge/deployer.js';
+import type { DeployRequest, SshTarget } from '../../src/edge/deployer-port.js';
 import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
@@ -20,7 +20,7 @@ import { systemClock, systemExec } from '../../src/lib/context.js';
 import { RolledBackError } from '../../src/lib/errors.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
 import { LocalDeployer, LocalProvider } from '../../src/providers/local/index.js';
-import { rendererPath } from '../../src/providers/local/render.js';
+import { rendererPath } from '../../src/providers/local/rendered-edge.js';
 import { type EdgeConfig, type EdgePort, serializeEdgeConfig } from '../../src/spec/edge-config.js';
 import {
   type EdgeFootprint,

@@ -9,7 +9,7 @@ import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { openEdgeSession } from '../../src/edge/edge-session.js';
 import { readEdgeStatus } from '../../src/edge/edge-status.js';
 import { runSsh, waitReady } from '../../src/edge/ssh.js';
-import type { SshTarget } from '../../src/edge/deployer.js';
+import type { SshTarget } from '../../src/edge/deployer-port.js';
 import { systemClock } from '../../src/lib/context.js';
 import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';

@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startForwarder } from '../../src/home/forwarder/index.js';
 import { plan } from '../../src/plan.js';
-import { DEBIAN_STREAM_MODULE } from '../../src/providers/local/render.js';
+import { DEBIAN_STREAM_MODULE } from '../../src/providers/local/rendered-edge.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import { needsCommand } from '../helpers/netns.js';
 import { makeTempDir } from '../helpers/tmp.js';

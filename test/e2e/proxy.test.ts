@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeHomeConfig } from '../../src/home/home-config.js';
+import { writeHomeConfig } from '../../src/home/home-config-file.js';
 import type { HomeConfig } from '../../src/plan.js';
 import { tunnelPaths } from '../../src/state/paths.js';
 import { built, cliPath } from '../helpers/cli.js';

@@ -10,7 +10,7 @@ import { type Server, createServer } from 'node:http';
 import { type AddressInfo, type Server as TcpServer, createServer as createTcpServer } from 'node:net';
 import { runCli } from '../helpers/cli.js';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { assertNothingLeft, footprintOf, localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { tunnelPaths } from '../../src/state/paths.js';
 import { runtimePaths } from '../../src/providers/local/layout.js';
 import { cliPath } from '../helpers/cli.js';

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { openEdgeSession, probeCommand } from '../../src/edge/edge-session.js';
 import { pinHostKey } from '../../src/edge/known-hosts.js';
 import { SshConnectError, connectSsh, runSsh, waitReady } from '../../src/edge/ssh.js';
-import type { SshTarget } from '../../src/edge/deployer.js';
+import type { SshTarget } from '../../src/edge/deployer-port.js';
 import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { systemClock } from '../../src/lib/context.js';
 import { SshError } from '../../src/lib/errors.js';

@@ -9,7 +9,7 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { type AddressInfo, type Server, createServer } from 'node:net';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { runCli } from '../helpers/cli.js';
 import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { run } from '../helpers/netns.js';

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Server, createServer } from 'node:http';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpProcess, startUp } from '../helpers/up-process.js';

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LocalProvider } from '../../src/providers/local/provider.js';
+import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import {
   type EdgeFootprint,
   assertNothingLeft,

@@ -3,7 +3,7 @@
 // token, the ledger path, the spec flags and the identity. Prints "ready" when ensureEdge returned.
 import { readFileSync } from 'node:fs';
 import { DigitalOceanClient } from '../../src/providers/digitalocean/client.js';
-import { DigitalOceanProvider } from '../../src/providers/digitalocean/provider.js';
+import { DigitalOceanProvider } from '../../src/providers/digitalocean/digitalocean-provider.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';
 import { ResourceLedger } from '../../src/state/resources.js';
 import { testSpec, virtualClock } from './do.js';

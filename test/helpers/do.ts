@@ -4,7 +4,7 @@ import type { Clock } from '../../src/lib/context.js';
 import type { Emit, ProgressEvent } from '../../src/lib/events.js';
 import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { DigitalOceanClient } from '../../src/providers/digitalocean/client.js';
-import { DigitalOceanProvider } from '../../src/providers/digitalocean/provider.js';
+import { DigitalOceanProvider } from '../../src/providers/digitalocean/digitalocean-provider.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';

@@ -11,7 +11,7 @@ import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { planFixtureNames, readPlanFixture } from '../helpers/fixtures.js';
 import { commandExists, hasNix, nixEvalExpr, renderBoth, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { nginxConfText } from '../../src/providers/local/render.js';
+import { nginxConfText } from '../../src/providers/local/rendered-edge.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const isRoot = process.getuid?.() === 0;

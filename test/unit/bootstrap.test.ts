@@ -11,7 +11,7 @@ import {
   classifyNixosAnywhereFailure,
   nixosAnywhereLogEvent,
 } from '../../src/edge/bootstrap.js';
-import type { SshTarget } from '../../src/edge/deployer.js';
+import type { SshTarget } from '../../src/edge/deployer-port.js';
 import { generateSshKeyPair } from '../../src/lib/keys.js';
 import { systemClock } from '../../src/lib/context.js';
 import { DeployError, EnvironmentError, SshError, UsageError } from '../../src/lib/errors.js';

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { innisfreeFlakePath, renderEdgeFlake } from '../../src/edge/flake.js';
-import { packageRoot } from '../../src/lib/paths.js';
+import { packageRoot } from '../../src/lib/package-root.js';
 import { fixturesDir, readPlanFixture, updating } from '../helpers/fixtures.js';
 import { hasNix, run, skipped } from '../helpers/nix.js';
 import { makeTempDir } from '../helpers/tmp.js';

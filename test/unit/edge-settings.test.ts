@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EDGE_STATUS_ENV, sshdHardeningLines } from '../../src/edge/edge-settings.js';
-import { packageRoot } from '../../src/lib/paths.js';
-import { edgeStatusEnvText, sshdConfigText } from '../../src/providers/local/edge-files.js';
+import { packageRoot } from '../../src/lib/package-root.js';
+import { edgeStatusEnvText, sshdConfigText } from '../../src/providers/local/edge-runtime-files.js';
 import { runtimePaths } from '../../src/providers/local/layout.js';
 
 const S = suite('edge settings: one data file for NixOS and local edges');
@@ -18,7 +18,7 @@ const json = JSON.parse(readFileSync(join(packageRoot, 'nix', 'edge-settings.jso
 
 S('the local sshd_config has the lines it had when they were written out in TypeScript', () => {
   const text = sshdConfigText(runtimePaths('/run/innisfree/local', 'web'), 2222);
-  // What src/providers/local/edge-files.ts rendered before the settings moved to nix/edge-settings.json.
+  // What the local edge files module rendered before the settings moved to nix/edge-settings.json.
   const before = [
     '# innisfree local edge: an sshd inside the edge network namespace',
     'Port 2222',

@@ -1,9 +1,9 @@
 // Pure parts of the local provider: layout, rendered-config wrappers, edge files, parsers; and the factory.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeployRsDeployer } from '../../src/edge/deploy.js';
+import { DeployRsDeployer } from '../../src/edge/deploy-rs.js';
 import { systemClock, systemExec } from '../../src/lib/context.js';
-import { LocalDeployer } from '../../src/providers/local/deployer.js';
+import { LocalDeployer } from '../../src/providers/local/local-deployer.js';
 import { silent } from '../../src/lib/events.js';
 import { createProvider, providerKit } from '../../src/providers/index.js';
 import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
@@ -13,7 +13,7 @@ import {
   edgeStatusWrapperText,
   forwarderCheckFor,
   sshdConfigText,
-} from '../../src/providers/local/edge-files.js';
+} from '../../src/providers/local/edge-runtime-files.js';
 import {
   DEFAULT_BLOCK6,
   DEFAULT_BLOCKS,
@@ -28,7 +28,12 @@ import {
 } from '../../src/providers/local/layout.js';
 import { hostNetworksFromIp } from '../../src/addressing.js';
 import { ProviderError } from '../../src/lib/errors.js';
-import { firewallRuleset, forwardingRuleset, nftPortSet, nginxConfText } from '../../src/providers/local/render.js';
+import {
+  firewallRuleset,
+  forwardingRuleset,
+  nftPortSet,
+  nginxConfText,
+} from '../../src/providers/local/rendered-edge.js';
 
 const S = suite('local provider: pure parts');
 

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { proxyCommand } from '../../src/commands/proxy.js';
 import { runUntilStopped } from '../../src/home/data-plane.js';
-import { writeHomeConfig } from '../../src/home/home-config.js';
+import { writeHomeConfig } from '../../src/home/home-config-file.js';
 import { DataPlaneError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import type { HomeConfig } from '../../src/plan.js';

@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
 import { readyEvent } from '../../src/commands/ready-event.js';
-import { createRenderer } from '../../src/lib/render.js';
+import { createRenderer } from '../../src/lib/progress-renderer.js';
 import { plan } from '../../src/plan.js';
 import type { Provider } from '../../src/providers/provider.js';
 import type { EdgeConfig } from '../../src/spec/edge-config.js';

@@ -2,7 +2,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Writable } from 'node:stream';
 import type { HealthEvent } from '../../src/lib/events.js';
-import { createRenderer } from '../../src/lib/render.js';
+import { createRenderer } from '../../src/lib/progress-renderer.js';
 
 function capture(): { stream: Writable; text: () => string } {
   let text = '';

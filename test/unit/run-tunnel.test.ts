@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
-import type { DeployRequest } from '../../src/edge/deployer.js';
-import type { DeployedConfig } from '../../src/edge/edge-files.js';
+import type { DeployRequest } from '../../src/edge/deployer-port.js';
+import type { DeployedConfig } from '../../src/edge/deployed-config.js';
 import { DataPlaneError, DeployError, InterruptedError, RolledBackError, SshError } from '../../src/lib/errors.js';
 import type { ProgressEvent } from '../../src/lib/events.js';
 import { plan as makePlan } from '../../src/plan.js';

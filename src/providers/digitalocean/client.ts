@@ -13,8 +13,8 @@ import { backoffDelay } from '../../lib/backoff.js';
 import type { Clock } from '../../lib/context.js';
 import { InterruptedError, ProviderError, UsageError, isInnisfreeError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
-import { packageVersion } from '../../lib/paths.js';
-import { DigitalOceanError, parseErrorBody } from './errors.js';
+import { packageVersion } from '../../lib/package-root.js';
+import { DigitalOceanError, parseErrorBody } from './api-errors.js';
 
 export const DEFAULT_API_URL = 'https://api.digitalocean.com';
 

@@ -5,7 +5,7 @@ import { ProviderError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
 import type { ResourceLedger } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
 import { DomainEnvelope, DomainRecord, DomainRecordEnvelope } from './schemas.js';
 

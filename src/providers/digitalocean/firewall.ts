@@ -6,7 +6,7 @@ import type { TunnelSpec } from '../../spec/tunnel.js';
 import { edgeNameOf, edgeTagOf } from '../../spec/tunnel.js';
 import type { ResourceLedger } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
 import { Firewall, FirewallEnvelope } from './schemas.js';
 

@@ -4,7 +4,7 @@ import { ProviderError, UsageError } from '../../lib/errors.js';
 import type { Emit } from '../../lib/events.js';
 import { EDGE_TAG } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
 import { Image, ImageEnvelope } from './schemas.js';
 import type { Timing } from './timing.js';

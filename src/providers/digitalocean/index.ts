@@ -2,7 +2,7 @@
 // client and provider. Commands that need more than the Provider port (image, doctor) use the client directly.
 import type { ProviderContext } from '../provider.js';
 import { DigitalOceanClient, apiBaseUrl } from './client.js';
-import { DigitalOceanProvider } from './provider.js';
+import { DigitalOceanProvider } from './digitalocean-provider.js';
 import type { Timing } from './timing.js';
 import { resolveToken } from './token.js';
 
@@ -45,5 +45,5 @@ export async function createDigitalOceanProvider(
 }
 
 export { DigitalOceanClient } from './client.js';
-export { DigitalOceanError } from './errors.js';
-export { DigitalOceanProvider } from './provider.js';
+export { DigitalOceanError } from './api-errors.js';
+export { DigitalOceanProvider } from './digitalocean-provider.js';

@@ -5,7 +5,7 @@ import { ProviderError } from '../../lib/errors.js';
 import { edgeTagOf } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, hasIpv6Feature, waitAction, waitNoPendingActions } from './droplets.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
 import { replacementTagOf } from './tags.js';
 import { ActionEnvelope, type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';

@@ -2,7 +2,7 @@
 // duplicate POST ("SSH Key is already in use on your account") or an ambiguous one resolves by looking again.
 import type { ResourceLedger } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { md5Fingerprint } from './fingerprint.js';
 import { listAll } from './pagination.js';
 import { SshKey, SshKeyEnvelope } from './schemas.js';

@@ -1,6 +1,6 @@
 // Tags on existing droplets (a tag added after create, e.g. the DNS name of a later --dns) and tag removal.
 import type { DigitalOceanClient } from './client.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 
 export async function tagDroplet(client: DigitalOceanClient, tag: string, dropletId: number): Promise<void> {
   try {

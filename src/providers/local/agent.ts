@@ -19,7 +19,7 @@ import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type ExecResult, systemExec } from '../../lib/context.js';
 import { EdgeConfig } from '../../spec/edge-config.js';
 import { SECRET_MODE, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
-import { LOCAL_EDGE_DIR_ENV, edgeStatusEnvText, forwarderCheckFor } from './edge-files.js';
+import { LOCAL_EDGE_DIR_ENV, edgeStatusEnvText, forwarderCheckFor } from './edge-runtime-files.js';
 import { type AgentPaths, WIREGUARD_SOCKET_DIR, agentPaths, generationDir, runtimePaths } from './layout.js';
 import { livePidFrom, processAlive } from './netns.js';
 import {
@@ -30,7 +30,7 @@ import {
   firewallRuleset,
   forwardingRuleset,
   nginxConfText,
-} from './render.js';
+} from './rendered-edge.js';
 
 export const EXIT_ROLLED_BACK = 3;
 

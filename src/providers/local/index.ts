@@ -6,7 +6,7 @@ export {
   type LocalProviderOptions,
   createLocalProvider,
   DEFAULT_RUNTIME_DIR,
-} from './provider.js';
-export { LocalDeployer, type LocalDeployerOptions, FAIL_ACTIVATION_ENV } from './deployer.js';
-export { type RenderedEdge, renderEdge } from './render.js';
+} from './local-provider.js';
+export { LocalDeployer, type LocalDeployerOptions, FAIL_ACTIVATION_ENV } from './local-deployer.js';
+export { type RenderedEdge, renderEdge } from './rendered-edge.js';
 export { type LocalEdgeLayout, layoutOf } from './layout.js';

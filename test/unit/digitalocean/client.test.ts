@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DigitalOceanClient } from '../../../src/providers/digitalocean/client.js';
-import { DigitalOceanError } from '../../../src/providers/digitalocean/errors.js';
+import { DigitalOceanError } from '../../../src/providers/digitalocean/api-errors.js';
 import { listAll } from '../../../src/providers/digitalocean/pagination.js';
 import { AccountEnvelope, Droplet } from '../../../src/providers/digitalocean/schemas.js';
 import { formatError } from '../../../src/lib/errors.js';

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DigitalOceanError, parseErrorBody } from '../../../src/providers/digitalocean/errors.js';
+import { DigitalOceanError, parseErrorBody } from '../../../src/providers/digitalocean/api-errors.js';
 import { md5Fingerprint } from '../../../src/providers/digitalocean/fingerprint.js';
 import { relativeTo } from '../../../src/providers/digitalocean/pagination.js';
 import { apiBaseUrl } from '../../../src/providers/digitalocean/client.js';

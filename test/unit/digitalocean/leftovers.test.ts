@@ -9,8 +9,8 @@ import { InnisfreeError, InterruptedError, ProviderError } from '../../../src/li
 import type { EdgeIdentity } from '../../../src/providers/provider.js';
 import type { TunnelSpec } from '../../../src/spec/tunnel.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
-import { DigitalOceanProvider } from '../../../src/providers/digitalocean/provider.js';
-import { createRenderer } from '../../../src/lib/render.js';
+import { DigitalOceanProvider } from '../../../src/providers/digitalocean/digitalocean-provider.js';
+import { createRenderer } from '../../../src/lib/progress-renderer.js';
 import { type AccountCounts, type Harness, accountOf, testIdentity, testSpec, withFake } from '../../helpers/do.js';
 import { makeTempDir } from '../../helpers/tmp.js';
 

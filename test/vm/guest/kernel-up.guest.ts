@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LocalProvider } from '../../../src/providers/local/provider.js';
+import { LocalProvider } from '../../../src/providers/local/local-provider.js';
 import { runCli } from '../../helpers/cli.js';
 import { assertNothingLeft, footprintOf, randomTunnelName } from '../../helpers/local-edge.js';
 import { run } from '../../helpers/netns.js';

@@ -5,8 +5,8 @@ import type { Env } from '../lib/context.js';
 import { DeployError, EnvironmentError, RolledBackError, UsageError } from '../lib/errors.js';
 import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
-import { classifyDeployOutcome, deployLogEvent } from './deploy-log.js';
-import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer.js';
+import { classifyDeployOutcome, deployLogEvent } from './deploy-rs-log.js';
+import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer-port.js';
 import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from './edge-status.js';
 import { type SshRunner, pinnedSshClientOptions } from './ssh.js';
 

@@ -28,7 +28,7 @@ import {
   tunnelOf,
   waitActive,
 } from './droplets.js';
-import { DigitalOceanError } from './errors.js';
+import { DigitalOceanError } from './api-errors.js';
 import { deleteFirewall, ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { checkImageUsable, resolveImage } from './images.js';
 import { assignReservedIp, getReservedIp, listReservedIps, releaseReservedIp } from './reserved-ips.js';

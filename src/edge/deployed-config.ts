@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Env } from '../lib/context.js';
-import { writeHomeConfig } from '../home/home-config.js';
+import { writeHomeConfig } from '../home/home-config-file.js';
 import type { Plan } from '../plan.js';
 import { HomeConfig } from '../spec/home-config.js';
 import { EdgeConfig, serializeEdgeConfig } from '../spec/edge-config.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Exec } from '../../lib/context.js';
 import { DeployError, EnvironmentError } from '../../lib/errors.js';
-import { packageRoot } from '../../lib/paths.js';
+import { packageRoot } from '../../lib/package-root.js';
 
 export const RenderedEdge = z.object({
   /** The inside of nginx's stream { } block. */

@@ -5,13 +5,13 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeployRequest, DeployResult, Deployer } from '../../edge/deployer.js';
+import type { DeployRequest, DeployResult, Deployer } from '../../edge/deployer-port.js';
 import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from '../../edge/edge-status.js';
 import type { SshRunner } from '../../edge/ssh.js';
 import type { Env, Exec } from '../../lib/context.js';
 import { DeployError, RolledBackError } from '../../lib/errors.js';
-import { AGENT_COMMAND } from './edge-files.js';
-import { type RenderedEdge, renderEdge } from './render.js';
+import { AGENT_COMMAND } from './edge-runtime-files.js';
+import { type RenderedEdge, renderEdge } from './rendered-edge.js';
 
 export const FAIL_ACTIVATION_ENV = 'INNISFREE_LOCAL_FAIL_ACTIVATION';
 /** Tests of a running up (reload): activations fail while the file this names exists (the env is read at start). */

@@ -13,7 +13,7 @@ import { probeTcp } from '../../edge/ssh.js';
 import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type Clock, type Context, type Exec, type ExecResult, systemClock, systemExec } from '../../lib/context.js';
 import { BusyError, EnvironmentError, ProviderError } from '../../lib/errors.js';
-import { packageRoot } from '../../lib/paths.js';
+import { packageRoot } from '../../lib/package-root.js';
 import { edgeNameOf } from '../../spec/tunnel.js';
 import { SECRET_MODE, ensureDir, readTextIfExists, writeFileAtomic, writeJsonAtomic } from '../../state/files.js';
 import { fsFailure, nonDirectoryAncestor } from '../../lib/fs-errors.js';
@@ -25,8 +25,8 @@ import {
   edgeStatusEnvText,
   edgeStatusWrapperText,
   sshdConfigText,
-} from './edge-files.js';
-import { FIREWALL_TABLE, edgeStatusScriptPath } from './render.js';
+} from './edge-runtime-files.js';
+import { FIREWALL_TABLE, edgeStatusScriptPath } from './rendered-edge.js';
 import {
   type AddressBlocks,
   DEFAULT_BLOCKS,
