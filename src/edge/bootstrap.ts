@@ -10,7 +10,7 @@ import { chmod, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../lib/context.js';
-import { DeployError, EnvironmentError, type InnisfreeError, SshError, UsageError } from '../lib/errors.js';
+import { DeployError, EnvironmentError, type InnisfreeError, SshError } from '../lib/errors.js';
 import type { Emit, LogEvent } from '../lib/events.js';
 import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
@@ -18,7 +18,7 @@ import type { Bootstrap } from '../spec/tunnel.js';
 import { readTextIfExists } from '../state/files.js';
 import type { SshTarget } from './deployer-port.js';
 import { pinHostKey } from './known-hosts.js';
-import type { WaitReadyOptions, ReadyEdge } from './ssh.js';
+import { type WaitReadyOptions, type ReadyEdge, refuseWhitespaceInSshPath } from './ssh.js';
 
 export interface NixosAnywhereArgsInput {
   edgeDir: string;
@@ -31,16 +31,8 @@ export interface NixosAnywhereArgsInput {
   extraFilesDir: string;
 }
 
-function refuseWhitespace(label: string, path: string): void {
-  if (/\s/.test(path)) {
-    throw new UsageError(`the ${label} path "${path}" contains whitespace, which ssh options cannot carry`, {
-      hint: 'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) and run again',
-    });
-  }
-}
-
 export function buildNixosAnywhereArgs(input: NixosAnywhereArgsInput): string[] {
-  refuseWhitespace('known_hosts', input.knownHostsPath);
+  refuseWhitespaceInSshPath('known_hosts', input.knownHostsPath, 'ssh options cannot carry');
   return [
     '--flake',
     // path: keeps Nix from treating the state directory as part of an enclosing git repository.

@@ -2,13 +2,13 @@
 // "system") with magic rollback, the tunnel's key and pinned known_hosts; its log streamed as events; the outcome
 // classified from the log (deploy-rs exits 1 for everything); then the edge's own status confirms the config hash.
 import type { Env } from '../lib/context.js';
-import { DeployError, EnvironmentError, RolledBackError, UsageError } from '../lib/errors.js';
+import { DeployError, EnvironmentError, RolledBackError } from '../lib/errors.js';
 import { stripAnsi } from '../lib/lines.js';
 import type { StreamExec } from '../lib/stream-exec.js';
 import { classifyDeployOutcome, deployLogEvent } from './deploy-rs-log.js';
 import type { DeployRequest, DeployResult, Deployer, SshTarget } from './deployer-port.js';
 import { assertEdgeServes, plannedEdgePorts, readEdgeStatus } from './edge-status.js';
-import { type SshRunner, pinnedSshClientOptions } from './ssh.js';
+import { type SshRunner, pinnedSshClientOptions, refuseWhitespaceInSshPath } from './ssh.js';
 
 export const DEPLOY_NODE = 'edge';
 export const DEPLOY_PROFILE = 'system';
@@ -37,19 +37,11 @@ export interface DeployArgsInput {
   remoteBuild?: boolean;
 }
 
-/** deploy-rs splits --ssh-opts on single spaces with no quoting: a path with whitespace cannot be passed. */
-function refuseWhitespace(label: string, path: string): void {
-  if (/\s/.test(path)) {
-    throw new UsageError(`the ${label} path "${path}" contains whitespace, which deploy-rs cannot pass to ssh`, {
-      hint: 'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) and run again',
-    });
-  }
-}
-
 /** The ssh options deploy-rs gives every ssh (and nix copy) it runs: the tunnel's key and the pinned host key. */
 export function deploySshOpts(target: SshTarget): string {
-  refuseWhitespace('SSH key', target.privateKeyPath);
-  refuseWhitespace('known_hosts', target.knownHostsPath);
+  // deploy-rs splits --ssh-opts on single spaces with no quoting: a path with whitespace cannot be passed.
+  refuseWhitespaceInSshPath('SSH key', target.privateKeyPath, 'deploy-rs cannot pass to ssh');
+  refuseWhitespaceInSshPath('known_hosts', target.knownHostsPath, 'deploy-rs cannot pass to ssh');
   return [
     '-p',
     String(target.port),

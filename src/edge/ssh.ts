@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { Clock } from '../lib/context.js';
-import { InterruptedError, SshError } from '../lib/errors.js';
+import { InterruptedError, SshError, UsageError } from '../lib/errors.js';
 import type { Emit } from '../lib/events.js';
 import { createLineSplitter } from '../lib/lines.js';
 import type { TunnelPaths } from '../state/paths.js';
@@ -523,4 +523,17 @@ export function pinnedSshClientOptions(target: Pick<SshTarget, 'privateKeyPath' 
 
 function quoteSshOptionValue(value: string): string {
   return /\s/.test(value) ? `"${value.replace(/"/g, '\\"')}"` : value;
+}
+
+/**
+ * A path that goes into an ssh option a wrapper passes on (deploy-rs splits --ssh-opts on single spaces with no
+ * quoting; nixos-anywhere's --ssh-option likewise): one with whitespace cannot be passed, so it is refused.
+ * `which` says who cannot carry it, for the message.
+ */
+export function refuseWhitespaceInSshPath(label: string, path: string, which: string): void {
+  if (/\s/.test(path)) {
+    throw new UsageError(`the ${label} path "${path}" contains whitespace, which ${which}`, {
+      hint: 'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) and run again',
+    });
+  }
 }

@@ -73,7 +73,7 @@ export function apiBaseUrl(value: string | undefined): string {
       hint: `unset it to use ${DEFAULT_API_URL}`,
     });
   }
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url.hostname))) {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHostname(url.hostname))) {
     throw new UsageError(`DIGITALOCEAN_API_URL: ${url.origin} would send the token unencrypted`, {
       hint: 'use an https:// URL (plain http is accepted only for 127.0.0.1, ::1 and localhost)',
     });
@@ -81,7 +81,8 @@ export function apiBaseUrl(value: string | undefined): string {
   return url.href.replace(/\/+$/, '');
 }
 
-function isLoopback(hostname: string): boolean {
+/** A URL host on this machine (localhost, [::1], 127.x): plain http is allowed there, for a fake API in tests. */
+function isLoopbackHostname(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
@@ -115,7 +116,7 @@ export class DigitalOceanClient {
       validateStatus: () => true,
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
-      ...(isLoopback(new URL(this.baseUrl).hostname) ? { proxy: false as const } : {}),
+      ...(isLoopbackHostname(new URL(this.baseUrl).hostname) ? { proxy: false as const } : {}),
       headers: {
         Authorization: `Bearer ${options.token}`,
         Accept: 'application/json',
