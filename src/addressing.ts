@@ -3,7 +3,9 @@
 // it collides with an address or route on this host or with another tunnel's allocation.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { UsageError } from './lib/errors.js';
+import type { Exec } from './lib/context.js';
+import { EnvironmentError, UsageError } from './lib/errors.js';
+import { ipAddressesOf, ipRoutesOf } from './lib/ip-json.js';
 import { type Cidr4, intToIpv4, ipv4ToInt, parseCidr4 } from './spec/primitives.js';
 
 export interface Allocation {
@@ -158,19 +160,12 @@ function expandIpv6(address: string): string[] {
 /** Parses `ip -j addr` and `ip -j route` output into the networks in use on this host. */
 export function hostNetworksFromIp(addrJson: string, routeJson: string): HostNetwork[] {
   const networks: HostNetwork[] = [];
-  const links = JSON.parse(addrJson || '[]') as Array<{
-    ifname?: string;
-    addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
-  }>;
-  for (const link of links) {
-    for (const info of link.addr_info ?? []) {
-      if (info.family === 'inet' && info.local && info.prefixlen !== undefined) {
-        networks.push({ cidr: `${info.local}/${info.prefixlen}`, ...(link.ifname ? { device: link.ifname } : {}) });
-      }
+  for (const info of ipAddressesOf(addrJson)) {
+    if (info.family === 'inet' && info.local && info.prefixlen !== undefined) {
+      networks.push({ cidr: `${info.local}/${info.prefixlen}`, ...(info.device ? { device: info.device } : {}) });
     }
   }
-  const routes = JSON.parse(routeJson || '[]') as Array<{ dst?: string; dev?: string; type?: string }>;
-  for (const route of routes) {
+  for (const route of ipRoutesOf(routeJson)) {
     if (!route.dst || route.dst === 'default') continue;
     if (route.type && !['unicast', 'local', 'blackhole', 'unreachable', 'prohibit'].includes(route.type)) continue;
     const cidr = route.dst.includes('/') ? route.dst : `${route.dst}/32`;
@@ -180,4 +175,17 @@ export function hostNetworksFromIp(addrJson: string, routeJson: string): HostNet
     networks.push({ cidr, ...(route.dev ? { device: route.dev } : {}) });
   }
   return networks;
+}
+
+/** This namespace's IPv4 networks (interface addresses with their prefix, routes of every table), with devices. */
+export async function readHostNetworks(exec: Exec): Promise<HostNetwork[]> {
+  try {
+    const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
+    const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
+    return hostNetworksFromIp(addr.stdout, route.stdout);
+  } catch (error) {
+    throw new EnvironmentError(`could not read this host's addresses and routes: ${(error as Error).message}`, {
+      hint: 'install iproute2 (the "ip" command)',
+    });
+  }
 }

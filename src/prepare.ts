@@ -1,8 +1,8 @@
 // Everything `plan` and `up` share before touching a provider: the tunnel's identity on this host (addressing
 // that avoids local networks and other tunnels, keys) and the pure plan built from it.
-import { type HostNetwork, allocate, hostNetworksFromIp } from './addressing.js';
+import { allocate, readHostNetworks } from './addressing.js';
 import type { Exec } from './lib/context.js';
-import { EnvironmentError } from './lib/errors.js';
+import { type IpAddress, ipAddressesOf } from './lib/ip-json.js';
 import { kernelForwardingAvailable } from './home/kernel-forwarding.js';
 import { type HomeHostFacts, type Plan, plan } from './plan.js';
 import type { TunnelSpec } from './spec/tunnel.js';
@@ -26,35 +26,17 @@ export interface Prepared {
   homeHost: HomeHostFacts;
 }
 
-interface AddrEntry {
-  addr_info?: Array<{ family?: string; local?: string }>;
-}
-
 /** Whether this host can forward in the kernel, and its own IPv4 addresses (a destination among them is local). */
 export async function readHomeHostFacts(exec: Exec): Promise<HomeHostFacts> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show'], { reject: false }).catch(() => undefined);
-  let entries: AddrEntry[] = [];
+  let addresses: IpAddress[] = [];
   try {
-    entries = JSON.parse(addr?.stdout || '[]') as AddrEntry[];
+    addresses = ipAddressesOf(addr?.stdout ?? '');
   } catch {
-    entries = [];
+    addresses = [];
   }
-  const localAddresses = entries.flatMap((entry) =>
-    (entry.addr_info ?? []).flatMap((info) => (info.family === 'inet' && info.local ? [info.local] : [])),
-  );
+  const localAddresses = addresses.flatMap((info) => (info.family === 'inet' && info.local ? [info.local] : []));
   return { kernelForwarding: await kernelForwardingAvailable(exec), localAddresses };
-}
-
-export async function readHostNetworks(exec: Exec): Promise<HostNetwork[]> {
-  try {
-    const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
-    const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
-    return hostNetworksFromIp(addr.stdout, route.stdout);
-  } catch (error) {
-    throw new EnvironmentError(`could not read this host's addresses and routes: ${(error as Error).message}`, {
-      hint: 'install iproute2 (the "ip" command)',
-    });
-  }
 }
 
 export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, now: Date): Promise<Prepared> {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { HostNetwork } from '../../addressing.js';
 import { overlaps } from '../../addressing.js';
 import { ProviderError } from '../../lib/errors.js';
+import { ipAddressesOf, ipRoutesOf } from '../../lib/ip-json.js';
 import { parseCidr4 } from '../../spec/primitives.js';
 
 /**
@@ -277,18 +278,12 @@ export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
 export function hostNetworks6FromIp(addrJson: string, routeJson: string): HostNetwork[] {
   const ignored = (cidr: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:|::1(\/|$)|::\/0$)/i.test(cidr);
   const networks: HostNetwork[] = [];
-  const links = JSON.parse(addrJson || '[]') as Array<{
-    ifname?: string;
-    addr_info?: Array<{ family?: string; local?: string; prefixlen?: number }>;
-  }>;
-  for (const link of links) {
-    for (const info of link.addr_info ?? []) {
-      if (info.family !== 'inet6' || !info.local || info.prefixlen === undefined) continue;
-      const cidr = `${info.local}/${info.prefixlen}`;
-      if (!ignored(cidr)) networks.push({ cidr, ...(link.ifname ? { device: link.ifname } : {}) });
-    }
+  for (const info of ipAddressesOf(addrJson)) {
+    if (info.family !== 'inet6' || !info.local || info.prefixlen === undefined) continue;
+    const cidr = `${info.local}/${info.prefixlen}`;
+    if (!ignored(cidr)) networks.push({ cidr, ...(info.device ? { device: info.device } : {}) });
   }
-  for (const route of JSON.parse(routeJson || '[]') as Array<{ dst?: string; dev?: string }>) {
+  for (const route of ipRoutesOf(routeJson)) {
     if (!route.dst || route.dst === 'default') continue;
     const cidr = route.dst.includes('/') ? route.dst : `${route.dst}/128`;
     if (!ignored(cidr) && parseCidr6(cidr)) networks.push({ cidr, ...(route.dev ? { device: route.dev } : {}) });

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { readHostNetworks } from '../../addressing.js';
 import { EDGE_REPAIR_COMMAND } from '../../edge/edge-session.js';
 import { probeTcp } from '../../edge/ssh.js';
 import { generateWireguardKeyPair } from '../../lib/keys.js';
@@ -42,7 +43,6 @@ import {
 } from './layout.js';
 import {
   hostAddressUse,
-  hostNetworks,
   hostNetworks6,
   ipv6Available,
   killNetnsProcesses,
@@ -514,7 +514,7 @@ export class LocalProvider implements Provider {
       undo.push(() => this.exec('ip', ['netns', 'del', edgeNs], { reject: false }));
       // Address blocks that hold no address or route of this host, so the edge's and the client's packets never
       // meet a real network here (this host's LAN may well be a documentation range).
-      const blocks = pickBlocks(await hostNetworks(this.exec));
+      const blocks = pickBlocks(await readHostNetworks(this.exec));
       const slot = await this.claimSlot(id, edgeNs, blocks);
       const layout = layoutOf(id, slot, blocks);
       const { namespaces: ns, links, addresses: a } = layout;

@@ -1,8 +1,9 @@
 // Thin effects over iproute2 for the local provider: namespaces, links, addresses, and the processes living in a
 // namespace. Every call names exactly what it touches; nothing here matches by prefix.
 import { existsSync, readFileSync } from 'node:fs';
-import { type HostNetwork, hostNetworksFromIp } from '../../addressing.js';
+import type { HostNetwork } from '../../addressing.js';
 import type { Exec } from '../../lib/context.js';
+import { ipAddressesOf, ipRoutesOf } from '../../lib/ip-json.js';
 import { parsePid } from '../../lib/pid.js';
 import { hostNetworks6FromIp } from './layout.js';
 
@@ -90,26 +91,15 @@ export async function hostAddressUse(exec: Exec): Promise<HostAddressUse> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
   const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
   const addresses = new Set<string>();
-  for (const link of JSON.parse(addr.stdout || '[]') as Array<{
-    addr_info?: Array<{ local?: string; address?: string }>;
-  }>) {
-    for (const info of link.addr_info ?? []) {
-      if (info.local) addresses.add(info.local);
-      if (info.address) addresses.add(info.address);
-    }
+  for (const info of ipAddressesOf(addr.stdout)) {
+    if (info.local) addresses.add(info.local);
+    if (info.address) addresses.add(info.address);
   }
   const routes = new Set<string>();
-  for (const r of JSON.parse(route.stdout || '[]') as Array<{ dst?: string }>) {
+  for (const r of ipRoutesOf(route.stdout)) {
     if (r.dst) routes.add(r.dst.replace(/\/32$/, ''));
   }
   return { addresses, routes };
-}
-
-/** This namespace's IPv4 networks (interface addresses with their prefix, routes of every table), with their devices. */
-export async function hostNetworks(exec: Exec): Promise<HostNetwork[]> {
-  const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
-  const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
-  return hostNetworksFromIp(addr.stdout, route.stdout);
 }
 
 /** This namespace's IPv6 networks (see hostNetworks6FromIp); none when the kernel has IPv6 off. */
