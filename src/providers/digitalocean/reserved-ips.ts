@@ -1,11 +1,10 @@
 // Reserved IPs: assigned to the edge after the droplet's own actions have finished (an assign during a pending
 // action fails with "Droplet already has a pending event"), kept across `down` unless released.
 import { ProviderError } from '../../lib/errors.js';
-import { edgeTagOf } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, waitAction, waitNoPendingActions } from './droplets.js';
 import { listAll } from './pagination.js';
-import { replacementTagOf } from './tags.js';
+import { isTunnelDroplet } from './tags.js';
 import { ActionEnvelope, type Droplet, ReservedIp, ReservedIpEnvelope } from './schemas.js';
 
 export async function getReservedIp(client: DigitalOceanClient, ip: string): Promise<ReservedIp | undefined> {
@@ -32,8 +31,7 @@ export async function assignReservedIp(
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
-  // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
-  if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
+  if (holder && !isTunnelDroplet(holder, tunnel)) {
     throw new ProviderError(
       `reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
       {

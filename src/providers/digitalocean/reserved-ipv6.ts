@@ -2,12 +2,11 @@
 // `--reserved-ipv6 new`, assigned once the droplet's own actions are over, kept across `down` unless released.
 // The droplet must have IPv6 enabled (a stock image: custom images get none), in the same region.
 import { ProviderError } from '../../lib/errors.js';
-import { edgeTagOf } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, hasIpv6Feature, waitAction, waitNoPendingActions } from './droplets.js';
 import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
-import { replacementTagOf } from './tags.js';
+import { isTunnelDroplet } from './tags.js';
 import { ActionEnvelope, type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
 
 const path = (ip: string): string => `/v2/reserved_ipv6/${ip}`;
@@ -59,8 +58,7 @@ export async function assignReservedIpv6(
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
-  // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
-  if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
+  if (holder && !isTunnelDroplet(holder, tunnel)) {
     throw new ProviderError(
       `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
       {

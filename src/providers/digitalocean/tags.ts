@@ -1,4 +1,5 @@
 // Tags on existing droplets (a tag added after create, e.g. the DNS name of a later --dns) and tag removal.
+import { edgeTagOf } from '../../spec/tunnel.js';
 import type { DigitalOceanClient } from './client.js';
 import { DigitalOceanError } from './api-errors.js';
 
@@ -40,4 +41,9 @@ export async function deleteTag(client: DigitalOceanClient, tag: string): Promis
 /** The tag of a droplet being built to replace a tunnel's edge: not yet the tunnel's, found again by it. */
 export function replacementTagOf(tunnel: string): string {
   return `innisfree-replacement:${tunnel}`;
+}
+
+/** Whether a droplet is the tunnel's: its edge, or the edge's replacement (up --replace-edge), whose undo moves back. */
+export function isTunnelDroplet(droplet: { tags: readonly string[] }, tunnel: string): boolean {
+  return droplet.tags.includes(edgeTagOf(tunnel)) || droplet.tags.includes(replacementTagOf(tunnel));
 }
