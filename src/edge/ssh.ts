@@ -533,7 +533,9 @@ function quoteSshOptionValue(value: string): string {
 export function refuseWhitespaceInSshPath(label: string, path: string, which: string): void {
   if (/\s/.test(path)) {
     throw new UsageError(`the ${label} path "${path}" contains whitespace, which ${which}`, {
-      hint: 'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) and run again',
+      hint:
+        'move the innisfree state to a path without spaces (set INNISFREE_STATE_DIR or XDG_STATE_HOME) ' +
+        'and run again',
     });
   }
 }

@@ -43,7 +43,7 @@ export function replacementTagOf(tunnel: string): string {
   return `innisfree-replacement:${tunnel}`;
 }
 
-/** Whether a droplet is the tunnel's: its edge, or the edge's replacement (up --replace-edge), whose undo moves back. */
+/** Whether a droplet is the tunnel's: its edge, or the edge's replacement (up --replace-edge; an undo moves back). */
 export function isTunnelDroplet(droplet: { tags: readonly string[] }, tunnel: string): boolean {
   return droplet.tags.includes(edgeTagOf(tunnel)) || droplet.tags.includes(replacementTagOf(tunnel));
 }
