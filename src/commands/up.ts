@@ -9,6 +9,7 @@ import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
 import { probeTcp } from '../edge/ssh.js';
 import { startHomeDataPlane } from '../home/data-plane.js';
 import { unresolvedDestination } from '../home/destination-check.js';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { BusyError, EnvironmentError, UsageError } from '../lib/errors.js';
 import { prepareTunnel } from '../prepare.js';
@@ -33,7 +34,7 @@ export interface UpOptions {
   replaceEdge?: boolean;
 }
 
-export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
+export async function upCommand(ctx: Context, options: UpOptions): Promise<CommandOutcome> {
   const { spec, tokenFile } = await loadTunnelSpec(options.flags, ctx.env);
   if (options.cloudFirewall && spec.provider !== 'digitalocean') {
     throw new UsageError('--cloud-firewall: only the digitalocean provider has cloud firewalls', {
@@ -120,6 +121,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
         void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
       ...(ctx.reloads ? { reloads: ctx.reloads, replan } : {}),
     });
+    return {};
   } catch (error) {
     // Refused before anything outside this host existed (bad input such as an --address-pool with no room, a
     // missing token), or because another state directory's tunnel holds the edge: a state directory made by this
