@@ -90,3 +90,16 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
     }),
   };
 }
+
+/** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
+export function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
+  const wanted =
+    spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
+  if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;
+  throw new EnvironmentError(
+    `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
+    {
+      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+    },
+  );
+}

@@ -16,7 +16,7 @@ import {
   validatePortSet,
 } from './ports.js';
 import { isLoopback } from './primitives.js';
-import { DEFAULTS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
+import { DEFAULTS, PROVIDER_TRAITS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
 
 type Kind = 'string' | 'boolean' | 'integer' | 'list';
 
@@ -255,7 +255,7 @@ function checkCombinations(
   }
   checkProxyProtocolVersion(spec, origin, explicit);
   checkHomeForwarding(spec, origin);
-  if (spec.provider === 'digitalocean') {
+  if (PROVIDER_TRAITS[spec.provider].droplets) {
     if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
       // A new droplet's sshd listens on 22; moving it needs a deploy that must still be confirmed over SSH, so
       // magic rollback would revert it. Until innisfree moves the port in two steps, the port stays 22 there.
