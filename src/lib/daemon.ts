@@ -95,7 +95,7 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
 /**
  * A spawner for daemons that outlive this process (the local edge agent exits after each activation while
  * wireguard-go keeps serving): detached, no parent-death signal, output appended to logFile, which tail() reads.
- * Its exit is still seen while this process runs.
+ * It does not keep this process alive: its exit is seen while something else does (wireguardUp's readiness wait).
  */
 export function spawnDetachedDaemon(logFile: string): SpawnDaemon {
   return (file, args, options = {}) => {
@@ -136,6 +136,8 @@ export function spawnDetachedDaemon(logFile: string): SpawnDaemon {
       tail: () => [...logTail(logFile), ...lines],
       stop: async (signal = 'SIGTERM', timeoutMs = 3_000) => {
         if (!done) {
+          // Held again until it is gone: nothing else may keep this process alive meanwhile.
+          child.ref();
           child.kill(signal);
           const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
           await exited;
