@@ -4,6 +4,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type CAC, cac } from 'cac';
+import { type OptionSpec, type OptionValue, type ParsedArgv, optionKey, optionSpec, parseArgv } from './lib/argv.js';
 import type { CommandOutcome } from './lib/command.js';
 import { type Context, systemClock, systemExec } from './lib/context.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
@@ -20,8 +21,15 @@ export interface CliIo {
   env: Record<string, string | undefined>;
 }
 
-type Options = Record<string, unknown>;
-type Runner = (ctx: Context, args: string[], options: Options) => Promise<CommandOutcome | string | void>;
+/** What a command line says, converted once (parseArgv): the words after the command name, options, after "--". */
+interface Argv {
+  args: string[];
+  options: Record<string, OptionValue>;
+  rest: string[];
+}
+
+/** Adapts the command line to the command's options and runs it. */
+type Runner = (ctx: Context, argv: Argv) => Promise<CommandOutcome>;
 
 interface CommandDef {
   name: string;
@@ -88,7 +96,14 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--token-file <path>', 'File holding the DigitalOcean API token');
 }
 
-const COMMANDS: CommandDef[] = [
+/** --provider and --token-file for commands that talk to a provider without a tunnel spec. */
+function providerOptions(command: ReturnType<CAC['command']>): void {
+  command
+    .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
+    .option('--token-file <path>', 'File holding the DigitalOcean API token');
+}
+
+const COMMANDS: readonly CommandDef[] = [
   {
     name: 'up',
     description:
@@ -108,9 +123,9 @@ const COMMANDS: CommandDef[] = [
       'sudo innisfree up --name web --ports 443/tcp,80/tcp --image innisfree-edge --keep',
       'sudo innisfree up --name game --ports 27015-27030/udp,27015/tcp --destination 192.168.1.20 --keep',
     ],
-    run: async (ctx, _args, options) => {
+    run: async (ctx, { options }) => {
       const { upCommand } = await import('./commands/up.js');
-      await upCommand(ctx, {
+      return upCommand(ctx, {
         flags: options,
         cloudFirewall: options.cloudFirewall === true,
         replaceEdge: options.replaceEdge === true,
@@ -129,7 +144,7 @@ const COMMANDS: CommandDef[] = [
       'innisfree plan --name web --ports 443/tcp,80:8080/tcp,19132/udp',
       'innisfree plan --name web --ports 443/tcp --json > edge.json',
     ],
-    run: async (ctx, _args, options) => {
+    run: async (ctx, { options }) => {
       const { planCommand } = await import('./commands/plan.js');
       return planCommand(ctx, { flags: options, json: options.json === true, home: options.home === true });
     },
@@ -143,7 +158,7 @@ const COMMANDS: CommandDef[] = [
       command.option('--json', 'Print the outcome as JSON');
     },
     examples: ['innisfree reload web'],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { reloadCommand } = await import('./commands/reload.js');
       return reloadCommand(ctx, { name: args[0]!, json: options.json === true });
     },
@@ -156,7 +171,7 @@ const COMMANDS: CommandDef[] = [
       command.option('--json', 'Print JSON');
     },
     examples: ['innisfree status', 'innisfree status web --json'],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { statusCommand } = await import('./commands/status.js');
       return statusCommand(ctx, { ...(args[0] ? { name: args[0] } : {}), json: options.json === true });
     },
@@ -166,9 +181,9 @@ const COMMANDS: CommandDef[] = [
     args: '<name>',
     description: "Apply the tunnel's recorded edge config to its kept edge again (deploy-rs, magic rollback)",
     examples: ['innisfree deploy web'],
-    run: async (ctx, args) => {
+    run: async (ctx, { args }) => {
       const { deployCommand } = await import('./commands/deploy.js');
-      return deployCommand(ctx, args[0]!);
+      return deployCommand(ctx, { name: args[0]! });
     },
   },
   {
@@ -176,10 +191,9 @@ const COMMANDS: CommandDef[] = [
     args: '<name>',
     description: "Open a shell on the tunnel's edge (pinned host key); words after -- run as a remote command",
     examples: ['innisfree ssh web', 'innisfree ssh web -- innisfree-edge-status'],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, rest }) => {
       const { sshCommand } = await import('./commands/ssh.js');
-      const rest = Array.isArray(options['--']) ? options['--'].map(String) : [];
-      return sshCommand(ctx, args[0]!, rest);
+      return sshCommand(ctx, { name: args[0]!, remoteCommand: rest });
     },
   },
   {
@@ -189,9 +203,9 @@ const COMMANDS: CommandDef[] = [
     options: (command) => {
       command.option('--json', 'Print {"name","ipv4","ipv6"} as JSON');
     },
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { ipCommand } = await import('./commands/ip.js');
-      return ipCommand(ctx, args[0]!, options.json === true);
+      return ipCommand(ctx, { name: args[0]!, json: options.json === true });
     },
   },
   {
@@ -220,29 +234,19 @@ const COMMANDS: CommandDef[] = [
       'innisfree proxy web',
       'innisfree proxy --listen 10.50.7.2 --ports 443/tcp,19132/udp --destination 192.168.1.10',
     ],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { proxyCommand } = await import('./commands/proxy.js');
-      return proxyCommand(ctx, args, options);
+      return proxyCommand(ctx, { ...(args[0] !== undefined ? { name: args[0] } : {}), flags: options });
     },
   },
   {
     name: 'schema',
     description: 'Print the JSON Schema of the edge config (services.innisfree)',
-    run: async () => {
+    run: async (ctx) => {
       const { schemaCommand } = await import('./commands/schema.js');
-      return schemaCommand();
+      return schemaCommand(ctx, {});
     },
   },
-];
-
-/** --provider and --token-file for commands that talk to a provider without a tunnel spec. */
-function providerOptions(command: ReturnType<CAC['command']>): void {
-  command
-    .option('--provider <provider>', 'digitalocean or local (default digitalocean)')
-    .option('--token-file <path>', 'File holding the DigitalOcean API token');
-}
-
-COMMANDS.push(
   {
     name: 'list',
     description: 'List every innisfree edge: addresses, region, size, age, monthly cost',
@@ -250,7 +254,7 @@ COMMANDS.push(
       providerOptions(command);
       command.option('--json', 'Print JSON');
     },
-    run: async (ctx, _args, options) => {
+    run: async (ctx, { options }) => {
       const { listCommand } = await import('./commands/list.js');
       return listCommand(ctx, { flags: options, json: options.json === true });
     },
@@ -265,9 +269,9 @@ COMMANDS.push(
       command.option('--json', 'Print JSON');
     },
     examples: ['innisfree down web', 'innisfree down web --release-ip'],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { downCommand } = await import('./commands/down.js');
-      return downCommand(ctx, args[0]!, { flags: options, json: options.json === true });
+      return downCommand(ctx, { name: args[0]!, flags: options, json: options.json === true });
     },
   },
   {
@@ -280,7 +284,7 @@ COMMANDS.push(
       command.option('--release-ip', 'Also release their reserved IPs');
       command.option('--json', 'Print JSON');
     },
-    run: async (ctx, _args, options) => {
+    run: async (ctx, { options }) => {
       const { cleanCommand } = await import('./commands/clean.js');
       return cleanCommand(ctx, { flags: options, json: options.json === true });
     },
@@ -292,7 +296,7 @@ COMMANDS.push(
       providerOptions(command);
       command.option('--json', 'Print JSON');
     },
-    run: async (ctx, _args, options) => {
+    run: async (ctx, { options }) => {
       const { doctorCommand } = await import('./commands/doctor.js');
       return doctorCommand(ctx, { flags: options, json: options.json === true });
     },
@@ -316,58 +320,12 @@ COMMANDS.push(
       'innisfree image list',
       'innisfree image delete innisfree-edge-2026-01-01',
     ],
-    run: async (ctx, args, options) => {
+    run: async (ctx, { args, options }) => {
       const { imageCommand } = await import('./commands/image.js');
-      return imageCommand(ctx, args[0], args[1], { flags: options, json: options.json === true });
+      return imageCommand(ctx, { action: args[0], target: args[1], flags: options, json: options.json === true });
     },
   },
-);
-
-const PROTECT = '\u0001';
-
-/**
- * cac's parser turns numeric-looking values into numbers ("007" → 7, "1e3" → 1000). Values of options that take
- * one are marked before parsing and unmarked after, so they reach the commands exactly as typed.
- */
-function protectValues(argv: readonly string[], valueOptions: ReadonlySet<string>): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') {
-      out.push(...argv.slice(i));
-      break;
-    }
-    const match = /^--?([^=]+)(=(.*))?$/.exec(arg);
-    if (match && valueOptions.has(camel(match[1]!))) {
-      if (match[2] !== undefined) {
-        out.push(`${arg.slice(0, arg.indexOf('=') + 1)}${PROTECT}${match[3]}`);
-        continue;
-      }
-      const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('-')) {
-        out.push(arg, `${PROTECT}${next}`);
-        i++;
-        continue;
-      }
-    }
-    out.push(arg);
-  }
-  return out;
-}
-
-function unprotect(value: unknown): unknown {
-  if (typeof value === 'string') return value.startsWith(PROTECT) ? value.slice(1) : value;
-  if (Array.isArray(value)) return value.map(unprotect);
-  return value;
-}
-
-function camel(name: string): string {
-  return name.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function kebab(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
+];
 
 function buildCli(): { cli: CAC; defs: Map<string, CommandDef> } {
   const cli = cac('innisfree');
@@ -431,19 +389,18 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     const def = first === undefined ? undefined : defs.get(first);
     const command = cli.commands.find((c) => c.name === first);
-    const valueOptions = new Set(
-      [...cli.globalCommand.options, ...(command?.options ?? [])].filter((o) => !o.isBoolean).flatMap((o) => o.names),
-    );
-    cli.parse(['node', 'innisfree', ...protectValues(args, valueOptions)], { run: false });
-    if (cli.options.help || cli.options.version) return ExitCode.ok;
+    const specs = [...cli.globalCommand.options, ...(command?.options ?? [])].map((o) => optionSpec(o.rawName));
+    const parsed = parseArgv(args, specs);
+    if (parsed.options.help || parsed.options.version) {
+      if (parsed.options.help) (command ?? cli.globalCommand).outputHelp();
+      if (parsed.options.version && (command === undefined || parsed.options.help)) cli.outputVersion();
+      return ExitCode.ok;
+    }
     if (def === undefined || command === undefined) {
-      cli.outputHelp();
+      cli.globalCommand.outputHelp();
       return first === undefined && args.length === 0 ? ExitCode.ok : ExitCode.usage;
     }
-    checkUnknownOptions(cli, command);
-    const options: Options = {};
-    for (const [key, value] of Object.entries(cli.options)) options[key] = unprotect(value);
-    const positional = cli.args.map((a) => String(unprotect(a)));
+    checkArgv(parsed, specs, command);
     const ctx: Context = {
       exec: systemExec,
       clock: systemClock,
@@ -457,17 +414,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       process.on('SIGTERM', onSignal);
       process.on('SIGHUP', onHangup);
     }
-    const outcome = await def.run(ctx, positional, options);
+    const outcome = await def.run(ctx, {
+      args: parsed.positional.slice(1),
+      options: parsed.options,
+      rest: parsed.rest,
+    });
     renderer.close();
-    const result: CommandOutcome = typeof outcome === 'string' ? { output: outcome } : (outcome ?? {});
-    if (result.output) io.stdout.write(result.output);
-    return result.exitCode ?? ExitCode.ok;
+    if (outcome.output) io.stdout.write(outcome.output);
+    return outcome.exitCode ?? ExitCode.ok;
   } catch (error) {
     renderer.close();
-    const failure = translateCacError(error, cli);
-    io.stderr.write(`innisfree: ${formatError(failure)}\n`);
-    if (io.env.INNISFREE_DEBUG && failure instanceof Error && failure.stack) io.stderr.write(`${failure.stack}\n`);
-    return exitCodeOf(failure);
+    io.stderr.write(`innisfree: ${formatError(error)}\n`);
+    if (io.env.INNISFREE_DEBUG && error instanceof Error && error.stack) io.stderr.write(`${error.stack}\n`);
+    return exitCodeOf(error);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -475,32 +434,31 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
-function checkUnknownOptions(cli: CAC, command: CAC['commands'][number]): void {
-  const known = [...cli.globalCommand.options, ...command.options];
-  for (const name of Object.keys(cli.options)) {
-    if (name === '--' || known.some((o) => o.names.includes(name))) continue;
-    const flag = name.length > 1 ? `--${kebab(name)}` : `-${name}`;
-    const candidates = known.flatMap((o) => o.names.filter((n) => n.length > 1).map((n) => `--${kebab(n)}`));
+/** What cac checked after parsing, with its messages: unknown options, options without their value, arguments. */
+function checkArgv(parsed: ParsedArgv, specs: readonly OptionSpec[], command: CAC['commands'][number]): void {
+  const hint = `see innisfree ${command.name} --help`;
+  const flag = parsed.unknown[0];
+  if (flag !== undefined) {
+    const candidates = specs.flatMap((o) => o.names.filter((n) => n.length > 1).map((n) => `--${n}`));
     const suggestion = closest(flag, candidates);
     throw new UsageError(`unknown option ${flag} for "${command.name}"`, {
-      hint: suggestion
-        ? `did you mean ${suggestion}? See innisfree ${command.name} --help`
-        : `see innisfree ${command.name} --help`,
+      hint: suggestion ? `did you mean ${suggestion}? See innisfree ${command.name} --help` : hint,
     });
   }
-  command.checkOptionValue();
-  command.checkRequiredArgs();
-  command.checkUnusedArgs();
-}
-
-function translateCacError(error: unknown, cli: CAC): unknown {
-  if (error instanceof Error && error.name === 'CACError') {
-    const name = cli.matchedCommandName;
-    return new UsageError(error.message.replace(/`/g, '"'), {
-      hint: name ? `see innisfree ${name} --help` : 'see innisfree --help',
-    });
+  for (const spec of specs) {
+    const value = parsed.options[optionKey(spec)];
+    if (spec.rawName.includes('<') && typeof value === 'boolean') {
+      throw new UsageError(`option "${spec.rawName}" value is missing`, { hint });
+    }
   }
-  return error;
+  const positional = parsed.positional.slice(1);
+  if (positional.length < command.args.filter((a) => a.required).length) {
+    throw new UsageError(`missing required args for command "${command.rawName}"`, { hint });
+  }
+  if (!command.args.some((a) => a.variadic) && positional.length > command.args.length) {
+    const unused = positional.slice(command.args.length).map((a) => `"${a}"`);
+    throw new UsageError(`Unused args: ${unused.join(', ')}`, { hint });
+  }
 }
 
 function isEntryPoint(): boolean {

@@ -2,6 +2,7 @@
 // that avoids local networks and other tunnels, keys) and the pure plan built from it.
 import { allocate, readHostNetworks } from './addressing.js';
 import type { Exec } from './lib/context.js';
+import { EnvironmentError } from './lib/errors.js';
 import { type IpAddress, ipAddressesOf } from './lib/ip-json.js';
 import { kernelForwardingAvailable } from './home/kernel-forwarding.js';
 import { type HomeHostFacts, type Plan, plan } from './plan.js';
@@ -71,4 +72,17 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
       keys: { homeWireguardPublicKey: keys.wireguardPublicKey, sshPublicKey: keys.sshPublicKey },
     }),
   };
+}
+
+/** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
+export function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
+  const wanted =
+    spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
+  if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;
+  throw new EnvironmentError(
+    `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
+    {
+      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+    },
+  );
 }

@@ -3,6 +3,7 @@
 // what a killed `up` recorded in a tunnel's ledger (resources.json). Lists them; removes them (like `down`) with
 // --yes. The account-wide lists are fetched once for the whole command.
 import { existsSync } from 'node:fs';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { formatUsd } from '../lib/table.js';
 import { createProvider } from '../providers/index.js';
@@ -21,7 +22,7 @@ export interface CleanOptions {
 
 type CleanContext = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
 
-export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Promise<string> {
+export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Promise<CommandOutcome> {
   const yes = options.flags.yes === true;
   const providerName = typeof options.flags.provider === 'string' ? options.flags.provider : DEFAULTS.provider;
   const provider = await createProvider(providerName, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
@@ -63,12 +64,14 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
     localState: false,
   }));
   if (options.json) {
-    return `${JSON.stringify({ orphans, destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [], sshKeys: report.keys, firewalls: report.firewalls, dnsRecords: report.records, ledgers: leftovers, removed: yes }, null, 2)}\n`;
+    return {
+      output: `${JSON.stringify({ orphans, destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [], sshKeys: report.keys, firewalls: report.firewalls, dnsRecords: report.records, ledgers: leftovers, removed: yes }, null, 2)}\n`,
+    };
   }
   const nothing =
     orphans.length === 0 && report.keys.length === 0 && report.firewalls.length === 0 && leftovers.length === 0;
-  if (nothing) return 'Nothing to clean: every innisfree edge has local state on this host.\n';
-  return yes ? removedText(orphans, report, leftovers) : pendingText(orphans, report, leftovers);
+  if (nothing) return { output: 'Nothing to clean: every innisfree edge has local state on this host.\n' };
+  return { output: yes ? removedText(orphans, report, leftovers) : pendingText(orphans, report, leftovers) };
 }
 
 function pendingText(
@@ -135,17 +138,19 @@ async function staleLedgers(root: string, tunnels: ReadonlySet<string>): Promise
 }
 
 /** Providers without an account-wide sweep (local): edges only, one destroyEdge each. */
-async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: CleanOptions): Promise<string> {
+async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: CleanOptions): Promise<CommandOutcome> {
   const orphans = (await listEdgesWithState(ctx, options.flags, provider)).filter((e) => !e.localState);
   const yes = options.flags.yes === true;
   if (!yes || orphans.length === 0) {
-    if (options.json) return `${JSON.stringify({ orphans, destroyed: [] }, null, 2)}\n`;
-    if (orphans.length === 0) return 'Nothing to clean: every innisfree edge has local state on this host.\n';
-    return (
-      renderEdges(orphans) +
-      `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean --yes to destroy ` +
-      `${orphans.length === 1 ? 'it' : 'them'}.\n`
-    );
+    if (options.json) return { output: `${JSON.stringify({ orphans, destroyed: [] }, null, 2)}\n` };
+    if (orphans.length === 0)
+      return { output: 'Nothing to clean: every innisfree edge has local state on this host.\n' };
+    return {
+      output:
+        renderEdges(orphans) +
+        `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean --yes to destroy ` +
+        `${orphans.length === 1 ? 'it' : 'them'}.\n`,
+    };
   }
   const tunnels = [...new Set(orphans.map((e) => e.tunnel))];
   for (const tunnel of tunnels) {
@@ -155,6 +160,8 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
       signal: ctx.signal,
     });
   }
-  if (options.json) return `${JSON.stringify({ orphans, destroyed: tunnels }, null, 2)}\n`;
-  return `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`;
+  if (options.json) return { output: `${JSON.stringify({ orphans, destroyed: tunnels }, null, 2)}\n` };
+  return {
+    output: `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`,
+  };
 }

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { renderEdgeFlake, innisfreeFlakePath } from '../edge/flake.js';
 import { sshTargetFor } from '../edge/ssh.js';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { parseJsonOrUndefined } from '../lib/json.js';
@@ -17,7 +18,11 @@ import { requireTunnelEdge } from './tunnel-edge.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export async function deployCommand(ctx: Context, name: string): Promise<string> {
+export interface DeployOptions {
+  name: string;
+}
+
+export async function deployCommand(ctx: Context, { name }: DeployOptions): Promise<CommandOutcome> {
   const { paths, edge, sshPort } = await requireTunnelEdge(ctx.env, name);
   const lock = await acquireLock(paths.lock, `tunnel "${name}"`, 'innisfree deploy');
   try {
@@ -56,7 +61,7 @@ export async function deployCommand(ctx: Context, name: string): Promise<string>
           }),
       );
       await record({ deployedConfigHash: result.configHash, message: null });
-      return `Deployed ${result.configHash.slice(0, 12)} to ${edge.name} at ${edge.ipv4}.\n`;
+      return { output: `Deployed ${result.configHash.slice(0, 12)} to ${edge.name} at ${edge.ipv4}.\n` };
     } catch (error) {
       await record({ message: error instanceof Error ? error.message : String(error) });
       throw error;

@@ -3,6 +3,7 @@
 // without local state, and refuses while the tunnel is up in a live process.
 import { existsSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { BusyError, UsageError } from '../lib/errors.js';
 import { createProvider } from '../providers/index.js';
@@ -17,15 +18,16 @@ import { readStatus } from '../state/status.js';
 import { keptReservedIpOf, setKeptReservedIp } from '../state/kept-reserved-ips.js';
 
 export interface DownOptions {
+  name: string;
   flags: Record<string, unknown>;
   json: boolean;
 }
 
 export async function downCommand(
   ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>,
-  name: string,
   options: DownOptions,
-): Promise<string> {
+): Promise<CommandOutcome> {
+  const { name } = options;
   if (!TunnelName.safeParse(name).success) {
     throw new UsageError(`"${name}" is not a tunnel name`, {
       hint: 'tunnel names are a-z, 0-9 and "-"; see innisfree list',
@@ -101,7 +103,9 @@ export async function downCommand(
   await setKeptReservedIp(root, name, releaseIp ? undefined : reserved6, 6);
   await removeRoot();
   if (options.json) {
-    return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp, reservedIpv6: reserved6 ?? null, reservedIpv6Released: reserved6 !== undefined && releaseIp }, null, 2)}\n`;
+    return {
+      output: `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp, reservedIpv6: reserved6 ?? null, reservedIpv6Released: reserved6 !== undefined && releaseIp }, null, 2)}\n`,
+    };
   }
   const lines = [
     edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,
@@ -120,5 +124,5 @@ export async function downCommand(
         : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`,
     );
   }
-  return `${lines.join('\n')}\n`;
+  return { output: `${lines.join('\n')}\n` };
 }

@@ -1,5 +1,6 @@
 // innisfree image upload|list|delete: the custom NixOS image edges boot from with --bootstrap image. Upload imports
 // it into DigitalOcean from a URL and (unless --no-wait) polls until it is available.
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { step } from '../lib/events.js';
@@ -7,18 +8,18 @@ import { formatAge, renderTable } from '../lib/table.js';
 import { tokenFileFrom } from '../spec/load.js';
 
 export interface ImageOptions {
+  /** upload, list or delete. */
+  action: string | undefined;
+  /** delete: the image id or name. */
+  target: string | undefined;
   flags: Record<string, unknown>;
   json: boolean;
 }
 
 type Ctx = Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>;
 
-export async function imageCommand(
-  ctx: Ctx,
-  action: string | undefined,
-  target: string | undefined,
-  options: ImageOptions,
-): Promise<string> {
+export async function imageCommand(ctx: Ctx, options: ImageOptions): Promise<CommandOutcome> {
+  const { action, target } = options;
   const { createDigitalOceanClient } = await import('../providers/digitalocean/index.js');
   const images = await import('../providers/digitalocean/images.js');
   const { DEFAULT_TIMING } = await import('../providers/digitalocean/timing.js');
@@ -49,30 +50,35 @@ export async function imageCommand(
           images.waitImageAvailable(client, image.id, { timing: DEFAULT_TIMING, clock: ctx.clock, emit: ctx.emit }),
         );
       }
-      if (options.json) return `${JSON.stringify(image, null, 2)}\n`;
-      return image.status === 'available'
-        ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with --bootstrap image --image ${image.id}.\n`
-        : `Image ${image.id} (${image.name}) is importing (${image.status}); see innisfree image list.\n`;
+      if (options.json) return { output: `${JSON.stringify(image, null, 2)}\n` };
+      return {
+        output:
+          image.status === 'available'
+            ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with --bootstrap image --image ${image.id}.\n`
+            : `Image ${image.id} (${image.name}) is importing (${image.status}); see innisfree image list.\n`,
+      };
     }
     case 'list': {
       const client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
       const custom = (await images.listPrivateImages(client)).filter((i) => i.type === 'custom');
-      if (options.json) return `${JSON.stringify(custom, null, 2)}\n`;
+      if (options.json) return { output: `${JSON.stringify(custom, null, 2)}\n` };
       if (custom.length === 0)
-        return 'No custom images. Upload one with innisfree image upload --url URL --region REGION.\n';
+        return { output: 'No custom images. Upload one with innisfree image upload --url URL --region REGION.\n' };
       const now = ctx.clock.now();
-      return renderTable(
-        ['ID', 'NAME', 'STATUS', 'REGIONS', 'SIZE', 'AGE', 'TAGS'],
-        custom.map((i) => [
-          String(i.id),
-          i.name ?? '',
-          i.status ?? '',
-          i.regions.join(',') || '-',
-          i.size_gigabytes ? `${i.size_gigabytes} GB` : '-',
-          i.created_at ? formatAge(now - Date.parse(i.created_at)) : '-',
-          i.tags.join(',') || '-',
-        ]),
-      );
+      return {
+        output: renderTable(
+          ['ID', 'NAME', 'STATUS', 'REGIONS', 'SIZE', 'AGE', 'TAGS'],
+          custom.map((i) => [
+            String(i.id),
+            i.name ?? '',
+            i.status ?? '',
+            i.regions.join(',') || '-',
+            i.size_gigabytes ? `${i.size_gigabytes} GB` : '-',
+            i.created_at ? formatAge(now - Date.parse(i.created_at)) : '-',
+            i.tags.join(',') || '-',
+          ]),
+        ),
+      };
     }
     case 'delete': {
       if (!target)
@@ -82,8 +88,8 @@ export async function imageCommand(
       const client = await createDigitalOceanClient(ctx, { tokenFile: await tokenFileFrom(flags, ctx.env) });
       const image = await images.resolveImage(client, target);
       await images.deleteImage(client, image.id);
-      if (options.json) return `${JSON.stringify({ deleted: image.id, name: image.name }, null, 2)}\n`;
-      return `Deleted image ${image.id} (${image.name}).\n`;
+      if (options.json) return { output: `${JSON.stringify({ deleted: image.id, name: image.name }, null, 2)}\n` };
+      return { output: `Deleted image ${image.id} (${image.name}).\n` };
     }
     default:
       throw new UsageError(action ? `unknown image action "${action}"` : 'image needs an action', {

@@ -1,6 +1,7 @@
 // innisfree list: every edge the provider knows by its innisfree tag, with addresses, place, size, age, monthly
 // cost (from the droplet size's price) and whether this host has local state for its tunnel.
 import { existsSync } from 'node:fs';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { formatAge, formatUsd, renderTable } from '../lib/table.js';
 import { createProvider } from '../providers/index.js';
@@ -41,14 +42,14 @@ export async function listEdgesWithState(
 export async function listCommand(
   ctx: Pick<Context, 'clock' | 'emit' | 'env' | 'signal'>,
   options: ListOptions,
-): Promise<string> {
+): Promise<CommandOutcome> {
   const name = typeof options.flags.provider === 'string' ? options.flags.provider : DEFAULTS.provider;
   const provider = await createProvider(name, ctx, { tokenFile: await tokenFileFrom(options.flags, ctx.env) });
   const edges = await listEdgesWithState(ctx, options.flags, provider);
-  if (options.json) return `${JSON.stringify(edges, null, 2)}\n`;
+  if (options.json) return { output: `${JSON.stringify(edges, null, 2)}\n` };
   const strays = await strayLine(ctx, provider, edges);
-  if (edges.length === 0) return `No innisfree edges.\n${strays}`;
-  return renderEdges(edges) + totalLine(edges) + strays;
+  if (edges.length === 0) return { output: `No innisfree edges.\n${strays}` };
+  return { output: renderEdges(edges) + totalLine(edges) + strays };
 }
 
 /** innisfree-* SSH keys and firewalls of tunnels with neither an edge nor local state (what clean removes). */

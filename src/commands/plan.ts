@@ -1,5 +1,6 @@
 // innisfree plan: what the edge (`services.innisfree`) and the home host would run for a tunnel. Records the
 // tunnel's identity (addressing and keys) in its state directory on first use, so later runs and `up` agree.
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { type HomeConfig, type Plan } from '../plan.js';
 import { prepareTunnel } from '../prepare.js';
@@ -14,11 +15,15 @@ export interface PlanOptions {
   home: boolean;
 }
 
-export async function planCommand(ctx: Pick<Context, 'exec' | 'env' | 'clock'>, options: PlanOptions): Promise<string> {
+export async function planCommand(
+  ctx: Pick<Context, 'exec' | 'env' | 'clock'>,
+  options: PlanOptions,
+): Promise<CommandOutcome> {
   const { spec } = await loadTunnelSpec(options.flags, ctx.env);
   const { plan } = await prepareTunnel(ctx.exec, stateRoot(ctx.env), spec, new Date(ctx.clock.now()));
-  if (options.json) return options.home ? `${JSON.stringify(plan.home, null, 2)}\n` : serializeEdgeConfig(plan.edge);
-  return renderPlan(plan, spec.ports.map(formatPortRange).join(', '));
+  if (options.json)
+    return { output: options.home ? `${JSON.stringify(plan.home, null, 2)}\n` : serializeEdgeConfig(plan.edge) };
+  return { output: renderPlan(plan, spec.ports.map(formatPortRange).join(', ')) };
 }
 
 function renderPlan(plan: Plan, ports: string): string {

@@ -25,16 +25,21 @@ export interface ProxyFlags {
   maxSessions?: unknown;
 }
 
+export interface ProxyOptions {
+  /** A tunnel whose planned forwards to run; without it, --listen and --ports say what to forward. */
+  name?: string;
+  flags: ProxyFlags;
+}
+
 const DEFAULT_DESTINATION = '127.0.0.1';
 
 export async function proxyCommand(
   ctx: Pick<Context, 'env' | 'emit' | 'signal'>,
-  args: readonly string[],
-  flags: ProxyFlags,
+  options: ProxyOptions,
 ): Promise<CommandOutcome> {
-  const forwards = args[0] !== undefined ? await tunnelForwards(ctx, args[0], flags) : addressPairForwards(flags);
-  const options = forwarderOptions(flags);
-  const forwarder = await startForwarder(forwards, { ...options, emit: ctx.emit });
+  const { name, flags } = options;
+  const forwards = name !== undefined ? await tunnelForwards(ctx, name, flags) : addressPairForwards(flags);
+  const forwarder = await startForwarder(forwards, { ...forwarderOptions(flags), emit: ctx.emit });
   const listeners = forwarder.listeners();
   for (const [index, forward] of forwards.entries()) {
     const listener = listeners[index]!;

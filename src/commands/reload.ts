@@ -2,6 +2,7 @@
 // waits for the outcome it records in status.json and reports it: exit 0 when the new configuration serves, the
 // failure's own exit code (2 bad input, 5 deploy failed, 6 rolled back, ...) when the old one still does.
 import { hostname } from 'node:os';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import {
   DeployError,
@@ -31,7 +32,7 @@ const POLL_MS = 200;
 export async function reloadCommand(
   ctx: Pick<Context, 'env' | 'clock' | 'signal'>,
   options: ReloadOptions,
-): Promise<string> {
+): Promise<CommandOutcome> {
   const { name } = options;
   if (!TunnelName.safeParse(name).success) {
     throw new UsageError(`"${name}" is not a tunnel name`, { hint: 'innisfree status lists the tunnels on this host' });
@@ -78,9 +79,11 @@ export async function reloadCommand(
           `reload of tunnel "${name}" failed, the previous configuration keeps serving: ${last.message ?? 'unknown reason'}`,
         );
       }
-      if (options.json) return `${JSON.stringify({ tunnel: name, ...last })}\n`;
+      if (options.json) return { output: `${JSON.stringify({ tunnel: name, ...last })}\n` };
       const changes = [...last.added.map((p) => `+${p}`), ...last.removed.map((p) => `-${p}`)];
-      return `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`;
+      return {
+        output: `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`,
+      };
     }
     if (!isHolderAlive(holder)) {
       throw new NotRunningError(`innisfree up of "${name}" (pid ${holder.pid}) exited before it reported the reload`, {

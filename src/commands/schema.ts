@@ -1,6 +1,7 @@
 // innisfree schema: the JSON Schema of the edge config (`services.innisfree` as JSON), exported from the zod
 // schema that `plan` validates against. The repository keeps a copy in nix/edge-config.schema.json.
 import { z } from 'zod';
+import type { CommandOutcome } from '../lib/command.js';
 import { EdgeConfig } from '../spec/edge-config.js';
 
 export function edgeConfigJsonSchema(): Record<string, unknown> {
@@ -11,6 +12,7 @@ export function edgeConfigJsonSchema(): Record<string, unknown> {
   };
 }
 
-export function schemaCommand(): string {
-  return `${JSON.stringify(edgeConfigJsonSchema(), null, 2)}\n`;
+/** Needs nothing from the context and takes no options. */
+export async function schemaCommand(_ctx?: unknown, _options?: Record<string, never>): Promise<CommandOutcome> {
+  return { output: `${JSON.stringify(edgeConfigJsonSchema(), null, 2)}\n` };
 }

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { readPinnedKeys } from '../edge/known-hosts.js';
 import { pinnedSshClientOptions } from '../edge/ssh.js';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { EnvironmentError, SshError } from '../lib/errors.js';
 import { requireTunnelEdge } from './tunnel-edge.js';
@@ -47,12 +48,18 @@ export const runOnTerminal: InteractiveRunner = (file, args) =>
     });
   });
 
+export interface SshOptions {
+  name: string;
+  /** The words after --: run on the edge instead of a shell. */
+  remoteCommand: readonly string[];
+}
+
 export async function sshCommand(
   ctx: Pick<Context, 'env'>,
-  name: string,
-  remoteCommand: readonly string[],
+  options: SshOptions,
   run: InteractiveRunner = runOnTerminal,
-): Promise<{ exitCode: number }> {
+): Promise<CommandOutcome> {
+  const { name, remoteCommand } = options;
   const { paths, edge, sshPort } = await requireTunnelEdge(ctx.env, name);
   if (!existsSync(paths.sshPrivate)) {
     throw new SshError(`tunnel "${name}" has no SSH key (${paths.sshPrivate} is missing)`, {

@@ -1,4 +1,5 @@
 // innisfree status [NAME]: what each tunnel is doing, from the status.json its `up` process keeps current.
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { UsageError, formatError } from '../lib/errors.js';
 import { isHolderAlive, readLockHolder } from '../state/lock.js';
@@ -25,7 +26,10 @@ export interface TunnelReport {
   configInSync: boolean | null;
 }
 
-export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options: StatusOptions): Promise<string> {
+export async function statusCommand(
+  ctx: Pick<Context, 'env' | 'clock'>,
+  options: StatusOptions,
+): Promise<CommandOutcome> {
   // A name goes into a path: only tunnel names do (no "../etc").
   if (options.name !== undefined && !TunnelName.safeParse(options.name).success) {
     throw new UsageError(`"${options.name}" is not a tunnel name`, {
@@ -66,9 +70,10 @@ export async function statusCommand(ctx: Pick<Context, 'env' | 'clock'>, options
       configInSync: status?.deployedConfigHash ? status.deployedConfigHash === status.plannedConfigHash : null,
     });
   }
-  if (options.json) return `${JSON.stringify(options.name ? reports[0] : reports, null, 2)}\n`;
-  if (reports.length === 0) return 'No tunnels on this host. Start one with: innisfree up --ports 443/tcp\n';
-  return reports.map(renderReport).join('\n');
+  if (options.json) return { output: `${JSON.stringify(options.name ? reports[0] : reports, null, 2)}\n` };
+  if (reports.length === 0)
+    return { output: 'No tunnels on this host. Start one with: innisfree up --ports 443/tcp\n' };
+  return { output: reports.map(renderReport).join('\n') };
 }
 
 function renderReport(report: TunnelReport): string {

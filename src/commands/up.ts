@@ -2,26 +2,20 @@
 // nixos-anywhere, deployer, home data plane) into runTunnel, which owns the order of things and the teardown.
 import { existsSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
-import type { Deployer } from '../edge/deployer-port.js';
-import { edgeFiles } from '../edge/deployed-config.js';
-import { openEdgeSession } from '../edge/edge-session.js';
-import { type EdgeBootstrap, reachEdge } from '../edge/reach-edge.js';
-import { probeTcp } from '../edge/ssh.js';
-import { startHomeDataPlane } from '../home/data-plane.js';
 import { unresolvedDestination } from '../home/destination-check.js';
+import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { BusyError, EnvironmentError, UsageError } from '../lib/errors.js';
-import { prepareTunnel } from '../prepare.js';
+import { checkHomeForwarding, prepareTunnel } from '../prepare.js';
 import { providerKit } from '../providers/index.js';
-import type { Provider } from '../providers/provider.js';
 import { fixedFieldError } from '../reload.js';
-import { type TunnelDeps, runTunnel } from '../run-tunnel.js';
+import { runTunnel } from '../run-tunnel.js';
 import { loadTunnelSpec } from '../spec/load.js';
-import type { TunnelSpec } from '../spec/tunnel.js';
 import { acquireLock } from '../state/lock.js';
 import { ResourceLedger } from '../state/resources.js';
 import { readStatus } from '../state/status.js';
-import { type TunnelPaths, stateRoot, tunnelPaths } from '../state/paths.js';
+import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { tunnelDeps } from '../tunnel-deps.js';
 import { readyEvent } from './ready-event.js';
 import { replaceEdge } from './replace-edge.js';
 
@@ -33,19 +27,23 @@ export interface UpOptions {
   replaceEdge?: boolean;
 }
 
-export async function upCommand(ctx: Context, options: UpOptions): Promise<void> {
+export async function upCommand(ctx: Context, options: UpOptions): Promise<CommandOutcome> {
   const { spec, tokenFile } = await loadTunnelSpec(options.flags, ctx.env);
-  if (options.cloudFirewall && spec.provider !== 'digitalocean') {
-    throw new UsageError('--cloud-firewall: only the digitalocean provider has cloud firewalls', {
-      hint: `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly its ports)`,
-    });
-  }
-  if (options.replaceEdge && spec.provider !== 'digitalocean') {
-    throw new UsageError('--replace-edge: only the digitalocean provider replaces an edge', {
-      hint: `drop --replace-edge when using --provider ${spec.provider} (innisfree down ${spec.name} and up again makes a new edge)`,
-    });
-  }
   const kit = providerKit(spec.provider);
+  if (options.cloudFirewall && !kit.traits.cloudFirewall) {
+    throw new UsageError(`--cloud-firewall: only the digitalocean provider has cloud firewalls`, {
+      hint:
+        `drop --cloud-firewall when using --provider ${spec.provider} ` +
+        "(the edge's own firewall opens exactly its ports)",
+    });
+  }
+  if (options.replaceEdge && !kit.traits.replaceEdge) {
+    throw new UsageError('--replace-edge: only the digitalocean provider replaces an edge', {
+      hint:
+        `drop --replace-edge when using --provider ${spec.provider} ` +
+        `(innisfree down ${spec.name} and up again makes a new edge)`,
+    });
+  }
   // Before anything is created: a missing tool or privilege must not leave a half-made edge behind.
   const missing = (await kit.requirements(ctx, spec)).filter((c) => c.status === 'fail');
   if (missing.length > 0) {
@@ -120,6 +118,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
         void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
       ...(ctx.reloads ? { reloads: ctx.reloads, replan } : {}),
     });
+    return {};
   } catch (error) {
     // Refused before anything outside this host existed (bad input such as an --address-pool with no room, a
     // missing token), or because another state directory's tunnel holds the edge: a state directory made by this
@@ -133,53 +132,4 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
       if (!hadRoot) await rmdir(root).catch(() => {});
     }
   }
-}
-
-/** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
-function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
-  const wanted =
-    spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
-  if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;
-  throw new EnvironmentError(
-    `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
-    {
-      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
-    },
-  );
-}
-
-/** The real effects runTunnel needs, for one tunnel; provider, deployer and bootstrap come from the provider kit. */
-export function tunnelDeps(
-  ctx: Context,
-  spec: TunnelSpec,
-  paths: TunnelPaths,
-  hostPublicKey: string,
-  provider: Provider,
-  deployer: Deployer,
-  bootstrap: EdgeBootstrap,
-): TunnelDeps {
-  const files = edgeFiles(paths, ctx.env);
-  return {
-    provider,
-    deployer,
-    reachEdge: (edge, created, onBootstrap, signal) =>
-      reachEdge(
-        ctx,
-        { paths, host: edge.ipv4, sshPort: spec.edgeSshPort, hostPublicKey, bootstrap, created, onBootstrap },
-        signal,
-      ),
-    writeEdgeFiles: (plan) => files.write(plan),
-    restoreEdgeFiles: () => files.restore(),
-    startDataPlane: (home, peer) =>
-      startHomeDataPlane(
-        { exec: ctx.exec, emit: ctx.emit },
-        { home, privateKeyFile: paths.wireguardPrivate, edgePublicKey: peer.publicKey, edgeEndpoint: peer.endpoint },
-      ),
-    probeLocal: (host, port) =>
-      probeTcp(host, port, 2000).then(
-        () => true,
-        () => false,
-      ),
-    reconnectEdge: (session, signal) => openEdgeSession(session.target, { signal, emit: ctx.emit }),
-  };
 }

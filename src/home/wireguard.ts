@@ -94,22 +94,7 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
   const tools = linkTools(deps, spec.netns);
   await removeStaleLink(deps, ifname, spec.netns);
 
-  let implementation: WireguardImplementation;
-  let daemon: Daemon | undefined;
-  const wanted = spec.implementation ?? 'auto';
-  if (
-    wanted !== 'wireguard-go' &&
-    (await tools.ip(['link', 'add', 'dev', ifname, 'type', 'wireguard'], false)).exitCode === 0
-  ) {
-    implementation = 'kernel';
-  } else if (wanted === 'kernel') {
-    throw new EnvironmentError(`cannot create a kernel WireGuard link ${ifname}`, {
-      hint: 'load the wireguard kernel module (modprobe wireguard), or let innisfree use wireguard-go',
-    });
-  } else {
-    implementation = 'wireguard-go';
-    daemon = await startWireguardGo(deps, ifname, spec.netns);
-  }
+  const { implementation, daemon } = await createWireguardDevice(deps, ifname, spec);
 
   let stopping = false;
   let rejectFailure: (error: DataPlaneError) => void = () => {};
@@ -226,6 +211,39 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
       await tools.ip(['link', 'set', 'dev', ifname, 'up']);
     },
   };
+}
+
+export interface WireguardDevice {
+  implementation: WireguardImplementation;
+  /** The wireguard-go daemon serving the device; none for a kernel device. */
+  daemon?: Daemon;
+}
+
+/**
+ * Creates the device, unconfigured: a kernel `wireguard` link when the kernel has the module (and implementation
+ * allows it), else a wireguard-go daemon, returned once its control socket answers. The name must be free (see
+ * removeStaleLink). deps.spawn decides how the daemon runs: our child by default; the local edge agent, which exits
+ * after each activation, gives one that outlives it.
+ */
+export async function createWireguardDevice(
+  deps: WireguardDeps,
+  ifname: string,
+  options: Pick<WireguardLinkSpec, 'netns' | 'implementation'> = {},
+): Promise<WireguardDevice> {
+  const wanted = options.implementation ?? 'auto';
+  const tools = linkTools(deps, options.netns);
+  if (
+    wanted !== 'wireguard-go' &&
+    (await tools.ip(['link', 'add', 'dev', ifname, 'type', 'wireguard'], false)).exitCode === 0
+  ) {
+    return { implementation: 'kernel' };
+  }
+  if (wanted === 'kernel') {
+    throw new EnvironmentError(`cannot create a kernel WireGuard link ${ifname}`, {
+      hint: 'load the wireguard kernel module (modprobe wireguard), or let innisfree use wireguard-go',
+    });
+  }
+  return { implementation: 'wireguard-go', daemon: await startWireguardGo(deps, ifname, options.netns) };
 }
 
 /** Whether the device exists; an error running `ip` counts as present, so a busy host never fakes a removal. */

@@ -2,6 +2,7 @@
 // they stay our children, their output passed on line by line, and — where util-linux's setpriv is available — tied
 // to our life with a parent-death signal, so a crash of innisfree (even SIGKILL) does not leave them running.
 import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 
 export interface DaemonExit {
   code: number | null;
@@ -90,6 +91,71 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
     },
   };
 };
+
+/**
+ * A spawner for daemons that outlive this process (the local edge agent exits after each activation while
+ * wireguard-go keeps serving): detached, no parent-death signal, output appended to logFile, which tail() reads.
+ * It does not keep this process alive: its exit is seen while something else does (wireguardUp's readiness wait).
+ */
+export function spawnDetachedDaemon(logFile: string): SpawnDaemon {
+  return (file, args, options = {}) => {
+    const lines: string[] = [];
+    const logFd = openSync(logFile, 'a', 0o600);
+    let done = false;
+    const child = (() => {
+      try {
+        return spawn(file, [...args], {
+          detached: true,
+          env: { ...process.env, ...options.env },
+          stdio: ['ignore', logFd, logFd],
+        });
+      } finally {
+        closeSync(logFd);
+      }
+    })();
+    const exited = new Promise<DaemonExit>((resolve) => {
+      child.once('error', (error) => {
+        done = true;
+        lines.push(
+          `${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`,
+        );
+        resolve({ code: null, signal: null });
+      });
+      child.once('exit', (code, signal) => {
+        done = true;
+        resolve({ code, signal });
+      });
+    });
+    child.unref();
+    return {
+      pid: child.pid ?? -1,
+      exited,
+      get done() {
+        return done;
+      },
+      tail: () => [...logTail(logFile), ...lines],
+      stop: async (signal = 'SIGTERM', timeoutMs = 3_000) => {
+        if (!done) {
+          // Held again until it is gone: nothing else may keep this process alive meanwhile.
+          child.ref();
+          child.kill(signal);
+          const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+          await exited;
+          clearTimeout(timer);
+        }
+        return exited;
+      },
+    };
+  };
+}
+
+function logTail(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').filter(Boolean).slice(-TAIL_LINES);
+  } catch {
+    return [];
+  }
+}
 
 function splitLines(onLine: (line: string) => void): {
   stdout: (data: Buffer) => void;

@@ -9,7 +9,7 @@ import type { EdgeBootstrap } from '../edge/reach-edge.js';
 import { DeployRsDeployer } from '../edge/deploy-rs.js';
 import type { Deployer } from '../edge/deployer-port.js';
 import { runSsh } from '../edge/ssh.js';
-import { PROVIDERS, type ProviderName, type TunnelSpec } from '../spec/tunnel.js';
+import { PROVIDERS, PROVIDER_TRAITS, type ProviderName, type ProviderTraits, type TunnelSpec } from '../spec/tunnel.js';
 import type { Provider, ProviderContext } from './provider.js';
 
 export type { ProviderContext } from './provider.js';
@@ -24,6 +24,8 @@ export interface ProviderOptions {
 /** Everything that differs between providers, behind one name. */
 export interface ProviderKit {
   readonly name: ProviderName;
+  /** What its edges offer (API token, droplets, cloud firewall, replacing an edge): asked instead of the name. */
+  readonly traits: ProviderTraits;
   /** The provider port: finds, creates and destroys edges (DigitalOcean resolves its token here). */
   provider(ctx: ProviderContext, options?: ProviderOptions): Promise<Provider>;
   /** What applies an edge's config: deploy-rs for NixOS edges, the local deployer for namespaces. */
@@ -41,6 +43,7 @@ const deployRs = async (ctx: Pick<Context, 'env'>): Promise<Deployer> =>
 
 const digitalocean: ProviderKit = {
   name: 'digitalocean',
+  traits: PROVIDER_TRAITS.digitalocean,
   async provider(ctx, options = {}) {
     const { createDigitalOceanProvider } = await import('./digitalocean/index.js');
     return createDigitalOceanProvider(ctx, options);
@@ -56,6 +59,7 @@ const digitalocean: ProviderKit = {
 
 const local: ProviderKit = {
   name: 'local',
+  traits: PROVIDER_TRAITS.local,
   async provider(ctx) {
     const { createLocalProvider } = await import('./local/index.js');
     const provider = createLocalProvider(ctx);

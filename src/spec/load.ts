@@ -5,7 +5,7 @@ import { UsageError } from '../lib/errors.js';
 import { InputFileError, readInputFile } from '../state/files.js';
 import { configFile } from '../state/paths.js';
 import { type Layer, envLayer, fileLayer, flagLayer, resolveTunnelSpec, tokenFileOf } from './sources.js';
-import type { TunnelSpec } from './tunnel.js';
+import { PROVIDER_TRAITS, type TunnelSpec } from './tunnel.js';
 
 export interface LoadedSpec {
   spec: TunnelSpec;
@@ -70,7 +70,7 @@ export async function loadTunnelSpec(flags: Record<string, unknown>, env: Env): 
   const defaults = await loadDefaults(env);
   if (defaults.layer) layers.push(defaults.layer);
   const spec = resolveTunnelSpec(layers);
-  if (spec.provider !== 'digitalocean' && flags.tokenFile !== undefined) {
+  if (!PROVIDER_TRAITS[spec.provider].apiToken && flags.tokenFile !== undefined) {
     throw new UsageError(`--token-file: only the digitalocean provider uses an API token`, {
       hint: `drop --token-file when using --provider ${spec.provider}`,
     });

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { UsageError } from '../lib/errors.js';
+import { camelCase } from '../lib/names.js';
 import {
   type PortRange,
   applyProxyProtocol,
@@ -15,7 +16,7 @@ import {
   validatePortSet,
 } from './ports.js';
 import { isLoopback } from './primitives.js';
-import { DEFAULTS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
+import { DEFAULTS, PROVIDER_TRAITS, TunnelSpec, memoryOfSize, reservedPortsOf } from './tunnel.js';
 
 type Kind = 'string' | 'boolean' | 'integer' | 'list';
 
@@ -56,11 +57,6 @@ export const FIELDS = {
 export type FieldName = keyof typeof FIELDS;
 const FIELD_NAMES = Object.keys(FIELDS) as FieldName[];
 
-/** Converts a flag name as cac reports it ("reserved-ip" → "reservedIp"). */
-function camel(flag: string): string {
-  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
 export interface Layer {
   /** How messages name this source: "--flags", "environment", "web.json", "config.json". */
   label: string;
@@ -75,8 +71,8 @@ export function flagLayer(flags: Record<string, unknown>): Layer {
   const layer: Layer = { label: 'flags', values: {}, names: {} };
   for (const field of FIELD_NAMES) {
     const def = FIELDS[field];
-    // cac camel-cases only between letters: --ipv6-pool arrives as "ipv6-pool".
-    let value = flags[camel(def.flag)] ?? flags[def.flag];
+    // Options arrive keyed by their camel-cased name (lib/argv.ts): --ipv6-pool as "ipv6Pool".
+    let value = flags[camelCase(def.flag)];
     // --port is accepted as a synonym of --ports (repeatable).
     if (field === 'ports' && flags.port !== undefined) {
       value = [...toArray(value), ...toArray(flags.port)];
@@ -259,7 +255,7 @@ function checkCombinations(
   }
   checkProxyProtocolVersion(spec, origin, explicit);
   checkHomeForwarding(spec, origin);
-  if (spec.provider === 'digitalocean') {
+  if (PROVIDER_TRAITS[spec.provider].droplets) {
     if (spec.edgeSshPort !== DEFAULTS.edgeSshPort) {
       // A new droplet's sshd listens on 22; moving it needs a deploy that must still be confirmed over SSH, so
       // magic rollback would revert it. Until innisfree moves the port in two steps, the port stays 22 there.

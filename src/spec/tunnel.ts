@@ -15,6 +15,29 @@ export type Bootstrap = (typeof BOOTSTRAPS)[number];
 export type Forwarding = (typeof FORWARDINGS)[number];
 export type HomeForwardingChoice = (typeof HOME_FORWARDINGS)[number];
 
+/**
+ * What a provider's edges offer, as far as a tunnel and its flags go. Code outside src/providers/ asks these (the
+ * spec checks here, providerKit for the rest) and never compares a provider's name.
+ */
+export interface ProviderTraits {
+  /** An account reached with an API token: --token-file, tokenFile. */
+  apiToken: boolean;
+  /**
+   * Edges are droplets: region, size, image and bootstrap apply, with their rules (SSH stays on 22, RAM for
+   * nixos-anywhere); reserved IPs and DNS records exist.
+   */
+  droplets: boolean;
+  /** A cloud firewall beside the edge's own: --cloud-firewall. */
+  cloudFirewall: boolean;
+  /** A new edge can take over the old one's reserved addresses and DNS records: --replace-edge. */
+  replaceEdge: boolean;
+}
+
+export const PROVIDER_TRAITS: Readonly<Record<ProviderName, ProviderTraits>> = {
+  digitalocean: { apiToken: true, droplets: true, cloudFirewall: true, replaceEdge: true },
+  local: { apiToken: false, droplets: false, cloudFirewall: false, replaceEdge: false },
+};
+
 export const DEFAULTS = {
   /** The tunnel name when none is given, so a single tunnel needs no --name. */
   name: 'default',

@@ -1,9 +1,10 @@
 // What innisfree knows of an edge, whichever provider runs it: the record `list`, `status` and `up` share, and the
 // SSH identity an edge is created with. Lives in state/ because status files on disk carry it.
 import { z } from 'zod';
+import { PROVIDERS } from '../spec/tunnel.js';
 
 export const EdgeInfo = z.object({
-  provider: z.enum(['digitalocean', 'local']),
+  provider: z.enum(PROVIDERS),
   /** Provider id: the droplet id, or the local edge's namespace name. */
   id: z.string(),
   /** innisfree-<tunnel> */

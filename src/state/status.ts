@@ -2,6 +2,7 @@
 // in another process never reads a torn file) and read by `status`, `ip`, `down` and `list`.
 import { z } from 'zod';
 import { EdgeInfo } from './edge-info.js';
+import { PROVIDERS } from '../spec/tunnel.js';
 import { readTextIfExists, writeJsonAtomic } from './files.js';
 import type { TunnelPaths } from './paths.js';
 
@@ -42,7 +43,7 @@ export const TunnelStatus = z.object({
   phase: z.enum(PHASES),
   /** The process running the tunnel, while it runs. */
   pid: z.number().nullable(),
-  provider: z.enum(['digitalocean', 'local']),
+  provider: z.enum(PROVIDERS),
   updatedAt: z.string(),
   edge: EdgeInfo.nullable(),
   /** sha256 of the edge.json this run planned, and of the one the edge reports deployed. */

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { tunnelDeps } from '../../src/commands/up.js';
+import { tunnelDeps } from '../../src/tunnel-deps.js';
 import { runSsh } from '../../src/edge/ssh.js';
 import { type Context, systemClock, systemExec } from '../../src/lib/context.js';
 import { InterruptedError } from '../../src/lib/errors.js';

@@ -17,8 +17,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-
-export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
+import { wireguardSocketPath } from '../../src/home/wireguard.js';
 
 /** Why namespace tests cannot run here, or undefined when they can. Tests print this and skip. */
 export function namespaceSkipReason(): string | undefined {
@@ -297,7 +296,7 @@ export class Testbed {
    */
   wireguardName(prefix = 'isfw'): string {
     const name = this.name(prefix);
-    const socket = join(WIREGUARD_SOCKET_DIR, `${name}.sock`);
+    const socket = wireguardSocketPath(name);
     this.track({
       describe: `wireguard interface ${name}`,
       release: async () => {

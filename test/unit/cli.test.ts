@@ -138,6 +138,12 @@ plan('numeric-looking values reach the command as typed', async () => {
     const result = await runCli(['plan', '--name', '007', '--ports', '443', '--json'], isolatedEnv(dir.path));
     assert.is(result.code, 0, result.stderr);
     assert.is(JSON.parse(result.stdout).name, '007');
+    // A positional argument after a boolean option, too (mri made "0042" 42), and a kebab-case boolean does not swallow
+    // the word after it (mri took "web" as the value of --release-ip).
+    const status = await runCli(['status', '--json', '0042'], isolatedEnv(dir.path));
+    assert.match(status.stderr, /no tunnel named "0042"/);
+    const down = await runCli(['down', '--release-ip', 'web', '--provider', 'local'], isolatedEnv(dir.path));
+    assert.match(down.stderr, /no tunnel named "web"/);
   } finally {
     dir.remove();
   }

@@ -6,7 +6,7 @@ import { systemClock, systemExec } from '../../src/lib/context.js';
 import { LocalDeployer } from '../../src/providers/local/local-deployer.js';
 import { silent } from '../../src/lib/events.js';
 import { createProvider, providerKit } from '../../src/providers/index.js';
-import { addressesOf, listeningPorts } from '../../src/providers/local/agent.js';
+import { addressesOf, listeningPorts } from '../../src/providers/local/edge-agent.js';
 import {
   agentWrapperText,
   edgeStatusEnvText,

@@ -41,9 +41,9 @@ golden.run();
 // ---
 const schema = suite('plan: the committed JSON Schema');
 
-schema('nix/edge-config.schema.json is current (regenerate with npm run schema)', () => {
+schema('nix/edge-config.schema.json is current (regenerate with npm run schema)', async () => {
   const committed = readFileSync(schemaPath, 'utf8');
-  assert.fixture(committed, schemaCommand());
+  assert.fixture(committed, (await schemaCommand()).output ?? '');
 });
 
 schema('every fixture edge.json validates against the committed schema', () => {

@@ -98,11 +98,10 @@ running('forwards PUBLIC to destination:LOCAL until the signal, then closes and 
   await new Promise<void>((resolve) => probe.close(() => resolve()));
   const events: ProgressEvent[] = [];
   const controller = new AbortController();
-  const done = proxyCommand({ env: {}, emit: (e) => events.push(e), signal: controller.signal }, [], {
-    listen: '127.0.0.1',
-    ports: `${listenPort}:${service.port}/tcp`,
-    destination: '127.0.0.1',
-  });
+  const done = proxyCommand(
+    { env: {}, emit: (e) => events.push(e), signal: controller.signal },
+    { flags: { listen: '127.0.0.1', ports: `${listenPort}:${service.port}/tcp`, destination: '127.0.0.1' } },
+  );
   for (let i = 0; i < 100 && !events.some((e) => e.type === 'log' && /proxy running/.test(e.message)); i++) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

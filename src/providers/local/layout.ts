@@ -268,8 +268,6 @@ export function generationDir(paths: AgentPaths, generation: number): string {
   return join(paths.generations, String(generation));
 }
 
-export const WIREGUARD_SOCKET_DIR = '/var/run/wireguard';
-
 /**
  * Parses `ip -j -6 addr` and `ip -j -6 route show table all` into this host's IPv6 networks: global and ULA
  * addresses with their prefix and the routes of every table; link-local, multicast, loopback and default routes

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { readHostNetworks } from '../../addressing.js';
 import { EDGE_REPAIR_COMMAND } from '../../edge/edge-session.js';
 import { probeTcp } from '../../edge/ssh.js';
+import { wireguardSocketPath } from '../../home/wireguard.js';
 import { generateWireguardKeyPair } from '../../lib/keys.js';
 import { type Clock, type Context, type Exec, type ExecResult, systemClock, systemExec } from '../../lib/context.js';
 import { BusyError, EnvironmentError, ProviderError } from '../../lib/errors.js';
@@ -33,7 +34,6 @@ import {
   DEFAULT_BLOCKS,
   type LocalEdgeLayout,
   type RuntimePaths,
-  WIREGUARD_SOCKET_DIR,
   agentPaths,
   layoutOf,
   pickBlock6,
@@ -212,7 +212,7 @@ export class LocalProvider implements Provider {
       await killNetnsProcesses(this.exec, ns, sleep);
     }
     // wireguard-go removes its control socket when it stops cleanly; a killed one leaves it behind.
-    for (const name of interfaces) await rm(join(WIREGUARD_SOCKET_DIR, `${name}.sock`), { force: true });
+    for (const name of interfaces) await rm(wireguardSocketPath(name), { force: true });
     for (const ns of [layout.namespaces.edge, layout.namespaces.client, layout.namespaces.destination]) {
       if (netnsExists(ns)) await this.run(['netns', 'del', ns], `remove namespace ${ns}`);
     }

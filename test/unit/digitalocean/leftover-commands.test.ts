@@ -69,17 +69,17 @@ R('down keeps the reserved IP and says how to release it; down NAME --release-ip
     const { id, publicKey } = await makeEdge(e.fake, 'web');
     e.fake.state.addReservedIp('198.51.100.7', 'nyc3', id);
     tunnelState(e.root, 'web', publicKey);
-    const first = await downCommand(e.ctx, 'web', { flags: {}, json: false });
+    const first = (await downCommand(e.ctx, { name: 'web', flags: {}, json: false })).output ?? '';
     assert.match(first, /Kept reserved IP 198\.51\.100\.7 \(innisfree down web --release-ip releases it\)\./);
     assert.is(e.fake.state.droplets.size, 0);
     assert.ok(e.fake.state.reservedIps.has('198.51.100.7'), 'kept');
-    const second = await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: false });
+    const second = (await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: false })).output ?? '';
     assert.match(second, /Tunnel web had no edge at digitalocean\./);
     assert.match(second, /Released reserved IP 198\.51\.100\.7\./);
     assert.is(e.fake.state.reservedIps.size, 0, 'released');
     assert.not.ok(existsSync(join(e.root, 'kept-reserved-ips.json')));
     // Now nothing is left anywhere: a third down is told so (exit 2), as for a mistyped name.
-    const third = await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: false }).catch(
+    const third = await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: false }).catch(
       (x: unknown) => x as Error,
     );
     assert.instance(third, UsageError);
@@ -91,7 +91,7 @@ R('a kept IP taken over by a foreign droplet is not released', () =>
   withCommands(async (e) => {
     const { id } = await makeEdge(e.fake, 'web');
     e.fake.state.addReservedIp('198.51.100.8', 'nyc3', id);
-    await downCommand(e.ctx, 'web', { flags: {}, json: false });
+    await downCommand(e.ctx, { name: 'web', flags: {}, json: false });
     const other = await e.fake.state.createDroplet({
       name: 'someone-else',
       region: 'nyc3',
@@ -101,7 +101,7 @@ R('a kept IP taken over by a foreign droplet is not released', () =>
     });
     e.fake.state.advance(other);
     e.fake.state.reservedIps.get('198.51.100.8')!.dropletId = other.id;
-    const error = await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: false }).catch(
+    const error = await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: false }).catch(
       (x: unknown) => x as Error,
     );
     assert.instance(error, Error);
@@ -116,7 +116,7 @@ C('clean --yes for 229 edges: about three requests per edge, nothing left', () =
   withCommands(async (e) => {
     for (let i = 0; i < 229; i++) await makeEdge(e.fake, `t${i}`);
     const before = e.fake.requests.length;
-    const out = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    const out = (await cleanCommand(e.ctx, { flags: { yes: true }, json: false })).output ?? '';
     const used = e.fake.requests.length - before;
     assert.match(out, /^Destroyed 229 edges: /);
     assert.is(e.fake.state.droplets.size, 0);
@@ -144,23 +144,23 @@ C('stray innisfree-* keys and firewalls are listed by list and clean, and remove
       droplet_ids: [],
       tags: ['innisfree:gone'],
     });
-    const listed = await listCommand(e.ctx, { flags: {}, json: false });
+    const listed = (await listCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(
       listed,
       /Stray: SSH key innisfree-gone; cloud firewall innisfree-gone \(no edge or local state uses them; innisfree clean --yes removes them\)/,
     );
-    const pending = await cleanCommand(e.ctx, { flags: {}, json: false });
+    const pending = (await cleanCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(
       pending,
       /No edge or local state uses SSH key: innisfree-gone\.\nNo edge or local state uses cloud firewall: innisfree-gone\./,
     );
     assert.is(e.fake.state.sshKeys.size, 3, 'nothing removed without --yes');
-    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    const done = (await cleanCommand(e.ctx, { flags: { yes: true }, json: false })).output ?? '';
     assert.match(done, /Removed SSH key: innisfree-gone\.\nRemoved cloud firewall: innisfree-gone\./);
     assert.equal([...e.fake.state.sshKeys.values()].map((k) => k.name).sort(), ['innisfree-kept', 'laptop']);
     assert.is(e.fake.state.firewalls.size, 0);
     assert.is(e.fake.state.droplets.size, 1, 'the edge with local state stays');
-    assert.match(await cleanCommand(e.ctx, { flags: {}, json: false }), /Nothing to clean/);
+    assert.match((await cleanCommand(e.ctx, { flags: {}, json: false })).output ?? '', /Nothing to clean/);
   }),
 );
 
@@ -196,7 +196,7 @@ C('the DNS records of an orphaned edge go with it', () =>
       flags: null,
       tag: null,
     });
-    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    const done = (await cleanCommand(e.ctx, { flags: { yes: true }, json: false })).output ?? '';
     assert.match(done, /Removed the DNS records of web\.example\.com\./);
     assert.equal([...records.keys()], [2], "only the edge's record is removed");
   }),
@@ -212,10 +212,10 @@ C("a killed up's ledger in a tunnel that has local state: clean lists it and --y
       name: 'innisfree-web',
     });
     await ledger.intend('droplet', { tag: 'innisfree:web', name: 'innisfree-web' });
-    const pending = await cleanCommand(e.ctx, { flags: {}, json: false });
+    const pending = (await cleanCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(pending, /A run of up for web was killed and left: ssh-key, droplet\./);
     assert.is(e.fake.state.droplets.size, 1);
-    const done = await cleanCommand(e.ctx, { flags: { yes: true }, json: false });
+    const done = (await cleanCommand(e.ctx, { flags: { yes: true }, json: false })).output ?? '';
     assert.match(done, /Removed what a killed run of up for web left: ssh-key, droplet\./);
     assert.not.ok(e.fake.state.droplets.has(id));
     assert.is(e.fake.state.sshKeys.size, 0);

@@ -67,9 +67,9 @@ const R = suite('reserved IPv6: down and list');
 R('list shows the reserved IPv6 as the edge address, marked reserved', () =>
   withCommands(async (e) => {
     const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
-    const text = await listCommand(e.ctx, { flags: {}, json: false });
+    const text = (await listCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(text, `${ip6} (reserved)`);
-    const json = JSON.parse(await listCommand(e.ctx, { flags: {}, json: true })) as
+    const json = JSON.parse((await listCommand(e.ctx, { flags: {}, json: true })).output ?? '') as
       Array<{ ipv6?: string; directIpv6?: string }> | { edges: Array<{ ipv6?: string; directIpv6?: string }> };
     const edges = Array.isArray(json) ? json : json.edges;
     assert.is(edges[0]?.ipv6, ip6);
@@ -80,7 +80,7 @@ R('list shows the reserved IPv6 as the edge address, marked reserved', () =>
 R('down keeps it and says so; down NAME --release-ip then releases it', () =>
   withCommands(async (e) => {
     const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
-    const first = await downCommand(e.ctx, 'web', { flags: {}, json: false });
+    const first = (await downCommand(e.ctx, { name: 'web', flags: {}, json: false })).output ?? '';
     assert.match(
       first,
       `Kept reserved IPv6 ${ip6} (up --reserved-ipv6 ${ip6} uses it again; innisfree down web --release-ip releases it).`,
@@ -88,10 +88,9 @@ R('down keeps it and says so; down NAME --release-ip then releases it', () =>
     assert.is(e.fake.state.droplets.size, 0);
     assert.is(e.fake.state.reservedIpv6s.get(ip6)?.dropletId, null, 'kept, unassigned');
     assert.equal(JSON.parse(readFileSync(join(e.root, 'kept-reserved-ipv6.json'), 'utf8')), { web: ip6 });
-    const second = JSON.parse(await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: true })) as Record<
-      string,
-      unknown
-    >;
+    const second = JSON.parse(
+      (await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: true })).output ?? '',
+    ) as Record<string, unknown>;
     assert.is(second.reservedIpv6, ip6);
     assert.is(second.reservedIpv6Released, true);
     assert.is(e.fake.state.reservedIpv6s.size, 0, 'released');
@@ -102,7 +101,7 @@ R('down keeps it and says so; down NAME --release-ip then releases it', () =>
 R('down --release-ip releases an assigned reserved IPv6 at once', () =>
   withCommands(async (e) => {
     const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
-    const text = await downCommand(e.ctx, 'web', { flags: { releaseIp: true }, json: false });
+    const text = (await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: false })).output ?? '';
     assert.match(text, `Released reserved IPv6 ${ip6}.`);
     assert.is(e.fake.state.reservedIpv6s.size, 0);
   }),

@@ -82,10 +82,10 @@ for (const create of creates) {
           INNISFREE_STATE_DIR: root,
           XDG_CONFIG_HOME: join(tmp.path, 'config'),
         };
-        await downCommand({ clock: h.clock, emit: h.events.emit, env, signal: h.signal }, 'web', {
-          flags: {},
-          json: false,
-        });
+        await downCommand(
+          { clock: h.clock, emit: h.events.emit, env, signal: h.signal },
+          { name: 'web', flags: {}, json: false },
+        );
         assert.equal(accountOf(h.fake), { droplets: 0, keys: 0, firewalls: 0, records: 0 });
         assert.not.ok(existsSync(dir));
       } finally {
