@@ -1,12 +1,11 @@
 #!/usr/bin/env node
 // The command line: declares commands and options, parses, lazily loads the command module, renders its events
 // and output. This is the only module that decides exit codes and calls process.exit.
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { type CAC, cac } from 'cac';
 import { type OptionSpec, type OptionValue, type ParsedArgv, optionKey, optionSpec, parseArgv } from './lib/argv.js';
 import type { CommandOutcome } from './lib/command.js';
 import { type Context, systemClock, systemExec } from './lib/context.js';
+import { isEntryPoint } from './lib/entry-point.js';
 import { ExitCode, InterruptedError, UsageError, exitCodeOf, formatError } from './lib/errors.js';
 import { packageVersion } from './lib/package-root.js';
 import { type RenderMode, createRenderer } from './lib/progress-renderer.js';
@@ -461,15 +460,6 @@ function checkArgv(parsed: ParsedArgv, specs: readonly OptionSpec[], command: CA
   }
 }
 
-function isEntryPoint(): boolean {
-  if (!process.argv[1]) return false;
-  try {
-    return realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The environment the commands read, with the API token; the process's own environment without it. Every child
  * (ip, wg, wireguard-go, sshd, nix, deploy-rs) inherits process.env, so the token would otherwise sit in their
@@ -481,7 +471,7 @@ export function takeSecretsFromEnvironment(env: NodeJS.ProcessEnv): Record<strin
   return snapshot;
 }
 
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   const env = takeSecretsFromEnvironment(process.env);
   const code = await main(process.argv, { stdout: process.stdout, stderr: process.stderr, env });
   // Let stdout drain before exiting: output piped to another program must not be cut short.

@@ -75,7 +75,7 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
 }
 
 /** Kernel forwarding that was asked for (or implied by --masquerade) must be possible here, before any edge exists. */
-export function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
+export function requireKernelForwardingHere(spec: TunnelSpec, chosen: string, kernelAvailable: boolean): void {
   const wanted =
     spec.homeForwarding === 'kernel' ? '--home-forwarding kernel' : spec.masquerade ? '--masquerade' : undefined;
   if (wanted === undefined || (chosen === 'kernel' && kernelAvailable)) return;

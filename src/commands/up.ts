@@ -6,7 +6,7 @@ import { unresolvedDestination } from '../home/destination-check.js';
 import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { BusyError, EnvironmentError, UsageError } from '../lib/errors.js';
-import { checkHomeForwarding, prepareTunnel } from '../prepare.js';
+import { requireKernelForwardingHere, prepareTunnel } from '../prepare.js';
 import { providerKit } from '../providers/index.js';
 import { fixedFieldError } from '../reload.js';
 import { runTunnel } from '../run-tunnel.js';
@@ -74,7 +74,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<Comma
   let discard = false;
   try {
     const { plan, paths, identity, homeHost } = await prepareTunnel(ctx.exec, root, spec, new Date(ctx.clock.now()));
-    checkHomeForwarding(spec, plan.home.forwarding, homeHost.kernelForwarding);
+    requireKernelForwardingHere(spec, plan.home.forwarding, homeHost.kernelForwarding);
     const provider = await kit.provider(ctx, { tokenFile, firewall: options.cloudFirewall });
     const recordedEdgeId = (await readStatus(paths))?.edge?.id;
     const deps = tunnelDeps(
@@ -104,7 +104,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<Comma
       const fixed = fixedFieldError(spec, next);
       if (fixed) throw fixed;
       const prepared = await prepareTunnel(ctx.exec, root, next, new Date(ctx.clock.now()));
-      checkHomeForwarding(next, prepared.plan.home.forwarding, prepared.homeHost.kernelForwarding);
+      requireKernelForwardingHere(next, prepared.plan.home.forwarding, prepared.homeHost.kernelForwarding);
       return { spec: next, plan: prepared.plan };
     };
     await runTunnel(ctx, deps, {

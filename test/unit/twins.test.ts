@@ -10,15 +10,7 @@ import ts from 'typescript';
 import { repoRoot } from '../helpers/cli.js';
 
 /** A name two files may both define, and why. Keep it short; every entry needs its reason. */
-const SHARED_FUNCTION_NAMES: Readonly<Record<string, string>> = {
-  checkHomeForwarding:
-    'two jobs: spec/sources.ts checks the spec (kernel forwarding needs an IPv4 destination), commands/up.ts ' +
-    'checks this host (nft present and permitted)',
-  // Twins in files helper "rooms" is reshaping (src/cli.ts, src/spec/sources.ts, src/providers/local/agent.ts):
-  // they go when that work lands; remove the entries then.
-  camel: 'TODO(issue 12, rooms): one argv name conversion for cli.ts and spec/sources.ts',
-  isEntryPoint: 'TODO(issue 12, rooms): one entry-point check for cli.ts and the local edge agent',
-};
+const SHARED_FUNCTION_NAMES: Readonly<Record<string, string>> = {};
 
 /** Basenames more than one file may have: a folder's entry point, and a command named after what it runs. */
 function basenameMayRepeat(path: string): boolean {

@@ -6,9 +6,9 @@
 //   innisfree-local-edge confirm --generation G
 //   innisfree-local-edge repair                               (innisfree-edge-repair: re-apply what serves now)
 //   innisfree-local-edge watch --generation G --deadline MS   (internal: the confirmation watcher)
-import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { systemExec } from '../../lib/context.js';
+import { isEntryPoint } from '../../lib/entry-point.js';
 import { LOCAL_EDGE_DIR_ENV } from './edge-runtime-files.js';
 import { Agent, EXIT_ROLLED_BACK, RolledBack, log } from './edge-agent.js';
 
@@ -66,16 +66,6 @@ export async function agentMain(args: string[]): Promise<number> {
   }
 }
 
-function isEntryPoint(): boolean {
-  try {
-    return (
-      process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
-    );
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
+if (isEntryPoint(import.meta.url)) {
   process.exitCode = await agentMain(process.argv.slice(2));
 }
