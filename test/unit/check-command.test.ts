@@ -119,3 +119,39 @@ S('not JSON, missing, a directory, no --file: one line each, exit 2', async () =
 });
 
 S.run();
+
+const told = suite('--home-interface: the CLI is told the home WireGuard interface');
+
+told('plan uses the told name on both ends, and a second tunnel cannot take it', async () => {
+  const dir = makeTempDir('innisfree-home-interface-');
+  try {
+    const env = {
+      INNISFREE_STATE_DIR: join(dir.path, 'state'),
+      XDG_CONFIG_HOME: join(dir.path, 'config'),
+      HOME: dir.path,
+    };
+    const plan = await runCli(
+      ['plan', '--name', 'a-long-tunnel-name', '--ports', '443', '--home-interface', 'isf-house', '--json', '--home'],
+      env,
+    );
+    assert.is(plan.code, 0, plan.stderr);
+    assert.is((JSON.parse(plan.stdout) as { interface: string }).interface, 'isf-house');
+    const edge = await runCli(['plan', '--name', 'a-long-tunnel-name', '--ports', '443', '--json'], {
+      ...env,
+      INNISFREE_HOME_INTERFACE: 'isf-house',
+    });
+    assert.is(edge.code, 0, edge.stderr);
+    assert.is((JSON.parse(edge.stdout) as { wireguard: { interface: string } }).wireguard.interface, 'ise-house');
+    const taken = await runCli(['plan', '--name', 'other', '--ports', '80', '--home-interface', 'isf-house'], env);
+    assert.is(taken.code, 2, taken.stderr);
+    assert.is(taken.stderr.trim().split('\n').length, 1, taken.stderr);
+    assert.match(taken.stderr, /isf-house is already the interface of tunnel "a-long-tunnel-name" on this host/);
+    const bad = await runCli(['plan', '--ports', '80', '--home-interface', 'eth0'], env);
+    assert.is(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /^innisfree: --home-interface: must be "isf-"/);
+  } finally {
+    dir.remove();
+  }
+});
+
+told.run();
