@@ -107,7 +107,9 @@ let
           # The CLI checks it again (src/spec/primitives.ts HomeInterfaceName), at build time through `check`.
           type = types.strMatching "isf-[a-zA-Z0-9_-]{1,11}";
           default = defaultInterfaceOf config.name;
-          defaultText = literalExpression ''"isf-<name>" (a name over 10 characters: its first five, "-", 4 hex digits)'';
+          defaultText = lib.literalMD ''
+            `"isf-<name>"`; for a name over 10 characters, its first five, `-` and 4 hex digits
+          '';
           example = "isf-house";
           description = ''
             The home WireGuard interface of this tunnel: "isf-" and 1-11 letters, digits, "_" or "-" (15 characters
@@ -341,12 +343,18 @@ let
     let
       unchecked = pkgs.writeText "innisfree-${t.name}-unchecked.json" (builtins.toJSON (specOf t));
     in
-    pkgs.runCommand "innisfree-${t.name}.json" { passthru = { inherit unchecked; }; } ''
-      # Named like /etc/innisfree/tunnels/<name>.json, so a refusal names the tunnel.
-      cp ${unchecked} ${t.name}.json
-      ${lib.getExe cfg.package} check --file ${t.name}.json
-      cp ${t.name}.json $out
-    '';
+    pkgs.runCommand "innisfree-${t.name}.json"
+      {
+        preferLocalBuild = true;
+        allowSubstitutes = false;
+        passthru = { inherit unchecked; };
+      }
+      ''
+        # Named like /etc/innisfree/tunnels/<name>.json, so a refusal names the tunnel.
+        cp ${unchecked} ${t.name}.json
+        ${lib.getExe cfg.package} check --file ${t.name}.json
+        cp ${t.name}.json $out
+      '';
   tunnelFilePath = t: "/etc/innisfree/tunnels/${t.name}.json";
 
   # What needs a new edge or link (RestartTriggers): a change there restarts the unit; any other change to the

@@ -160,7 +160,7 @@ export function fileLayer(label: string, data: unknown): Layer {
     throw new UsageError(
       issueLines(parsed.error, (path) => `${label}: ${path || '(top level)'}`),
       {
-        hint: 'tunnel files and config.json take the long options of innisfree up in camelCase; see innisfree up --help',
+        hint: 'tunnel files and config.json take the long options of up in camelCase; see innisfree up --help',
       },
     );
   }
