@@ -16,9 +16,10 @@ export async function checkCommand(ctx: Pick<Context, 'env'>, options: CheckOpti
   if (options.file === undefined || options.file === true) {
     throw new UsageError('check: needs the tunnel file to check', { hint: 'write innisfree check --file PATH' });
   }
-  const file = String(options.file);
+  // Passed on as given: the loader refuses --file twice or empty, as for up.
+  const { file } = options;
   const { spec } = await loadTunnelSpec({ file }, ctx.env).catch((error: unknown) => {
-    throw namingFile(error, file);
+    throw typeof file === 'string' ? namingFile(error, file) : error;
   });
   const ports = spec.ports.map(formatPortRange);
   const details = [
@@ -26,7 +27,7 @@ export async function checkCommand(ctx: Pick<Context, 'env'>, options: CheckOpti
     `${ports.length} port mapping${ports.length === 1 ? '' : 's'}: ${ports.join(', ')}`,
     ...(spec.homeInterface !== undefined ? [`interface ${spec.homeInterface}`] : []),
   ];
-  return { output: `${file}: tunnel "${spec.name}" is valid (${details.join('; ')})\n` };
+  return { output: `${String(file)}: tunnel "${spec.name}" is valid (${details.join('; ')})\n` };
 }
 
 /** Some refusals name only the field ("ports: …"); in a build log the file must be named too. */

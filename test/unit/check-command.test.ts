@@ -116,6 +116,10 @@ S('not JSON, missing, a directory, no --file: one line each, exit 2', async () =
   );
   assertRefused(await check({}, () => []), /check: needs the tunnel file.*innisfree check --file PATH/);
   assertRefused(await check({}, () => ['--file']), /--file/);
+  assertRefused(
+    await check({ 't.json': tunnel({ ports: ['443'] }) }, (dir) => ['--file', join(dir, 't.json'), '--file', 'x']),
+    /--file is given more than once/,
+  );
 });
 
 S.run();
