@@ -1,9 +1,12 @@
-# nixosModules.home: tunnels run by the home host. Each services.innisfree.tunnels.<name> becomes a systemd service
-# `innisfree-<name>` running `innisfree up --keep`: it creates or re-attaches to the tunnel's DigitalOcean edge
-# (--keep: a restart finds the same droplet and IP again), deploys the edge config, brings WireGuard up and forwards
-# the public ports to `destination`, until stopped (SIGTERM: orderly teardown of the home side, the edge stays).
-# The API token reaches it as a systemd credential, never through the Nix store. `innisfree down <name>` (as the
-# service user, INNISFREE_STATE_DIR=/var/lib/innisfree) destroys an edge for good.
+# nixosModules.home: tunnels run by the home host. Each services.innisfree.tunnels.<name> is written as a tunnel
+# file (JSON, the CLI's own --file format), checked with `innisfree check --file` when the system is built (a bad
+# tunnel fails the build, not the boot), and run by a systemd service `innisfree-<name>` as
+# `innisfree up --file /etc/innisfree/tunnels/<name>.json`: it creates or re-attaches to the tunnel's DigitalOcean
+# edge (keep: a restart finds the same droplet and IP again), deploys the edge config, brings WireGuard up on the
+# interface the file names and forwards the public ports to `destination`, until stopped (SIGTERM: orderly teardown
+# of the home side, the edge stays). The API token reaches it as a systemd credential, never through the Nix store
+# or the tunnel file. `innisfree down <name>` (as the service user, INNISFREE_STATE_DIR=/var/lib/innisfree) destroys
+# an edge for good.
 {
   config,
   lib,
@@ -70,8 +73,23 @@ let
     else
       "${toString entry.public}${lib.optionalString (entry.local != null) ":${toString entry.local}"}/${entry.protocol}${lib.optionalString (entry.destination != null) "@${entry.destination}"}";
 
+  # The interface a tunnel gets unless it names one: "isf-" and the tunnel name when it has at most 10 characters,
+  # else its first five (trailing "-" dropped), "-" and four hex digits of sha256("<name>#0"). That is the name the
+  # CLI picks on its own first (src/addressing.ts shortIdOf), so hosts that ran before the module told the CLI keep
+  # their interface. It is not a prediction: the module writes it into the tunnel file and the CLI uses exactly it.
+  defaultInterfaceOf =
+    name:
+    let
+      head = builtins.match "(.*[^-])-*" (builtins.substring 0 5 name);
+      hash = builtins.substring 0 4 (builtins.hashString "sha256" "${name}#0");
+    in
+    if builtins.stringLength name <= 10 then
+      "isf-${name}"
+    else
+      "isf-${if head == null then "" else builtins.head head}-${hash}";
+
   tunnelModule =
-    { name, ... }:
+    { name, config, ... }:
     {
       options = {
         enable = mkOption {
@@ -84,6 +102,22 @@ let
           default = name;
           defaultText = literalExpression "<name>";
           description = "Tunnel name (a short DNS label); the attribute name by default.";
+        };
+        interface = mkOption {
+          # The CLI checks it again (src/spec/primitives.ts HomeInterfaceName), at build time through `check`.
+          type = types.strMatching "isf-[a-zA-Z0-9_-]{1,11}";
+          default = defaultInterfaceOf config.name;
+          defaultText = lib.literalMD ''
+            `"isf-<name>"`; for a name over 10 characters, its first five, `-` and 4 hex digits
+          '';
+          example = "isf-house";
+          description = ''
+            The home WireGuard interface of this tunnel: "isf-" and 1-11 letters, digits, "_" or "-" (15 characters
+            at most, the Linux limit; the prefix keeps `innisfree up`, which removes a stale link of that name, off
+            the host's other interfaces). The module writes it into the tunnel file, so the CLI uses exactly this
+            name and refuses it when another tunnel on this host has it; `openFirewall` opens this interface. The
+            default is the name the CLI would pick on its own, so existing hosts keep theirs.
+          '';
         };
         ports = mkOption {
           type = types.listOf (types.either portString portEntry);
@@ -242,7 +276,7 @@ let
           type = types.bool;
           default = true;
           description = ''
-            Open the tunnel's local ports on its WireGuard interface (isf-<name>), where the forwarder (or, with
+            Open the tunnel's local ports on its WireGuard interface (`interface`), where the forwarder (or, with
             destination "none", the service) receives the traffic.
           '';
         };
@@ -250,79 +284,110 @@ let
           type = types.listOf types.str;
           default = [ ];
           example = [ "--verbose" ];
-          description = "More arguments for `innisfree up`.";
+          description = ''
+            More arguments for `innisfree up`, after `--file` (a flag beats the tunnel file's field, and it is not
+            part of the build-time check).
+          '';
         };
       };
     };
 
   enabledTunnels = lib.filterAttrs (_: t: t.enable) cfg.tunnels;
+  # interface -> the attribute names of the enabled tunnels using it.
+  interfaceUsers = lib.mapAttrs (_: map (u: u.attr)) (
+    lib.groupBy (u: u.interface) (lib.mapAttrsToList (attr: t: { inherit attr; inherit (t) interface; }) enabledTunnels)
+  );
 
-  # What a reload can change in place lives in the tunnel file (--file), at a path that stays the same: the unit
-  # itself does not change with it, so `nixos-rebuild switch` reloads the service (reloadTriggers) instead of
-  # restarting it. The flags keep what needs a new edge or link (region, size, image, ports of the edge itself):
-  # a change there changes the launcher, and the unit restarts. Flags beat the file, so none of them sets a field
-  # the file holds.
-  tunnelFileOf =
+  # The tunnel as the CLI's tunnel file: every setting, none secret (the token reaches the service as a credential).
+  specOf =
     t:
     let
       entries = builtins.filter (e: !builtins.isString e) t.ports;
       proxyPorts = map toString t.proxyProtocol ++ map (e: toString e.public) (builtins.filter (e: e.proxyProtocol) entries);
+      optional = lib.filterAttrs (_: v: v != null) {
+        inherit (t)
+          homeForwarding
+          proxyProtocolVersion
+          region
+          size
+          bootstrap
+          image
+          reservedIp
+          reservedIpv6
+          dns
+          wireguardPort
+          keepalive
+          mtu
+          ;
+      };
     in
-    pkgs.writeText "innisfree-${t.name}.json" (
-      builtins.toJSON (
-        {
-          ports = map tokenOf t.ports;
-          inherit (t) destination;
-        }
-        // lib.optionalAttrs (proxyPorts != [ ]) { proxyProtocol = proxyPorts; }
-        // lib.optionalAttrs t.masquerade { masquerade = true; }
-        // lib.optionalAttrs (t.proxyProtocolVersion != null) { inherit (t) proxyProtocolVersion; }
-      )
-    );
-  tunnelFilePath = t: "/etc/innisfree/tunnels/${t.name}.json";
+    {
+      inherit (t) name destination forwarding;
+      provider = "digitalocean";
+      # A restart finds the same droplet and IP again.
+      keep = true;
+      ports = map tokenOf t.ports;
+      homeInterface = t.interface;
+    }
+    // optional
+    // lib.optionalAttrs (proxyPorts != [ ]) { proxyProtocol = proxyPorts; }
+    // lib.optionalAttrs t.masquerade { masquerade = true; }
+    # Only when on: a reserved IPv6 implies IPv6, and an explicit false beside it would be refused.
+    // lib.optionalAttrs t.ipv6 { ipv6 = true; };
 
-  argsOf =
+  # The tunnel file, checked the sops-nix way: the derivation runs `innisfree check --file` on it and is the file
+  # itself, so the system (its /etc entry) cannot be built from a tunnel the CLI would refuse. No network, no
+  # state, no token: check reads the spec only.
+  tunnelFileOf =
     t:
     let
-      flag = name: value: lib.optionals (value != null) [
-        "--${name}"
-        (toString value)
-      ];
+      unchecked = pkgs.writeText "innisfree-${t.name}-unchecked.json" (builtins.toJSON (specOf t));
     in
-    [
-      "up"
-      "--keep"
-      "--provider"
-      "digitalocean"
-      "--name"
-      t.name
-      "--file"
-      (tunnelFilePath t)
-      "--forwarding"
-      t.forwarding
-    ]
-    ++ flag "home-forwarding" t.homeForwarding
-    ++ flag "region" t.region
-    ++ flag "size" t.size
-    ++ flag "bootstrap" t.bootstrap
-    ++ flag "image" t.image
-    ++ flag "reserved-ip" t.reservedIp
-    ++ flag "reserved-ipv6" t.reservedIpv6
-    ++ lib.optional t.ipv6 "--ipv6"
-    ++ flag "dns" t.dns
-    ++ flag "wireguard-port" t.wireguardPort
-    ++ flag "keepalive" t.keepalive
-    ++ flag "mtu" t.mtu
-    ++ t.extraArgs;
+    pkgs.runCommand "innisfree-${t.name}.json"
+      {
+        preferLocalBuild = true;
+        allowSubstitutes = false;
+        passthru = { inherit unchecked; };
+      }
+      ''
+        # Named like /etc/innisfree/tunnels/<name>.json, so a refusal names the tunnel.
+        cp ${unchecked} ${t.name}.json
+        ${lib.getExe cfg.package} check --file ${t.name}.json
+        cp ${t.name}.json $out
+      '';
+  tunnelFilePath = t: "/etc/innisfree/tunnels/${t.name}.json";
+
+  # What needs a new edge or link (RestartTriggers): a change there restarts the unit; any other change to the
+  # tunnel file (ports, destinations, PROXY protocol, masquerade) only reloads it (reloadTriggers), and a reload
+  # keeps the ports that did not change serving.
+  restartFieldsOf =
+    t:
+    builtins.toJSON (
+      builtins.removeAttrs (specOf t) [
+        "ports"
+        "destination"
+        "proxyProtocol"
+        "proxyProtocolVersion"
+        "masquerade"
+      ]
+    );
 
   # The token's path is only known at run time ($CREDENTIALS_DIRECTORY), so a tiny script execs the CLI; exec keeps
-  # the CLI the main process, which receives SIGTERM itself.
+  # the CLI the main process, which receives SIGTERM itself. Everything else is in the tunnel file; its path stays
+  # the same, so a new file does not change this script.
   launcherOf =
     t:
     pkgs.writeShellScript "innisfree-${t.name}" ''
-      exec ${lib.getExe cfg.package} ${lib.escapeShellArgs (argsOf t)}${
-        lib.optionalString (t.tokenFile != null) " --token-file \"$CREDENTIALS_DIRECTORY/token\""
-      }
+      exec ${lib.getExe cfg.package} ${
+        lib.escapeShellArgs (
+          [
+            "up"
+            "--file"
+            (tunnelFilePath t)
+          ]
+          ++ t.extraArgs
+        )
+      }${lib.optionalString (t.tokenFile != null) " --token-file \"$CREDENTIALS_DIRECTORY/token\""}
     '';
 
   serviceOf = t: {
@@ -330,24 +395,15 @@ let
     wantedBy = [ "multi-user.target" ];
     wants = [ "network-online.target" ];
     after = [ "network-online.target" ];
-    path = [
-      pkgs.wireguard-tools
-      pkgs.iproute2
-      # nft and sysctl for kernel forwarding at home.
-      pkgs.nftables
-      pkgs.procps
-      pkgs.openssh
-      pkgs.nix
-      pkgs.deploy-rs
-    ];
+    # No `path`: the package's wrapper puts the tools the CLI runs (wg, ip, nft, sysctl, ssh, nix, deploy) on PATH.
     environment = {
       INNISFREE_STATE_DIR = stateDir;
       HOME = cacheDir;
       XDG_CACHE_HOME = cacheDir;
     };
-    # A new tunnel file (ports, destinations, PROXY protocol, masquerade) reloads the running up; anything else in
-    # the unit (the launcher's flags: region, size, image, forwarding, ...) restarts it.
+    # A new tunnel file reloads the running up; a change to what needs a new edge or link restarts it.
     reloadTriggers = [ (tunnelFileOf t) ];
+    restartTriggers = [ (restartFieldsOf t) ];
     serviceConfig = {
       ExecStart = launcherOf t;
       # Waits for the outcome: a refused or rolled-back reload fails the reload job, the old config keeps serving.
@@ -397,7 +453,7 @@ let
     let
       ranges = render.ports.localRanges (map tokenOf t.ports);
     in
-    lib.nameValuePair (render.interfaces.home t.name) {
+    lib.nameValuePair t.interface {
       allowedTCPPortRanges = ranges.tcp;
       allowedUDPPortRanges = ranges.udp;
     };
@@ -442,6 +498,13 @@ in
           message = ''
             services.innisfree.tunnels.${attr}.tokenFile is in the Nix store (${toString t.tokenFile}), which every
             user can read. Keep the token in a root-only file outside the store (sops-nix, agenix, or by hand).'';
+        }
+        {
+          assertion = builtins.length (interfaceUsers.${t.interface} or [ ]) <= 1;
+          message =
+            "services.innisfree.tunnels.${attr}.interface: ${t.interface} is also the interface of "
+            + "${lib.concatStringsSep ", " (lib.remove attr (interfaceUsers.${t.interface} or [ ]))} on this host. "
+            + "Give each tunnel its own: set services.innisfree.tunnels.${attr}.interface = \"isf-…\";";
         }
         {
           assertion = t.ports != [ ];

@@ -1,5 +1,6 @@
-# checks.x86_64-linux: the package, evaluation (and build) of example edge and home systems, the renderer contract
-# against the golden fixtures, deploy-rs's own checks, and the NixOS VM tests (vm-*: need KVM).
+# checks.x86_64-linux: the package, evaluation (and build) of example edge and home systems (and of a home system
+# whose bad tunnel must fail to build), the renderer contract against the golden fixtures, deploy-rs's own checks,
+# and the NixOS VM tests (vm-*: need KVM).
 {
   self,
   lib,
@@ -19,6 +20,22 @@ let
       ./examples/home.nix
     ];
   };
+  # The example with a tunnel the CLI refuses (PROXY protocol with kernel DNAT on the edge): its module options
+  # are all well-typed, so only the build-time `innisfree check` can stop it.
+  badHome = lib.nixosSystem {
+    system = "x86_64-linux";
+    modules = [
+      self.nixosModules.home
+      ./examples/home.nix
+      {
+        services.innisfree.tunnels.web = {
+          forwarding = "nftables";
+          proxyProtocol = [ 443 ];
+        };
+      }
+    ];
+  };
+  badTunnelFile = pkgs.testers.testBuildFailure badHome.config.environment.etc."innisfree/tunnels/web.json".source;
 
   # The same contract test/nix/renderers.test.ts checks, at evaluation time.
   render = import ./lib;
@@ -39,6 +56,12 @@ in
   # What nixos-anywhere runs to partition /dev/vda.
   edge-disko-script = edgeNginx.config.system.build.diskoScript;
   home-example = home.config.system.build.toplevel;
+  # A bad tunnel fails the system build: the tunnel file's check exits 2 with the CLI's one line.
+  home-refuses-bad-tunnel = pkgs.runCommand "innisfree-home-refuses-bad-tunnel" { } ''
+    [ "$(cat ${badTunnelFile}/testBuildFailure.exit)" = 2 ]
+    grep -F 'web.json: proxyProtocol: PROXY protocol needs nginx forwarding' ${badTunnelFile}/testBuildFailure.log
+    touch $out
+  '';
   renderers =
     assert lib.assertMsg (mismatched == [ ])
       "nix/lib renders differently from the golden render.json of: ${toString mismatched} (see test/nix/renderers.test.ts)";

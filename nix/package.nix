@@ -1,7 +1,7 @@
 # The innisfree CLI: TypeScript compiled with nixpkgs' typescript, run by nixpkgs' nodejs, with its npm runtime
 # dependencies from a fixed-output derivation (npm-deps.nix). The wrapper puts the tools the CLI drives on PATH
-# (wg, ip, ssh, nix, deploy, nixos-anywhere) and points INNISFREE_FLAKE at the flake it was built from, which the
-# per-tunnel edge flakes take as their input.
+# (wg, ip, nft, sysctl, ssh, nix, deploy, nixos-anywhere; the home module's services have no PATH of their own) and
+# points INNISFREE_FLAKE at the flake it was built from, which the per-tunnel edge flakes take as their input.
 {
   lib,
   stdenvNoCC,
@@ -12,6 +12,8 @@
   wireguard-tools,
   wireguard-go,
   iproute2,
+  nftables,
+  procps,
   openssh,
   nix,
   deploy-rs,
@@ -25,6 +27,9 @@ let
     wireguard-tools
     wireguard-go
     iproute2
+    # nft and sysctl for kernel forwarding at home.
+    nftables
+    procps
     openssh
     nix
     deploy-rs

@@ -6,7 +6,14 @@ import { isIP } from 'node:net';
 import type { Exec } from './lib/context.js';
 import { EnvironmentError, UsageError } from './lib/errors.js';
 import { ipAddressesOf, ipRoutesOf } from './lib/ip-json.js';
-import { type Cidr4, intToIpv4, ipv4ToInt, parseCidr4 } from './spec/primitives.js';
+import {
+  type Cidr4,
+  EDGE_INTERFACE_PREFIX,
+  HOME_INTERFACE_PREFIX,
+  intToIpv4,
+  ipv4ToInt,
+  parseCidr4,
+} from './spec/primitives.js';
 
 export interface Allocation {
   /** Slot number inside the pool. */
@@ -45,10 +52,9 @@ export interface AllocationRequest {
   otherTunnels: readonly OtherTunnel[];
   /** This tunnel's allocation from an earlier run; kept when still free. */
   previous?: Allocation;
+  /** The home interface name the user gave (spec homeInterface, "isf-…"); absent: one is picked from the name. */
+  homeInterface?: string;
 }
-
-const HOME_PREFIX = 'isf-';
-const EDGE_PREFIX = 'ise-';
 
 export function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
@@ -71,7 +77,10 @@ export function allocate(request: AllocationRequest): Allocation {
   if (!pool)
     throw new UsageError(`address pool "${request.pool}" is not an IPv4 network`, { hint: 'e.g. 10.50.0.0/16' });
   const slots = 2 ** (30 - pool.prefix);
-  const interfaceName = pickInterface(request.name, request.otherTunnels);
+  const interfaceName =
+    request.homeInterface === undefined
+      ? pickInterface(request.name, request.otherTunnels)
+      : claimInterface(request.homeInterface, request.name, request.otherTunnels);
   const ownDevices = new Set([interfaceName]);
   if (request.previous) ownDevices.add(request.previous.interface);
   const taken = request.hostNetworks
@@ -100,7 +109,7 @@ export function allocate(request: AllocationRequest): Allocation {
       index,
       pool: request.pool,
       interface: interfaceName,
-      edgeInterface: EDGE_PREFIX + interfaceName.slice(HOME_PREFIX.length),
+      edgeInterface: EDGE_INTERFACE_PREFIX + interfaceName.slice(HOME_INTERFACE_PREFIX.length),
       homeAddress: `${intToIpv4(base + 2)}/30`,
       edgeAddress: `${intToIpv4(base + 1)}/30`,
     };
@@ -130,10 +139,21 @@ export function allocate(request: AllocationRequest): Allocation {
 function pickInterface(name: string, others: readonly OtherTunnel[]): string {
   const used = new Set(others.filter((t) => t.name !== name).map((t) => t.allocation.interface));
   for (let salt = 0; salt < 64; salt++) {
-    const candidate = HOME_PREFIX + shortIdOf(name, salt);
+    const candidate = HOME_INTERFACE_PREFIX + shortIdOf(name, salt);
     if (!used.has(candidate)) return candidate;
   }
   throw new UsageError(`no unique interface name found for tunnel "${name}"`, { hint: 'rename the tunnel' });
+}
+
+/** A given interface name is used as it is, or refused when another tunnel on this host already has it. */
+function claimInterface(wanted: string, name: string, others: readonly OtherTunnel[]): string {
+  const holder = others.find((t) => t.name !== name && t.allocation.interface === wanted);
+  if (holder) {
+    throw new UsageError(`homeInterface: ${wanted} is already the interface of tunnel "${holder.name}" on this host`, {
+      hint: `give tunnel "${name}" another name for its interface (homeInterface in its file, or --home-interface)`,
+    });
+  }
+  return wanted;
 }
 
 export function overlaps(a: Cidr4, b: Cidr4): boolean {

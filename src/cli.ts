@@ -91,6 +91,10 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--ipv6-pool <cidr>', 'ULA /48 for tunnel IPv6 addresses (default fd49:6e6e:6973::/48)')
     .option('--keepalive <seconds>', 'WireGuard persistent keepalive (default 25)')
     .option('--mtu <bytes>', 'WireGuard MTU (default 1420)')
+    .option(
+      '--home-interface <name>',
+      'Home WireGuard interface, "isf-" and up to 11 more (default: picked from the name)',
+    )
     .option('-f, --file <path>', 'Tunnel JSON file; flags and INNISFREE_* variables override it')
     .option('--token-file <path>', 'File holding the DigitalOcean API token');
 }
@@ -236,6 +240,18 @@ const COMMANDS: readonly CommandDef[] = [
     run: async (ctx, { args, options }) => {
       const { proxyCommand } = await import('./commands/proxy.js');
       return proxyCommand(ctx, { ...(args[0] !== undefined ? { name: args[0] } : {}), flags: options });
+    },
+  },
+  {
+    name: 'check',
+    description: 'Check a tunnel file the way up --file reads it (spec only: no network, no state, no token)',
+    options: (command) => {
+      command.option('-f, --file <path>', 'Tunnel JSON file to check (INNISFREE_* and config.json apply, as for up)');
+    },
+    examples: ['innisfree check --file tunnel.json'],
+    run: async (ctx, { options }) => {
+      const { checkCommand } = await import('./commands/check.js');
+      return checkCommand(ctx, { file: options.file });
     },
   },
   {

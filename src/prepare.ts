@@ -51,6 +51,7 @@ export async function prepareTunnel(exec: Exec, root: string, spec: TunnelSpec, 
     hostNetworks: await readHostNetworks(exec),
     otherTunnels: others,
     ...(previous ? { previous: previous.allocation } : {}),
+    ...(spec.homeInterface !== undefined ? { homeInterface: spec.homeInterface } : {}),
   });
   if (!previous || JSON.stringify(previous.allocation) !== JSON.stringify(allocation)) {
     await writeTunnelRecord(paths, spec.name, allocation, now);

@@ -70,6 +70,7 @@ const FIXED_FIELDS = [
   'ipv6Pool',
   'keepalive',
   'mtu',
+  'homeInterface',
 ] as const satisfies ReadonlyArray<keyof TunnelSpec>;
 
 /** The spec fields that changed but cannot change on a running tunnel. */

@@ -13,7 +13,6 @@ let
   # services.innisfree.nginx.workerConnections' default; the local edge renders with it too.
   defaultWorkerConnections = 16384;
   ports = import ./ports.nix { inherit util; };
-  interfaces = import ./interfaces.nix;
 in
 {
   inherit
@@ -26,7 +25,6 @@ in
     nginxMain
     defaultWorkerConnections
     ports
-    interfaces
     ;
 
   # What an edge applies: the text of the selected forwarding mode (the other one is empty) and the firewall.

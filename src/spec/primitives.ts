@@ -14,6 +14,19 @@ export const TunnelName = z
 
 export const Port = z.number().int().min(1).max(65535);
 
+/** The home WireGuard interfaces innisfree makes start with this; the edge's mirror them with EDGE_INTERFACE_PREFIX. */
+export const HOME_INTERFACE_PREFIX = 'isf-';
+export const EDGE_INTERFACE_PREFIX = 'ise-';
+
+/**
+ * A home WireGuard interface name given by the user (the home module picks one). `up` deletes a stale link of that
+ * name before making its own, so the name must carry innisfree's prefix: a typo cannot take down eth0. At most 15
+ * characters, the Linux limit (IFNAMSIZ).
+ */
+export const HomeInterfaceName = z.string().regex(/^isf-[a-zA-Z0-9_-]{1,11}$/, {
+  message: 'must be "isf-" and 1-11 letters, digits, "_" or "-" (15 characters at most, the Linux limit)',
+});
+
 export const Ipv4 = z.string().refine((v) => isIP(v) === 4, { message: 'must be an IPv4 address' });
 export const Ipv6 = z.string().refine((v) => isIP(v) === 6, { message: 'must be an IPv6 address' });
 

@@ -52,6 +52,7 @@ export const FIELDS = {
   ipv6Pool: { flag: 'ipv6-pool', env: 'INNISFREE_IPV6_POOL', kind: 'string' },
   keepalive: { flag: 'keepalive', env: 'INNISFREE_KEEPALIVE', kind: 'integer' },
   mtu: { flag: 'mtu', env: 'INNISFREE_MTU', kind: 'integer' },
+  homeInterface: { flag: 'home-interface', env: 'INNISFREE_HOME_INTERFACE', kind: 'string' },
 } as const satisfies Record<string, FieldDef>;
 
 export type FieldName = keyof typeof FIELDS;
@@ -116,7 +117,9 @@ const PortObject = z
 const FileShape = z
   .object({
     name: z.string(),
-    ports: z.union([z.string(), z.array(z.union([z.string(), PortObject]))]),
+    ports: z.union([z.string(), z.array(z.union([z.string(), PortObject]))], {
+      message: 'must be a "PUBLIC[:LOCAL][/PROTO][@HOST]" string or a list of them and port objects',
+    }),
     proxyProtocol: z.union([z.string(), z.array(z.string())]),
     proxyProtocolVersion: z.number(),
     destination: z.string(),
@@ -139,6 +142,7 @@ const FileShape = z
     ipv6Pool: z.string(),
     keepalive: z.number(),
     mtu: z.number(),
+    homeInterface: z.string(),
     // Settings that are not part of a tunnel but may live in config.json.
     tokenFile: z.string(),
   })
@@ -148,7 +152,14 @@ const FileShape = z
 /** A tunnel file or the config.json defaults, already parsed from JSON. */
 export function fileLayer(label: string, data: unknown): Layer {
   const parsed = FileShape.safeParse(data);
-  if (!parsed.success) throw new UsageError(issueLines(parsed.error, (path) => `${label}: ${path || '(top level)'}`));
+  if (!parsed.success) {
+    throw new UsageError(
+      issueLines(parsed.error, (path) => `${label}: ${path || '(top level)'}`),
+      {
+        hint: 'tunnel files and config.json take the long options of up in camelCase; see innisfree up --help',
+      },
+    );
+  }
   const layer: Layer = { label, values: {}, names: {} };
   for (const field of FIELD_NAMES) {
     const value = parsed.data[field];
@@ -226,6 +237,7 @@ export function resolveTunnelSpec(layers: readonly Layer[]): TunnelSpec {
     ipv6Pool: raw.ipv6Pool ?? DEFAULTS.ipv6Pool,
     keepalive: raw.keepalive ?? DEFAULTS.keepalive,
     mtu: raw.mtu ?? DEFAULTS.mtu,
+    ...(raw.homeInterface !== undefined ? { homeInterface: raw.homeInterface } : {}),
   };
   const parsed = TunnelSpec.safeParse(candidate);
   if (!parsed.success) {

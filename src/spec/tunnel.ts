@@ -2,7 +2,17 @@
 // tunnel files and defaults are merged into it.
 import { z } from 'zod';
 import { type PortRange, type ReservedPorts, formatPortRange } from './ports.js';
-import { Destination, Hostname, Ipv4, Ipv4Pool, Ipv6, Ipv6Pool, Port, TunnelName } from './primitives.js';
+import {
+  Destination,
+  HomeInterfaceName,
+  Hostname,
+  Ipv4,
+  Ipv4Pool,
+  Ipv6,
+  Ipv6Pool,
+  Port,
+  TunnelName,
+} from './primitives.js';
 
 export const PROVIDERS = ['digitalocean', 'local'] as const;
 export const BOOTSTRAPS = ['image', 'nixos-anywhere'] as const;
@@ -104,6 +114,8 @@ export const TunnelSpec = z
     ipv6Pool: Ipv6Pool,
     keepalive: z.number().int().min(0).max(65535),
     mtu: z.number().int().min(1280).max(9000),
+    /** The home WireGuard interface, when told (the home module names it); absent: innisfree picks one. */
+    homeInterface: HomeInterfaceName.optional(),
   })
   .strict();
 

@@ -1,7 +1,7 @@
 # Evaluates modules/home.nix with nixpkgs' lib and the stub declarations in nixos-stubs.nix:
 #   nix-instantiate --eval --strict --json test/nix/eval-home-module.nix \
 #     --arg nixpkgsLib /path/to/nixpkgs/lib --argstr tunnelsJson '{"web":{...}}'
-# and returns the services, launch scripts, credentials and firewall it configured.
+# and returns the services, launch scripts, tunnel files (and the scripts that check them), credentials and firewall.
 {
   nixpkgsLib,
   tunnelsJson,
@@ -33,10 +33,16 @@ in
   services = lib.mapAttrs (_: s: {
     inherit (s) wantedBy after path environment restartIfChanged reloadIfChanged;
     reloadTriggers = map toString s.reloadTriggers;
+    restartTriggers = map toString s.restartTriggers;
     launcher = s.serviceConfig.ExecStart.text;
     serviceConfig = builtins.removeAttrs s.serviceConfig [ "ExecStart" ];
   }) innisfreeServices;
-  etc = lib.mapAttrs (_: e: { source = toString e.source; text = e.source.text or null; }) (lib.filterAttrs (name: _: lib.hasPrefix "innisfree/" name) c.environment.etc);
+  # source: the checked tunnel file (a runCommand); text: the JSON it checks; check: the script that checks it.
+  etc = lib.mapAttrs (_: e: {
+    source = toString e.source;
+    text = e.source.unchecked.text or null;
+    check = e.source.buildCommand or null;
+  }) (lib.filterAttrs (name: _: lib.hasPrefix "innisfree/" name) c.environment.etc);
   users = lib.mapAttrs (_: u: builtins.removeAttrs u [ "openssh" ]) c.users.users;
   kernelModules = c.boot.kernelModules;
   firewall = {

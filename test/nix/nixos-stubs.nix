@@ -34,6 +34,10 @@ in
     writeText = name: text: fakeDerivation name { inherit text; } // {
       outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" text)}-${name}";
     };
+    # The build script and passthru, kept for the tests to read; the store path changes with the script.
+    runCommand = name: env: buildCommand: fakeDerivation name ({ inherit buildCommand; } // (env.passthru or { })) // {
+      outPath = "/nix/store/${builtins.substring 0 32 (builtins.hashString "sha256" buildCommand)}-${name}";
+    };
   };
 
   module =

@@ -7,7 +7,6 @@ import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_PUBLIC_PORTS, parsePortToken } from '../../src/spec/ports.js';
-import { shortIdOf } from '../../src/addressing.js';
 import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { planFixtureNames, planFixturesDir, readPlanFixture, updating } from '../helpers/fixtures.js';
 import { hasNix, nixEvalExpr, nixEvalFailure, nixEvalFile, renderBoth, skipped } from '../helpers/nix.js';
@@ -282,18 +281,6 @@ parity('port mappings parse as src/spec/ports.ts parses them', () => {
     ],
     udp: [{ from: 27015, to: 27030 }],
   });
-});
-
-parity('interface names are the ones src/addressing.ts picks', () => {
-  if (!hasNix) return;
-  const names = ['web', 'dns', 'ten-chars1', 'eleven-char', 'averylongname-x', 'abcd--efghijk', 'a----bcdefghijkl'];
-  const fromNix = nixEvalExpr<string[][]>(
-    `map (n: [ ((import ./nix/lib).interfaces.home n) ((import ./nix/lib).interfaces.edge n) ]) ${JSON.stringify(names).replace(/,/g, ' ')}`,
-  );
-  assert.equal(
-    fromNix,
-    names.map((n) => [`isf-${shortIdOf(n)}`, `ise-${shortIdOf(n)}`]),
-  );
 });
 
 parity.run();

@@ -110,6 +110,43 @@ A('interface names fit 15 bytes and stay unique', () => {
   assert.is(shortIdOf('web'), 'web');
 });
 
+A('a told home interface is used as it is, the edge mirrors it, and another tunnel holding it is refused', () => {
+  const told = allocate({
+    name: 'a-very-long-tunnel-name',
+    pool,
+    hostNetworks: [],
+    otherTunnels: [],
+    homeInterface: 'isf-house',
+  });
+  assert.is(told.interface, 'isf-house');
+  assert.is(told.edgeInterface, 'ise-house');
+  // An automatic pick steps around it, as around any other tunnel's interface.
+  const auto = allocate({ name: 'house', pool, hostNetworks: [], otherTunnels: [{ name: 'x', allocation: told }] });
+  assert.is.not(auto.interface, 'isf-house');
+  try {
+    allocate({
+      name: 'other',
+      pool,
+      hostNetworks: [],
+      otherTunnels: [{ name: 'x', allocation: told }],
+      homeInterface: 'isf-house',
+    });
+    assert.unreachable('a taken interface name is refused');
+  } catch (error) {
+    assert.instance(error, UsageError);
+    assert.match((error as UsageError).message, 'isf-house is already the interface of tunnel "x"');
+  }
+  // The same tunnel keeps its own name across runs.
+  const again = allocate({
+    name: 'x',
+    pool,
+    hostNetworks: [],
+    otherTunnels: [{ name: 'x', allocation: told }],
+    homeInterface: 'isf-house',
+  });
+  assert.is(again.interface, 'isf-house');
+});
+
 A('IPv6 ULA pair when asked', () => {
   const a = allocate({ name: 'web', pool, ipv6Pool: 'fd49:6e6e:6973::/48', hostNetworks: [], otherTunnels: [] });
   assert.is(a.edgeAddress6, `${ula64('fd49:6e6e:6973::/48', a.index)}::1/64`);

@@ -141,6 +141,15 @@ R('a change that needs a new edge is refused before anything changes', async () 
   w.cleanup();
 });
 
+R('a new home interface needs a new link: refused, nothing changes', async () => {
+  const w = world(() => planFor({ ports: ['443/tcp'], homeInterface: 'isf-house' }));
+  const outcome = await w.run();
+  assert.is(outcome.applied, undefined);
+  assert.equal(w.log, []);
+  assert.match(w.reloads()[0]?.detail ?? '', /^homeInterface changed, and a running tunnel cannot change it in place/);
+  w.cleanup();
+});
+
 R('a rolled-back deploy: edge files restored, home back on the old set, reported as a rollback', async () => {
   const next = planFor({ ports: ['443/tcp', '8443/tcp'] });
   const w = world(
