@@ -63,7 +63,17 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
     localState: false,
   }));
   if (options.json) {
-    return `${JSON.stringify({ orphans, destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [], sshKeys: report.keys, firewalls: report.firewalls, dnsRecords: report.records, ledgers: leftovers, removed: yes }, null, 2)}\n`;
+    const destroyed = yes ? [...new Set(orphans.map((e) => e.tunnel))] : [];
+    const summary = {
+      orphans,
+      destroyed,
+      sshKeys: report.keys,
+      firewalls: report.firewalls,
+      dnsRecords: report.records,
+      ledgers: leftovers,
+      removed: yes,
+    };
+    return `${JSON.stringify(summary, null, 2)}\n`;
   }
   const nothing =
     orphans.length === 0 && report.keys.length === 0 && report.firewalls.length === 0 && leftovers.length === 0;
@@ -79,7 +89,9 @@ function pendingText(
   let text = orphans.length > 0 ? renderEdges(orphans) : '';
   if (orphans.length > 0) {
     const cost = orphans.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
-    text += `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state (${formatUsd(cost)} a month).\n`;
+    text +=
+      `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state (${formatUsd(cost)} a ` +
+      `month).\n`;
   }
   text += strayLines(report.keys, report.firewalls, 'No edge or local state uses');
   for (const l of leftovers)
@@ -99,7 +111,8 @@ function removedText(
 ): string {
   let text =
     orphans.length > 0
-      ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`
+      ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ` +
+        `${orphans.map((e) => e.name).join(', ')}.\n`
       : '';
   text += strayLines(report.keys, report.firewalls, 'Removed');
   if (report.records.length > 0) text += `Removed the DNS records of ${report.records.join(', ')}.\n`;
@@ -143,7 +156,8 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
     if (orphans.length === 0) return 'Nothing to clean: every innisfree edge has local state on this host.\n';
     return (
       renderEdges(orphans) +
-      `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean --yes to destroy ` +
+      `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean ` +
+      `--yes to destroy ` +
       `${orphans.length === 1 ? 'it' : 'them'}.\n`
     );
   }
@@ -156,5 +170,8 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
     });
   }
   if (options.json) return `${JSON.stringify({ orphans, destroyed: tunnels }, null, 2)}\n`;
-  return `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`;
+  return (
+    `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ` +
+    `${orphans.map((e) => e.name).join(', ')}.\n`
+  );
 }

@@ -57,7 +57,9 @@ export async function downCommand(
     (await provider.findEdge(name)) === undefined
   ) {
     throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
-      hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
+      hint:
+        `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the ` +
+        `edges there`,
     });
   }
   const lock = await acquireLock(paths.lock, `tunnel ${name}`, 'innisfree down', new Date(ctx.clock.now()));
@@ -101,7 +103,17 @@ export async function downCommand(
   await setKeptReservedIp(root, name, releaseIp ? undefined : reserved6, 6);
   await removeRoot();
   if (options.json) {
-    return `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp, reservedIpv6: reserved6 ?? null, reservedIpv6Released: reserved6 !== undefined && releaseIp }, null, 2)}\n`;
+    const summary = {
+      tunnel: name,
+      provider: providerName,
+      destroyed: edgeName ?? null,
+      localStateRemoved: hadState,
+      reservedIp: reserved ?? null,
+      reservedIpReleased: reserved !== undefined && releaseIp,
+      reservedIpv6: reserved6 ?? null,
+      reservedIpv6Released: reserved6 !== undefined && releaseIp,
+    };
+    return `${JSON.stringify(summary, null, 2)}\n`;
   }
   const lines = [
     edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,
@@ -117,7 +129,8 @@ export async function downCommand(
     lines.push(
       releaseIp
         ? `Released reserved IPv6 ${reserved6}.`
-        : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`,
+        : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} ` +
+            `--release-ip releases it).`,
     );
   }
   return `${lines.join('\n')}\n`;

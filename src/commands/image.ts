@@ -51,7 +51,8 @@ export async function imageCommand(
       }
       if (options.json) return `${JSON.stringify(image, null, 2)}\n`;
       return image.status === 'available'
-        ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with --bootstrap image --image ${image.id}.\n`
+        ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with --bootstrap ` +
+            `image --image ${image.id}.\n`
         : `Image ${image.id} (${image.name}) is importing (${image.status}); see innisfree image list.\n`;
     }
     case 'list': {
@@ -87,7 +88,9 @@ export async function imageCommand(
     }
     default:
       throw new UsageError(action ? `unknown image action "${action}"` : 'image needs an action', {
-        hint: 'use innisfree image upload --url URL --region REGION, innisfree image list, or innisfree image delete ID|NAME',
+        hint:
+          'use innisfree image upload --url URL --region REGION, innisfree image list, or innisfree image delete ' +
+          'ID|NAME',
       });
   }
 }

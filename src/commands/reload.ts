@@ -75,12 +75,16 @@ export async function reloadCommand(
         ) as ExitCodeName;
         throw new InnisfreeError(
           kind,
-          `reload of tunnel "${name}" failed, the previous configuration keeps serving: ${last.message ?? 'unknown reason'}`,
+          `reload of tunnel "${name}" failed, the previous configuration keeps serving: ` +
+            `${last.message ?? 'unknown reason'}`,
         );
       }
       if (options.json) return `${JSON.stringify({ tunnel: name, ...last })}\n`;
       const changes = [...last.added.map((p) => `+${p}`), ...last.removed.map((p) => `-${p}`)];
-      return `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`;
+      return (
+        `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}` +
+        `${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`
+      );
     }
     if (!isHolderAlive(holder)) {
       throw new NotRunningError(`innisfree up of "${name}" (pid ${holder.pid}) exited before it reported the reload`, {
@@ -89,7 +93,8 @@ export async function reloadCommand(
     }
     if (ctx.clock.now() >= deadline) {
       throw new DeployError(
-        `no reload outcome from innisfree up of "${name}" (pid ${holder.pid}) within ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
+        `no reload outcome from innisfree up of "${name}" (pid ${holder.pid}) within ` +
+          `${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
         {
           hint: `innisfree status ${name} shows the last reload's outcome once it is there`,
         },

@@ -37,12 +37,16 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
   const { spec, tokenFile } = await loadTunnelSpec(options.flags, ctx.env);
   if (options.cloudFirewall && spec.provider !== 'digitalocean') {
     throw new UsageError('--cloud-firewall: only the digitalocean provider has cloud firewalls', {
-      hint: `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly its ports)`,
+      hint:
+        `drop --cloud-firewall when using --provider ${spec.provider} (the edge's own firewall opens exactly ` +
+        `its ports)`,
     });
   }
   if (options.replaceEdge && spec.provider !== 'digitalocean') {
     throw new UsageError('--replace-edge: only the digitalocean provider replaces an edge', {
-      hint: `drop --replace-edge when using --provider ${spec.provider} (innisfree down ${spec.name} and up again makes a new edge)`,
+      hint:
+        `drop --replace-edge when using --provider ${spec.provider} (innisfree down ${spec.name} and up again ` +
+        `makes a new edge)`,
     });
   }
   const kit = providerKit(spec.provider);
@@ -52,7 +56,9 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<void>
     throw new EnvironmentError(
       `innisfree up cannot run here: ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
       {
-        hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
+        hint:
+          `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree ` +
+          `from its Nix package`,
       },
     );
   }
@@ -143,7 +149,9 @@ function checkHomeForwarding(spec: TunnelSpec, chosen: string, kernelAvailable: 
   throw new EnvironmentError(
     `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
     {
-      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+      hint:
+        'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this ' +
+        'host as the client)',
     },
   );
 }

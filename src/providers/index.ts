@@ -107,7 +107,9 @@ function checkTokenFile(ctx: Pick<Context, 'emit'>, tokenFile: string): void {
   ctx.emit({
     type: 'log',
     level: 'warn',
-    message: `token file ${tokenFile} is open to every user on this machine (mode ${octal}); anyone who reads it controls the DigitalOcean account: chmod 600 ${tokenFile}`,
+    message:
+      `token file ${tokenFile} is open to every user on this machine (mode ${octal}); anyone who reads it ` +
+      `controls the DigitalOcean account: chmod 600 ${tokenFile}`,
   });
 }
 

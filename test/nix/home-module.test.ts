@@ -184,7 +184,8 @@ S('kernel forwarding at home: --home-forwarding and --masquerade reach the CLI; 
 });
 
 S(
-  'per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the firewall opens the local ports',
+  'per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the ' +
+    'firewall opens the local ports',
   () => {
     if (!ready()) return;
     const c = evaluate({

@@ -288,7 +288,8 @@ parity('interface names are the ones src/addressing.ts picks', () => {
   if (!hasNix) return;
   const names = ['web', 'dns', 'ten-chars1', 'eleven-char', 'averylongname-x', 'abcd--efghijk', 'a----bcdefghijkl'];
   const fromNix = nixEvalExpr<string[][]>(
-    `map (n: [ ((import ./nix/lib).interfaces.home n) ((import ./nix/lib).interfaces.edge n) ]) ${JSON.stringify(names).replace(/,/g, ' ')}`,
+    `map (n: [ ((import ./nix/lib).interfaces.home n) ((import ./nix/lib).interfaces.edge n) ]) ` +
+      `${JSON.stringify(names).replace(/,/g, ' ')}`,
   );
   assert.equal(
     fromNix,

@@ -54,7 +54,9 @@ export async function assignReservedIpv6(
   const reserved = await getReservedIpv6(client, ip);
   if (!reserved) {
     throw new ProviderError(`reserved IPv6 ${ip} is not in this DigitalOcean account`, {
-      hint: `pass --reserved-ipv6 new to reserve one in ${droplet.region?.slug ?? "the edge's region"}, or drop --reserved-ipv6`,
+      hint:
+        `pass --reserved-ipv6 new to reserve one in ${droplet.region?.slug ?? "the edge's region"}, or drop ` +
+        `--reserved-ipv6`,
     });
   }
   if (reserved.droplet?.id === droplet.id) return;
@@ -62,7 +64,8 @@ export async function assignReservedIpv6(
   // The replacement of the tunnel's edge (up --replace-edge) counts as the tunnel's: an undo moves it back.
   if (holder && !holder.tags.includes(edgeTagOf(tunnel)) && !holder.tags.includes(replacementTagOf(tunnel))) {
     throw new ProviderError(
-      `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
+      `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this ` +
+        `tunnel's edge`,
       {
         hint: 'unassign it from that droplet first, or pick another --reserved-ipv6',
       },
@@ -79,7 +82,9 @@ export async function assignReservedIpv6(
   }
   if (!hasIpv6Feature(droplet)) {
     throw new ProviderError(`droplet ${droplet.id} has no IPv6, so reserved IPv6 ${ip} cannot be assigned to it`, {
-      hint: 'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it with innisfree up --replace-edge',
+      hint:
+        'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it ' +
+        'with innisfree up --replace-edge',
     });
   }
   await waitNoPendingActions(client, droplet.id, options);

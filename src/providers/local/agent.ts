@@ -158,7 +158,8 @@ export class Agent {
       await writeFile(join(dir, 'config-hash'), `${input.configHash}\n`);
       const previous = state.current;
       log(
-        `activating generation ${number} (config ${input.configHash.slice(0, 12)}, ${config.ports.length} port(s), ${config.forwarding})`,
+        `activating generation ${number} (config ${input.configHash.slice(0, 12)}, ${config.ports.length} ` +
+          `port(s), ${config.forwarding})`,
       );
       try {
         await this.apply(await this.loadGeneration(number), state);
@@ -169,7 +170,8 @@ export class Agent {
         await rm(dir, { recursive: true, force: true });
         await this.writeState(state);
         throw new RolledBack(
-          `activation failed (${(error as Error).message}); rolled back to ${previous === null ? 'the unconfigured edge' : `generation ${previous}`}`,
+          `activation failed (${(error as Error).message}); rolled back to ` +
+            `${previous === null ? 'the unconfigured edge' : `generation ${previous}`}`,
         );
       }
       state.current = number;
@@ -211,7 +213,8 @@ export class Agent {
       const state = await this.readState();
       if (state.pending?.generation !== generation) {
         throw new RolledBack(
-          `generation ${generation} is not waiting for confirmation (its confirmation timed out and it was rolled back)`,
+          `generation ${generation} is not waiting for confirmation (its confirmation timed out and it was ` +
+            `rolled back)`,
         );
       }
       state.pending = null;
@@ -223,8 +226,8 @@ export class Agent {
 
   /**
    * innisfree-edge-repair on a local edge: the serving generation applied again, which starts what died (nginx,
-   * wireguard-go or the kernel link) and restores what was changed under it (peer, addresses, link state, firewall), as restarting
-   * the units does on NixOS. Connections through a running nginx survive (it reloads).
+   * wireguard-go or the kernel link) and restores what was changed under it (peer, addresses, link state, firewall), as
+   * restarting the units does on NixOS. Connections through a running nginx survive (it reloads).
    */
   async repair(): Promise<string> {
     return this.withLock(async () => {

@@ -105,7 +105,9 @@ export async function hostAddressUse(exec: Exec): Promise<HostAddressUse> {
   return { addresses, routes };
 }
 
-/** This namespace's IPv4 networks (interface addresses with their prefix, routes of every table), with their devices. */
+/**
+ * This namespace's IPv4 networks (interface addresses with their prefix, routes of every table), with their devices.
+ */
 export async function hostNetworks(exec: Exec): Promise<HostNetwork[]> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show']);
   const route = await exec('ip', ['-j', '-4', 'route', 'show', 'table', 'all']);
