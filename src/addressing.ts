@@ -131,7 +131,8 @@ export function allocate(request: AllocationRequest): Allocation {
   const blocker = taken.find((n) => overlaps(pool, n.parsed));
   throw new UsageError(`address pool ${request.pool} has no free /30 left on this host`, {
     hint: blocker
-      ? `route or address ${blocker.cidr}${blocker.device ? ` on ${blocker.device}` : ''} covers it; choose another pool with --address-pool`
+      ? `route or address ${blocker.cidr}${blocker.device ? ` on ${blocker.device}` : ''} covers it; choose ` +
+        `another pool with --address-pool`
       : 'choose a larger pool with --address-pool, or bring some tunnels down',
   });
 }

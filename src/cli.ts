@@ -71,7 +71,8 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--forwarding <how>', 'nginx (stream proxy) or nftables (kernel DNAT) on the edge (default nginx)')
     .option(
       '--home-forwarding <how>',
-      'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); default: kernel for a destination on this host when root and nft are there',
+      'kernel (nftables DNAT at home, the service sees the client address) or proxy (userspace forwarder); ' +
+        'default: kernel for a destination on this host when root and nft are there',
     )
     .option(
       '--masquerade',
@@ -80,7 +81,8 @@ function tunnelOptions(command: ReturnType<CAC['command']>): void {
     .option('--reserved-ip <ipv4>', 'Assign this reserved IP to the edge (survives down)')
     .option(
       '--reserved-ipv6 <ipv6|new>',
-      'Assign this reserved IPv6 (or "new": reserve one in the region) to the edge; implies --ipv6, needs --bootstrap nixos-anywhere',
+      'Assign this reserved IPv6 (or "new": reserve one in the region) to the edge; implies --ipv6, needs ' +
+        '--bootstrap nixos-anywhere',
     )
     .option('--keep', 'Keep the edge when up exits (re-attach later to the same droplet and IP)')
     .option('--ipv6', 'Also serve the public ports on the edge IPv6 address')
@@ -110,7 +112,8 @@ const COMMANDS: readonly CommandDef[] = [
   {
     name: 'up',
     description:
-      'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see innisfree reload)',
+      'Bring a tunnel up: edge, WireGuard, forwarding; serve until Ctrl-C/SIGTERM (SIGHUP: reload, see ' +
+      'innisfree reload)',
     longRunning: true,
     options: (command) => {
       tunnelOptions(command);
@@ -292,7 +295,8 @@ const COMMANDS: readonly CommandDef[] = [
   {
     name: 'clean',
     description:
-      'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed runs left; remove them with --yes',
+      'List edges tagged innisfree without local state, stray innisfree-* keys and firewalls, and what killed ' +
+      'runs left; remove them with --yes',
     options: (command) => {
       providerOptions(command);
       command.option('--yes', 'Destroy them');

@@ -159,7 +159,9 @@ export async function runTunnel(
     ctx.emit({
       type: 'log',
       level: 'info',
-      message: `${created ? 'created' : 'found'} edge ${edge.name} (${edge.id}) at ${edge.ipv4}${edge.ipv6 ? ` and ${edge.ipv6}` : ''}`,
+      message:
+        `${created ? 'created' : 'found'} edge ${edge.name} (${edge.id}) at ${edge.ipv4}` +
+        `${edge.ipv6 ? ` and ${edge.ipv6}` : ''}`,
     });
     await status.update({ edge });
     checkAborted(ctx.signal);
@@ -204,7 +206,8 @@ export async function runTunnel(
         // would be false. It is a failed deploy (exit 5), and the edge made for it is removed as usual.
         if (!edgeStatus?.configHash) {
           throw new DeployError(
-            `${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves its ports`,
+            `${withoutPreviousClaim(error.message)}; the edge had no earlier configuration, so nothing serves ` +
+              `its ports`,
             {
               hint: error.hint ?? `fix the cause and run up again`,
               cause: error,
@@ -394,7 +397,9 @@ async function verify(
       throw new DataPlaneError(
         `no WireGuard handshake with the edge within ${Math.round(timing.handshakeTimeoutMs / 1000)} s`,
         {
-          hint: `check that UDP ${plan.edge.wireguard.listenPort} reaches the edge from here (firewall, NAT), then run up again`,
+          hint:
+            `check that UDP ${plan.edge.wireguard.listenPort} reaches the edge from here (firewall, NAT), then ` +
+            `run up again`,
         },
       );
     }
@@ -443,7 +448,8 @@ async function verify(
         plan.home.forwards.length === 0
           ? 'with --destination none the service must listen on the tunnel address; check it does'
           : kernel && !plan.home.masquerade && plan.home.forwards.some((f) => !isLoopback(f.targetHost))
-            ? 'with kernel forwarding to another host, that host must route its replies via this one; or add --masquerade, or use --home-forwarding proxy'
+            ? 'with kernel forwarding to another host, that host must route its replies via this one; or add ' +
+              '--masquerade, or use --home-forwarding proxy'
             : 'check the edge with innisfree status and innisfree ssh; then run up again',
     });
   }
@@ -561,7 +567,9 @@ async function serve(
         const problems: HealthProblem[] = [
           {
             component: 'handshake',
-            detail: `no WireGuard handshake with the edge for ${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`,
+            detail:
+              `no WireGuard handshake with the edge for ` +
+              `${Math.round((ctx.clock.now() - lastHandshakeSeenAt) / 1000)} s`,
           },
         ];
         throw new DataPlaneError(`tunnel lost: ${describeProblems(problems)}`, { hint: hint(problems) });
@@ -744,10 +752,14 @@ async function checkHealth(ctx: RunTunnelContext, dataPlane: HomeDataPlane, watc
 function foreignEdgeError(edge: EdgeInfo, error: unknown, keep: () => void): unknown {
   if (!(error instanceof SshConnectError) || (error.reason !== 'hostKey' && error.reason !== 'auth')) return error;
   keep();
+  const why =
+    error.reason === 'hostKey' ? 'its host key is not the one pinned here' : "it refuses this tunnel's SSH key";
   return new SshError(
-    `edge ${edge.name} at ${edge.ipv4} was not made from this state directory (${error.reason === 'hostKey' ? 'its host key is not the one pinned here' : "it refuses this tunnel's SSH key"}); it was left as it is`,
+    `edge ${edge.name} at ${edge.ipv4} was not made from this state directory (${why}); it was left as it is`,
     {
-      hint: `if it is another tunnel's, pick another --name; if it is this tunnel's and its state is lost, remove it with innisfree down ${edge.tunnel} from the state directory that made it, or from the provider's console`,
+      hint:
+        `if it is another tunnel's, pick another --name; if it is this tunnel's and its state is lost, remove it ` +
+        `with innisfree down ${edge.tunnel} from the state directory that made it, or from the provider's console`,
       cause: error,
     },
   );

@@ -82,7 +82,9 @@ function pendingText(
   let text = orphans.length > 0 ? renderEdges(orphans) : '';
   if (orphans.length > 0) {
     const cost = orphans.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
-    text += `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state (${formatUsd(cost)} a month).\n`;
+    text +=
+      `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state (${formatUsd(cost)} a ` +
+      `month).\n`;
   }
   text += strayLines(report.keys, report.firewalls, 'No edge or local state uses');
   for (const l of leftovers)
@@ -102,7 +104,8 @@ function removedText(
 ): string {
   let text =
     orphans.length > 0
-      ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`
+      ? `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ` +
+        `${orphans.map((e) => e.name).join(', ')}.\n`
       : '';
   text += strayLines(report.keys, report.firewalls, 'Removed');
   if (report.records.length > 0) text += `Removed the DNS records of ${report.records.join(', ')}.\n`;

@@ -59,7 +59,9 @@ export async function downCommand(
     (await provider.findEdge(name)) === undefined
   ) {
     throw new UsageError(`no tunnel named "${name}": no state in ${root} and no edge at ${providerName}`, {
-      hint: `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the edges there`,
+      hint:
+        `innisfree status lists the tunnels with state here, innisfree list --provider ${providerName} the ` +
+        `edges there`,
     });
   }
   const lock = await acquireLock(paths.lock, `tunnel ${name}`, 'innisfree down', new Date(ctx.clock.now()));
@@ -121,7 +123,8 @@ export async function downCommand(
     lines.push(
       releaseIp
         ? `Released reserved IPv6 ${reserved6}.`
-        : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} --release-ip releases it).`,
+        : `Kept reserved IPv6 ${reserved6} (up --reserved-ipv6 ${reserved6} uses it again; innisfree down ${name} ` +
+            `--release-ip releases it).`,
     );
   }
   return { output: `${lines.join('\n')}\n` };

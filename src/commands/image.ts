@@ -93,7 +93,9 @@ export async function imageCommand(ctx: Ctx, options: ImageOptions): Promise<Com
     }
     default:
       throw new UsageError(action ? `unknown image action "${action}"` : 'image needs an action', {
-        hint: 'use innisfree image upload --url URL --region REGION, innisfree image list, or innisfree image delete ID|NAME',
+        hint:
+          'use innisfree image upload --url URL --region REGION, innisfree image list, or innisfree image delete ' +
+          'ID|NAME',
       });
   }
 }

@@ -94,7 +94,10 @@ export function renderEdges(edges: readonly ListedEdge[]): string {
 function totalLine(edges: readonly ListedEdge[]): string {
   const priced = edges.filter((e) => e.priceMonthly !== undefined);
   const total = priced.reduce((sum, e) => sum + (e.priceMonthly ?? 0), 0);
-  return `${edges.length} edge${edges.length === 1 ? '' : 's'}, ${formatUsd(total)} a month${priced.length < edges.length ? ' (some unpriced)' : ''}\n`;
+  return (
+    `${edges.length} edge${edges.length === 1 ? '' : 's'}, ${formatUsd(total)} a month` +
+    `${priced.length < edges.length ? ' (some unpriced)' : ''}\n`
+  );
 }
 
 /** Tunnel names with a state directory on this host. */

@@ -43,7 +43,8 @@ function renderPlan(plan: Plan, ports: string): string {
 function renderHome(home: HomeConfig): string[] {
   const lines = [
     `  WireGuard interface  ${home.interface}  ${home.address}${home.address6 ? ` ${home.address6}` : ''}`,
-    `  edge peer            ${home.edgeAddress}, endpoint <edge address>:${home.edgeWireguardPort}, keepalive ${home.persistentKeepalive}s, mtu ${home.mtu}`,
+    `  edge peer            ${home.edgeAddress}, endpoint <edge address>:${home.edgeWireguardPort}, keepalive ` +
+      `${home.persistentKeepalive}s, mtu ${home.mtu}`,
     `  allowed IPs          ${home.allowedIps.join(', ')}`,
   ];
   if (home.policyRouting) {
@@ -54,25 +55,29 @@ function renderHome(home: HomeConfig): string[] {
       ...(routing.localFrom ?? []).map((from) => `from ${from}`),
     ];
     lines.push(
-      `  policy routing       ${selectors.join('; ')} lookup table ${routing.table} (replies to clients go back through the tunnel)`,
+      `  policy routing       ${selectors.join('; ')} lookup table ${routing.table} (replies to clients go back ` +
+        `through the tunnel)`,
     );
   }
   if (home.forwards.length === 0) {
     lines.push('  forwarder            none: the service listens on the tunnel address itself');
   } else if (home.forwarding === 'kernel') {
     lines.push(
-      `  kernel forwarding (nftables DNAT at home; the service sees the address the edge sends from${home.masquerade ? '; masquerade: this host' : ''}):`,
+      `  kernel forwarding (nftables DNAT at home; the service sees the address the edge sends from` +
+        `${home.masquerade ? '; masquerade: this host' : ''}):`,
     );
     for (const forward of home.forwards) {
       lines.push(
-        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`,
+        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:` +
+          `${forward.targetPort}`,
       );
     }
   } else {
     lines.push('  forwarder:');
     for (const forward of home.forwards) {
       lines.push(
-        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:${forward.targetPort}`,
+        `    ${forward.listenAddress}:${forward.listenPort}/${forward.protocol} -> ${forward.targetHost}:` +
+          `${forward.targetPort}`,
       );
     }
   }

@@ -46,7 +46,9 @@ export async function proxyCommand(
     ctx.emit({
       type: 'log',
       level: 'info',
-      message: `forwarding ${describeListen({ ...forward, listenPort: listener.port })} -> ${hostPort(forward.targetHost, forward.targetPort)}`,
+      message:
+        `forwarding ${describeListen({ ...forward, listenPort: listener.port })} -> ` +
+        `${hostPort(forward.targetHost, forward.targetPort)}`,
     });
   }
   ctx.emit({ type: 'log', level: 'info', message: 'proxy running; stop it with Ctrl-C or SIGTERM' });
@@ -63,21 +65,27 @@ async function tunnelForwards(ctx: Pick<Context, 'env'>, name: string, flags: Pr
   }
   if (flags.ports !== undefined || flags.port !== undefined) {
     throw new UsageError('--ports cannot be combined with a tunnel name', {
-      hint: `run "innisfree proxy ${name}" for the tunnel's own ports, or "innisfree proxy --listen ADDR --ports …" without a name`,
+      hint:
+        `run "innisfree proxy ${name}" for the tunnel's own ports, or "innisfree proxy --listen ADDR --ports …" ` +
+        `without a name`,
     });
   }
   const paths = tunnelPaths(stateRoot(ctx.env), name);
   const home = await readHomeConfig(paths);
   if (!home) {
     throw new UsageError(`tunnel "${name}" has no home plan (${paths.home} does not exist)`, {
-      hint: `run "innisfree up --name ${name}" first, or give addresses: innisfree proxy --listen ADDR --ports PORTS --destination HOST`,
+      hint:
+        `run "innisfree up --name ${name}" first, or give addresses: innisfree proxy --listen ADDR --ports PORTS ` +
+        `--destination HOST`,
     });
   }
   if (home.forwards.length === 0) {
     throw new UsageError(
       `tunnel "${name}" forwards nothing: its destination is "none" (the service listens on the tunnel address itself)`,
       {
-        hint: 'nothing to proxy; to forward anyway give addresses: innisfree proxy --listen ADDR --ports PORTS --destination HOST',
+        hint:
+          'nothing to proxy; to forward anyway give addresses: innisfree proxy --listen ADDR --ports PORTS ' +
+          '--destination HOST',
       },
     );
   }
@@ -97,7 +105,9 @@ function addressPairForwards(flags: ProxyFlags): HomeForward[] {
   const portValues = [...stringList(flags.ports, '--ports'), ...stringList(flags.port, '--port')];
   if (listen === undefined || portValues.length === 0) {
     throw new UsageError('proxy needs a tunnel name, or --listen and --ports', {
-      hint: 'innisfree proxy NAME (after innisfree up), or innisfree proxy --listen 10.50.0.2 --ports 443/tcp,19132/udp --destination 192.168.1.10',
+      hint:
+        'innisfree proxy NAME (after innisfree up), or innisfree proxy --listen 10.50.0.2 --ports ' +
+        '443/tcp,19132/udp --destination 192.168.1.10',
     });
   }
   checkListen(listen);
@@ -207,5 +217,8 @@ function summarize(counters: readonly PortCounters[]): string {
     }),
     { opened: 0, bytesIn: 0, bytesOut: 0, errors: 0 },
   );
-  return `${totals.opened} connections/sessions, ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out, ${totals.errors} errors`;
+  return (
+    `${totals.opened} connections/sessions, ${totals.bytesIn} bytes in, ${totals.bytesOut} bytes out, ` +
+    `${totals.errors} errors`
+  );
 }

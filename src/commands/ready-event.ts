@@ -27,7 +27,9 @@ export async function readyEvent(
   });
   const ports = rangesOf(withDestinations).map(
     (r) =>
-      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ${hostText(r.destination ?? destination)}:${span(r.localStart, r.localEnd)}${r.proxyProtocol ? ` (PROXY protocol${spec.proxyProtocolVersion === 2 ? ' v2' : ''})` : ''}`,
+      `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ` +
+      `${hostText(r.destination ?? destination)}:${span(r.localStart, r.localEnd)}` +
+      `${r.proxyProtocol ? ` (PROXY protocol${spec.proxyProtocolVersion === 2 ? ' v2' : ''})` : ''}`,
   );
   const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;

@@ -76,7 +76,8 @@ export async function reloadCommand(
         ) as ExitCodeName;
         throw new InnisfreeError(
           kind,
-          `reload of tunnel "${name}" failed, the previous configuration keeps serving: ${last.message ?? 'unknown reason'}`,
+          `reload of tunnel "${name}" failed, the previous configuration keeps serving: ` +
+            `${last.message ?? 'unknown reason'}`,
         );
       }
       if (options.json) return { output: `${JSON.stringify({ tunnel: name, ...last })}\n` };
@@ -92,7 +93,8 @@ export async function reloadCommand(
     }
     if (ctx.clock.now() >= deadline) {
       throw new DeployError(
-        `no reload outcome from innisfree up of "${name}" (pid ${holder.pid}) within ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
+        `no reload outcome from innisfree up of "${name}" (pid ${holder.pid}) within ` +
+          `${Math.round((options.timeoutMs ?? 600_000) / 1000)} s`,
         {
           hint: `innisfree status ${name} shows the last reload's outcome once it is there`,
         },

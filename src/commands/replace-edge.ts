@@ -17,7 +17,8 @@ import type { TunnelPaths } from '../state/paths.js';
  * metadata is fetched again (nixpkgs' unit skips the fetch while the file exists) and the addresses set from it.
  */
 export const REFRESH_ADDRESSES_COMMAND =
-  'rm -f /run/do-metadata/v1.json && systemctl restart digitalocean-metadata.service innisfree-public-addresses.service';
+  'rm -f /run/do-metadata/v1.json && systemctl restart digitalocean-metadata.service ' +
+  'innisfree-public-addresses.service';
 
 export type RefreshAddresses = (
   edge: EdgeInfo,
@@ -92,7 +93,9 @@ export async function replaceEdge(
       ctx.emit({
         type: 'log',
         level: 'warn',
-        message: `the new edge did not take up reserved IPv6 ${edge.ipv6} yet (${(error as Error).message}); run: innisfree ssh ${spec.name} -- '${REFRESH_ADDRESSES_COMMAND}'`,
+        message:
+          `the new edge did not take up reserved IPv6 ${edge.ipv6} yet (${(error as Error).message}); run: ` +
+          `innisfree ssh ${spec.name} -- '${REFRESH_ADDRESSES_COMMAND}'`,
       });
     });
   }

@@ -15,7 +15,9 @@ export interface StatusOptions {
 
 export interface TunnelReport {
   name: string;
-  /** The recorded phase, "stale" when the process that recorded "ready" is gone, "damaged" for an unreadable state file. */
+  /**
+   * The recorded phase, "stale" when the process that recorded "ready" is gone, "damaged" for an unreadable state file.
+   */
   phase: string;
   /** Why the tunnel's state cannot be read (a truncated tunnel.json or status.json), with what to do. */
   damaged: string | null;
@@ -88,7 +90,8 @@ function renderReport(report: TunnelReport): string {
     const e = s.edge;
     const direct = [e.directIpv4, e.directIpv6].filter((a) => a !== undefined);
     lines.push(
-      `  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}${direct.length > 0 ? ` (droplet ${direct.join(', ')})` : ''}`,
+      `  public address  ${e.ipv4}${e.ipv6 ? `, ${e.ipv6}` : ''}` +
+        `${direct.length > 0 ? ` (droplet ${direct.join(', ')})` : ''}`,
     );
     lines.push(`  edge            ${e.provider} ${e.name} id ${e.id}, ${e.region}, ${e.size}`);
   }
@@ -112,7 +115,8 @@ function renderReport(report: TunnelReport): string {
   if (d) {
     const age = report.handshakeAgeSeconds === null ? 'none yet' : `${report.handshakeAgeSeconds} s ago`;
     lines.push(
-      `  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`,
+      `  wireguard       ${d.interface}${d.implementation ? ` (${d.implementation})` : ''}, handshake ${age}, ` +
+        `rx ${bytes(d.rxBytes)}, tx ${bytes(d.txBytes)}${d.endpoint ? `, endpoint ${d.endpoint}` : ''}`,
     );
     for (const port of d.ports) {
       const unit = port.protocol === 'tcp' ? 'connections' : 'sessions';
@@ -120,12 +124,15 @@ function renderReport(report: TunnelReport): string {
       if (port.path === 'kernel') {
         // nftables counts new connections (UDP: flows) and bytes; it does not know which are still open.
         lines.push(
-          `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)${to}`,
+          `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit}, in ` +
+            `${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)} (kernel)${to}`,
         );
         continue;
       }
       lines.push(
-        `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit} (${port.active} active), in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)}${port.errors ? `, ${port.errors} errors` : ''}${to}`,
+        `  ${`${port.listenPort}/${port.protocol}`.padEnd(15)} ${port.opened} ${unit} (${port.active} active), ` +
+          `in ${bytes(port.bytesIn)}, out ${bytes(port.bytesOut)}` +
+          `${port.errors ? `, ${port.errors} errors` : ''}${to}`,
       );
     }
     lines.push(`  sampled         ${d.sampledAt}`);

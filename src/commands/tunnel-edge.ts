@@ -27,7 +27,9 @@ export function tunnelPathsOf(env: Env, name: string): TunnelPaths {
   const paths = tunnelPaths(stateRoot(env), name);
   if (!existsSync(paths.dir)) {
     throw new UsageError(`there is no tunnel named "${name}" on this host`, {
-      hint: `innisfree status lists the tunnels on this host; start this one with innisfree up --name ${name} --ports …`,
+      hint:
+        `innisfree status lists the tunnels on this host; start this one with innisfree up --name ${name} ` +
+        `--ports …`,
     });
   }
   return paths;

@@ -50,7 +50,9 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<Comma
     throw new EnvironmentError(
       `innisfree up cannot run here: ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`,
       {
-        hint: `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree from its Nix package`,
+        hint:
+          `install what is missing (innisfree doctor --provider ${spec.provider} checks it all), or run innisfree ` +
+          `from its Nix package`,
       },
     );
   }

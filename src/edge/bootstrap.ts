@@ -77,7 +77,9 @@ export async function prepareHostKeyFiles(hostKeyPrivatePath: string, hostKeyPub
   } catch (error) {
     await remove();
     throw new EnvironmentError(`could not stage the edge host key for nixos-anywhere: ${(error as Error).message}`, {
-      hint: 'check the tunnel state directory (ssh/edge_host_ed25519_key) and the temporary directory are readable and writable',
+      hint:
+        'check the tunnel state directory (ssh/edge_host_ed25519_key) and the temporary directory are readable ' +
+        'and writable',
     });
   }
   return { dir, remove };
@@ -103,12 +105,16 @@ export function classifyNixosAnywhereFailure(lines: readonly string[], exitCode:
       .find((l) => /error|abort|fail|denied|refused/i.test(l)) ?? `exit ${exitCode}`;
   if (/Permission denied \(publickey/.test(text)) {
     return new SshError(`nixos-anywhere could not log in to ${host} as root: the tunnel's SSH key was refused`, {
-      hint: 'the stock droplet must authorize the tunnel key for root (it is sent at create); destroy the edge (innisfree down NAME) and run up again',
+      hint:
+        'the stock droplet must authorize the tunnel key for root (it is sent at create); destroy the edge ' +
+        '(innisfree down NAME) and run up again',
     });
   }
   if (/Connection refused|Connection timed out|No route to host|Could not resolve hostname/.test(text)) {
     return new SshError(`nixos-anywhere lost the SSH connection to ${host}: ${last}`, {
-      hint: 'check the edge is still running and reachable, then run innisfree up again (it resumes with the same edge)',
+      hint:
+        'check the edge is still running and reachable, then run innisfree up again (it resumes with the ' +
+        'same edge)',
     });
   }
   if (/Failure unpacking initrd|Cannot allocate memory|Out of memory|not enough (memory|RAM)/i.test(text)) {
@@ -122,16 +128,21 @@ export function classifyNixosAnywhereFailure(lines: readonly string[], exitCode:
     });
   }
   if (
-    /Please specify the name of the NixOS configuration|does not provide attribute|error: (getting|evaluating|flake)/.test(
-      text,
-    )
+    new RegExp(
+      /Please specify the name of the NixOS configuration|does not provide attribute|error: /.source +
+        /(getting|evaluating|flake)/.source,
+    ).test(text)
   ) {
     return new DeployError(`nixos-anywhere could not evaluate the edge configuration: ${last}`, {
-      hint: 'the per-tunnel flake in the tunnel state (edge/flake.nix) is broken; run with --verbose for the full Nix error',
+      hint:
+        'the per-tunnel flake in the tunnel state (edge/flake.nix) is broken; run with --verbose for the full ' +
+        'Nix error',
     });
   }
   return new DeployError(`installing NixOS on ${host} with nixos-anywhere failed (exit ${exitCode}): ${last}`, {
-    hint: 'run again with --verbose for its full log; destroying the edge (innisfree down NAME) and starting over is always safe',
+    hint:
+      'run again with --verbose for its full log; destroying the edge (innisfree down NAME) and starting over is ' +
+      'always safe',
   });
 }
 
@@ -202,7 +213,9 @@ export async function bootstrapEdge(ctx: BootstrapContext, request: BootstrapReq
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new EnvironmentError(`${command} is not installed`, {
-          hint: 'run innisfree from its Nix package (nix run <innisfree flake>#innisfree), which brings nixos-anywhere, or use --bootstrap image',
+          hint:
+            'run innisfree from its Nix package (nix run <innisfree flake>#innisfree), which brings ' +
+            'nixos-anywhere, or use --bootstrap image',
         });
       }
       throw error;

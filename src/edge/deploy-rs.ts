@@ -137,7 +137,9 @@ export class DeployRsDeployer implements Deployer {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new EnvironmentError(`${command} (deploy-rs) is not installed`, {
-          hint: 'run innisfree from its Nix package (nix run <innisfree flake>#innisfree), which brings deploy-rs, or install deploy-rs',
+          hint:
+            'run innisfree from its Nix package (nix run <innisfree flake>#innisfree), which brings deploy-rs, or ' +
+            'install deploy-rs',
         });
       }
       throw error;
@@ -147,17 +149,23 @@ export class DeployRsDeployer implements Deployer {
     const outcome = classifyDeployOutcome(lines, exitCode);
     if (outcome.kind === 'rolledBack') {
       throw new RolledBackError(
-        `deploy-rs rolled the edge of "${request.tunnel}" back: ${outcome.reason}; the previous configuration is still serving`,
+        `deploy-rs rolled the edge of "${request.tunnel}" back: ${outcome.reason}; the previous configuration ` +
+          `is still serving`,
         {
-          hint: `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- journalctl -b shows the edge's side`,
+          hint:
+            `fix the cause and run innisfree deploy ${request.tunnel} again; innisfree ssh ${request.tunnel} -- ` +
+            `journalctl -b shows the edge's side`,
         },
       );
     }
     if (outcome.kind === 'rollbackFailed') {
       throw new DeployError(
-        `the new configuration failed on the edge of "${request.tunnel}" and rolling back failed too (${outcome.reason}): the edge may serve neither configuration`,
+        `the new configuration failed on the edge of "${request.tunnel}" and rolling back failed too (` +
+          `${outcome.reason}): the edge may serve neither configuration`,
         {
-          hint: `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree deploy ${request.tunnel} again`,
+          hint:
+            `look at the edge with innisfree ssh ${request.tunnel} -- systemctl --failed, then run innisfree ` +
+            `deploy ${request.tunnel} again`,
         },
       );
     }
@@ -170,9 +178,12 @@ export class DeployRsDeployer implements Deployer {
     const status = await readEdgeStatus(this.options.ssh, target, { signal });
     if (status.configHash !== request.configHash) {
       throw new DeployError(
-        `deploy-rs reported success, but the edge of "${request.tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
+        `deploy-rs reported success, but the edge of "${request.tunnel}" reports config ` +
+          `${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
         {
-          hint: `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ${request.tunnel}`,
+          hint:
+            `run innisfree deploy ${request.tunnel} again; if it persists, look at the edge with innisfree ssh ` +
+            `${request.tunnel}`,
         },
       );
     }

@@ -111,7 +111,9 @@ export async function checkTunnelHealth(session: EdgeSession, input: HealthInput
   if (closed.length > 0)
     problems.push({
       component: 'public-ports',
-      detail: `public port${closed.length > 1 ? 's' : ''} ${shortList(closed)} do${closed.length > 1 ? '' : 'es'} not accept connections on the edge`,
+      detail:
+        `public port${closed.length > 1 ? 's' : ''} ${shortList(closed)} do${closed.length > 1 ? '' : 'es'} not ` +
+        `accept connections on the edge`,
     });
   return problems;
 }
@@ -153,10 +155,12 @@ export function hintFor(problems: readonly HealthProblem[], context: HintContext
   const cause = components.has('edge')
     ? 'the edge stopped answering over SSH (is it running?)'
     : linkOnly
-      ? `the path between this host and the edge is broken; check that UDP ${context.wireguardPort} reaches the edge from here (firewall, NAT)`
+      ? `the path between this host and the edge is broken; check that UDP ${context.wireguardPort} reaches the ` +
+        `edge from here (firewall, NAT)`
       : "restarting the edge's services did not help";
   const next = context.edgeKept
-    ? `the edge was kept: look at it with innisfree ssh ${context.tunnel} -- innisfree-edge-status, then run up again to re-attach`
+    ? `the edge was kept: look at it with innisfree ssh ${context.tunnel} -- innisfree-edge-status, then run up ` +
+      `again to re-attach`
     : 'the edge was removed on exit; run up again for a new one';
   return `${cause}; ${next}`;
 }

@@ -57,7 +57,8 @@ export const PROBE_PARALLELISM = 128;
  */
 const PROBE_SCRIPT = [
   't=$1 batch=$2',
-  'reap() { local ticks=0; while [ -n "$(jobs -pr)" ] && [ "$ticks" -lt "$((t * 10))" ]; do sleep 0.1; ticks=$((ticks + 1)); done; kill $(jobs -pr) 2>/dev/null; wait 2>/dev/null; }',
+  'reap() { local ticks=0; while [ -n "$(jobs -pr)" ] && [ "$ticks" -lt "$((t * 10))" ]; do sleep 0.1; ' +
+    'ticks=$((ticks + 1)); done; kill $(jobs -pr) 2>/dev/null; wait 2>/dev/null; }',
   'n=0',
   'while read -r h p; do',
   '  { if : 3<>"/dev/tcp/$h/$p"; then echo "$h $p open"; else echo "$h $p refused"; fi; } 2>/dev/null &',

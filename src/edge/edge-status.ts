@@ -27,7 +27,8 @@ export function parseEdgeStatus(stdout: string, where: string): EdgeStatus {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new DeployError(
-      `${EDGE_STATUS_COMMAND} on ${where} printed an unexpected status (${issue?.path.join('.') || 'value'}: ${issue?.message})`,
+      `${EDGE_STATUS_COMMAND} on ${where} printed an unexpected status (${issue?.path.join('.') || 'value'}: ` +
+        `${issue?.message})`,
       {
         hint: 'the edge may run a different innisfree version; deploy again with innisfree deploy NAME',
       },
@@ -76,7 +77,9 @@ export function assertEdgeServes(status: EdgeStatus, edge: Pick<EdgeConfig, 'por
   const shown =
     missing.length > 5 ? `${missing.slice(0, 5).join(', ')} and ${missing.length - 5} more` : missing.join(', ');
   throw new DeployError(`the edge of "${tunnel}" took the new config, but nginx has not bound ${shown}`, {
-    hint: `another program on the edge may hold the port, or nginx could not reload; look with innisfree ssh ${tunnel} -- journalctl -u nginx`,
+    hint:
+      `another program on the edge may hold the port, or nginx could not reload; look with innisfree ssh ` +
+      `${tunnel} -- journalctl -u nginx`,
   });
 }
 

@@ -40,7 +40,9 @@ const FLAKE_PATH = /^\/[A-Za-z0-9._+\-/]*$/;
 export function renderEdgeFlake(input: EdgeFlakeInput, template = readFileSync(EDGE_FLAKE_TEMPLATE, 'utf8')): string {
   if (!FLAKE_PATH.test(input.innisfreeFlake) || input.innisfreeFlake.includes('..')) {
     throw new EnvironmentError(`the innisfree flake path "${input.innisfreeFlake}" cannot be used as a flake input`, {
-      hint: 'set INNISFREE_FLAKE to an absolute path made of letters, digits and ._+-/ (e.g. a copy of the repository without spaces)',
+      hint:
+        'set INNISFREE_FLAKE to an absolute path made of letters, digits and ._+-/ (e.g. a copy of the repository ' +
+        'without spaces)',
     });
   }
   if (!TunnelName.safeParse(input.tunnel).success) {

@@ -120,11 +120,13 @@ function hostKeyChanged(
 ): SshConnectError {
   const pattern = knownHostsPattern(target.host, target.port);
   return new SshConnectError(
-    `the edge at ${endpointOf(target.host, target.port)} presented host key ${presented.type} ${fingerprintOf(presented.blob)}, ` +
+    `the edge at ${endpointOf(target.host, target.port)} presented host key ${presented.type} ` +
+      `${fingerprintOf(presented.blob)}, ` +
       `but ${target.knownHostsPath} pins ${pinned.map((k) => `${k.type} ${fingerprintOf(k.blob)}`).join(', ')}; ` +
       'refusing to connect, because the machine answering may not be your edge',
     'hostKey',
-    `if the edge was re-created on purpose, remove the old pin (ssh-keygen -R '${pattern}' -f ${target.knownHostsPath}) and run the command again; otherwise find out who answers at ${target.host}`,
+    `if the edge was re-created on purpose, remove the old pin (ssh-keygen -R '${pattern}' -f ` +
+      `${target.knownHostsPath}) and run the command again; otherwise find out who answers at ${target.host}`,
   );
 }
 
@@ -135,7 +137,8 @@ function classifyError(target: SshTarget, error: Error & { level?: string; code?
     return new SshConnectError(
       `the edge at ${where} refused the tunnel's SSH key for ${target.user}`,
       'auth',
-      `the edge must authorize ${target.privateKeyPath}.pub for ${target.user}; a new edge may still be installing it, otherwise re-create the edge`,
+      `the edge must authorize ${target.privateKeyPath}.pub for ${target.user}; a new edge may still be ` +
+        `installing it, otherwise re-create the edge`,
       error,
     );
   }
@@ -252,13 +255,16 @@ export async function connectSsh(target: SshTarget, options: SshConnectOptions =
             emit?.({
               type: 'log',
               level: 'info',
-              message: `pinned the host key of ${endpointOf(target.host, target.port)} (${fingerprintOf(presented!.blob)}) on first contact in ${target.knownHostsPath}`,
+              message:
+                `pinned the host key of ${endpointOf(target.host, target.port)} (` +
+                `${fingerprintOf(presented!.blob)}) on first contact in ${target.knownHostsPath}`,
             });
             verify(true);
           },
           (error: Error) => {
             verifyFailure = new SshConnectError(
-              `could not pin the host key of ${endpointOf(target.host, target.port)} in ${target.knownHostsPath}: ${error.message}`,
+              `could not pin the host key of ${endpointOf(target.host, target.port)} in ` +
+                `${target.knownHostsPath}: ${error.message}`,
               'protocol',
               'check that the tunnel state directory is writable',
               error,
@@ -473,9 +479,12 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
     const left = deadline - clock.now();
     if (left <= 0) {
       throw new SshError(
-        `the edge at ${where} did not accept an SSH login within ${Math.round(options.timeoutMs / 1000)} s (last error: ${lastFailure})`,
+        `the edge at ${where} did not accept an SSH login within ${Math.round(options.timeoutMs / 1000)} s ` +
+          `(last error: ${lastFailure})`,
         {
-          hint: `check that the edge is running (innisfree status NAME) and that TCP port ${target.port} is open between here and ${target.host}; then run the command again`,
+          hint:
+            `check that the edge is running (innisfree status NAME) and that TCP port ${target.port} is open ` +
+            `between here and ${target.host}; then run the command again`,
         },
       );
     }

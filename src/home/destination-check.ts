@@ -5,7 +5,10 @@ import { isIP } from 'node:net';
 
 export type Lookup = (host: string) => Promise<unknown>;
 
-/** A warning when `destination` is a host name that does not resolve here; undefined when it resolves (or is an address). */
+/**
+ * A warning when `destination` is a host name that does not resolve here; undefined when it resolves (or is an
+ * address).
+ */
 export async function unresolvedDestination(
   destination: string,
   lookup: Lookup = dnsLookup,
@@ -16,6 +19,9 @@ export async function unresolvedDestination(
     return undefined;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'lookup failed';
-    return `the destination "${destination}" does not resolve here (${code}); connections through the tunnel fail until it does (check the name, or give its address with --destination)`;
+    return (
+      `the destination "${destination}" does not resolve here (${code}); connections through the tunnel fail ` +
+      `until it does (check the name, or give its address with --destination)`
+    );
   }
 }

@@ -88,18 +88,21 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
   for (const protocol of protocols) {
     const forwards = spec.forwards.filter((f) => f.protocol === protocol);
     body.push(
-      `map ${protocol}-dnat { type inet_service : ipv4_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${f.targetHost} . ${f.targetPort}`).join(', ')} } }`,
+      `map ${protocol}-dnat { type inet_service : ipv4_addr . inet_service; elements = { ` +
+        `${forwards.map((f) => `${f.listenPort} : ${f.targetHost} . ${f.targetPort}`).join(', ')} } }`,
     );
     for (const what of ['new', 'in', 'out'] as const) {
       body.push(
-        `map ${protocol}-${what} { type inet_service : counter; elements = { ${forwards.map((f) => `${f.listenPort} : "${counterName(f, what)}"`).join(', ')} } }`,
+        `map ${protocol}-${what} { type inet_service : counter; elements = { ` +
+          `${forwards.map((f) => `${f.listenPort} : "${counterName(f, what)}"`).join(', ')} } }`,
       );
     }
   }
   const udpToThisHost = spec.forwards.filter((f) => f.protocol === 'udp' && kinds.get(f.targetHost) !== 'remote');
   if (udpToThisHost.length > 0) {
     body.push(
-      `set udp-peers { type ipv4_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`,
+      `set udp-peers { type ipv4_addr . inet_service . inet_service; flags dynamic,timeout; timeout ` +
+        `${UDP_PEER_TIMEOUT_S}s; }`,
     );
   }
   const home6 = spec.address6;
@@ -109,12 +112,14 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
   for (const protocol of protocols6) {
     const forwards = toThisHost6.filter((f) => f.protocol === protocol);
     body.push(
-      `map ${protocol}-dnat6 { type inet_service : ipv6_addr . inet_service; elements = { ${forwards.map((f) => `${f.listenPort} : ${home6} . ${f.targetPort}`).join(', ')} } }`,
+      `map ${protocol}-dnat6 { type inet_service : ipv6_addr . inet_service; elements = { ` +
+        `${forwards.map((f) => `${f.listenPort} : ${home6} . ${f.targetPort}`).join(', ')} } }`,
     );
   }
   if (udp6.length > 0) {
     body.push(
-      `set udp-peers6 { type ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ${UDP_PEER_TIMEOUT_S}s; }`,
+      `set udp-peers6 { type ipv6_addr . inet_service . inet_service; flags dynamic,timeout; timeout ` +
+        `${UDP_PEER_TIMEOUT_S}s; }`,
     );
   }
 
@@ -125,16 +130,19 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     ...protocols.map((p) => `${iif} ip daddr ${home} counter name ${p} dport map @${p}-in`),
     ...(udpToThisHost.length > 0
       ? [
-          `${iif} ip daddr ${home} udp dport { ${ports(udpToThisHost)} } update @udp-peers { ip saddr . udp sport . udp dport }`,
+          `${iif} ip daddr ${home} udp dport { ${ports(udpToThisHost)} } update @udp-peers { ip saddr . udp ` +
+            `sport . udp dport }`,
         ]
       : []),
     ...protocols6.map(
       (p) =>
-        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-in`,
+        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter ` +
+        `name ${p} dport map @${p}-in`,
     ),
     ...(udp6.length > 0
       ? [
-          `${iif} ip6 daddr ${home6} udp dport { ${ports(udp6)} } update @udp-peers6 { ip6 saddr . udp sport . udp dport }`,
+          `${iif} ip6 daddr ${home6} udp dport { ${ports(udp6)} } update @udp-peers6 { ip6 saddr . udp sport . ` +
+            `udp dport }`,
         ]
       : []),
   ];
@@ -145,7 +153,8 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     ),
     ...protocols6.map(
       (p) =>
-        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} dport map @${p}-new dnat ip6 to ${p} dport map @${p}-dnat6`,
+        `${iif} ip6 daddr ${home6} ${p} dport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter ` +
+        `name ${p} dport map @${p}-new dnat ip6 to ${p} dport map @${p}-dnat6`,
     ),
   ];
   // Before conntrack (raw): a UDP reply from a service bound to 0.0.0.0 to a peer of the tunnel takes back the
@@ -157,11 +166,13 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     'type route hook output priority raw; policy accept;',
     ...[...byTarget].map(
       ([target, list]) =>
-        `udp sport { ${ports(list)} } ip daddr . udp dport . udp sport @udp-peers ip saddr != ${target} ip saddr set ${target}`,
+        `udp sport { ${ports(list)} } ip daddr . udp dport . udp sport @udp-peers ip saddr != ${target} ip ` +
+        `saddr set ${target}`,
     ),
     ...(udp6.length > 0
       ? [
-          `udp sport { ${ports(udp6.map((f) => ({ ...f, listenPort: f.targetPort })))} } ip6 daddr . udp dport . udp sport @udp-peers6 ip6 saddr != ${home6} ip6 saddr set ${home6}`,
+          `udp sport { ${ports(udp6.map((f) => ({ ...f, listenPort: f.targetPort })))} } ip6 daddr . udp dport ` +
+            `. udp sport @udp-peers6 ip6 saddr != ${home6} ip6 saddr set ${home6}`,
         ]
       : []),
   ];
@@ -175,7 +186,8 @@ export function renderKernelRuleset(spec: KernelForwardingSpec, kinds: ReadonlyM
     ...protocols.map((p) => `oifname "${spec.interface}" ip saddr ${home} counter name ${p} sport map @${p}-out`),
     ...protocols6.map(
       (p) =>
-        `oifname "${spec.interface}" ip6 saddr ${home6} ${p} sport { ${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} sport map @${p}-out`,
+        `oifname "${spec.interface}" ip6 saddr ${home6} ${p} sport { ` +
+        `${ports(toThisHost6.filter((f) => f.protocol === p))} } counter name ${p} sport map @${p}-out`,
     ),
   ];
 
@@ -346,7 +358,8 @@ async function loadKernelRuleset(
   for (const forward of spec.forwards) {
     if (forward.proxyProtocol) {
       throw new DataPlaneError(
-        `kernel forwarding: port ${forward.listenPort}/tcp needs its PROXY header rewritten, which only the forwarder does`,
+        `kernel forwarding: port ${forward.listenPort}/tcp needs its PROXY header rewritten, which only the ` +
+          `forwarder does`,
         {
           hint: 'use --home-forwarding proxy with --proxy-protocol-version 2',
         },
@@ -373,7 +386,9 @@ async function loadKernelRuleset(
         .map(([target]) => target)
         .join(', ');
       throw new EnvironmentError(`kernel forwarding to ${remote} needs IPv4 forwarding on ${dev}, which is off`, {
-        hint: `enable it (sysctl -w ${sysctlKey(dev, 'forwarding')}=1; on NixOS boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = true), or use --home-forwarding proxy`,
+        hint:
+          `enable it (sysctl -w ${sysctlKey(dev, 'forwarding')}=1; on NixOS ` +
+          `boot.kernel.sysctl."net.ipv4.conf.all.forwarding" = true), or use --home-forwarding proxy`,
       });
     }
   }
@@ -395,7 +410,9 @@ async function loadKernelRuleset(
   } catch (error) {
     await undo?.().catch(() => {});
     throw new DataPlaneError(`setting up kernel forwarding on ${spec.interface} failed: ${(error as Error).message}`, {
-      hint: 'kernel forwarding needs root (CAP_NET_ADMIN) and nft; --home-forwarding proxy uses the userspace forwarder instead',
+      hint:
+        'kernel forwarding needs root (CAP_NET_ADMIN) and nft; --home-forwarding proxy uses the userspace ' +
+        'forwarder instead',
       cause: error,
     });
   }

@@ -67,7 +67,10 @@ export interface WireguardLink {
   renewPeer(): Promise<void>;
   /** Removes the link (and stops wireguard-go). Idempotent; bounded in time. */
   down(): Promise<void>;
-  /** Rejects with a DataPlaneError if the link dies while up (wireguard-go exited, the kernel device was deleted); never resolves. */
+  /**
+   * Rejects with a DataPlaneError if the link dies while up (wireguard-go exited, the kernel device was deleted); never
+   * resolves.
+   */
   readonly failure: Promise<never>;
 }
 
@@ -130,7 +133,9 @@ export async function wireguardUp(deps: WireguardDeps, spec: WireguardLinkSpec):
           clearInterval(kernelWatch);
           rejectFailure(
             new DataPlaneError(`the kernel WireGuard link ${ifname} was removed by something other than innisfree`, {
-              hint: 'the tunnel is down; check what manages network interfaces on this host (it must leave isf-* alone) and start it again',
+              hint:
+                'the tunnel is down; check what manages network interfaces on this host (it must leave isf-* ' +
+                'alone) and start it again',
             }),
           );
         })
@@ -344,7 +349,8 @@ async function startWireguardGo(deps: WireguardDeps, ifname: string, netns: stri
     if (Date.now() > deadline) {
       await daemon.stop('SIGTERM', STOP_TIMEOUT_MS);
       throw new DataPlaneError(
-        `wireguard-go did not open its control socket for ${ifname} within ${READY_TIMEOUT_MS / 1000} s${lastLines(daemon)}`,
+        `wireguard-go did not open its control socket for ${ifname} within ${READY_TIMEOUT_MS / 1000} s` +
+          `${lastLines(daemon)}`,
       );
     }
     await delay(20);

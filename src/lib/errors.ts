@@ -120,7 +120,10 @@ export function formatError(error: unknown): string {
     return error.hint ? `${message} (hint: ${oneLine(error.hint)})` : message;
   }
   const message = error instanceof Error ? error.message : String(error);
-  return `internal error: ${oneLine(message)} (hint: this is a bug in innisfree; please report it with the command you ran)`;
+  return (
+    `internal error: ${oneLine(message)} (hint: this is a bug in innisfree; please report it with the command ` +
+    `you ran)`
+  );
 }
 
 export function exitCodeOf(error: unknown): number {

@@ -3,7 +3,8 @@ import { StringDecoder } from 'node:string_decoder';
 
 /** Removes ANSI colour and cursor sequences (tools such as deploy-rs colour their log levels). */
 export function stripAnsi(text: string): string {
-  // CSI sequences (ESC [ … final byte) and OSC sequences (ESC ] … BEL or ESC \).
+  // CSI sequences (ESC [ … final byte) and OSC sequences (ESC ] … BEL or ESC \): control characters are the point.
+  // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-?]*[ -/]*[@-~]/g, '').replace(/\x1b\][^\x07\x1b]*(\x07|\x1b\\)/g, '');
 }
 

@@ -126,9 +126,15 @@ export function healthLine(event: HealthEvent): string {
 /** One line per reload: what changed, or why the old configuration still serves. */
 export function reloadLine(event: ReloadEvent): string {
   if (event.status === 'reload-failed')
-    return `warning: reload of tunnel ${event.tunnel} failed: ${event.detail ?? 'unknown reason'}; the previous configuration keeps serving`;
+    return (
+      `warning: reload of tunnel ${event.tunnel} failed: ${event.detail ?? 'unknown reason'}; the previous ` +
+      `configuration keeps serving`
+    );
   const changes = [...event.added.map((p) => `+${p}`), ...event.removed.map((p) => `-${p}`)];
-  return `tunnel ${event.tunnel} reloaded (config ${event.configHash.slice(0, 12)}${changes.length ? `, ports ${changes.join(' ')}` : ''}${event.detail ? `, ${event.detail}` : ''})`;
+  return (
+    `tunnel ${event.tunnel} reloaded (config ${event.configHash.slice(0, 12)}` +
+    `${changes.length ? `, ports ${changes.join(' ')}` : ''}${event.detail ? `, ${event.detail}` : ''})`
+  );
 }
 
 function writePlain(

@@ -1,6 +1,7 @@
 // What a machine needs to run tunnels: tools on PATH, WireGuard, privileges. Pure checks of this machine, no
 // network: `up` runs them before it creates anything (a missing tool must not leave a half-made edge behind), and
-// `innisfree doctor` prints them. Each provider picks its set (providers/index.ts); every failure names what to install.
+// `innisfree doctor` prints them. Each provider picks its set (providers/index.ts); every failure names what to
+// install.
 import { existsSync } from 'node:fs';
 import type { Context, Env } from './context.js';
 import { ExitCode } from './errors.js';
@@ -56,7 +57,8 @@ const HOME_TOOLS: Tool[] = [
     binaries: ['deploy'],
     why: 'deploy-rs applies edge changes with rollback',
     install:
-      'Nix package deploy-rs (nix profile install nixpkgs#deploy-rs; Debian has no package), or run innisfree with nix run',
+      'Nix package deploy-rs (nix profile install nixpkgs#deploy-rs; Debian has no package), or run innisfree ' +
+      'with nix run',
   },
 ];
 
@@ -135,7 +137,8 @@ async function wireguardCheck(env: Env): Promise<Check> {
     name: 'WireGuard',
     status: 'fail',
     detail:
-      'neither the kernel module nor wireguard-go; install Debian package wireguard-go / Nix package wireguard-go (or load the wireguard module)',
+      'neither the kernel module nor wireguard-go; install Debian package wireguard-go / Nix package ' +
+      'wireguard-go (or load the wireguard module)',
     kind: 'environment',
   };
 }

@@ -59,7 +59,8 @@ export function parsePortDestination(text: string, where: string): string {
   }
   if (isMistypedIpv4(value)) {
     throw new UsageError(
-      `ports: "${where}" names the destination "${value}", which is no IPv4 address (each of the four numbers is 0-255)`,
+      `ports: "${where}" names the destination "${value}", which is no IPv4 address (each of the four numbers ` +
+        `is 0-255)`,
       {
         hint: 'fix the address, e.g. 443/tcp@192.168.1.20',
       },
@@ -107,7 +108,8 @@ function parseMapping(token: string, written: string): PortRange {
   const localCount = localEnd - localStart + 1;
   if (publicCount !== localCount) {
     throw new UsageError(
-      `ports: "${written}" maps ${publicCount} public port${publicCount === 1 ? '' : 's'} to ${localCount} local port${localCount === 1 ? '' : 's'}`,
+      `ports: "${written}" maps ${publicCount} public port${publicCount === 1 ? '' : 's'} to ${localCount} ` +
+        `local port${localCount === 1 ? '' : 's'}`,
       { hint: 'both sides of a range mapping need the same length, e.g. 8000-8010:9000-9010/tcp' },
     );
   }
@@ -211,9 +213,12 @@ export function checkPortDestinations(ranges: readonly PortRange[], tunnelDestin
         seen.set(key, { range, destination });
       } else if (earlier.destination !== destination) {
         throw new UsageError(
-          `${name}: "${earlier.range.source}" and "${range.source}" both arrive at local port ${key} but name different destinations (${earlier.destination}, ${destination})`,
+          `${name}: "${earlier.range.source}" and "${range.source}" both arrive at local port ${key} but name ` +
+            `different destinations (${earlier.destination}, ${destination})`,
           {
-            hint: 'home forwards each local port to one host: give one of them another local port (PUBLIC:LOCAL), or the same destination',
+            hint:
+              'home forwards each local port to one host: give one of them another local port (PUBLIC:LOCAL), or ' +
+              'the same destination',
           },
         );
       }
@@ -222,7 +227,10 @@ export function checkPortDestinations(ranges: readonly PortRange[], tunnelDestin
 }
 
 /** Marks the mappings whose public TCP ports are listed (or all TCP mappings for "all") as using PROXY protocol. */
-/** `name` is how messages name the selection's source: "--proxy-protocol", "INNISFREE_PROXY_PROTOCOL", "web.json: proxyProtocol". */
+/**
+ * `name` is how messages name the selection's source: "--proxy-protocol", "INNISFREE_PROXY_PROTOCOL", "web.json:
+ * proxyProtocol".
+ */
 export function applyProxyProtocol(
   ranges: readonly PortRange[],
   selection: readonly string[],
@@ -324,7 +332,10 @@ export function formatPortRange(range: Omit<PortRange, 'source'>): string {
     : range.localStart === range.localEnd
       ? `:${range.localStart}`
       : `:${range.localStart}-${range.localEnd}`;
-  return `${publicPart}${localPart}/${range.protocol}${range.destination !== undefined ? `@${formatHost(range.destination)}` : ''}`;
+  return (
+    `${publicPart}${localPart}/${range.protocol}` +
+    `${range.destination !== undefined ? `@${formatHost(range.destination)}` : ''}`
+  );
 }
 
 /** An IPv6 destination in brackets, so "443/tcp@[fd00::1]" reads as one. */

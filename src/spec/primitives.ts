@@ -47,7 +47,9 @@ export function isMistypedIpv4(value: string): boolean {
   return isIP(value) === 0 && /(^|\.)\d+\.?$/.test(value);
 }
 
-/** Where the home forwarder sends traffic: an address or host name, or "none" when the service listens on the tunnel. */
+/**
+ * Where the home forwarder sends traffic: an address or host name, or "none" when the service listens on the tunnel.
+ */
 export const Destination = z.string().superRefine((v, ctx) => {
   if (isMistypedIpv4(v)) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a valid IPv4 address (each of the four numbers is 0-255)` });

@@ -284,9 +284,12 @@ function checkCombinations(
       const what = origin.reservedIpv6 ?? 'reservedIpv6';
       if (spec.bootstrap === 'image') {
         throw new UsageError(
-          `${what}: DigitalOcean gives droplets made from custom images no IPv6, so a reserved IPv6 needs --bootstrap nixos-anywhere`,
+          `${what}: DigitalOcean gives droplets made from custom images no IPv6, so a reserved IPv6 needs ` +
+            `--bootstrap nixos-anywhere`,
           {
-            hint: `drop ${origin.image ?? origin.bootstrap ?? '--image'} (nixos-anywhere installs NixOS onto a stock image, which has IPv6), or drop ${what}`,
+            hint:
+              `drop ${origin.image ?? origin.bootstrap ?? '--image'} (nixos-anywhere installs NixOS onto a stock ` +
+              `image, which has IPv6), or drop ${what}`,
           },
         );
       }
@@ -355,15 +358,19 @@ function checkProxyProtocolVersion(
   if (spec.proxyProtocolVersion !== 2) return;
   if (spec.destination === 'none') {
     throw new UsageError(
-      `${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx sends v1 only)`,
+      `${name}: PROXY v2 comes from the home forwarder, and with the destination "none" there is none (nginx ` +
+        `sends v1 only)`,
       {
-        hint: 'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use --proxy-protocol-version 1',
+        hint:
+          'give the service a --destination (e.g. 127.0.0.1) so the forwarder can pass v2 on, or use ' +
+          '--proxy-protocol-version 1',
       },
     );
   }
   if (spec.homeForwarding === 'kernel') {
     throw new UsageError(
-      `${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel passes bytes unchanged`,
+      `${name}: PROXY v2 comes from the home forwarder (nginx sends v1 only), and --home-forwarding kernel ` +
+        `passes bytes unchanged`,
       {
         hint: 'drop --home-forwarding kernel (the forwarder is then used), or use --proxy-protocol-version 1',
       },
@@ -376,9 +383,12 @@ function checkProxyProtocolVersion(
       const other = local.get(key);
       if (other && other.proxyProtocol !== range.proxyProtocol) {
         throw new UsageError(
-          `${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY protocol and one without`,
+          `${name}: "${other.source}" and "${range.source}" arrive at local port ${key}, one with PROXY ` +
+            `protocol and one without`,
           {
-            hint: 'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or PROXY protocol on both',
+            hint:
+              'the forwarder turns v1 into v2 per local port: give them different local ports (PUBLIC:LOCAL), or ' +
+              'PROXY protocol on both',
           },
         );
       }
@@ -393,9 +403,12 @@ function checkPerPortDestinations(spec: TunnelSpec, origin: Partial<Record<strin
   const own = spec.ports.find((p) => p.destination !== undefined);
   if (own && spec.destination === 'none') {
     throw new UsageError(
-      `${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing forwards at home)`,
+      `${ports}: "${own.source}" names its own destination, but the tunnel's destination is "none" (nothing ` +
+        `forwards at home)`,
       {
-        hint: `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ${DEFAULTS.destination}), or drop the "@HOST" part`,
+        hint:
+          `drop ${origin.destination ?? '--destination'} none (ports without "@HOST" then go to ` +
+          `${DEFAULTS.destination}), or drop the "@HOST" part`,
       },
     );
   }
@@ -425,14 +438,18 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
   if (spec.homeForwarding === 'kernel') {
     if (spec.destination === 'none') {
       throw new UsageError(`${mode}: kernel forwarding needs a destination, but the destination is "none"`, {
-        hint: 'with --destination none the service listens on the tunnel address and nothing forwards; drop one of them',
+        hint:
+          'with --destination none the service listens on the tunnel address and nothing forwards; drop one ' +
+          'of them',
       });
     }
     if (notIpv4) {
       throw new UsageError(
         `${mode}: kernel forwarding needs an IPv4 destination, not "${notIpv4.host}"${notIpv4.named}`,
         {
-          hint: 'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves names and speaks IPv6)',
+          hint:
+            'give the destination as an IPv4 address, or use --home-forwarding proxy (the forwarder resolves ' +
+            'names and speaks IPv6)',
         },
       );
     }
@@ -440,7 +457,8 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
   if (!spec.masquerade) return;
   if (spec.homeForwarding === 'proxy') {
     throw new UsageError(
-      `${masquerade}: only kernel forwarding masquerades; the forwarder (--home-forwarding proxy) always connects from this host`,
+      `${masquerade}: only kernel forwarding masquerades; the forwarder (--home-forwarding proxy) always ` +
+        `connects from this host`,
       {
         hint: 'drop --masquerade, or use --home-forwarding kernel',
       },
@@ -455,7 +473,9 @@ function checkHomeForwarding(spec: TunnelSpec, origin: Partial<Record<string, st
   if (destinations.every((d) => isLoopback(d.host))) {
     const hosts = destinations.map((d) => d.host).join(', ');
     throw new UsageError(
-      `${masquerade}: ${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; masquerading applies to another host only`,
+      `${masquerade}: ` +
+        `${destinations.length === 1 ? `the destination ${hosts} is` : `the destinations ${hosts} are`} this host; ` +
+        `masquerading applies to another host only`,
       {
         hint: 'drop --masquerade: a service on this host answers through the tunnel without it',
       },

@@ -47,7 +47,9 @@ export function damagedStateError(paths: TunnelPaths, file: string): UsageError 
   });
 }
 
-/** Names of the tunnels with state under the root: directories holding a tunnel.json or status.json, readable or not. */
+/**
+ * Names of the tunnels with state under the root: directories holding a tunnel.json or status.json, readable or not.
+ */
 export async function listTunnelNames(root: string): Promise<string[]> {
   let entries: string[];
   try {
@@ -104,7 +106,10 @@ export interface TunnelKeys {
   hostPrivateKey: string;
 }
 
-/** Creates the tunnel's WireGuard key, SSH client key and edge host key on first use (0600); returns the public halves and the host key. */
+/**
+ * Creates the tunnel's WireGuard key, SSH client key and edge host key on first use (0600); returns the public halves
+ * and the host key.
+ */
 export async function ensureTunnelKeys(paths: TunnelPaths, name: string): Promise<TunnelKeys> {
   let wgPrivate = (await readTextIfExists(paths.wireguardPrivate))?.trim();
   if (!wgPrivate) {
@@ -140,7 +145,9 @@ async function ensureSshKeyPair(privatePath: string, publicPath: string, comment
         : undefined;
     if (damaged) {
       throw new UsageError(`${damaged} is damaged: it does not hold an OpenSSH ed25519 key`, {
-        hint: `restore it from a backup; the edge trusts only this key pair, so without it remove the tunnel (innisfree down) and bring it up anew`,
+        hint:
+          `restore it from a backup; the edge trusts only this key pair, so without it remove the tunnel ` +
+          `(innisfree down) and bring it up anew`,
       });
     }
     return { publicKey: existingPublic, privateKey: existingPrivate };

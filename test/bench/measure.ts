@@ -120,7 +120,8 @@ export async function measureTcpLoopback(settings: BenchSettings): Promise<TcpLo
         const gigabytes = (gbps * settings.seconds) / 8;
         const sample: Throughput = { gbps, cpuSecondsPerGB: gigabytes > 0 ? cpuSeconds / gigabytes : 0 };
         settings.log(
-          `  tcp ${label} ${path}: ${gbps.toFixed(2)} Gbit/s${path === 'direct' ? '' : `, proxy CPU ${sample.cpuSecondsPerGB.toFixed(2)} s/GB`}`,
+          `  tcp ${label} ${path}: ${gbps.toFixed(2)} Gbit/s` +
+            `${path === 'direct' ? '' : `, proxy CPU ${sample.cpuSecondsPerGB.toFixed(2)} s/GB`}`,
         );
         return sample;
       });
@@ -159,7 +160,9 @@ export async function measureUdpLoopback(settings: BenchSettings, fixedRate = '3
         const delivered = udp.deliveredPps * settings.seconds;
         const sample: UdpSample = { ...udp, cpuMicrosPerDatagram: delivered > 0 ? (cpuSeconds * 1e6) / delivered : 0 };
         settings.log(
-          `  udp ${rate === '0' ? 'unlimited' : rate} ${path}: ${(udp.deliveredPps / 1000).toFixed(1)} kpps delivered of ${(udp.offeredPps / 1000).toFixed(1)}, loss ${udp.lossPercent.toFixed(2)}%${path === 'direct' ? '' : `, proxy CPU ${sample.cpuMicrosPerDatagram.toFixed(1)} µs/datagram`}`,
+          `  udp ${rate === '0' ? 'unlimited' : rate} ${path}: ${(udp.deliveredPps / 1000).toFixed(1)} kpps ` +
+            `delivered of ${(udp.offeredPps / 1000).toFixed(1)}, loss ${udp.lossPercent.toFixed(2)}%` +
+            `${path === 'direct' ? '' : `, proxy CPU ${sample.cpuMicrosPerDatagram.toFixed(1)} µs/datagram`}`,
         );
         return sample;
       });
@@ -279,7 +282,9 @@ export async function measureMemory(settings: BenchSettings): Promise<MemoryResu
       await delay(1_000);
       loaded[name] = memoryOfTree(roots);
       settings.log(
-        `  memory ${name}: ${loaded[name].processes} processes, RSS ${(loaded[name].rssBytes / 2 ** 20).toFixed(1)} MiB, PSS ${(loaded[name].pssBytes / 2 ** 20).toFixed(1)} MiB with ${settings.connections} connections`,
+        `  memory ${name}: ${loaded[name].processes} processes, RSS ` +
+          `${(loaded[name].rssBytes / 2 ** 20).toFixed(1)} MiB, PSS ` +
+          `${(loaded[name].pssBytes / 2 ** 20).toFixed(1)} MiB with ${settings.connections} connections`,
       );
       await holder.stop();
     });
@@ -348,7 +353,8 @@ export async function measureHomeHop(settings: BenchSettings): Promise<HomeHopRe
       const udp = await rounds(settings, paths, async (path) => {
         const sample = await udpThroughput(client, HOME_ADDR, ports[path], settings.seconds, '0');
         settings.log(
-          `  home hop udp unlimited ${path}: ${(sample.deliveredPps / 1000).toFixed(1)} kpps delivered of ${(sample.offeredPps / 1000).toFixed(1)}, loss ${sample.lossPercent.toFixed(2)}%`,
+          `  home hop udp unlimited ${path}: ${(sample.deliveredPps / 1000).toFixed(1)} kpps delivered of ` +
+            `${(sample.offeredPps / 1000).toFixed(1)}, loss ${sample.lossPercent.toFixed(2)}%`,
         );
         return sample;
       });

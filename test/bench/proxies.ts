@@ -40,7 +40,8 @@ export async function startSocat(bed: Testbed, ns: Namespace, mapping: Mapping):
     const kind = protocol.toUpperCase();
     return bed.spawn(ns, 'socat', [
       // socat's default listen backlog is 5, which turns a burst of connections into SYN retries of seconds.
-      `${kind}-LISTEN:${mapping.port},bind=${mapping.listen},fork,reuseaddr${protocol === 'tcp' ? ',backlog=1024' : ''}`,
+      `${kind}-LISTEN:${mapping.port},bind=${mapping.listen},fork,reuseaddr` +
+        `${protocol === 'tcp' ? ',backlog=1024' : ''}`,
       `${kind}:${mapping.target}:${mapping.targetPort}`,
     ]);
   });
@@ -53,7 +54,8 @@ export async function startNginx(bed: Testbed, ns: Namespace, mapping: Mapping):
   const servers = mapping.protocols
     .map(
       (protocol) =>
-        `  server { listen ${mapping.listen}:${mapping.port}${protocol === 'udp' ? ' udp' : ''}; proxy_pass ${mapping.target}:${mapping.targetPort}; }`,
+        `  server { listen ${mapping.listen}:${mapping.port}${protocol === 'udp' ? ' udp' : ''}; proxy_pass ` +
+        `${mapping.target}:${mapping.targetPort}; }`,
     )
     .join('\n');
   const conf = join(dir, 'nginx.conf');

@@ -57,7 +57,10 @@ function machine(): string {
       return line ? line.trim().replace(/ on \d\d \w+ \d{4}.*$/, '') : file!;
     })
     .join('; ');
-  return `${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${kernel}, Node ${process.version}; ${versions}`;
+  return (
+    `${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Linux ${kernel}, ` +
+    `Node ${process.version}; ${versions}`
+  );
 }
 
 const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
@@ -90,8 +93,13 @@ function tcpSection(r: TcpLoopback): string {
       ratio(r.parallel4.innisfree.gbps, r.parallel4[other].gbps),
     ]);
   }
-  return `### (a) TCP throughput on loopback\n\nGbit/s (proxy CPU seconds per GB), iperf3, median.\n\n${table(['path', '1 stream →', '1 stream ← (-R)', '4 streams'], rows)}`;
+  return (
+    `### (a) TCP throughput on loopback\n\nGbit/s (proxy CPU seconds per GB), iperf3, median.\n\n` +
+    `${table(['path', '1 stream →', '1 stream ← (-R)', '4 streams'], rows)}`
+  );
 }
+
+const UDP_METHOD = 'iperf3 -u, median; delivered = datagrams that reached the receiver.';
 
 function udpSection(r: UdpLoopback): string {
   const rows = (['direct', 'socat', 'nginx', 'innisfree'] as const).map((p) => [
@@ -114,7 +122,7 @@ function udpSection(r: UdpLoopback): string {
       ratio(r.fixed.innisfree.cpuMicrosPerDatagram, r.fixed[other].cpuMicrosPerDatagram),
     ]);
   }
-  return `### (b) UDP, 1200-byte datagrams on loopback\n\niperf3 -u, median; delivered = datagrams that reached the receiver.\n\n${table(
+  return `### (b) UDP, 1200-byte datagrams on loopback\n\n${UDP_METHOD}\n\n${table(
     [
       'path',
       'unlimited: offered kpps',
@@ -141,7 +149,10 @@ function tunnelSection(r: TunnelResult): string {
       ratio(r.download[path].gbps, r.download.raw.gbps),
     ]);
   }
-  return `### (c) End to end through a wireguard-go tunnel between namespaces\n\nGbit/s, iperf3 from the edge namespace, median.\n\n${table(['path', 'edge → home', 'home → edge (-R)'], rows)}`;
+  return (
+    `### (c) End to end through a wireguard-go tunnel between namespaces\n\nGbit/s, iperf3 from the edge ` +
+    `namespace, median.\n\n${table(['path', 'edge → home', 'home → edge (-R)'], rows)}`
+  );
 }
 
 function memorySection(r: MemoryResult): string {
@@ -152,7 +163,8 @@ function memorySection(r: MemoryResult): string {
     mib(r.loaded[p].rssBytes),
     mib(r.loaded[p].pssBytes),
   ]);
-  return `### (d) Memory with ${r.connections} concurrent TCP connections\n\nEach connection echoed 16 KiB through the proxy and is then held open.\n\n${table(
+  const method = 'Each connection echoed 16 KiB through the proxy and is then held open.';
+  return `### (d) Memory with ${r.connections} concurrent TCP connections\n\n${method}\n\n${table(
     ['proxy', 'processes', 'idle RSS MiB', `RSS MiB with ${r.connections}`, `PSS MiB with ${r.connections}`],
     rows,
   )}`;
@@ -179,7 +191,8 @@ function homeSection(r: HomeHopResult): string {
   }
   return `### (e) The home hop: kernel forwarding vs direct vs the userspace forwarder
 
-A client namespace and a home namespace on a veth (standing in for the tunnel interface); iperf3 from the client, median.
+A client namespace and a home namespace on a veth (standing in for the tunnel interface); iperf3 from the client,
+median.
 
 ${table(['path', 'TCP Gbit/s', 'UDP unlimited: delivered kpps', 'loss %'], rows)}`;
 }
@@ -199,7 +212,8 @@ function verdicts(
       home.udpDeliveredPps.kernel / home.udpDeliveredPps.direct,
     );
     lines.push(
-      `kernel path ≥ ${TARGETS.kernel}× direct (TCP Gbit/s and UDP delivered datagrams/s): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.kernel)}`,
+      `kernel path ≥ ${TARGETS.kernel}× direct (TCP Gbit/s and UDP delivered datagrams/s): ${worst.toFixed(2)}× ` +
+        `— ${mark(worst >= TARGETS.kernel)}`,
     );
   }
   if (tcp) {
@@ -208,14 +222,17 @@ function verdicts(
       tcp.download.innisfree.gbps / tcp.download.socat.gbps,
     );
     lines.push(
-      `TCP ≥ ${TARGETS.tcp}× socat (single stream, both directions): ${worst.toFixed(2)}× — ${mark(worst >= TARGETS.tcp)}`,
+      `TCP ≥ ${TARGETS.tcp}× socat (single stream, both directions): ${worst.toFixed(2)}× — ` +
+        `${mark(worst >= TARGETS.tcp)}`,
     );
   }
   if (udp) {
     const value = udp.unlimited.innisfree.deliveredPps / udp.unlimited.socat.deliveredPps;
     const fixed = udp.fixed.innisfree.deliveredPps / udp.fixed.socat.deliveredPps;
     lines.push(
-      `UDP ≥ ${TARGETS.udp}× socat (delivered datagrams/s): ${value.toFixed(2)}× at unlimited rate — ${mark(value >= TARGETS.udp)}; ${fixed.toFixed(2)}× at ${udp.fixedRate}bit/s (loss ${udp.fixed.innisfree.lossPercent.toFixed(2)}% vs ${udp.fixed.socat.lossPercent.toFixed(2)}%)`,
+      `UDP ≥ ${TARGETS.udp}× socat (delivered datagrams/s): ${value.toFixed(2)}× at unlimited rate — ` +
+        `${mark(value >= TARGETS.udp)}; ${fixed.toFixed(2)}× at ${udp.fixedRate}bit/s (loss ` +
+        `${udp.fixed.innisfree.lossPercent.toFixed(2)}% vs ${udp.fixed.socat.lossPercent.toFixed(2)}%)`,
     );
   }
   if (tunnel) {
@@ -228,7 +245,8 @@ function verdicts(
   if (memory) {
     const value = memory.loaded.innisfree.rssBytes / 2 ** 20;
     lines.push(
-      `${memory.connections} connections under ${TARGETS.memoryMiB} MB RSS: ${value.toFixed(1)} MiB — ${mark(value < TARGETS.memoryMiB)}`,
+      `${memory.connections} connections under ${TARGETS.memoryMiB} MB RSS: ${value.toFixed(1)} MiB — ` +
+        `${mark(value < TARGETS.memoryMiB)}`,
     );
   }
   return lines;
@@ -259,7 +277,8 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   console.error(
-    `bench: ${settings.repeat} × ${settings.seconds} s per sample; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
+    `bench: ${settings.repeat} × ${settings.seconds} s per sample; load average ` +
+      `${loadBefore.map((l) => l.toFixed(2)).join(' ')}`,
   );
 
   let tcp: TcpLoopback | undefined;
@@ -293,7 +312,8 @@ async function main(): Promise<void> {
   const loadAfter = loadavg();
   const header = [
     `Run ${started.toISOString()} — ${machine()}`,
-    `Settings: ${settings.repeat} samples × ${settings.seconds} s each, median reported; load average before ${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
+    `Settings: ${settings.repeat} samples × ${settings.seconds} s each, median reported; load average before ` +
+      `${loadBefore.map((l) => l.toFixed(2)).join(' ')}, after ${loadAfter.map((l) => l.toFixed(2)).join(' ')}`,
   ];
   const sections = [
     tcp && tcpSection(tcp),
@@ -317,7 +337,11 @@ async function main(): Promise<void> {
   const stamp = started.toISOString().replace(/[:.]/g, '-');
   writeFileSync(
     join(dir, `${stamp}.json`),
-    `${JSON.stringify({ started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory, home }, null, 2)}\n`,
+    `${JSON.stringify(
+      { started, settings: { ...settings, log: undefined }, loadBefore, loadAfter, tcp, udp, tunnel, memory, home },
+      null,
+      2,
+    )}\n`,
   );
   writeFileSync(join(dir, `${stamp}.md`), summary);
   console.error(`bench: results in .bench/${stamp}.{json,md}`);

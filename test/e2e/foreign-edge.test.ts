@@ -54,7 +54,9 @@ F('up and down of the same name from another state directory are refused; the fi
     assertNoHostCollision(local);
     assert.is(
       ready.tryItNote,
-      `the client is ${local.layout.addresses.client} in ${local.layout.namespaces.client}; addresses from ${local.layout.blocks.public}.0/24 (public), ${local.layout.blocks.link}.0/24 (home link), ${local.layout.blocks.client}.0/24 (clients), which no address or route of this host uses`,
+      `the client is ${local.layout.addresses.client} in ${local.layout.namespaces.client}; addresses from ` +
+        `${local.layout.blocks.public}.0/24 (public), ${local.layout.blocks.link}.0/24 (home link), ` +
+        `${local.layout.blocks.client}.0/24 (clients), which no address or route of this host uses`,
     );
     const edgeBefore = await provider.findEdge(name);
 
@@ -65,7 +67,8 @@ F('up and down of the same name from another state directory are refused; the fi
     assert.match(
       lines[0]!,
       new RegExp(
-        `local edge of tunnel "${name}" .* belongs to the state directory ${envA.INNISFREE_STATE_DIR}, not to ${envB.INNISFREE_STATE_DIR}; it was left untouched \\(hint: use another --name`,
+        `local edge of tunnel "${name}" .* belongs to the state directory ${envA.INNISFREE_STATE_DIR}, not to ` +
+          `${envB.INNISFREE_STATE_DIR}; it was left untouched \\(hint: use another --name`,
       ),
     );
     assert.not.ok(existsSync(envB.INNISFREE_STATE_DIR), 'the refused up left no state directory');

@@ -108,7 +108,9 @@ async function internet(bed: Testbed): Promise<TunnelEnds> {
 
 /** What the service says it saw, asked from the client's address in the edge namespace. */
 async function askFromClient(ends: TunnelEnds, protocol: 'tcp' | 'udp', port: number): Promise<string> {
-  const address = `${protocol.toUpperCase()}:${HOME_TUNNEL}:${port},bind=${CLIENT}${protocol === 'tcp' ? ',connect-timeout=3' : ''}`;
+  const address =
+    `${protocol.toUpperCase()}:${HOME_TUNNEL}:${port},bind=${CLIENT}` +
+    `${protocol === 'tcp' ? ',connect-timeout=3' : ''}`;
   const result = await ends.edge.run('socat', ['-T', '3', '-', address], {
     input: protocol === 'udp' ? 'who\n' : '',
     timeoutMs: 15_000,

@@ -236,7 +236,8 @@ if (skip) {
       const name = randomTunnelName();
       const identity = identityFor(name);
       let footprint: ReturnType<typeof footprintOf> | undefined;
-      // A TCP connection from the client to the edge's SSH port over IPv6: connected, or refused (a route), else why not.
+      // A TCP connection from the client to the edge's SSH port over IPv6: connected, or refused (a route), else why
+      // not.
       const ping = async (address: string): Promise<number | string> => {
         const result = await provider.runInClient(
           name,

@@ -106,7 +106,8 @@ if (skip) {
           // The edge: what nginx forwarding renders for a PROXY port.
           `  server { listen 127.0.0.1:${edgePort}; proxy_pass 127.0.0.1:${forwarderPort}; proxy_protocol on; }`,
           // The service: PROXY-aware, says what it parsed.
-          `  server { listen 127.0.0.1:${servicePort} proxy_protocol; return "$proxy_protocol_addr $proxy_protocol_server_port\\n"; }`,
+          `  server { listen 127.0.0.1:${servicePort} proxy_protocol; return "$proxy_protocol_addr ` +
+            `$proxy_protocol_server_port\\n"; }`,
           '}',
           '',
         ].join('\n'),

@@ -153,6 +153,7 @@ R(
     const statusJson = () =>
       JSON.parse(readFileSync(join(world.env.INNISFREE_STATE_DIR!, world.name, 'status.json'), 'utf8')) as Record<
         string,
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the test reads fields of its choosing
         any
       >;
 

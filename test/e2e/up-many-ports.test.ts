@@ -74,7 +74,8 @@ M('1,000 TCP ports: ready in seconds, every port verified, a client reaches one'
     Date.parse(String(tunnel.events.find((e) => e.type === 'step' && e.id === id && e.status === status)?.time));
   const verifyMs = at('verify', 'done') - at('verify', 'start');
   console.log(
-    `  ${COUNT} ports: ready after ${((Date.now() - started) / 1000).toFixed(1)} s, of which verifying ${(verifyMs / 1000).toFixed(1)} s`,
+    `  ${COUNT} ports: ready after ${((Date.now() - started) / 1000).toFixed(1)} s, of which verifying ` +
+      `${(verifyMs / 1000).toFixed(1)} s`,
   );
   assert.ok(Number.isFinite(verifyMs), 'verified');
   assert.equal(ready.ports, [

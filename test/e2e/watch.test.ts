@@ -109,7 +109,8 @@ async function breakAndExpectRepair(what: string, breakIt: () => Promise<void> |
     healthSince(from).find((e) => e.status === 'repaired' || e.status === 'failed'),
   );
   console.log(
-    `  ${what}: detected after ${(detectedMs / 1000).toFixed(1)} s, ${String(repaired.status)} after ${((Date.now() - brokenAt) / 1000).toFixed(1)} s`,
+    `  ${what}: detected after ${(detectedMs / 1000).toFixed(1)} s, ${String(repaired.status)} after ` +
+      `${((Date.now() - brokenAt) / 1000).toFixed(1)} s`,
   );
   assert.ok(detectedMs < DETECT_WITHIN_MS, `${what} detected after ${detectedMs} ms`);
   assert.is(report.phase, 'degraded', `status during the repair: ${status.stdout}`);

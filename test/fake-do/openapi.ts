@@ -87,7 +87,8 @@ function describe(fn: ValidateFunction): string {
     .slice(0, 5)
     .map(
       (e) =>
-        `${e.instancePath || '(root)'} ${e.message ?? ''}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`,
+        `${e.instancePath || '(root)'} ${e.message ?? ''}` +
+        `${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`,
     )
     .join('; ');
 }

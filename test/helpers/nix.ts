@@ -80,7 +80,8 @@ export function renderBoth(edge: unknown): { nginxStream: string; nftables: stri
     const file = join(dir, 'edge.json');
     writeFileSync(file, JSON.stringify(edge));
     return nixEvalExpr(
-      `let l = import ./nix/lib; e = builtins.fromJSON (builtins.readFile ${file}); in { nginxStream = l.nginxStream e; nftables = (l.nftables e).content; }`,
+      `let l = import ./nix/lib; e = builtins.fromJSON (builtins.readFile ${file}); in { nginxStream = ` +
+        `l.nginxStream e; nftables = (l.nftables e).content; }`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

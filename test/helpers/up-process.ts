@@ -73,7 +73,8 @@ export function startUp(args: readonly string[], env: Record<string, string | un
           cleanup();
           reject(
             new Error(
-              `up exited with ${code} before it was ready; stderr: ${stderr}; events: ${JSON.stringify(events.slice(-8))}`,
+              `up exited with ${code} before it was ready; stderr: ${stderr}; events: ` +
+                `${JSON.stringify(events.slice(-8))}`,
             ),
           );
         };

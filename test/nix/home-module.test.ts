@@ -230,7 +230,8 @@ S('reservedIpv6, kernel forwarding, masquerade and the PROXY version are in the 
 });
 
 S(
-  'per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the firewall opens the local ports',
+  'per-port destinations: "@HOST" strings and `destination` on entries reach the tunnel file\'s ports; the ' +
+    'firewall opens the local ports',
   () => {
     if (!ready()) return;
     const c = evaluate({

@@ -361,7 +361,10 @@ environment('a garbage wireguard/private: exit 2, damaged, naming the file', asy
     assertOneLine(
       await runCli(['plan', '--name', 'web', '--ports', '443'], env),
       2,
-      /state\/web\/wireguard\/private is damaged: it does not hold a WireGuard private key \(hint: restore it, or remove it/,
+      new RegExp(
+        /state\/web\/wireguard\/private is damaged: it does not hold a WireGuard private key /.source +
+          /\(hint: restore it, or remove it/.source,
+      ),
     );
   });
 });
@@ -405,7 +408,10 @@ environment(
       assertOneLine(
         await runCli(['list', '--provider', 'local'], env),
         9,
-        /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges are recorded under INNISFREE_LOCAL_DIR/,
+        new RegExp(
+          /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges /.source +
+            /are recorded under INNISFREE_LOCAL_DIR/.source,
+        ),
       );
       assertOneLine(
         await runCli(['down', 'web', '--provider', 'local'], env),
@@ -419,7 +425,10 @@ environment(
       assertOneLine(
         up,
         9,
-        /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges are recorded under INNISFREE_LOCAL_DIR/,
+        new RegExp(
+          /^innisfree: cannot list \/dev\/null: \/dev\/null is not a directory \(hint: local edges /.source +
+            /are recorded under INNISFREE_LOCAL_DIR/.source,
+        ),
       );
       assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
     });
@@ -464,7 +473,8 @@ async function tunnelState(root: string, name: string): Promise<ReturnType<typeo
 }
 
 damaged(
-  'a truncated status.json or tunnel.json: status NAME exits 2 saying which file is damaged; status lists it as damaged',
+  'a truncated status.json or tunnel.json: status NAME exits 2 saying which file is damaged; status lists it as ' +
+    'damaged',
   async () => {
     await withDir(async (dir) => {
       const root = join(dir, 'state');
@@ -555,7 +565,10 @@ minor('down of a name with no state and no edge exits 2 and creates no state dir
     assertOneLine(
       await runCli(['down', 'nosuch', '--provider', 'local'], env),
       2,
-      /^innisfree: no tunnel named "nosuch": no state in \S+\/state and no edge at local \(hint: innisfree status lists/,
+      new RegExp(
+        /^innisfree: no tunnel named "nosuch": no state in \S+\/state and no edge at local \(hint: /.source +
+          /innisfree status lists/.source,
+      ),
     );
     assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
     assert.not.ok(existsSync(join(dir, 'local')), 'no local edge directory');

@@ -45,7 +45,9 @@ S('argv: per-tunnel flake node edge.system, hostname, root, pinned ssh opts, mag
     '--ssh-user',
     'root',
     '--ssh-opts',
-    '-p 2222 -i /var/lib/innisfree/web/ssh/id_ed25519 -o IdentitiesOnly=yes -o UserKnownHostsFile=/var/lib/innisfree/web/ssh/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes',
+    '-p 2222 -i /var/lib/innisfree/web/ssh/id_ed25519 -o IdentitiesOnly=yes -o ' +
+      'UserKnownHostsFile=/var/lib/innisfree/web/ssh/known_hosts -o GlobalKnownHostsFile=/dev/null -o ' +
+      'StrictHostKeyChecking=yes',
     '--magic-rollback',
     'true',
     '--auto-rollback',
@@ -135,7 +137,10 @@ S('classification of realistic logs', () => {
     [
       'rolled-back-confirm',
       'rolledBack',
-      /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code \(the server should roll back\): Some\(255\)$/,
+      new RegExp(
+        /^Error confirming deployment: Confirming activation over SSH resulted in a bad exit code /.source +
+          /\(the server should roll back\): Some\(255\)$/.source,
+      ),
     ],
     [
       'rolled-back-timeout',

@@ -177,7 +177,10 @@ H('hints match the state left behind', () => {
   });
   assert.match(
     kept,
-    /restarting the edge's services did not help; the edge was kept: .*innisfree ssh web -- innisfree-edge-status, then run up again to re-attach/,
+    new RegExp(
+      /restarting the edge's services did not help; the edge was kept: .*innisfree ssh web -- /.source +
+        /innisfree-edge-status, then run up again to re-attach/.source,
+    ),
   );
 });
 

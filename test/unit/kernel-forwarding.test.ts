@@ -72,7 +72,10 @@ R('UDP to this host: replies of a 0.0.0.0-bound service get the destination addr
   assert.match(text, /udp dport \{ 27015-27016 \} update @udp-peers \{ ip saddr \. udp sport \. udp dport \}/);
   assert.match(
     text,
-    /udp sport \{ 27015-27016 \} ip daddr \. udp dport \. udp sport @udp-peers ip saddr != 127\.0\.0\.1 ip saddr set 127\.0\.0\.1/,
+    new RegExp(
+      /udp sport \{ 27015-27016 \} ip daddr \. udp dport \. udp sport @udp-peers ip saddr != /.source +
+        /127\.0\.0\.1 ip saddr set 127\.0\.0\.1/.source,
+    ),
   );
   assert.not.match(text, /5000 \} update/, 'another host picks its own source');
 });
@@ -93,16 +96,25 @@ R(
     );
     assert.match(
       text,
-      /map tcp-dnat6 \{ type inet_service : ipv6_addr \. inet_service; elements = \{ 8080 : fd49:6e6e:6973:7::2 \. 8080 \} \}/,
+      new RegExp(
+        /map tcp-dnat6 \{ type inet_service : ipv6_addr \. inet_service; elements = \{ 8080 : /.source +
+          /fd49:6e6e:6973:7::2 \. 8080 \} \}/.source,
+      ),
     );
     assert.match(
       text,
-      /iifname "isf-web" ip6 daddr fd49:6e6e:6973:7::2 udp dport \{ 5353 \} counter name udp dport map @udp-new dnat ip6 to udp dport map @udp-dnat6/,
+      new RegExp(
+        /iifname "isf-web" ip6 daddr fd49:6e6e:6973:7::2 udp dport \{ 5353 \} counter name udp /.source +
+          /dport map @udp-new dnat ip6 to udp dport map @udp-dnat6/.source,
+      ),
     );
     assert.match(text, /update @udp-peers6 \{ ip6 saddr \. udp sport \. udp dport \}/);
     assert.match(
       text,
-      /ip6 daddr \. udp dport \. udp sport @udp-peers6 ip6 saddr != fd49:6e6e:6973:7::2 ip6 saddr set fd49:6e6e:6973:7::2/,
+      new RegExp(
+        /ip6 daddr \. udp dport \. udp sport @udp-peers6 ip6 saddr != fd49:6e6e:6973:7::2 ip6 /.source +
+          /saddr set fd49:6e6e:6973:7::2/.source,
+      ),
     );
     assert.not.match(text, /443 : fd49/, 'an IPv4 host elsewhere cannot take IPv6');
     assert.not.match(
@@ -128,7 +140,10 @@ R("masquerade: SNAT of this tunnel's connections that leave by another interface
   );
   assert.match(
     text,
-    /type nat hook postrouting priority srcnat; policy accept;\n\s+ct direction original ct mark 20007 oifname != "isf-web" masquerade/,
+    new RegExp(
+      /type nat hook postrouting priority srcnat; policy accept;\n\s+ct direction original ct mark /.source +
+        /20007 oifname != "isf-web" masquerade/.source,
+    ),
   );
 });
 

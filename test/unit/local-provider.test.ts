@@ -233,7 +233,8 @@ S('edge files: sshd keys-only with the edge PATH; wrappers quote their paths; st
     'AuthorizedKeysFile /run/innisfree/local/web/authorized_keys',
     'PasswordAuthentication no',
     'PermitRootLogin prohibit-password',
-    'SetEnv PATH=/run/innisfree/local/web/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
+    'SetEnv PATH=/run/innisfree/local/web/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ' +
+      'INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
   ]) {
     assert.ok(sshd.split('\n').includes(line), line);
   }
@@ -249,7 +250,14 @@ S('edge files: sshd keys-only with the edge PATH; wrappers quote their paths; st
       hashFile: '/h',
       forwarderCheck: forwarderCheckFor('nginx', '/n/nginx.pid', 'inet'),
     }),
-    `INNISFREE_EDGE_NAME='web'\nINNISFREE_EDGE_INTERFACE='ise-web'\nINNISFREE_EDGE_FORWARDING='nginx'\nINNISFREE_EDGE_HASH_FILE='/h'\nINNISFREE_EDGE_FORWARDER_CHECK='kill -0 "$(cat '\\''/n/nginx.pid'\\'' 2>/dev/null)"'\n`,
+    [
+      "INNISFREE_EDGE_NAME='web'",
+      "INNISFREE_EDGE_INTERFACE='ise-web'",
+      "INNISFREE_EDGE_FORWARDING='nginx'",
+      "INNISFREE_EDGE_HASH_FILE='/h'",
+      `INNISFREE_EDGE_FORWARDER_CHECK='kill -0 "$(cat '\\''/n/nginx.pid'\\'' 2>/dev/null)"'`,
+      '',
+    ].join('\n'),
   );
   assert.is(forwarderCheckFor('nftables', '/n', 'ip'), 'nft list table ip innisfree');
   assert.is(

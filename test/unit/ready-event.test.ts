@@ -80,7 +80,7 @@ R('an edge serving IPv6: both commands, the IPv6 one with the address in bracket
   assert.match(text, /Public address: 203\.0\.113\.5 and 2001:db8:1f:1::5\n/);
   assert.match(
     text,
-    /\n  \(the client is .*\)\nOver IPv6: sudo ip netns exec isf-inet-1 curl .*\[2001:db8:1f:1::5\]:80\/\n/,
+    /\n {2}\(the client is .*\)\nOver IPv6: sudo ip netns exec isf-inet-1 curl .*\[2001:db8:1f:1::5\]:80\/\n/,
   );
 });
 

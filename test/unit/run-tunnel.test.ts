@@ -277,7 +277,8 @@ R('creates, deploys, verifies, serves, and on a signal tears down in order', asy
 });
 
 R(
-  'a reload request while serving: the new plan is deployed, the home side updated, status records it; up keeps serving',
+  'a reload request while serving: the new plan is deployed, the home side updated, status records it; up keeps ' +
+    'serving',
   async () => {
     const t = setup();
     try {
@@ -715,7 +716,8 @@ W('a dead edge forwarder: degraded (event and status), repaired on the edge, rea
 
 for (const keep of [false, true]) {
   W(
-    `a repair that does not help exits 7 with a hint for the state left (${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`,
+    `a repair that does not help exits 7 with a hint for the state left (` +
+      `${keep ? 'kept edge: re-attach' : 'edge removed: a new one'})`,
     async () => {
       const t = setup({ keep });
       try {

@@ -295,7 +295,10 @@ errors('per-port destinations that cannot be combined exit 2 with one line', () 
     ],
     [
       { ports: '443/tcp@nas.lan,2222', homeForwarding: 'kernel' },
-      /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan" \(--ports: "443\/tcp@nas\.lan"\)$/,
+      new RegExp(
+        /^--home-forwarding: kernel forwarding needs an IPv4 destination, not "nas\.lan" /.source +
+          /\(--ports: "443\/tcp@nas\.lan"\)$/.source,
+      ),
     ],
     [
       { ports: '443/tcp@fd00::20', homeForwarding: 'kernel' },
@@ -307,7 +310,10 @@ errors('per-port destinations that cannot be combined exit 2 with one line', () 
     ],
     [
       { ports: '443/tcp@127.0.0.2,2222', masquerade: true },
-      /^--masquerade: the destinations 127\.0\.0\.2, 127\.0\.0\.1 are this host; masquerading applies to another host only$/,
+      new RegExp(
+        /^--masquerade: the destinations 127\.0\.0\.2, 127\.0\.0\.1 are this host; masquerading /.source +
+          /applies to another host only$/.source,
+      ),
     ],
     [
       { ports: '443/tcp@192.168.1.20', masquerade: true, homeForwarding: 'proxy' },
@@ -353,15 +359,24 @@ errors('PROXY protocol version: 1 by default, 2 from flag, environment or file; 
     ],
     [
       { ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', destination: 'none' },
-      /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the destination "none" there is none/,
+      new RegExp(
+        /^--proxy-protocol-version: PROXY v2 comes from the home forwarder, and with the /.source +
+          /destination "none" there is none/.source,
+      ),
     ],
     [
       { ports: '443', proxyProtocol: '443', proxyProtocolVersion: '2', homeForwarding: 'kernel' },
-      /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding kernel passes bytes unchanged$/,
+      new RegExp(
+        /^--proxy-protocol-version: PROXY v2 comes from the home forwarder .* --home-forwarding /.source +
+          /kernel passes bytes unchanged$/.source,
+      ),
     ],
     [
       { ports: '443,8443:443', proxyProtocol: '443', proxyProtocolVersion: '2' },
-      /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with PROXY protocol and one without$/,
+      new RegExp(
+        /^--proxy-protocol-version: "443" and "8443:443" arrive at local port tcp\/443, one with /.source +
+          /PROXY protocol and one without$/.source,
+      ),
     ],
     [{ ports: '53/udp', proxyProtocol: '53/udp' }, /^ports: "53\/udp" asks for PROXY protocol on UDP$/],
     [

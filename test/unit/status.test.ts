@@ -137,7 +137,7 @@ S('a degraded tunnel: the phase and the problem the watch is repairing', async (
     const text = await runCli(['status', 'web'], env);
     assert.is(text.code, 0, text.stderr);
     assert.match(text.stdout, /^web: degraded \(pid \d+\)/);
-    assert.match(text.stdout, /\n  problem\s+degraded: the edge's forwarder \(nginx\) is not running\n/);
+    assert.match(text.stdout, /\n {2}problem\s+degraded: the edge's forwarder \(nginx\) is not running\n/);
     assert.not.match(text.stdout, /last error/);
     const json = JSON.parse((await runCli(['status', 'web', '--json'], env)).stdout) as {
       phase: string;

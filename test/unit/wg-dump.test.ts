@@ -57,7 +57,8 @@ S('an interface without a key yet and with a fwmark', () => {
 
 S('IPv6 endpoints keep their brackets', () => {
   const parsed = parseWgDump(
-    `${[PRIVATE, PUBLIC, '0', 'off'].join('\t')}\n${[PEER, '(none)', '[2001:db8::7]:51820', '0.0.0.0/0', '0', '0', '0', 'off'].join('\t')}\n`,
+    `${[PRIVATE, PUBLIC, '0', 'off'].join('\t')}\n` +
+      `${[PEER, '(none)', '[2001:db8::7]:51820', '0.0.0.0/0', '0', '0', '0', 'off'].join('\t')}\n`,
   );
   assert.is(parsed.peers[0]!.endpoint, '[2001:db8::7]:51820');
 });

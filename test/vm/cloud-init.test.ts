@@ -8,12 +8,16 @@ const unavailable =
   vmUnavailable() ??
   (existsSync('/usr/bin/cloud-init') ? undefined : 'cloud-init is not installed (Debian package cloud-init)');
 
-test("cloud-init installs the pinned host key and the tunnel key from the CLI's user data; the first login is verified", async () => {
-  if (unavailable) {
-    console.log(`  SKIPPED: cloud-init test: ${unavailable}`);
-    return;
-  }
-  await runGuestTest('test/vm/guest/cloud-init.guest.ts', 600_000);
-});
+test(
+  "cloud-init installs the pinned host key and the tunnel key from the CLI's user data; the first login is " +
+    'verified',
+  async () => {
+    if (unavailable) {
+      console.log(`  SKIPPED: cloud-init test: ${unavailable}`);
+      return;
+    }
+    await runGuestTest('test/vm/guest/cloud-init.guest.ts', 600_000);
+  },
+);
 
 test.run();

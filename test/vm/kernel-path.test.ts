@@ -13,12 +13,15 @@ test('kernel WireGuard link manager: kernel devices, stale link replaced, a dele
   await guest('test/vm/guest/kernel-link.guest.ts');
 });
 
-test('innisfree up --provider local with kernel WireGuard at home and on the edge: traffic, status, crash, teardown', async () => {
-  if (unavailable) {
-    console.log(`  SKIPPED: VM test bed: ${unavailable}`);
-    return;
-  }
-  await guest('test/vm/guest/kernel-up.guest.ts', 900_000);
-});
+test(
+  'innisfree up --provider local with kernel WireGuard at home and on the edge: traffic, status, ' + 'crash, teardown',
+  async () => {
+    if (unavailable) {
+      console.log(`  SKIPPED: VM test bed: ${unavailable}`);
+      return;
+    }
+    await guest('test/vm/guest/kernel-up.guest.ts', 900_000);
+  },
+);
 
 test.run();

@@ -30,18 +30,23 @@ export function bindError(forward: HomeForward, error: NodeJS.ErrnoException): D
     case 'EADDRINUSE':
       return new DataPlaneError(`cannot listen on ${where}: the address is already in use`, {
         hint:
-          `if a service is already bound to 0.0.0.0:${port} (or to the tunnel address) it listens on the tunnel address ` +
+          `if a service is already bound to 0.0.0.0:${port} (or to the tunnel address) it listens on the tunnel ` +
+          `address ` +
           'itself — then --destination none is the right setting; otherwise stop whatever holds the port',
         cause: error,
       });
     case 'EADDRNOTAVAIL':
       return new DataPlaneError(`cannot listen on ${where}: ${forward.listenAddress} is not an address of this host`, {
-        hint: 'the tunnel address exists only while the WireGuard link is up: start the tunnel (innisfree up) or pass --listen',
+        hint:
+          'the tunnel address exists only while the WireGuard link is up: start the tunnel (innisfree up) or pass ' +
+          '--listen',
         cause: error,
       });
     case 'EACCES':
       return new DataPlaneError(`cannot listen on ${where}: permission denied`, {
-        hint: `ports below 1024 need root or CAP_NET_BIND_SERVICE; or map the public port to a higher local one, e.g. ${port}:${port + 8000}`,
+        hint:
+          `ports below 1024 need root or CAP_NET_BIND_SERVICE; or map the public port to a higher local one, e.g. ` +
+          `${port}:${port + 8000}`,
         cause: error,
       });
     default:

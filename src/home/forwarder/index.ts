@@ -114,7 +114,9 @@ export async function startForwarder(
       options.emit?.({
         type: 'log',
         level: 'debug',
-        message: `forwarding ${describeListen({ ...port.forward, listenPort: port.boundPort })} -> ${port.forward.targetHost}:${port.forward.targetPort}`,
+        message:
+          `forwarding ${describeListen({ ...port.forward, listenPort: port.boundPort })} -> ` +
+          `${port.forward.targetHost}:${port.forward.targetPort}`,
       });
     }
     return started;

@@ -144,11 +144,13 @@ const HINTS: ReadonlyArray<[RegExp, string]> = [
   ],
   [
     /droplet limit/i,
-    'your account reached its droplet limit: destroy unused droplets (innisfree list, innisfree clean) or ask DigitalOcean support to raise the limit',
+    'your account reached its droplet limit: destroy unused droplets (innisfree list, innisfree clean) or ask ' +
+      'DigitalOcean support to raise the limit',
   ],
   [
     /ssh key is already in use/i,
-    'this public key is already registered in the account under another name; innisfree finds keys by fingerprint, so run the command again',
+    'this public key is already registered in the account under another name; innisfree finds keys by ' +
+      'fingerprint, so run the command again',
   ],
   [
     /invalid key identifiers/i,
@@ -169,18 +171,28 @@ function hintOf(init: DigitalOceanErrorInit): string {
   const status = init.status;
   if (status === undefined) {
     return init.ambiguous
-      ? 'the request may have gone through; innisfree looks for the result by tag before trying again, so running the command again is safe'
+      ? 'the request may have gone through; innisfree looks for the result by tag before trying again, so running ' +
+          'the command again is safe'
       : 'check the network connection (and DIGITALOCEAN_API_URL, if set), then run the command again';
   }
   if (status === 401) {
-    return 'check DIGITALOCEAN_TOKEN / DIGITALOCEAN_ACCESS_TOKEN or the --token-file contents; create a token with read and write scopes in the DigitalOcean control panel (API → Tokens)';
+    return (
+      'check DIGITALOCEAN_TOKEN / DIGITALOCEAN_ACCESS_TOKEN or the --token-file contents; create a token with ' +
+      'read and write scopes in the DigitalOcean control panel (API → Tokens)'
+    );
   }
   if (status === 403) return 'the token lacks a scope this needs; use a token with read and write scopes';
   if (status === 429) {
-    return "the token hit DigitalOcean's rate limit (250 requests/minute, 5000/hour); wait a few minutes, and check that no other tool is using the same token heavily";
+    return (
+      "the token hit DigitalOcean's rate limit (250 requests/minute, 5000/hour); wait a few minutes, and check " +
+      'that no other tool is using the same token heavily'
+    );
   }
   if (status >= 500)
-    return 'DigitalOcean had a server-side problem; run the command again in a few minutes (see status.digitalocean.com)';
+    return (
+      'DigitalOcean had a server-side problem; run the command again in a few minutes (see ' +
+      'status.digitalocean.com)'
+    );
   const message = init.body?.message ?? '';
   for (const [pattern, hint] of HINTS) if (pattern.test(message)) return hint;
   if (status === 404) return 'the resource does not exist (any more) in this DigitalOcean account';

@@ -62,7 +62,9 @@ export interface ApiResponse {
 const TRANSIENT_422 = /please try again|pending event/i;
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-/** Validates DIGITALOCEAN_API_URL: https anywhere, plain http only to this machine (the token must not travel in clear). */
+/**
+ * Validates DIGITALOCEAN_API_URL: https anywhere, plain http only to this machine (the token must not travel in clear).
+ */
 export function apiBaseUrl(value: string | undefined): string {
   if (!value) return DEFAULT_API_URL;
   let url: URL;

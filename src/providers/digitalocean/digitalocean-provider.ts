@@ -112,7 +112,9 @@ export class DigitalOceanProvider implements Provider {
         emit({
           type: 'log',
           level: 'warn',
-          message: `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree down ${spec.name})`,
+          message:
+            `edge ${droplet.name} was created without IPv6; it stays IPv4-only until it is re-created (innisfree ` +
+            `down ${spec.name})`,
         });
       }
     } else {
@@ -295,7 +297,9 @@ export class DigitalOceanProvider implements Provider {
       emit({
         type: 'log',
         level: 'warn',
-        message: `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}`,
+        message:
+          `the replacement failed; edge ${old.name} (droplet ${old.id}) still serves ${oldInfo.ipv4}` +
+          `${oldInfo.ipv6 ? ` and ${oldInfo.ipv6}` : ''}`,
       });
       throw error;
     }
@@ -308,7 +312,9 @@ export class DigitalOceanProvider implements Provider {
       emit({
         type: 'log',
         level: 'warn',
-        message: `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} removes it`,
+        message:
+          `could not destroy the old droplet ${old.id}: ${(error as Error).message}; innisfree up ${spec.name} ` +
+          `removes it`,
       });
     });
     // What the replacement made belongs to the tunnel now, as the edge it replaced did (the run that follows must
@@ -398,7 +404,8 @@ export class DigitalOceanProvider implements Provider {
       if (!deleted.some((id) => remaining.has(id))) break;
       if (this.#clock.now() - started >= this.#timing.deleteTimeoutMs) {
         throw new ProviderError(
-          `droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`,
+          `droplets ${deleted.filter((id) => remaining.has(id)).join(', ')} were still there ` +
+            `${Math.round(this.#timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted their delete`,
           {
             hint: 'DigitalOcean may be slow; run innisfree clean again to check',
           },
@@ -470,7 +477,8 @@ export class DigitalOceanProvider implements Provider {
         emit({ type: 'log', level: 'info', message: `reserved IPv6 ${kept6} is no longer in the account` });
       } else if (held.droplet && !held.droplet.tags.includes(tag)) {
         throw new ProviderError(
-          `reserved IPv6 ${kept6} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`,
+          `reserved IPv6 ${kept6} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is ` +
+            `not this tunnel's edge`,
           {
             hint: 'release it in the DigitalOcean control panel if it is no longer needed',
           },
@@ -493,7 +501,8 @@ export class DigitalOceanProvider implements Provider {
         emit({ type: 'log', level: 'info', message: `reserved IP ${kept} is no longer in the account` });
       } else if (held.droplet && !held.droplet.tags.includes(tag)) {
         throw new ProviderError(
-          `reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not this tunnel's edge`,
+          `reserved IP ${kept} is now assigned to droplet ${held.droplet.name ?? held.droplet.id}, which is not ` +
+            `this tunnel's edge`,
           {
             hint: 'release it in the DigitalOcean control panel if it is no longer needed',
           },
@@ -611,7 +620,9 @@ export class DigitalOceanProvider implements Provider {
       emit({
         type: 'log',
         level: 'warn',
-        message: `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (${why})`,
+        message:
+          `two droplets carry tag ${edgeTagOf(spec.name)}: destroying droplet ${extra.id}, keeping ${keep.id} (` +
+          `${why})`,
       });
       await destroyDroplet(api, extra.id, { timing: this.#timing, clock: this.#clock, emit });
     }
@@ -630,7 +641,9 @@ export class DigitalOceanProvider implements Provider {
       emit({
         type: 'log',
         level: 'warn',
-        message: `droplet ${extra.id} also carries tag ${tag} (a create whose answer was lost landed after all): destroying it, keeping droplet ${keepId}`,
+        message:
+          `droplet ${extra.id} also carries tag ${tag} (a create whose answer was lost landed after all): ` +
+          `destroying it, keeping droplet ${keepId}`,
       });
       await destroyDroplet(api, extra.id, waits);
     }
@@ -647,7 +660,9 @@ export class DigitalOceanProvider implements Provider {
         emit({
           type: 'log',
           level: 'warn',
-          message: `edge ${droplet.name} runs with ${what} ${actual}, not ${wanted}; innisfree never re-creates an edge for that (innisfree down ${spec.name} first to move it)`,
+          message:
+            `edge ${droplet.name} runs with ${what} ${actual}, not ${wanted}; innisfree never re-creates an edge ` +
+            `for that (innisfree down ${spec.name} first to move it)`,
         });
       }
     }
@@ -705,7 +720,8 @@ export class DigitalOceanProvider implements Provider {
         type: 'log',
         level: 'warn',
         message:
-          'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use --bootstrap nixos-anywhere for IPv6)',
+          'DigitalOcean gives droplets made from custom images no IPv6; the edge will be IPv4-only (use ' +
+          '--bootstrap nixos-anywhere for IPv6)',
       });
       ipv6 = false;
     }
@@ -758,7 +774,9 @@ export class DigitalOceanProvider implements Provider {
         emit({
           type: 'log',
           level: 'warn',
-          message: `could not remove ${describeEntry(entry)} (${why}): ${(error as Error).message}; innisfree down ${ledger.tunnel} or innisfree clean removes it later`,
+          message:
+            `could not remove ${describeEntry(entry)} (${why}): ${(error as Error).message}; innisfree down ` +
+            `${ledger.tunnel} or innisfree clean removes it later`,
         });
       }
     }

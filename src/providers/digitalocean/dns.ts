@@ -69,7 +69,9 @@ export async function upsertAddressRecords(
   const zone = await findZone(client, hostname);
   if (!zone) {
     throw new ProviderError(`--dns ${hostname}: no domain of this DigitalOcean account contains it`, {
-      hint: 'add the domain under Networking → Domains in the DigitalOcean control panel (and delegate it to DigitalOcean), or drop --dns',
+      hint:
+        'add the domain under Networking → Domains in the DigitalOcean control panel (and delegate it to ' +
+        'DigitalOcean), or drop --dns',
     });
   }
   const wanted: Array<['A' | 'AAAA', string]> = [['A', addresses.ipv4]];
@@ -100,7 +102,9 @@ export async function upsertAddressRecords(
       emit({
         type: 'log',
         level: 'warn',
-        message: `DNS ${zone.fqdn} also has AAAA ${stale.map((r) => r.data).join(', ')}, which is not this edge (it has no IPv6); left as is`,
+        message:
+          `DNS ${zone.fqdn} also has AAAA ${stale.map((r) => r.data).join(', ')}, which is not this edge (it has ` +
+          `no IPv6); left as is`,
       });
     }
   }

@@ -75,14 +75,17 @@ export async function waitActive(
       if (isReady(droplet, options.ipv6)) return droplet;
       if (droplet.status === 'off' || droplet.status === 'archive') {
         throw new ProviderError(`droplet ${droplet.name} (${id}) is ${droplet.status}`, {
-          hint: `power it on in the DigitalOcean control panel, or remove it with innisfree down ${tunnelOf(droplet) ?? 'NAME'}`,
+          hint:
+            `power it on in the DigitalOcean control panel, or remove it with innisfree down ` +
+            `${tunnelOf(droplet) ?? 'NAME'}`,
         });
       }
     }
     const elapsed = clock.now() - started;
     if (elapsed >= timing.activeTimeoutMs) {
       throw new ProviderError(
-        `droplet ${id} did not become active with its addresses within ${Math.round(timing.activeTimeoutMs / 1000)} s (last status: ${droplet?.status ?? 'not visible yet'})`,
+        `droplet ${id} did not become active with its addresses within ` +
+          `${Math.round(timing.activeTimeoutMs / 1000)} s (last status: ${droplet?.status ?? 'not visible yet'})`,
         { hint: 'DigitalOcean may be slow in this region; run the command again, or pick another --region' },
       );
     }
@@ -91,7 +94,9 @@ export async function waitActive(
     if (!seen) {
       if (!options.justCreated || clock.now() - started > timing.notFoundGraceMs) {
         throw new ProviderError(`droplet ${id} disappeared while innisfree waited for it`, {
-          hint: 'DigitalOcean removes a droplet it could not place or whose user_data it rejected; run the command again, or pick another --region',
+          hint:
+            'DigitalOcean removes a droplet it could not place or whose user_data it rejected; run the command ' +
+            'again, or pick another --region',
         });
       }
       emit({ type: 'log', level: 'debug', message: `droplet ${id} is not visible yet (404), waiting` });
@@ -133,9 +138,12 @@ export async function waitNoPendingActions(
     if (pending.length === 0) return;
     if (clock.now() - started >= timing.actionTimeoutMs) {
       throw new ProviderError(
-        `droplet ${id} still has a pending ${pending[0]!.type ?? 'action'} after ${Math.round(timing.actionTimeoutMs / 1000)} s`,
+        `droplet ${id} still has a pending ${pending[0]!.type ?? 'action'} after ` +
+          `${Math.round(timing.actionTimeoutMs / 1000)} s`,
         {
-          hint: 'wait until DigitalOcean finishes it (see the droplet in the control panel), then run the command again',
+          hint:
+            'wait until DigitalOcean finishes it (see the droplet in the control panel), then run the ' +
+            'command again',
         },
       );
     }
@@ -199,14 +207,17 @@ export async function destroyDroplet(
       emit({
         type: 'log',
         level: 'warn',
-        message: `DigitalOcean accepted the delete of droplet ${id}, but innisfree could not confirm it is gone (${error.message}); innisfree list shows it if it stays`,
+        message:
+          `DigitalOcean accepted the delete of droplet ${id}, but innisfree could not confirm it is gone (` +
+          `${error.message}); innisfree list shows it if it stays`,
       });
       return deleted;
     }
     if (!seen) return deleted;
     if (clock.now() - started >= timing.deleteTimeoutMs) {
       throw new ProviderError(
-        `droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after DigitalOcean accepted its delete`,
+        `droplet ${id} was still there ${Math.round(timing.deleteTimeoutMs / 1000)} s after DigitalOcean ` +
+          `accepted its delete`,
         {
           hint: 'DigitalOcean may be slow; run the command again to check, or delete it in the control panel',
         },

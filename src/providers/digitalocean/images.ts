@@ -115,7 +115,9 @@ export async function waitImageAvailable(
     if (image.status === 'available') return image;
     if (image.status === 'deleted' || image.status === 'retired') {
       throw new ProviderError(`DigitalOcean could not import image ${id}: ${image.error_message || image.status}`, {
-        hint: 'check that the URL is reachable from the internet, answers HEAD requests, and serves a qcow2/raw image (optionally gzip)',
+        hint:
+          'check that the URL is reachable from the internet, answers HEAD requests, and serves a qcow2/raw image ' +
+          '(optionally gzip)',
       });
     }
     if (image.status !== last) {

@@ -26,14 +26,17 @@ export async function assignReservedIp(
   const reserved = await getReservedIp(client, ip);
   if (!reserved) {
     throw new ProviderError(`reserved IP ${ip} is not in this DigitalOcean account`, {
-      hint: `reserve one in the edge's region (Networking → Reserved IPs, or doctl compute reserved-ip create --region ${droplet.region?.slug ?? 'REGION'}), or drop --reserved-ip`,
+      hint:
+        `reserve one in the edge's region (Networking → Reserved IPs, or doctl compute reserved-ip create ` +
+        `--region ${droplet.region?.slug ?? 'REGION'}), or drop --reserved-ip`,
     });
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
   if (holder && !isTunnelDroplet(holder, tunnel)) {
     throw new ProviderError(
-      `reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
+      `reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this ` +
+        `tunnel's edge`,
       {
         hint: 'unassign it from that droplet first, or pick another --reserved-ip',
       },
@@ -44,7 +47,9 @@ export async function assignReservedIp(
     throw new ProviderError(
       `reserved IP ${ip} belongs to region ${region}, but the edge is in ${droplet.region.slug}`,
       {
-        hint: `reserved IPs cannot leave their region: use --region ${region}, or a reserved IP from ${droplet.region.slug}`,
+        hint:
+          `reserved IPs cannot leave their region: use --region ${region}, or a reserved IP from ` +
+          `${droplet.region.slug}`,
       },
     );
   }

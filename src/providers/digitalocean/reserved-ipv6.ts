@@ -53,14 +53,17 @@ export async function assignReservedIpv6(
   const reserved = await getReservedIpv6(client, ip);
   if (!reserved) {
     throw new ProviderError(`reserved IPv6 ${ip} is not in this DigitalOcean account`, {
-      hint: `pass --reserved-ipv6 new to reserve one in ${droplet.region?.slug ?? "the edge's region"}, or drop --reserved-ipv6`,
+      hint:
+        `pass --reserved-ipv6 new to reserve one in ${droplet.region?.slug ?? "the edge's region"}, or drop ` +
+        `--reserved-ipv6`,
     });
   }
   if (reserved.droplet?.id === droplet.id) return;
   const holder = reserved.droplet;
   if (holder && !isTunnelDroplet(holder, tunnel)) {
     throw new ProviderError(
-      `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this tunnel's edge`,
+      `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this ` +
+        `tunnel's edge`,
       {
         hint: 'unassign it from that droplet first, or pick another --reserved-ipv6',
       },
@@ -77,7 +80,9 @@ export async function assignReservedIpv6(
   }
   if (!hasIpv6Feature(droplet)) {
     throw new ProviderError(`droplet ${droplet.id} has no IPv6, so reserved IPv6 ${ip} cannot be assigned to it`, {
-      hint: 'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it with innisfree up --replace-edge',
+      hint:
+        'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it ' +
+        'with innisfree up --replace-edge',
     });
   }
   await waitNoPendingActions(client, droplet.id, options);

@@ -7,7 +7,8 @@ export async function tagDroplet(client: DigitalOceanClient, tag: string, drople
   try {
     await client.request('POST', '/v2/tags', { body: { name: tag }, idempotent: true });
   } catch (error) {
-    // An existing tag is fine (DigitalOcean's answer for that case is not documented; a 4xx other than auth is taken as it).
+    // An existing tag is fine (DigitalOcean's answer for that case is not documented; a 4xx other than auth is taken as
+    // it).
     if (
       !(error instanceof DigitalOceanError) ||
       error.status === undefined ||

@@ -22,7 +22,8 @@ export function sshdConfigText(paths: RuntimePaths, port: number): string {
     'PrintMotd no',
     'LogLevel INFO',
     // The edge commands (innisfree-edge-status, innisfree-local-edge) are found like on a real edge: on PATH.
-    `SetEnv PATH=${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
+    `SetEnv PATH=${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ` +
+      `${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
     '',
   ].join('\n');
 }
@@ -33,7 +34,10 @@ function shellQuote(value: string): string {
 
 /** A command on the edge's PATH that runs the local edge agent (the activation script shipped in this package). */
 export function agentWrapperText(nodePath: string, agentScript: string, subcommand?: string): string {
-  return `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}${subcommand ? ` ${subcommand}` : ''} "$@"\n`;
+  return (
+    `#!/bin/sh\nexec ${shellQuote(nodePath)} ${shellQuote(agentScript)}` +
+    `${subcommand ? ` ${subcommand}` : ''} "$@"\n`
+  );
 }
 
 export interface EdgeStatusSettings extends Record<EdgeStatusVariable, string> {

@@ -62,9 +62,13 @@ export function pickBlocks(hostNetworks: readonly HostNetwork[]): AddressBlocks 
     if (block === undefined) {
       const example = blocker(preferred);
       throw new ProviderError(
-        'no free address block left for a local edge: every documentation and benchmarking /24 holds an address or route of this host',
+        'no free address block left for a local edge: every documentation and benchmarking /24 holds an address ' +
+          'or route of this host',
         {
-          hint: `the local provider needs three of 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 198.18.0.0/15 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}`,
+          hint:
+            `the local provider needs three of 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24 and 198.18.0.0/15 ` +
+            `unused here` +
+            `${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}`,
         },
       );
     }
@@ -123,9 +127,13 @@ export function pickBlock6(hostNetworks6: readonly HostNetwork[]): string {
   if (block === undefined) {
     const example = blocker(DEFAULT_BLOCK6);
     throw new ProviderError(
-      'no free IPv6 block left for a local edge: every candidate /48 of 2001:db8::/32 holds an address or route of this host',
+      'no free IPv6 block left for a local edge: every candidate /48 of 2001:db8::/32 holds an address or route ' +
+        'of this host',
       {
-        hint: `the local provider needs a /48 of 2001:db8::/32 unused here${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}; or drop --ipv6`,
+        hint:
+          `the local provider needs a /48 of 2001:db8::/32 unused here` +
+          `${example ? ` (${example.cidr}${example.device ? ` on ${example.device}` : ''} is in the way)` : ''}; ` +
+          `or drop --ipv6`,
       },
     );
   }

@@ -36,7 +36,8 @@ export class LocalDeployer implements Deployer {
       type: 'log',
       level: 'info',
       message:
-        'local provider: NixOS activation is the one thing it does not reproduce; the Nix-rendered nginx/nftables, firewall and WireGuard settings are applied directly in the edge namespace',
+        'local provider: NixOS activation is the one thing it does not reproduce; the Nix-rendered ' +
+        'nginx/nftables, firewall and WireGuard settings are applied directly in the edge namespace',
     });
     const edgeJsonPath = join(request.edgeDir, 'edge.json');
     const edgeJson = await readFile(edgeJsonPath, 'utf8');
@@ -65,10 +66,12 @@ export class LocalDeployer implements Deployer {
     const reply = parseReply(activation.stdout);
     if (activation.exitCode === 3) {
       throw new RolledBackError(
-        `the local edge of "${tunnel}" rolled back: ${reply.error ?? 'activation failed'}; the previous configuration is still serving`,
+        `the local edge of "${tunnel}" rolled back: ${reply.error ?? 'activation failed'}; the previous ` +
+          `configuration is still serving`,
         {
           hint: fail
-            ? `unset ${FAIL_ACTIVATION_ENV} (or remove the file ${FAIL_ACTIVATION_FILE_ENV} names) to let activations succeed`
+            ? `unset ${FAIL_ACTIVATION_ENV} (or remove the file ${FAIL_ACTIVATION_FILE_ENV} names) to let ` +
+              `activations succeed`
             : `fix the cause and run innisfree deploy ${tunnel} again`,
         },
       );
@@ -93,7 +96,9 @@ export class LocalDeployer implements Deployer {
       .catch((error: Error) => ({ exitCode: -1, stdout: '', stderr: error.message }));
     if (confirmation.exitCode !== 0) {
       throw new RolledBackError(
-        `could not confirm the deployment to the local edge of "${tunnel}" (${parseReply(confirmation.stdout).error ?? confirmation.stderr.trim()}); the edge rolls back within ${timeout} s and the previous configuration is still serving`,
+        `could not confirm the deployment to the local edge of "${tunnel}" (` +
+          `${parseReply(confirmation.stdout).error ?? confirmation.stderr.trim()}); the edge rolls back within ` +
+          `${timeout} s and the previous configuration is still serving`,
         { hint: `run innisfree deploy ${tunnel} again` },
       );
     }
@@ -101,7 +106,8 @@ export class LocalDeployer implements Deployer {
     const status = await readEdgeStatus(this.options.ssh, target, { signal });
     if (status.configHash !== request.configHash) {
       throw new DeployError(
-        `the local edge of "${tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ${request.configHash.slice(0, 12)}`,
+        `the local edge of "${tunnel}" reports config ${status.configHash?.slice(0, 12) ?? 'none'} instead of ` +
+          `${request.configHash.slice(0, 12)}`,
         {
           hint: `run innisfree deploy ${tunnel} again`,
         },

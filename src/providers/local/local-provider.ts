@@ -250,9 +250,12 @@ export class LocalProvider implements Provider {
     }
     const owner = theirs && theirs !== mine ? `the state directory ${theirs}` : 'another state directory';
     throw new BusyError(
-      `the local edge of tunnel "${edge.record.tunnel}" (${edge.paths.dir}) belongs to ${owner}, not to ${mine}; it was left untouched`,
+      `the local edge of tunnel "${edge.record.tunnel}" (${edge.paths.dir}) belongs to ${owner}, not to ` +
+        `${mine}; it was left untouched`,
       {
-        hint: `use another --name, or stop that tunnel first (innisfree down ${edge.record.tunnel}${theirs ? ` with INNISFREE_STATE_DIR=${theirs}` : ' from its state directory'})`,
+        hint:
+          `use another --name, or stop that tunnel first (innisfree down ${edge.record.tunnel}` +
+          `${theirs ? ` with INNISFREE_STATE_DIR=${theirs}` : ' from its state directory'})`,
       },
     );
   }
@@ -298,7 +301,10 @@ export class LocalProvider implements Provider {
   }
 
   private runtimeDirHint(): string {
-    return `local edges are recorded under INNISFREE_LOCAL_DIR (default ${DEFAULT_RUNTIME_DIR}), which must be a directory root can write; fix ${this.runtimeDir} or point INNISFREE_LOCAL_DIR elsewhere`;
+    return (
+      `local edges are recorded under INNISFREE_LOCAL_DIR (default ${DEFAULT_RUNTIME_DIR}), which must be a ` +
+      `directory root can write; fix ${this.runtimeDir} or point INNISFREE_LOCAL_DIR elsewhere`
+    );
   }
 
   /** The "internet" namespace from which a client reaches the edge's public address. */
@@ -318,7 +324,10 @@ export class LocalProvider implements Provider {
       ? `${layout.addresses.client} and ${layout.addresses.client6}`
       : layout.addresses.client;
     const block6 = layout.block6 ? `, ${layout.block6}::/48 (IPv6)` : '';
-    return `the client is ${client} in ${layout.namespaces.client}; ${blocksText(layout.blocks).replace(' (clients),', ` (clients)${block6},`)}`;
+    return (
+      `the client is ${client} in ${layout.namespaces.client}; ` +
+      `${blocksText(layout.blocks).replace(' (clients),', ` (clients)${block6},`)}`
+    );
   }
 
   /** Runs a command as the internet client; resolves with its result whatever the exit code. */
@@ -436,7 +445,9 @@ export class LocalProvider implements Provider {
     emit({
       type: 'log',
       level: 'info',
-      message: `local edge ${ns.edge}: public IPv6 ${a.edge6}, internet client ${a.client6} (from ${block6}::/48, which no address or route of this host uses)`,
+      message:
+        `local edge ${ns.edge}: public IPv6 ${a.edge6}, internet client ${a.client6} (from ${block6}::/48, which ` +
+        `no address or route of this host uses)`,
     });
   }
 
@@ -593,7 +604,9 @@ export class LocalProvider implements Provider {
       emit({
         type: 'log',
         level: 'info',
-        message: `local edge ${ns.edge}: public address ${a.edge}, internet client in ${ns.client} (${a.client}); ${blocksText(blocks)}`,
+        message:
+          `local edge ${ns.edge}: public address ${a.edge}, internet client in ${ns.client} (${a.client}); ` +
+          `${blocksText(blocks)}`,
       });
       return edge;
     } catch (error) {
@@ -690,7 +703,8 @@ export class LocalProvider implements Provider {
       if (this.clock.now() > deadline) {
         const log = ((await readTextIfExists(paths.sshdLog)) ?? '').trim().split('\n').pop();
         throw new ProviderError(
-          `the local edge's sshd did not start listening on ${layout.addresses.edge}:${record.sshPort}${log ? `: ${log}` : ''}`,
+          `the local edge's sshd did not start listening on ${layout.addresses.edge}:${record.sshPort}` +
+            `${log ? `: ${log}` : ''}`,
           {
             hint: 'see the sshd log in the local edge runtime directory',
           },
@@ -700,7 +714,9 @@ export class LocalProvider implements Provider {
     }
   }
 
-  /** The edge's commands: innisfree-edge-status and innisfree-edge-repair (as on a real edge) and the activation agent. */
+  /**
+   * The edge's commands: innisfree-edge-status and innisfree-edge-repair (as on a real edge) and the activation agent.
+   */
   private async writeEdgeCommands(paths: RuntimePaths): Promise<void> {
     const agent = agentScriptPath();
     if (!existsSync(agent)) {
@@ -778,7 +794,10 @@ async function stopPid(pid: number, sleep: (ms: number) => Promise<void>): Promi
 }
 
 function blocksText(blocks: AddressBlocks): string {
-  return `addresses from ${blocks.public}.0/24 (public), ${blocks.link}.0/24 (home link), ${blocks.client}.0/24 (clients), which no address or route of this host uses`;
+  return (
+    `addresses from ${blocks.public}.0/24 (public), ${blocks.link}.0/24 (home link), ${blocks.client}.0/24 ` +
+    `(clients), which no address or route of this host uses`
+  );
 }
 
 /** The key itself ("ssh-ed25519 AAAA…"), without its comment. */

@@ -1,6 +1,6 @@
-// The local edge applies the same Nix-rendered config a NixOS edge gets. nix/render-edge.nix turns edge.json into
-// { nginxStream, nginxMain, nftables = { family, content }, firewall = { tcp, udp } } with builtins only; this module runs it
-// and wraps the results into what Debian's nginx and nft take directly. Everything but renderEdge() is pure.
+// The local edge applies the same Nix-rendered config a NixOS edge gets. nix/render-edge.nix turns edge.json into {
+// nginxStream, nginxMain, nftables = { family, content }, firewall = { tcp, udp } } with builtins only; this module
+// runs it and wraps the results into what Debian's nginx and nft take directly. Everything but renderEdge() is pure.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';

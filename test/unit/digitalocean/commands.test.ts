@@ -166,7 +166,10 @@ L('clean lists edges without local state and destroys them only with --yes', () 
     assert.not.match(listed.stdout, /innisfree-web/);
     assert.match(
       listed.stdout,
-      /1 edge has no local state \(\$6\.00 a month\)\.\nNo edge or local state uses SSH key: innisfree-stray\.\nRun innisfree clean --yes/,
+      new RegExp(
+        /1 edge has no local state \(\$6\.00 a month\)\.\nNo edge or local state uses SSH key: /.source +
+          /innisfree-stray\.\nRun innisfree clean --yes/.source,
+      ),
     );
     assert.is(e.fake.state.droplets.size, 2);
     const cleaned = await e.run(['clean', '--yes']);
@@ -239,7 +242,10 @@ T('failures at any verbosity, with debug stacks, never show the token', () =>
       assert.is(result.code, 3, `${args.join(' ')}: ${result.stderr}`);
       assert.match(
         result.stderr,
-        /GET \/v2\/droplets failed with 403 forbidden: "You are not authorized to perform this operation".*hint: the token lacks a scope/,
+        new RegExp(
+          /GET \/v2\/droplets failed with 403 forbidden: "You are not authorized to perform this /.source +
+            /operation".*hint: the token lacks a scope/.source,
+        ),
       );
     }
   }),

@@ -147,12 +147,18 @@ C('stray innisfree-* keys and firewalls are listed by list and clean, and remove
     const listed = (await listCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(
       listed,
-      /Stray: SSH key innisfree-gone; cloud firewall innisfree-gone \(no edge or local state uses them; innisfree clean --yes removes them\)/,
+      new RegExp(
+        /Stray: SSH key innisfree-gone; cloud firewall innisfree-gone \(no edge or local state /.source +
+          /uses them; innisfree clean --yes removes them\)/.source,
+      ),
     );
     const pending = (await cleanCommand(e.ctx, { flags: {}, json: false })).output ?? '';
     assert.match(
       pending,
-      /No edge or local state uses SSH key: innisfree-gone\.\nNo edge or local state uses cloud firewall: innisfree-gone\./,
+      new RegExp(
+        /No edge or local state uses SSH key: innisfree-gone\.\nNo edge or local state uses cloud /.source +
+          /firewall: innisfree-gone\./.source,
+      ),
     );
     assert.is(e.fake.state.sshKeys.size, 3, 'nothing removed without --yes');
     const done = (await cleanCommand(e.ctx, { flags: { yes: true }, json: false })).output ?? '';

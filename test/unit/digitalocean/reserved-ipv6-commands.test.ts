@@ -83,7 +83,8 @@ R('down keeps it and says so; down NAME --release-ip then releases it', () =>
     const first = (await downCommand(e.ctx, { name: 'web', flags: {}, json: false })).output ?? '';
     assert.match(
       first,
-      `Kept reserved IPv6 ${ip6} (up --reserved-ipv6 ${ip6} uses it again; innisfree down web --release-ip releases it).`,
+      `Kept reserved IPv6 ${ip6} (up --reserved-ipv6 ${ip6} uses it again; innisfree down web --release-ip ` +
+        `releases it).`,
     );
     assert.is(e.fake.state.droplets.size, 0);
     assert.is(e.fake.state.reservedIpv6s.get(ip6)?.dropletId, null, 'kept, unassigned');

@@ -93,11 +93,12 @@ U('a failure at the SSH stage: the edge and key are destroyed, the ledger is gon
   }),
 );
 
-// Issue 11 item 1 on DigitalOcean: `up` of the same name from another state directory finds the droplet by its tag,
-// and that droplet refuses this state directory's pin or key. It belongs to someone else's live tunnel: never destroy it.
+// Issue 11 item 1 on DigitalOcean: `up` of the same name from another state directory finds the droplet by its tag, and
+// that droplet refuses this state directory's pin or key. It belongs to someone else's live tunnel: never destroy it.
 for (const reason of ['hostKey', 'auth'] as const) {
   U(
-    `a found edge that refuses our ${reason === 'hostKey' ? 'host-key pin' : 'SSH key'} is left alone (exit 4, one line)`,
+    `a found edge that refuses our ${reason === 'hostKey' ? 'host-key pin' : 'SSH key'} is left alone (exit 4, ` +
+      `one line)`,
     () =>
       withFake({}, async (h) => {
         const { id } = await makeEdge(h.fake, 'web');

@@ -88,7 +88,8 @@ U.after(async () => {
 });
 
 U(
-  'kernel links at both ends carry TCP and UDP; status reads the kernel link; SIGKILL leaves a link the next up replaces',
+  'kernel links at both ends carry TCP and UDP; status reads the kernel link; SIGKILL leaves a link the next up ' +
+    'replaces',
   async () => {
     const ports = `8080:${httpPort}/tcp,5353:${udp.address().port}/udp`;
     const first = up(ports);
