@@ -12,7 +12,10 @@ export default tseslint.config(
     rules: {
       'max-len': ['error', { code: 120, ignoreUrls: false }],
       // `const { dropped: _dropped, ...rest } = value` is how a field is left out of a copy.
-      '@typescript-eslint/no-unused-vars': ['error', { ignoreRestSiblings: true, varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { ignoreRestSiblings: true, varsIgnorePattern: '^_', argsIgnorePattern: '^_' },
+      ],
     },
   },
 );

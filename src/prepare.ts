@@ -83,7 +83,9 @@ export function requireKernelForwardingHere(spec: TunnelSpec, chosen: string, ke
   throw new EnvironmentError(
     `${wanted} needs kernel forwarding at home, and nft is missing here or not permitted (root or CAP_NET_ADMIN)`,
     {
-      hint: 'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this host as the client)',
+      hint:
+        'install nftables and run innisfree as root, or use --home-forwarding proxy (the service then sees this ' +
+        'host as the client)',
     },
   );
 }

@@ -64,9 +64,16 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
     localState: false,
   }));
   if (options.json) {
-    return {
-      output: `${JSON.stringify({ orphans, destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [], sshKeys: report.keys, firewalls: report.firewalls, dnsRecords: report.records, ledgers: leftovers, removed: yes }, null, 2)}\n`,
+    const summary = {
+      orphans,
+      destroyed: yes ? [...new Set(orphans.map((e) => e.tunnel))] : [],
+      sshKeys: report.keys,
+      firewalls: report.firewalls,
+      dnsRecords: report.records,
+      ledgers: leftovers,
+      removed: yes,
     };
+    return { output: `${JSON.stringify(summary, null, 2)}\n` };
   }
   const nothing =
     orphans.length === 0 && report.keys.length === 0 && report.firewalls.length === 0 && leftovers.length === 0;
@@ -151,7 +158,8 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
     return {
       output:
         renderEdges(orphans) +
-        `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean --yes to destroy ` +
+        `${orphans.length} edge${orphans.length === 1 ? ' has' : 's have'} no local state. Run innisfree clean ` +
+        `--yes to destroy ` +
         `${orphans.length === 1 ? 'it' : 'them'}.\n`,
     };
   }
@@ -165,6 +173,8 @@ async function cleanEdgesOnly(ctx: CleanContext, provider: Provider, options: Cl
   }
   if (options.json) return { output: `${JSON.stringify({ orphans, destroyed: tunnels }, null, 2)}\n` };
   return {
-    output: `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ${orphans.map((e) => e.name).join(', ')}.\n`,
+    output:
+      `Destroyed ${orphans.length} edge${orphans.length === 1 ? '' : 's'}: ` +
+      `${orphans.map((e) => e.name).join(', ')}.\n`,
   };
 }

@@ -105,9 +105,17 @@ export async function downCommand(
   await setKeptReservedIp(root, name, releaseIp ? undefined : reserved6, 6);
   await removeRoot();
   if (options.json) {
-    return {
-      output: `${JSON.stringify({ tunnel: name, provider: providerName, destroyed: edgeName ?? null, localStateRemoved: hadState, reservedIp: reserved ?? null, reservedIpReleased: reserved !== undefined && releaseIp, reservedIpv6: reserved6 ?? null, reservedIpv6Released: reserved6 !== undefined && releaseIp }, null, 2)}\n`,
+    const summary = {
+      tunnel: name,
+      provider: providerName,
+      destroyed: edgeName ?? null,
+      localStateRemoved: hadState,
+      reservedIp: reserved ?? null,
+      reservedIpReleased: reserved !== undefined && releaseIp,
+      reservedIpv6: reserved6 ?? null,
+      reservedIpv6Released: reserved6 !== undefined && releaseIp,
     };
+    return { output: `${JSON.stringify(summary, null, 2)}\n` };
   }
   const lines = [
     edgeName ? `Destroyed edge ${edgeName} of tunnel ${name}.` : `Tunnel ${name} had no edge at ${providerName}.`,

@@ -54,7 +54,8 @@ export async function imageCommand(ctx: Ctx, options: ImageOptions): Promise<Com
       return {
         output:
           image.status === 'available'
-            ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with --bootstrap image --image ${image.id}.\n`
+            ? `Image ${image.id} (${image.name}) is available in ${image.regions.join(', ')}. Use it with ` +
+              `--bootstrap image --image ${image.id}.\n`
             : `Image ${image.id} (${image.name}) is importing (${image.status}); see innisfree image list.\n`,
       };
     }

@@ -83,7 +83,9 @@ export async function reloadCommand(
       if (options.json) return { output: `${JSON.stringify({ tunnel: name, ...last })}\n` };
       const changes = [...last.added.map((p) => `+${p}`), ...last.removed.map((p) => `-${p}`)];
       return {
-        output: `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`,
+        output:
+          `tunnel ${name} reloaded: config ${last.configHash?.slice(0, 12) ?? 'none'}` +
+          `${changes.length ? `, ports ${changes.join(' ')}` : ', no port changed'}\n`,
       };
     }
     if (!isHolderAlive(holder)) {
