@@ -1,10 +1,9 @@
-// The "ready" event `up` prints once the tunnel serves: one line per port range and a command to try it.
+// The "ready" event `up` prints once the tunnel serves: one line per port mapping, as the spec holds it (the ranges
+// the user wrote, each with its own destination), and a command to try it.
 import { endpointOf } from '../edge/ssh.js';
 import type { ReadyEvent } from '../lib/events.js';
 import type { Provider } from '../providers/provider.js';
-import type { EdgeConfig } from '../spec/edge-config.js';
 import { isIP } from 'node:net';
-import { expandPorts, rangesOf } from '../spec/ports.js';
 import type { TunnelSpec } from '../spec/tunnel.js';
 import type { EdgeInfo } from '../state/edge-info.js';
 
@@ -12,26 +11,17 @@ export async function readyEvent(
   provider: Provider,
   spec: TunnelSpec,
   edge: EdgeInfo,
-  served: EdgeConfig,
+  /** Whether the served edge config accepts connections on the edge's IPv6 address. */
+  servesIpv6: boolean,
 ): Promise<ReadyEvent> {
   const destination = spec.destination === 'none' ? 'the tunnel address' : spec.destination;
-  // The edge does not know the ports' own destinations: they come from the spec, per public port.
-  const own = new Map(
-    expandPorts(spec.ports).flatMap((p) =>
-      p.destination === undefined ? [] : [[`${p.protocol}/${p.publicPort}`, p.destination] as const],
-    ),
-  );
-  const withDestinations = served.ports.map((p) => {
-    const host = own.get(`${p.protocol}/${p.publicPort}`);
-    return host === undefined ? p : { ...p, destination: host };
-  });
-  const ports = rangesOf(withDestinations).map(
+  const ports = spec.ports.map(
     (r) =>
       `${edge.ipv4}:${span(r.publicStart, r.publicEnd)}/${r.protocol} -> ` +
       `${hostText(r.destination ?? destination)}:${span(r.localStart, r.localEnd)}` +
       `${r.proxyProtocol ? ` (PROXY protocol${spec.proxyProtocolVersion === 2 ? ' v2' : ''})` : ''}`,
   );
-  const firstTcp = served.ports.find((p) => p.protocol === 'tcp');
+  const firstTcp = spec.ports.find((p) => p.protocol === 'tcp');
   let tryIt: string | undefined;
   let tryItNote: string | undefined;
   let tryIt6: string | undefined;
@@ -41,23 +31,23 @@ export async function readyEvent(
       '-sS',
       '--max-time',
       '5',
-      `http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/`,
+      `http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/`,
     ]);
     tryIt = `sudo ${argv.join(' ')}`;
     tryItNote = await provider.clientNote?.(spec.name);
-    if (edge.ipv6 && served.ipv6) {
+    if (edge.ipv6 && servesIpv6) {
       const argv6 = await provider.clientCommand(spec.name, [
         'curl',
         '-sS',
         '--max-time',
         '5',
-        `http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`,
+        `http://${endpointOf(edge.ipv6, firstTcp.publicStart)}/`,
       ]);
       tryIt6 = `sudo ${argv6.join(' ')}`;
     }
   } else if (firstTcp) {
-    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicPort)}/   (if the service speaks HTTP)`;
-    if (edge.ipv6 && served.ipv6) tryIt6 = `curl -v http://${endpointOf(edge.ipv6, firstTcp.publicPort)}/`;
+    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/   (if the service speaks HTTP)`;
+    if (edge.ipv6 && servesIpv6) tryIt6 = `curl -v http://${endpointOf(edge.ipv6, firstTcp.publicStart)}/`;
   }
   return {
     type: 'ready',

@@ -117,7 +117,7 @@ export async function upCommand(ctx: Context, options: UpOptions): Promise<Comma
       ledger,
       ...(recordedEdgeId ? { recordedEdgeId } : {}),
       onReady: (ready) =>
-        void readyEvent(provider, spec, ready.edge, ready.served.edge).then((event) => ctx.emit(event)),
+        void readyEvent(provider, spec, ready.edge, ready.served.edge.ipv6).then((event) => ctx.emit(event)),
       ...(ctx.reloads ? { reloads: ctx.reloads, replan } : {}),
     });
     return {};

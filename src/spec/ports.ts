@@ -346,33 +346,3 @@ function formatHost(host: string): string {
 function describePublic(range: Pick<PortRange, 'publicStart' | 'publicEnd'>): string {
   return range.publicStart === range.publicEnd ? `${range.publicStart}` : `${range.publicStart}-${range.publicEnd}`;
 }
-
-/** The inverse of expandPorts: runs of consecutive ports mapped to consecutive local ports, as ranges (ready lines). */
-export function rangesOf(ports: readonly ForwardPort[]): Array<Omit<PortRange, 'source'>> {
-  const runs: Array<Omit<PortRange, 'source'>> = [];
-  for (const port of ports) {
-    const last = runs[runs.length - 1];
-    if (
-      last &&
-      last.protocol === port.protocol &&
-      last.proxyProtocol === port.proxyProtocol &&
-      last.destination === port.destination &&
-      last.publicEnd + 1 === port.publicPort &&
-      last.localEnd + 1 === port.localPort
-    ) {
-      last.publicEnd = port.publicPort;
-      last.localEnd = port.localPort;
-    } else {
-      runs.push({
-        protocol: port.protocol,
-        publicStart: port.publicPort,
-        publicEnd: port.publicPort,
-        localStart: port.localPort,
-        localEnd: port.localPort,
-        proxyProtocol: port.proxyProtocol,
-        ...(port.destination !== undefined ? { destination: port.destination } : {}),
-      });
-    }
-  }
-  return runs;
-}

@@ -8,9 +8,7 @@ import { readyEvent } from '../../src/commands/ready-event.js';
 import { createRenderer } from '../../src/lib/progress-renderer.js';
 import { plan } from '../../src/plan.js';
 import type { Provider } from '../../src/providers/provider.js';
-import type { EdgeConfig } from '../../src/spec/edge-config.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
-import type { TunnelSpec } from '../../src/spec/tunnel.js';
 import type { EdgeInfo } from '../../src/state/edge-info.js';
 
 const S = suite('ready event');
@@ -32,7 +30,7 @@ S('each range shows its own destination; the tunnel destination stays the defaul
     keys: { homeWireguardPublicKey: 'x'.repeat(42) + 'A=', sshPublicKey: 'ssh-ed25519 AAAA test' },
   });
   const info = { ipv4: '203.0.113.7' } as EdgeInfo;
-  const event = await readyEvent({} as Provider, spec, info, edge);
+  const event = await readyEvent({} as Provider, spec, info, edge.ipv6);
   assert.equal(event.ports, [
     '203.0.113.7:443/tcp -> 192.168.1.20:443',
     '203.0.113.7:8000-8001/tcp -> 192.168.1.20:8000-8001',
@@ -42,11 +40,23 @@ S('each range shows its own destination; the tunnel destination stays the defaul
   assert.match(event.tryIt ?? '', /http:\/\/203\.0\.113\.7:443\//);
 });
 
+S('the lines are the mappings as written, a range kept whole, PROXY protocol and its version named', async () => {
+  const spec = resolveTunnelSpec([
+    flagLayer({ name: 'web', ports: '443,444,27015-27030/udp', proxyProtocol: '443', proxyProtocolVersion: '2' }),
+  ]);
+  const event = await readyEvent({} as Provider, spec, { ipv4: '203.0.113.7' } as EdgeInfo, false);
+  assert.equal(event.ports, [
+    '203.0.113.7:443/tcp -> 127.0.0.1:443 (PROXY protocol v2)',
+    '203.0.113.7:444/tcp -> 127.0.0.1:444',
+    '203.0.113.7:27015-27030/udp -> 127.0.0.1:27015-27030',
+  ]);
+});
+
 S.run();
 
 const R = suite('ready event: try-it commands');
 
-const spec = { name: 'web', destination: '127.0.0.1', ports: [], proxyProtocolVersion: 1 } as unknown as TunnelSpec;
+const spec = resolveTunnelSpec([flagLayer({ name: 'web', ports: '80:28080' })]);
 const edge: EdgeInfo = {
   provider: 'local',
   id: 'isf-edge-1',
@@ -59,18 +69,13 @@ const edge: EdgeInfo = {
   status: 'running',
   createdAt: '2026-01-01T00:00:00.000Z',
 };
-const served = (ipv6: boolean) =>
-  ({
-    ipv6,
-    ports: [{ protocol: 'tcp', publicPort: 80, localPort: 28080, proxyProtocol: false }],
-  }) as unknown as EdgeConfig;
 const local = {
   clientCommand: async (_name: string, argv: readonly string[]) => ['ip', 'netns', 'exec', 'isf-inet-1', ...argv],
   clientNote: async () => 'the client is 192.0.2.5 and 2001:db8:1f:3::5 in isf-inet-1',
 } as unknown as Provider;
 
 R('an edge serving IPv6: both commands, the IPv6 one with the address in brackets', async () => {
-  const event = await readyEvent(local, spec, edge, served(true));
+  const event = await readyEvent(local, spec, edge, true);
   assert.is(event.tryIt, 'sudo ip netns exec isf-inet-1 curl -sS --max-time 5 http://203.0.113.5:80/');
   assert.is(event.tryIt6, 'sudo ip netns exec isf-inet-1 curl -sS --max-time 5 http://[2001:db8:1f:1::5]:80/');
   const out = new PassThrough();
@@ -85,10 +90,10 @@ R('an edge serving IPv6: both commands, the IPv6 one with the address in bracket
 });
 
 R('no IPv6 command when the config does not serve IPv6, or the edge has no IPv6', async () => {
-  assert.is((await readyEvent(local, spec, edge, served(false))).tryIt6, undefined);
+  assert.is((await readyEvent(local, spec, edge, false)).tryIt6, undefined);
   const { ipv6: _none, ...v4only } = edge;
-  assert.is((await readyEvent(local, spec, v4only, served(true))).tryIt6, undefined);
-  const droplet = await readyEvent({} as Provider, spec, { ...edge, provider: 'digitalocean' }, served(true));
+  assert.is((await readyEvent(local, spec, v4only, true)).tryIt6, undefined);
+  const droplet = await readyEvent({} as Provider, spec, { ...edge, provider: 'digitalocean' }, true);
   assert.is(droplet.tryIt6, 'curl -v http://[2001:db8:1f:1::5]:80/');
 });
 
