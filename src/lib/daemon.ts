@@ -1,7 +1,7 @@
 // Long-lived child processes (wireguard-go, and for the local provider sshd or nginx): started in the foreground so
 // they stay our children, their output passed on line by line, and — where util-linux's setpriv is available — tied
 // to our life with a parent-death signal, so a crash of innisfree (even SIGKILL) does not leave them running.
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 
 export interface DaemonExit {
@@ -52,20 +52,8 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
-  let done = false;
-  const exited = new Promise<DaemonExit>((resolve) => {
-    child.once('error', (error) => {
-      done = true;
-      lines.push(
-        `${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`,
-      );
-      resolve({ code: null, signal: null });
-    });
-    child.once('close', (code, signal) => {
-      done = true;
-      resolve({ code, signal });
-    });
-  });
+  // 'close': the output streams are drained too, so tail() has the last words.
+  const exit = exitOf(child, file, lines, 'close');
   const onChunk = splitLines((line) => {
     lines.push(line);
     if (lines.length > TAIL_LINES) lines.shift();
@@ -75,20 +63,12 @@ export const spawnDaemon: SpawnDaemon = (file, args, options = {}) => {
   child.stderr.on('data', onChunk.stderr);
   return {
     pid: child.pid ?? -1,
-    exited,
+    exited: exit.exited,
     get done() {
-      return done;
+      return exit.done();
     },
     tail: () => [...lines],
-    stop: async (signal = 'SIGTERM', timeoutMs = 3_000) => {
-      if (!done) {
-        child.kill(signal);
-        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-        await exited;
-        clearTimeout(timer);
-      }
-      return exited;
-    },
+    stop: stopperOf(child, exit),
   };
 };
 
@@ -101,7 +81,6 @@ export function spawnDetachedDaemon(logFile: string): SpawnDaemon {
   return (file, args, options = {}) => {
     const lines: string[] = [];
     const logFd = openSync(logFile, 'a', 0o600);
-    let done = false;
     const child = (() => {
       try {
         return spawn(file, [...args], {
@@ -113,39 +92,57 @@ export function spawnDetachedDaemon(logFile: string): SpawnDaemon {
         closeSync(logFd);
       }
     })();
-    const exited = new Promise<DaemonExit>((resolve) => {
-      child.once('error', (error) => {
-        done = true;
-        lines.push(
-          `${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message}`,
-        );
-        resolve({ code: null, signal: null });
-      });
-      child.once('exit', (code, signal) => {
-        done = true;
-        resolve({ code, signal });
-      });
-    });
+    // 'exit': its output goes to the log file, there are no streams of ours to drain.
+    const exit = exitOf(child, file, lines, 'exit');
     child.unref();
     return {
       pid: child.pid ?? -1,
-      exited,
+      exited: exit.exited,
       get done() {
-        return done;
+        return exit.done();
       },
       tail: () => [...logTail(logFile), ...lines],
-      stop: async (signal = 'SIGTERM', timeoutMs = 3_000) => {
-        if (!done) {
-          // Held again until it is gone: nothing else may keep this process alive meanwhile.
-          child.ref();
-          child.kill(signal);
-          const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-          await exited;
-          clearTimeout(timer);
-        }
-        return exited;
-      },
+      // Held again until it is gone: nothing else may keep this process alive meanwhile.
+      stop: stopperOf(child, exit, () => child.ref()),
     };
+  };
+}
+
+interface ChildExit {
+  /** Resolves when the process has exited; never rejects. */
+  exited: Promise<DaemonExit>;
+  done(): boolean;
+}
+
+/** A spawn failure (command not found) becomes a line of the tail and an exit without code or signal. */
+function exitOf(child: ChildProcess, file: string, lines: string[], event: 'close' | 'exit'): ChildExit {
+  let done = false;
+  const exited = new Promise<DaemonExit>((resolve) => {
+    child.once('error', (error) => {
+      done = true;
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'command not found' : error.message;
+      lines.push(`${file}: ${why}`);
+      resolve({ code: null, signal: null });
+    });
+    child.once(event, (code: number | null, signal: NodeJS.Signals | null) => {
+      done = true;
+      resolve({ code, signal });
+    });
+  });
+  return { exited, done: () => done };
+}
+
+/** Daemon.stop: the signal, SIGKILL after timeoutMs, resolved once the process is gone. */
+function stopperOf(child: ChildProcess, exit: ChildExit, beforeKill?: () => void): Daemon['stop'] {
+  return async (signal = 'SIGTERM', timeoutMs = 3_000) => {
+    if (!exit.done()) {
+      beforeKill?.();
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      await exit.exited;
+      clearTimeout(timer);
+    }
+    return exit.exited;
   };
 }
 
