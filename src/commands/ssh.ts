@@ -4,23 +4,22 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { readPinnedKeys } from '../edge/known-hosts.js';
-import { pinnedSshClientOptions } from '../edge/ssh.js';
+import type { SshTarget } from '../edge/deployer-port.js';
+import { pinnedSshClientOptions, sshTargetFor } from '../edge/ssh.js';
 import type { CommandOutcome } from '../lib/command.js';
 import type { Context } from '../lib/context.js';
 import { EnvironmentError, SshError } from '../lib/errors.js';
 import { requireTunnelEdge } from './tunnel-edge.js';
 
-export interface SshArgvInput {
-  host: string;
-  port: number;
-  privateKeyPath: string;
-  knownHostsPath: string;
-  /** Run this instead of a login shell (ssh joins the words with spaces, as it always does). */
-  remoteCommand: readonly string[];
-}
-
-export function buildSshArgv(input: SshArgvInput): string[] {
-  return [...pinnedSshClientOptions(input), '-p', String(input.port), `root@${input.host}`, ...input.remoteCommand];
+/** remoteCommand: run this instead of a login shell (ssh joins the words with spaces, as it always does). */
+export function buildSshArgv(target: SshTarget, remoteCommand: readonly string[]): string[] {
+  return [
+    ...pinnedSshClientOptions(target),
+    '-p',
+    String(target.port),
+    `${target.user}@${target.host}`,
+    ...remoteCommand,
+  ];
 }
 
 export type InteractiveRunner = (file: string, args: readonly string[]) => Promise<number>;
@@ -71,12 +70,6 @@ export async function sshCommand(
       hint: `run innisfree up --name ${name} again: it pins the edge's host key`,
     });
   }
-  const argv = buildSshArgv({
-    host: edge.ipv4,
-    port: sshPort,
-    privateKeyPath: paths.sshPrivate,
-    knownHostsPath: paths.knownHosts,
-    remoteCommand,
-  });
+  const argv = buildSshArgv(sshTargetFor(paths, edge.ipv4, sshPort), remoteCommand);
   return { exitCode: await run('ssh', argv) };
 }

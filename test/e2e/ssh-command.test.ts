@@ -44,13 +44,16 @@ function statusWithEdge(name: string, ipv4: string, ipv6?: string): TunnelStatus
 }
 
 S('the ssh argv pins the host key strictly and passes the remote command through', () => {
-  const argv = buildSshArgv({
-    host: '203.0.113.7',
-    port: 2222,
-    privateKeyPath: '/s/web/ssh/id_ed25519',
-    knownHostsPath: '/state dir/web/ssh/known_hosts',
-    remoteCommand: ['systemctl', 'status', '-n', '5'],
-  });
+  const argv = buildSshArgv(
+    {
+      host: '203.0.113.7',
+      port: 2222,
+      user: 'root',
+      privateKeyPath: '/s/web/ssh/id_ed25519',
+      knownHostsPath: '/state dir/web/ssh/known_hosts',
+    },
+    ['systemctl', 'status', '-n', '5'],
+  );
   assert.equal(argv, [
     '-i',
     '/s/web/ssh/id_ed25519',
