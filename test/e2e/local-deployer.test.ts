@@ -32,6 +32,7 @@ import {
   specFor,
 } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { wireguardSocketPath } from '../../src/home/wireguard.js';
 
 const S = suite('local deployer: Nix-rendered config on a local edge');
 const skip =
@@ -124,7 +125,7 @@ async function bringUpHome(edgePublicKey: string, extraAllowed: string[] = []): 
   const { home } = world;
   if (!home.process) {
     home.process = spawn('wireguard-go', ['-f', home.interface], { stdio: 'ignore' });
-    for (let i = 0; !existsSync(`/var/run/wireguard/${home.interface}.sock`); i++) {
+    for (let i = 0; !existsSync(wireguardSocketPath(home.interface)); i++) {
       if (i > 100) throw new Error('home wireguard-go did not start');
       await delay(50);
     }
@@ -255,7 +256,7 @@ async function tearDown(): Promise<EdgeFootprint | undefined> {
   for (const server of world.servers.splice(0)) server.close();
   if (world.home.process) {
     world.home.process.kill('SIGTERM');
-    for (let i = 0; i < 60 && existsSync(`/var/run/wireguard/${world.home.interface}.sock`); i++) await delay(50);
+    for (let i = 0; i < 60 && existsSync(wireguardSocketPath(world.home.interface)); i++) await delay(50);
     world.home.process = undefined;
   }
   const local = await world.provider.localEdge(world.name);

@@ -21,6 +21,7 @@ import {
 } from '../helpers/local-edge.js';
 import { makeTempDir } from '../helpers/tmp.js';
 import { type UpEvent, type UpProcess, startUp } from '../helpers/up-process.js';
+import { wireguardSocketPath } from '../../src/home/wireguard.js';
 
 const unavailable = localProviderUnavailable();
 const DETECT_WITHIN_MS = 60_000;
@@ -227,7 +228,7 @@ W(
   'the home wireguard-go dies: exit 7 at once, the hint says the edge was removed, nothing is left behind',
   async () => {
     if (unavailable || !world.tunnel) return console.log(`  SKIPPED: ${unavailable ?? 'no tunnel'}`);
-    const socket = `/var/run/wireguard/${world.homeInterface}.sock`;
+    const socket = wireguardSocketPath(world.homeInterface!);
     const holders = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
       .split('\n')
       .map((line) => line.trim().split(/\s+/))

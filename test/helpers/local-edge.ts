@@ -12,6 +12,7 @@ import type { LocalEdge } from '../../src/providers/local/local-provider.js';
 import { hostNetworks6FromIp, overlaps6, parseCidr6 } from '../../src/providers/local/layout.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';
+import { wireguardSocketPath } from '../../src/home/wireguard.js';
 
 /** Why local-provider tests cannot run here, or undefined when they can. */
 export function localProviderUnavailable(): string | undefined {
@@ -83,7 +84,7 @@ export function footprintOf(
     ipv6Prefixes: [...(edge.layout.block6 ? [`${edge.layout.block6}:`] : []), ...ipv6Prefixes],
     pids,
     files: [edge.paths.dir],
-    sockets: wireguardInterfaces.map((i) => `/var/run/wireguard/${i}.sock`),
+    sockets: wireguardInterfaces.map((i) => wireguardSocketPath(i)),
   };
 }
 
