@@ -11,7 +11,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LocalProvider } from '../../src/providers/local/local-provider.js';
 import { EDGE_REPAIR_COMMAND } from '../../src/edge/edge-session.js';
-import { SSHD } from '../../src/providers/local/local-provider.js';
+import { SSHD } from '../../src/providers/local/local-edge-builder.js';
 import { runCli } from '../helpers/cli.js';
 import { localProviderUnavailable, randomTunnelName } from '../helpers/local-edge.js';
 import { run } from '../helpers/netns.js';

@@ -8,7 +8,7 @@ import { generateSshKeyPair } from '../../src/lib/keys.js';
 import type { EdgeIdentity } from '../../src/providers/provider.js';
 import { hostNetworksFromIp, overlaps } from '../../src/addressing.js';
 import { parseCidr4 } from '../../src/spec/primitives.js';
-import type { LocalEdge } from '../../src/providers/local/local-provider.js';
+import type { LocalEdge } from '../../src/providers/local/local-edge-record.js';
 import { hostNetworks6FromIp, overlaps6, parseCidr6 } from '../../src/providers/local/layout.js';
 import { flagLayer, resolveTunnelSpec } from '../../src/spec/sources.js';
 import type { TunnelSpec } from '../../src/spec/tunnel.js';
