@@ -8,7 +8,7 @@ import { probeTcp } from './edge/ssh.js';
 import { startHomeDataPlane } from './home/data-plane.js';
 import type { Context } from './lib/context.js';
 import type { Provider } from './providers/provider.js';
-import type { TunnelDeps } from './run-tunnel.js';
+import type { TunnelDeps } from './run-tunnel-context.js';
 import type { TunnelSpec } from './spec/tunnel.js';
 import type { TunnelPaths } from './state/paths.js';
 

@@ -5,7 +5,7 @@ import type { Context } from '../lib/context.js';
 import { DeployError, UsageError } from '../lib/errors.js';
 import type { Plan } from '../plan.js';
 import type { EdgeIdentity } from '../providers/provider.js';
-import type { TunnelDeps } from '../run-tunnel.js';
+import type { TunnelDeps } from '../run-tunnel-context.js';
 import { connectSsh, sshTargetFor } from '../edge/ssh.js';
 import type { EdgeInfo } from '../providers/provider.js';
 import type { TunnelSpec } from '../spec/tunnel.js';

@@ -7,7 +7,7 @@ import { replaceEdge } from '../../../src/commands/replace-edge.js';
 import { DeployError } from '../../../src/lib/errors.js';
 import { plan as makePlan } from '../../../src/plan.js';
 import type { EdgeInfo } from '../../../src/providers/provider.js';
-import type { TunnelDeps } from '../../../src/run-tunnel.js';
+import type { TunnelDeps } from '../../../src/run-tunnel-context.js';
 import { fileLayer, resolveTunnelSpec } from '../../../src/spec/sources.js';
 import { tunnelPaths } from '../../../src/state/paths.js';
 import { ResourceLedger } from '../../../src/state/resources.js';
