@@ -4,48 +4,14 @@
 import { ProviderError } from '../../lib/errors.js';
 import { step } from '../../lib/events.js';
 import type { TunnelSpec } from '../../spec/tunnel.js';
-import type { ResourceKind, ResourceLedger } from '../../state/resources.js';
+import type { ResourceLedger } from '../../state/resources.js';
 import { DigitalOceanError } from './api-errors.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, hasIpv6Feature } from './droplets.js';
-import { assignReservedIp, getReservedIp, releaseReservedIp } from './reserved-ips.js';
-import {
-  assignReservedIpv6,
-  createReservedIpv6,
-  getReservedIpv6,
-  listReservedIpv6s,
-  releaseReservedIpv6,
-} from './reserved-ipv6.js';
-import type { Droplet, ReservedIp, ReservedIpv6 } from './schemas.js';
-
-/** A reserved IPv4 or IPv6 as the account lists it. */
-type ReservedAddress = ReservedIp | ReservedIpv6;
-
-/** What differs between the two families of reserved addresses where the edge releases them. */
-export interface ReservedFamily<R extends ReservedAddress> {
-  /** How messages name one: "reserved IP", "reserved IPv6". */
-  what: string;
-  releaseStep: string;
-  /** The ledger kind of an address a run reserved itself (only IPv6 is ever reserved by innisfree). */
-  reservedKind?: ResourceKind;
-  get(client: DigitalOceanClient, ip: string): Promise<R | undefined>;
-  release(client: DigitalOceanClient, reserved: R, options: WaitOptions): Promise<void>;
-}
-
-export const RESERVED_IPV4: ReservedFamily<ReservedIp> = {
-  what: 'reserved IP',
-  releaseStep: 'edge.reserved-ip.release',
-  get: getReservedIp,
-  release: releaseReservedIp,
-};
-
-export const RESERVED_IPV6: ReservedFamily<ReservedIpv6> = {
-  what: 'reserved IPv6',
-  releaseStep: 'edge.reserved-ipv6.release',
-  reservedKind: 'reserved-ipv6',
-  get: getReservedIpv6,
-  release: releaseReservedIpv6,
-};
+import { type AddressFamily, type ReservedAddress, releaseAddress } from './reserved-address.js';
+import { assignReservedIp } from './reserved-ips.js';
+import { assignReservedIpv6, createReservedIpv6, listReservedIpv6s } from './reserved-ipv6.js';
+import type { Droplet, ReservedIpv6 } from './schemas.js';
 
 /** Assigns the spec's reserved IP to the droplet, recorded in the ledger around the assignment. */
 export async function assignRecordedReservedIp(
@@ -113,7 +79,7 @@ export async function reservedIpv6sFor(
  * (its ledger releases it then).
  */
 export async function releaseHeldAddress<R extends ReservedAddress>(
-  family: ReservedFamily<R>,
+  family: AddressFamily<R>,
   api: DigitalOceanClient,
   held: R | undefined,
   options: { releaseIp?: boolean | undefined; ledger?: ResourceLedger | undefined },
@@ -121,7 +87,7 @@ export async function releaseHeldAddress<R extends ReservedAddress>(
 ): Promise<void> {
   if (held && options.releaseIp) {
     await step(waits.emit, family.releaseStep, `Release ${family.what} ${held.ip}`, () =>
-      family.release(api, held, waits),
+      releaseAddress(api, family, held, waits),
     );
   } else if (held && !isReservedByRun(family, options.ledger, held.ip)) {
     waits.emit({
@@ -137,7 +103,7 @@ export async function releaseHeldAddress<R extends ReservedAddress>(
  * refuses to take it from a droplet that is not the tunnel's edge.
  */
 export async function releaseKeptAddress<R extends ReservedAddress>(
-  family: ReservedFamily<R>,
+  family: AddressFamily<R>,
   api: DigitalOceanClient,
   kept: string,
   tag: string,
@@ -156,14 +122,14 @@ export async function releaseKeptAddress<R extends ReservedAddress>(
     );
   } else {
     await step(waits.emit, family.releaseStep, `Release ${family.what} ${kept}`, () =>
-      family.release(api, held, waits),
+      releaseAddress(api, family, held, waits),
     );
   }
 }
 
 /** A reserved address this run reserved itself: its ledger releases it, so it is not reported as kept. */
 function isReservedByRun<R extends ReservedAddress>(
-  family: ReservedFamily<R>,
+  family: AddressFamily<R>,
   ledger: ResourceLedger | undefined,
   ip: string,
 ): boolean {

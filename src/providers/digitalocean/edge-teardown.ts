@@ -8,16 +8,11 @@ import { type AdapterContext, waitsOf } from './adapter-context.js';
 import { hostnameOfDnsTag, removeAddressRecords } from './dns.js';
 import { reservedIpOf } from './droplet-edge-info.js';
 import { destroyDroplet, dropletsByTag, publicIpv4, publicIpv6 } from './droplets.js';
-import {
-  RESERVED_IPV4,
-  RESERVED_IPV6,
-  releaseHeldAddress,
-  releaseKeptAddress,
-  reservedIpv6sFor,
-} from './edge-addresses.js';
+import { releaseHeldAddress, releaseKeptAddress, reservedIpv6sFor } from './edge-addresses.js';
 import { deleteFirewall } from './firewall.js';
 import { removeRecorded } from './ledger-cleanup.js';
-import { listReservedIps } from './reserved-ips.js';
+import { RESERVED_IPV4, listReservedIps } from './reserved-ips.js';
+import { RESERVED_IPV6 } from './reserved-ipv6.js';
 import { deleteSshKey } from './ssh-keys.js';
 import { deleteTag } from './tags.js';
 

@@ -7,7 +7,8 @@ import type { DigitalOceanClient } from './client.js';
 import { removeRecord } from './dns.js';
 import { type WaitOptions, destroyDroplet, dropletsByTag } from './droplets.js';
 import { findFirewall } from './firewall.js';
-import { getReservedIpv6, releaseReservedIpv6 } from './reserved-ipv6.js';
+import { releaseAddress } from './reserved-address.js';
+import { RESERVED_IPV6, getReservedIpv6 } from './reserved-ipv6.js';
 
 /**
  * Removes what the ledger lists, with a client of its own, so an interrupt does not cancel the cleanup it
@@ -89,7 +90,7 @@ async function removeEntry(api: DigitalOceanClient, entry: LedgerEntry, waits: W
       if (entry.id === undefined) return [];
       const held = await getReservedIpv6(api, entry.id);
       if (!held) return [];
-      await releaseReservedIpv6(api, held, waits);
+      await releaseAddress(api, RESERVED_IPV6, held, waits);
       return [`reserved IPv6 ${entry.id}`];
     }
   }

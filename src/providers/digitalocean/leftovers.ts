@@ -11,8 +11,9 @@ import { edgeInfoOf, reservedIpOf } from './droplet-edge-info.js';
 import { dropletsByTag, publicIpv4, publicIpv6, tunnelOf } from './droplets.js';
 import { reservedIpv6sFor } from './edge-addresses.js';
 import { listAll } from './pagination.js';
-import { releaseReservedIp, listReservedIps } from './reserved-ips.js';
-import { releaseReservedIpv6 } from './reserved-ipv6.js';
+import { releaseAddress } from './reserved-address.js';
+import { RESERVED_IPV4, listReservedIps } from './reserved-ips.js';
+import { RESERVED_IPV6 } from './reserved-ipv6.js';
 import { Firewall, SshKey } from './schemas.js';
 import { deleteTag } from './tags.js';
 import { pollDelay } from './timing.js';
@@ -54,9 +55,9 @@ export async function sweepLeftovers(context: AdapterContext, request: SweepRequ
       if ((await removeAddressRecords(api, hostname, addresses)) > 0) records.push(hostname);
     }
     const held = reserved.find((r) => r.ip === ip);
-    if (held && request.releaseIp) await releaseReservedIp(api, held, waits);
+    if (held && request.releaseIp) await releaseAddress(api, RESERVED_IPV4, held, waits);
     const held6 = reserved6.find((r) => r.ip === ip6);
-    if (held6 && request.releaseIp) await releaseReservedIpv6(api, held6, waits);
+    if (held6 && request.releaseIp) await releaseAddress(api, RESERVED_IPV6, held6, waits);
     if (await api.delete(`/v2/droplets/${droplet.id}`, { missingOk: true })) deleted.push(droplet.id);
     emit({ type: 'log', level: 'info', message: `destroying droplet ${droplet.name} (${droplet.id})` });
   }
