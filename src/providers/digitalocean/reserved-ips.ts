@@ -2,10 +2,19 @@
 // action fails with "Droplet already has a pending event"), kept across `down` unless released.
 import { ProviderError } from '../../lib/errors.js';
 import type { DigitalOceanClient } from './client.js';
-import { type WaitOptions, waitAction, waitNoPendingActions } from './droplets.js';
+import type { WaitOptions } from './droplets.js';
 import { listAll } from './pagination.js';
-import { isTunnelDroplet } from './tags.js';
-import { ActionEnvelope, type Droplet, ReservedIp, ReservedIpEnvelope } from './schemas.js';
+import { type AddressFamily, refuseForeignHolder, runAssign } from './reserved-address.js';
+import { type Droplet, ReservedIp, ReservedIpEnvelope } from './schemas.js';
+
+export const RESERVED_IPV4: AddressFamily<ReservedIp> = {
+  what: 'reserved IP',
+  flag: '--reserved-ip',
+  releaseStep: 'edge.reserved-ip.release',
+  path: (ip) => `/v2/reserved_ips/${ip}`,
+  actionPath: (ip, actionId) => `/v2/reserved_ips/${ip}/actions/${actionId}`,
+  get: getReservedIp,
+};
 
 export async function getReservedIp(client: DigitalOceanClient, ip: string): Promise<ReservedIp | undefined> {
   return (await client.find(`/v2/reserved_ips/${ip}`, ReservedIpEnvelope))?.reserved_ip;
@@ -32,16 +41,7 @@ export async function assignReservedIp(
     });
   }
   if (reserved.droplet?.id === droplet.id) return;
-  const holder = reserved.droplet;
-  if (holder && !isTunnelDroplet(holder, tunnel)) {
-    throw new ProviderError(
-      `reserved IP ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this ` +
-        `tunnel's edge`,
-      {
-        hint: 'unassign it from that droplet first, or pick another --reserved-ip',
-      },
-    );
-  }
+  refuseForeignHolder(RESERVED_IPV4, ip, reserved.droplet, tunnel);
   const region = reserved.region?.slug;
   if (region && droplet.region?.slug && region !== droplet.region.slug) {
     throw new ProviderError(
@@ -53,52 +53,5 @@ export async function assignReservedIp(
       },
     );
   }
-  await waitNoPendingActions(client, droplet.id, options);
-  const { action } = await client.post(
-    `/v2/reserved_ips/${ip}/actions`,
-    { type: 'assign', droplet_id: droplet.id },
-    ActionEnvelope,
-    { idempotent: true },
-  );
-  const done = await waitAction(
-    client,
-    `/v2/reserved_ips/${ip}/actions/${action.id}`,
-    `assign ${ip} to droplet ${droplet.id}`,
-    options,
-  );
-  if (!done) {
-    // The action vanished; the reserved IP itself says whether the assignment happened.
-    const after = await getReservedIp(client, ip);
-    if (after?.droplet?.id !== droplet.id) {
-      throw new ProviderError(`assigning reserved IP ${ip} to droplet ${droplet.id} did not take effect`, {
-        hint: 'run the command again',
-      });
-    }
-  }
-}
-
-/** Unassigns (when assigned) and deletes a reserved IP. */
-export async function releaseReservedIp(
-  client: DigitalOceanClient,
-  reserved: ReservedIp,
-  options: WaitOptions,
-): Promise<void> {
-  if (reserved.droplet) {
-    await waitNoPendingActions(client, reserved.droplet.id, options);
-    const { action } = await client.post(
-      `/v2/reserved_ips/${reserved.ip}/actions`,
-      { type: 'unassign' },
-      ActionEnvelope,
-      {
-        idempotent: true,
-      },
-    );
-    await waitAction(
-      client,
-      `/v2/reserved_ips/${reserved.ip}/actions/${action.id}`,
-      `unassign ${reserved.ip}`,
-      options,
-    );
-  }
-  await client.delete(`/v2/reserved_ips/${reserved.ip}`, { missingOk: true });
+  await runAssign(client, RESERVED_IPV4, ip, droplet, options);
 }

@@ -3,16 +3,25 @@
 // The droplet must have IPv6 enabled (a stock image: custom images get none), in the same region.
 import { ProviderError } from '../../lib/errors.js';
 import type { DigitalOceanClient } from './client.js';
-import { type WaitOptions, hasIpv6Feature, waitAction, waitNoPendingActions } from './droplets.js';
+import { type WaitOptions, hasIpv6Feature } from './droplets.js';
 import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
-import { isTunnelDroplet } from './tags.js';
-import { ActionEnvelope, type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
+import { type AddressFamily, refuseForeignHolder, runAssign } from './reserved-address.js';
+import { type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
 
-const path = (ip: string): string => `/v2/reserved_ipv6/${ip}`;
+export const RESERVED_IPV6: AddressFamily<ReservedIpv6> = {
+  what: 'reserved IPv6',
+  flag: '--reserved-ipv6',
+  releaseStep: 'edge.reserved-ipv6.release',
+  reservedKind: 'reserved-ipv6',
+  path: (ip) => `/v2/reserved_ipv6/${ip}`,
+  // Unlike a reserved IP's, an IPv6 action is polled at /v2/actions.
+  actionPath: (_ip, actionId) => `/v2/actions/${actionId}`,
+  get: getReservedIpv6,
+};
 
 export async function getReservedIpv6(client: DigitalOceanClient, ip: string): Promise<ReservedIpv6 | undefined> {
-  return (await client.find(path(ip), ReservedIpv6Envelope))?.reserved_ipv6;
+  return (await client.find(RESERVED_IPV6.path(ip), ReservedIpv6Envelope))?.reserved_ipv6;
 }
 
 export function listReservedIpv6s(client: DigitalOceanClient): Promise<ReservedIpv6[]> {
@@ -59,16 +68,7 @@ export async function assignReservedIpv6(
     });
   }
   if (reserved.droplet?.id === droplet.id) return;
-  const holder = reserved.droplet;
-  if (holder && !isTunnelDroplet(holder, tunnel)) {
-    throw new ProviderError(
-      `reserved IPv6 ${ip} is assigned to droplet ${holder.name ?? holder.id} (${holder.id}), which is not this ` +
-        `tunnel's edge`,
-      {
-        hint: 'unassign it from that droplet first, or pick another --reserved-ipv6',
-      },
-    );
-  }
+  refuseForeignHolder(RESERVED_IPV6, ip, reserved.droplet, tunnel);
   const region = reserved.region_slug;
   if (region && droplet.region?.slug && region !== droplet.region.slug) {
     throw new ProviderError(
@@ -85,41 +85,5 @@ export async function assignReservedIpv6(
         'with innisfree up --replace-edge',
     });
   }
-  await waitNoPendingActions(client, droplet.id, options);
-  const { action } = await client.post(
-    `${path(ip)}/actions`,
-    { type: 'assign', droplet_id: droplet.id },
-    ActionEnvelope,
-    { idempotent: true },
-  );
-  const done = await waitAction(client, `/v2/actions/${action.id}`, `assign ${ip} to droplet ${droplet.id}`, options);
-  if (!done && (await getReservedIpv6(client, ip))?.droplet?.id !== droplet.id) {
-    throw new ProviderError(`assigning reserved IPv6 ${ip} to droplet ${droplet.id} did not take effect`, {
-      hint: 'run the command again',
-    });
-  }
-}
-
-/** Unassigns a reserved IPv6 (when assigned) and waits for it. */
-export async function unassignReservedIpv6(
-  client: DigitalOceanClient,
-  reserved: ReservedIpv6,
-  options: WaitOptions,
-): Promise<void> {
-  if (!reserved.droplet) return;
-  await waitNoPendingActions(client, reserved.droplet.id, options);
-  const { action } = await client.post(`${path(reserved.ip)}/actions`, { type: 'unassign' }, ActionEnvelope, {
-    idempotent: true,
-  });
-  await waitAction(client, `/v2/actions/${action.id}`, `unassign ${reserved.ip}`, options);
-}
-
-/** Unassigns (when assigned) and deletes a reserved IPv6; one already gone is fine. */
-export async function releaseReservedIpv6(
-  client: DigitalOceanClient,
-  reserved: ReservedIpv6,
-  options: WaitOptions,
-): Promise<void> {
-  await unassignReservedIpv6(client, reserved, options);
-  await client.delete(path(reserved.ip), { missingOk: true });
+  await runAssign(client, RESERVED_IPV6, ip, droplet, options);
 }

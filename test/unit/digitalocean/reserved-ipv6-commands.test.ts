@@ -108,4 +108,27 @@ R('down --release-ip releases an assigned reserved IPv6 at once', () =>
   }),
 );
 
+R('a kept IPv6 taken over by a foreign droplet is not released, as a kept reserved IP is not', () =>
+  withCommands(async (e) => {
+    const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
+    await downCommand(e.ctx, { name: 'web', flags: {}, json: false });
+    const other = await e.fake.state.createDroplet({
+      name: 'someone-else',
+      region: 'nyc3',
+      size: 's-1vcpu-1gb',
+      image: 'debian-12-x64',
+      ipv6: true,
+      tags: [],
+    });
+    e.fake.state.advance(other);
+    e.fake.state.reservedIpv6s.get(ip6)!.dropletId = other.id;
+    const error = await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: false }).catch(
+      (x: unknown) => x as Error,
+    );
+    assert.instance(error, Error);
+    assert.match((error as Error).message, `reserved IPv6 ${ip6} is now assigned to droplet someone-else`);
+    assert.is(e.fake.state.reservedIpv6s.get(ip6)?.dropletId, other.id, "still the other droplet's");
+  }),
+);
+
 R.run();
