@@ -58,17 +58,16 @@ export async function destroyDropletEdge(
     );
   }
 
-  // The addresses an earlier down kept; a kept IPv6 counts as released above whenever the account lists it.
+  // The addresses an earlier down kept: released above only when one of the tunnel's droplets held it; unassigned
+  // (or someone else's, which releaseKeptAddress refuses) it is released here.
+  const heldByTunnel = (list: ReadonlyArray<{ ip: string; droplet?: { id: number } | null }>, ip: string) =>
+    list.some((r) => r.ip === ip && droplets.some((d) => d.id === r.droplet?.id));
   const kept6 = options.keptReservedIpv6;
-  if (kept6 && options.releaseIp && !reserved6.some((r) => r.ip === kept6)) {
+  if (kept6 && options.releaseIp && !heldByTunnel(reserved6, kept6)) {
     await releaseKeptAddress(RESERVED_IPV6, api, kept6, tag, waits);
   }
   const kept = options.keptReservedIp;
-  if (
-    kept &&
-    options.releaseIp &&
-    !reserved.some((r) => r.ip === kept && droplets.some((d) => d.id === r.droplet?.id))
-  ) {
+  if (kept && options.releaseIp && !heldByTunnel(reserved, kept)) {
     await releaseKeptAddress(RESERVED_IPV4, api, kept, tag, waits);
   }
 

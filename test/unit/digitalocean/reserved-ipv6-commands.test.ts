@@ -131,4 +131,31 @@ R('a kept IPv6 taken over by a foreign droplet is not released, as a kept reserv
   }),
 );
 
+R('a kept IPv6 is released by down --release-ip while a new edge of the tunnel (with its own IPv6) runs', () =>
+  withCommands(async (e) => {
+    const { ip6 } = await edgeWithReservedIpv6(e.fake, e.root);
+    await downCommand(e.ctx, { name: 'web', flags: {}, json: false });
+    // up again without --reserved-ipv6: a new droplet of the tunnel, IPv6 on, the kept address unassigned.
+    const again = await e.fake.state.createDroplet({
+      name: 'innisfree-web',
+      region: 'nyc3',
+      size: 's-1vcpu-2gb',
+      image: 'debian-12-x64',
+      ipv6: true,
+      tags: ['innisfree', 'innisfree:web'],
+    });
+    e.fake.state.advance(again);
+    mkdirSync(join(e.root, 'web', 'ssh'), { recursive: true });
+    writeFileSync(join(e.root, 'web', 'tunnel.json'), '{}\n');
+    writeFileSync(join(e.root, 'web', 'ssh', 'id_ed25519.pub'), `${testIdentity('web').sshPublicKey}\n`);
+    const summary = JSON.parse(
+      (await downCommand(e.ctx, { name: 'web', flags: { releaseIp: true }, json: true })).output ?? '',
+    ) as Record<string, unknown>;
+    assert.is(summary.reservedIpv6, ip6);
+    assert.is(summary.reservedIpv6Released, true);
+    assert.is(e.fake.state.reservedIpv6s.has(ip6), false, 'released, as the summary says');
+    assert.is(e.fake.state.droplets.size, 0);
+  }),
+);
+
 R.run();
