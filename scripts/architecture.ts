@@ -55,9 +55,14 @@ function withoutComments(text: string): string {
   return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
 }
 
+/** The TypeScript files of src/ (declarations aside), relative to the repository root, sorted. */
+export function sourceFilesOf(root: string): string[] {
+  return sourceFiles(join(root, 'src')).map((file) => relative(root, file));
+}
+
 /** Every import of a file under src/ that names another file under src/, relative to the repository root. */
 export function readImports(root: string): { files: string[]; edges: ImportEdge[] } {
-  const files = sourceFiles(join(root, 'src')).map((file) => relative(root, file));
+  const files = sourceFilesOf(root);
   const edges: ImportEdge[] = [];
   for (const file of files) {
     const text = withoutComments(readFileSync(join(root, file), 'utf8'));

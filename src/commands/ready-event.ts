@@ -25,29 +25,23 @@ export async function readyEvent(
   let tryIt: string | undefined;
   let tryItNote: string | undefined;
   let tryIt6: string | undefined;
-  if (firstTcp && provider.clientCommand) {
-    const argv = await provider.clientCommand(spec.name, [
-      'curl',
-      '-sS',
-      '--max-time',
-      '5',
-      `http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/`,
-    ]);
-    tryIt = `sudo ${argv.join(' ')}`;
-    tryItNote = await provider.clientNote?.(spec.name);
-    if (edge.ipv6 && servesIpv6) {
-      const argv6 = await provider.clientCommand(spec.name, [
-        'curl',
-        '-sS',
-        '--max-time',
-        '5',
-        `http://${endpointOf(edge.ipv6, firstTcp.publicStart)}/`,
-      ]);
-      tryIt6 = `sudo ${argv6.join(' ')}`;
+  if (firstTcp) {
+    const url = (address: string) => `http://${endpointOf(address, firstTcp.publicStart)}/`;
+    const ipv6 = edge.ipv6 && servesIpv6 ? edge.ipv6 : undefined;
+    const { clientCommand } = provider;
+    if (clientCommand) {
+      // A provider with an internet client of its own (the local one): the command runs as that client.
+      const asClient = async (address: string) => {
+        const argv = await clientCommand.call(provider, spec.name, ['curl', '-sS', '--max-time', '5', url(address)]);
+        return `sudo ${argv.join(' ')}`;
+      };
+      tryIt = await asClient(edge.ipv4);
+      tryItNote = await provider.clientNote?.(spec.name);
+      if (ipv6) tryIt6 = await asClient(ipv6);
+    } else {
+      tryIt = `curl -v ${url(edge.ipv4)}   (if the service speaks HTTP)`;
+      if (ipv6) tryIt6 = `curl -v ${url(ipv6)}`;
     }
-  } else if (firstTcp) {
-    tryIt = `curl -v http://${endpointOf(edge.ipv4, firstTcp.publicStart)}/   (if the service speaks HTTP)`;
-    if (edge.ipv6 && servesIpv6) tryIt6 = `curl -v http://${endpointOf(edge.ipv6, firstTcp.publicStart)}/`;
   }
   return {
     type: 'ready',

@@ -1,12 +1,13 @@
 // No function written twice, no two files of the same name: every top-level function of src/ (a declaration, or a
 // const holding an arrow or function expression) has a name no other file of src/ uses, and no two files share a
 // basename, so a helper is found and reused instead of copied (safeJson, endpointOf and probeTcp once stood twice).
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import ts from 'typescript';
+import { sourceFilesOf } from '../../scripts/architecture.js';
 import { repoRoot } from '../helpers/cli.js';
 
 /** A name two files may both define, and why. Keep it short; every entry needs its reason. */
@@ -15,16 +16,6 @@ const SHARED_FUNCTION_NAMES: Readonly<Record<string, string>> = {};
 /** Basenames more than one file may have: a folder's entry point, and a command named after what it runs. */
 function basenameMayRepeat(path: string): boolean {
   return basename(path) === 'index.ts' || path.startsWith('src/commands/');
-}
-
-function sourceFiles(root: string, dir = 'src'): string[] {
-  return readdirSync(join(root, dir), { withFileTypes: true })
-    .flatMap((entry) => {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory()) return sourceFiles(root, path);
-      return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
-    })
-    .sort();
 }
 
 /** The names of a file's top-level functions: declarations, and consts holding an arrow or function expression. */
@@ -54,7 +45,7 @@ interface Twins {
 }
 
 function findTwins(root: string, allowed: Readonly<Record<string, string>> = {}): Twins {
-  const files = sourceFiles(root);
+  const files = sourceFilesOf(root);
   const definedIn = new Map<string, Set<string>>();
   let read = 0;
   for (const path of files) {
