@@ -30,7 +30,7 @@ export interface Prepared {
 /** Whether this host can forward in the kernel, and its own IPv4 addresses (a destination among them is local). */
 export async function readHomeHostFacts(exec: Exec): Promise<HomeHostFacts> {
   const addr = await exec('ip', ['-j', '-4', 'addr', 'show'], { reject: false }).catch(() => undefined);
-  let addresses: IpAddress[] = [];
+  let addresses: IpAddress[];
   try {
     addresses = ipAddressesOf(addr?.stdout ?? '');
   } catch {

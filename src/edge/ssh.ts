@@ -441,7 +441,7 @@ export async function waitReady(target: SshTarget, options: WaitReadyOptions): P
   const maxDelay = options.maxDelayMs ?? 5000;
   let delay = options.initialDelayMs ?? 250;
   let phase: 'tcp' | 'login' = 'tcp';
-  let lastFailure = 'no attempt finished';
+  let lastFailure: string;
   let attempt = 0;
   emit({ type: 'log', level: 'info', message: `waiting for SSH on ${where}` });
   for (;;) {

@@ -21,7 +21,6 @@ export function parseErrorBody(raw: unknown, status: number, headerRequestId?: s
     try {
       body = text ? JSON.parse(text) : undefined;
     } catch {
-      body = undefined;
       const message = htmlTitle(text) ?? plainText(text);
       return withRequestId({ message: message || statusText(status) }, headerRequestId);
     }
