@@ -8,9 +8,9 @@ import type { ResourceLedger } from '../../state/resources.js';
 import { DigitalOceanError } from './api-errors.js';
 import type { DigitalOceanClient } from './client.js';
 import { type WaitOptions, hasIpv6Feature } from './droplets.js';
-import { type AddressFamily, type ReservedAddress, releaseAddress } from './reserved-address.js';
-import { assignReservedIp } from './reserved-ips.js';
-import { assignReservedIpv6, createReservedIpv6, listReservedIpv6s } from './reserved-ipv6.js';
+import { type AddressFamily, type ReservedAddress, assignReservedAddress, releaseAddress } from './reserved-address.js';
+import { RESERVED_IPV4 } from './reserved-ips.js';
+import { RESERVED_IPV6, createReservedIpv6, listReservedIpv6s } from './reserved-ipv6.js';
 import type { Droplet, ReservedIpv6 } from './schemas.js';
 
 /** Assigns the spec's reserved IP to the droplet, recorded in the ledger around the assignment. */
@@ -24,7 +24,7 @@ export async function assignRecordedReservedIp(
 ): Promise<string> {
   const entry = await ledger.intend('reserved-ip-assignment', { ip, droplet: droplet.id });
   await step(waits.emit, 'edge.reserved-ip', `Assign reserved IP ${ip}`, () =>
-    assignReservedIp(api, ip, droplet, spec.name, waits),
+    assignReservedAddress(api, RESERVED_IPV4, ip, droplet, spec.name, waits),
   );
   await ledger.made(entry, ip);
   return ip;
@@ -61,7 +61,7 @@ export async function ensureReservedIpv6(
     }
   }
   const entry = await ledger.intend('reserved-ipv6-assignment', { ip, droplet: droplet.id });
-  await assignReservedIpv6(api, ip, droplet, spec.name, waits);
+  await assignReservedAddress(api, RESERVED_IPV6, ip, droplet, spec.name, waits);
   await ledger.made(entry, ip);
   return ip;
 }

@@ -15,8 +15,9 @@ import { ensureDropletEdge } from './edge-provisioning.js';
 import { ensureFirewall, findFirewall, firewallBodyOf } from './firewall.js';
 import { removeRecorded } from './ledger-cleanup.js';
 import { createDropletOnce, destroyOtherDroplets, keepOneDroplet } from './one-droplet.js';
-import { assignReservedIp, listReservedIps } from './reserved-ips.js';
-import { assignReservedIpv6, listReservedIpv6s } from './reserved-ipv6.js';
+import { assignReservedAddress } from './reserved-address.js';
+import { RESERVED_IPV4, listReservedIps } from './reserved-ips.js';
+import { RESERVED_IPV6, listReservedIpv6s } from './reserved-ipv6.js';
 import type { Droplet } from './schemas.js';
 import { ensureSshKey } from './ssh-keys.js';
 import { deleteTag, replacementTagOf, tagDroplet, untagDroplet } from './tags.js';
@@ -80,23 +81,23 @@ export async function replaceDropletEdge(
     );
     if (ip4) {
       await step(emit, 'edge.reserved-ip', `Move reserved IP ${ip4} to droplet ${next.id}`, () =>
-        assignReservedIp(api, ip4, next, spec.name, waits),
+        assignReservedAddress(api, RESERVED_IPV4, ip4, next, spec.name, waits),
       );
       if (reservedIpOf(old, reserved4) === ip4)
         undo.push({
           what: `reserved IP ${ip4} back to droplet ${old.id}`,
-          run: () => assignReservedIp(cleanup, ip4, old, spec.name, waits),
+          run: () => assignReservedAddress(cleanup, RESERVED_IPV4, ip4, old, spec.name, waits),
         });
     }
     let nextIp6 = ip6;
     if (ip6) {
       await step(emit, 'edge.reserved-ipv6', `Move reserved IPv6 ${ip6} to droplet ${next.id}`, () =>
-        assignReservedIpv6(api, ip6, next, spec.name, waits),
+        assignReservedAddress(api, RESERVED_IPV6, ip6, next, spec.name, waits),
       );
       if (held6 === ip6)
         undo.push({
           what: `reserved IPv6 ${ip6} back to droplet ${old.id}`,
-          run: () => assignReservedIpv6(cleanup, ip6, old, spec.name, waits),
+          run: () => assignReservedAddress(cleanup, RESERVED_IPV6, ip6, old, spec.name, waits),
         });
     } else if (spec.reservedIpv6 === 'new') {
       nextIp6 = await step(emit, 'edge.reserved-ipv6', `Reserved IPv6 (new, in ${spec.region})`, () =>

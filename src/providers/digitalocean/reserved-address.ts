@@ -26,6 +26,14 @@ export interface AddressFamily<R extends ReservedAddress> {
   /** Where an action on `ip` is polled. */
   actionPath(ip: string, actionId: number): string;
   get(client: DigitalOceanClient, ip: string): Promise<R | undefined>;
+  /** The region an address belongs to (the two families spell it differently). */
+  regionOf(reserved: R): string | undefined;
+  /** What to do when `ip` is not in the account, for an edge in `edgeRegion`. */
+  missingHint(edgeRegion: string | undefined): string;
+  /** What to do when the address is in `region`, not the edge's `edgeRegion`. */
+  otherRegionHint(region: string, edgeRegion: string): string;
+  /** Refuses a droplet that cannot take an address of this family at all. */
+  refuseDroplet?(droplet: Droplet, ip: string): void;
 }
 
 /** Refuses to take `ip` from a droplet that is not this tunnel's edge. */
@@ -46,8 +54,39 @@ export function refuseForeignHolder<R extends ReservedAddress>(
   }
 }
 
+/**
+ * Makes `ip` point at `droplet`: refuses an address that is not in the account, held by a droplet that is not this
+ * tunnel's edge, or in another region (reserved addresses cannot leave theirs), and a droplet that cannot take it.
+ */
+export async function assignReservedAddress<R extends ReservedAddress>(
+  client: DigitalOceanClient,
+  family: AddressFamily<R>,
+  ip: string,
+  droplet: Droplet,
+  tunnel: string,
+  options: WaitOptions,
+): Promise<void> {
+  const edgeRegion = droplet.region?.slug;
+  const reserved = await family.get(client, ip);
+  if (!reserved) {
+    throw new ProviderError(`${family.what} ${ip} is not in this DigitalOcean account`, {
+      hint: family.missingHint(edgeRegion),
+    });
+  }
+  if (reserved.droplet?.id === droplet.id) return;
+  refuseForeignHolder(family, ip, reserved.droplet, tunnel);
+  const region = family.regionOf(reserved);
+  if (region && edgeRegion && region !== edgeRegion) {
+    throw new ProviderError(`${family.what} ${ip} belongs to region ${region}, but the edge is in ${edgeRegion}`, {
+      hint: family.otherRegionHint(region, edgeRegion),
+    });
+  }
+  family.refuseDroplet?.(droplet, ip);
+  await runAssign(client, family, ip, droplet, options);
+}
+
 /** Assigns `ip` to `droplet` and waits for it; an action that vanished is checked on the address itself. */
-export async function runAssign<R extends ReservedAddress>(
+async function runAssign<R extends ReservedAddress>(
   client: DigitalOceanClient,
   family: AddressFamily<R>,
   ip: string,

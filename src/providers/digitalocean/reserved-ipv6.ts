@@ -3,11 +3,11 @@
 // The droplet must have IPv6 enabled (a stock image: custom images get none), in the same region.
 import { ProviderError } from '../../lib/errors.js';
 import type { DigitalOceanClient } from './client.js';
-import { type WaitOptions, hasIpv6Feature } from './droplets.js';
+import { hasIpv6Feature } from './droplets.js';
 import { DigitalOceanError } from './api-errors.js';
 import { listAll } from './pagination.js';
-import { type AddressFamily, refuseForeignHolder, runAssign } from './reserved-address.js';
-import { type Droplet, ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
+import type { AddressFamily } from './reserved-address.js';
+import { ReservedIpv6, ReservedIpv6Envelope } from './schemas.js';
 
 export const RESERVED_IPV6: AddressFamily<ReservedIpv6> = {
   what: 'reserved IPv6',
@@ -18,6 +18,18 @@ export const RESERVED_IPV6: AddressFamily<ReservedIpv6> = {
   // Unlike a reserved IP's, an IPv6 action is polled at /v2/actions.
   actionPath: (_ip, actionId) => `/v2/actions/${actionId}`,
   get: getReservedIpv6,
+  regionOf: (reserved) => reserved.region_slug ?? undefined,
+  missingHint: (edgeRegion) =>
+    `pass --reserved-ipv6 new to reserve one in ${edgeRegion ?? "the edge's region"}, or drop --reserved-ipv6`,
+  otherRegionHint: (region) => `reserved IPs cannot leave their region: use --region ${region}, or --reserved-ipv6 new`,
+  refuseDroplet(droplet, ip) {
+    if (hasIpv6Feature(droplet)) return;
+    throw new ProviderError(`droplet ${droplet.id} has no IPv6, so reserved IPv6 ${ip} cannot be assigned to it`, {
+      hint:
+        'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it ' +
+        'with innisfree up --replace-edge',
+    });
+  },
 };
 
 export async function getReservedIpv6(client: DigitalOceanClient, ip: string): Promise<ReservedIpv6 | undefined> {
@@ -49,41 +61,4 @@ export async function createReservedIpv6(
     if (landed.length === 1) return landed[0]!;
     throw error;
   }
-}
-
-/** Makes `ip` point at `droplet`. Refuses to take it from a droplet that is not this tunnel's edge. */
-export async function assignReservedIpv6(
-  client: DigitalOceanClient,
-  ip: string,
-  droplet: Droplet,
-  tunnel: string,
-  options: WaitOptions,
-): Promise<void> {
-  const reserved = await getReservedIpv6(client, ip);
-  if (!reserved) {
-    throw new ProviderError(`reserved IPv6 ${ip} is not in this DigitalOcean account`, {
-      hint:
-        `pass --reserved-ipv6 new to reserve one in ${droplet.region?.slug ?? "the edge's region"}, or drop ` +
-        `--reserved-ipv6`,
-    });
-  }
-  if (reserved.droplet?.id === droplet.id) return;
-  refuseForeignHolder(RESERVED_IPV6, ip, reserved.droplet, tunnel);
-  const region = reserved.region_slug;
-  if (region && droplet.region?.slug && region !== droplet.region.slug) {
-    throw new ProviderError(
-      `reserved IPv6 ${ip} belongs to region ${region}, but the edge is in ${droplet.region.slug}`,
-      {
-        hint: `reserved IPs cannot leave their region: use --region ${region}, or --reserved-ipv6 new`,
-      },
-    );
-  }
-  if (!hasIpv6Feature(droplet)) {
-    throw new ProviderError(`droplet ${droplet.id} has no IPv6, so reserved IPv6 ${ip} cannot be assigned to it`, {
-      hint:
-        'the edge must be made from a stock image with IPv6 (--bootstrap nixos-anywhere --ipv6); re-create it ' +
-        'with innisfree up --replace-edge',
-    });
-  }
-  await runAssign(client, RESERVED_IPV6, ip, droplet, options);
 }

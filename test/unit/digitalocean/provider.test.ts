@@ -306,6 +306,21 @@ K('a reserved IP held by a foreign droplet is not taken', () =>
   }),
 );
 
+K('a reserved IP from another region, or not in the account, is refused with what to do; nothing is left', () =>
+  withFake({}, async (h) => {
+    h.fake.state.addReservedIp('198.51.100.11', 'fra1');
+    let error = await rejection(ensure(h, testSpec({ reservedIp: '198.51.100.11' })));
+    assert.instance(error, ProviderError);
+    assert.match(error.message, /^reserved IP 198\.51\.100\.11 belongs to region fra1, but the edge is in nyc3$/);
+    assert.match((error as ProviderError).hint ?? '', /--region fra1, or a reserved IP from nyc3/);
+    assert.is(h.fake.state.reservedIps.get('198.51.100.11')!.dropletId, null);
+    error = await rejection(ensure(h, testSpec({ reservedIp: '198.51.100.12' })));
+    assert.match(error.message, /^reserved IP 198\.51\.100\.12 is not in this DigitalOcean account$/);
+    assert.match((error as ProviderError).hint ?? '', /--region nyc3\), or drop --reserved-ip$/);
+    assert.is(h.fake.state.droplets.size, 0, 'the refused runs left no droplet');
+  }),
+);
+
 K('DNS: the A record is created, then updated in place on the next run (never duplicated)', () =>
   withFake({}, async (h) => {
     h.fake.state.addDomain('example.com');
