@@ -27,13 +27,24 @@ interface Tool {
   install: string;
 }
 
+// Named once: the home host and the local edge both configure WireGuard with it.
+const WG: Tool = {
+  name: 'wg',
+  binaries: ['wg'],
+  why: 'configures WireGuard',
+  install: 'Debian package wireguard-tools / Nix package wireguard-tools',
+};
+
+// Its own check looks for the stream module too (nginxStreamCheck).
+const NGINX: Tool = {
+  name: 'nginx',
+  binaries: ['nginx'],
+  why: 'forwards public ports on the local edge',
+  install: 'Debian package nginx / Nix package nginx',
+};
+
 const HOME_TOOLS: Tool[] = [
-  {
-    name: 'wg',
-    binaries: ['wg'],
-    why: 'configures WireGuard',
-    install: 'Debian package wireguard-tools / Nix package wireguard-tools',
-  },
+  WG,
   {
     name: 'ip',
     binaries: ['ip'],
@@ -69,13 +80,8 @@ const NIXOS_ANYWHERE: Tool = {
   install: 'Nix package nixos-anywhere (Debian has no package), or run innisfree with nix run',
 };
 
+// The local edge's tools besides nginx.
 const LOCAL_TOOLS: Tool[] = [
-  {
-    name: 'nginx',
-    binaries: ['nginx'],
-    why: 'forwards public ports on the local edge',
-    install: 'Debian package nginx / Nix package nginx',
-  },
   {
     name: 'sshd',
     binaries: ['sshd'],
@@ -88,12 +94,7 @@ const LOCAL_TOOLS: Tool[] = [
     why: 'userspace WireGuard for the namespaces',
     install: 'Debian package wireguard-go / Nix package wireguard-go',
   },
-  {
-    name: 'wg',
-    binaries: ['wg'],
-    why: 'configures WireGuard',
-    install: 'Debian package wireguard-tools / Nix package wireguard-tools',
-  },
+  WG,
   {
     name: 'ip',
     binaries: ['ip'],
@@ -160,7 +161,7 @@ function privilegeCheck(what: string, rootOnly: boolean): Check {
 
 async function nginxStreamCheck(ctx: Pick<Context, 'exec' | 'env'>): Promise<Check> {
   const nginx = await findExecutable('nginx', ctx.env);
-  if (!nginx) return await toolCheck(LOCAL_TOOLS[0]!, ctx.env);
+  if (!nginx) return await toolCheck(NGINX, ctx.env);
   if (existsSync('/usr/lib/nginx/modules/ngx_stream_module.so')) {
     return { name: 'nginx stream', status: 'ok', detail: 'dynamic module ngx_stream_module.so', kind: 'environment' };
   }
@@ -189,7 +190,7 @@ export async function cloudHomeRequirements(env: Env, options: { nixosAnywhere: 
 /** An edge in network namespaces on this machine: nginx with stream, sshd, wireguard-go, nft, nix-instantiate, root. */
 export async function localEdgeRequirements(ctx: Pick<Context, 'exec' | 'env'>): Promise<Check[]> {
   const checks: Check[] = [await nginxStreamCheck(ctx)];
-  for (const tool of LOCAL_TOOLS.slice(1)) checks.push(await toolCheck(tool, ctx.env));
+  for (const tool of LOCAL_TOOLS) checks.push(await toolCheck(tool, ctx.env));
   checks.push(privilegeCheck('the local provider creates network namespaces', true));
   return checks;
 }
