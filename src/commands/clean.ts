@@ -13,7 +13,8 @@ import { DEFAULTS } from '../spec/tunnel.js';
 import { acquireLock, isHolderAlive, readLockHolder } from '../state/lock.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
 import { type LedgerEntry, ResourceLedger } from '../state/resources.js';
-import { type ListedEdge, listEdgesWithState, renderEdges, tunnelsWithState } from './list.js';
+import { listTunnelDirs } from '../state/tunnel-record.js';
+import { type ListedEdge, listEdgesWithState, renderEdges } from './list.js';
 
 export interface CleanOptions {
   flags: Record<string, unknown>;
@@ -29,7 +30,7 @@ export async function cleanCommand(ctx: CleanContext, options: CleanOptions): Pr
   if (!provider.sweep) return cleanEdgesOnly(ctx, provider, options);
 
   const root = stateRoot(ctx.env);
-  const withState = await tunnelsWithState(root);
+  const withState = new Set(await listTunnelDirs(root));
   const report = await provider.sweep({
     keepTunnels: withState,
     destroy: yes,

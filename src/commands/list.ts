@@ -8,9 +8,8 @@ import { createProvider } from '../providers/index.js';
 import { tokenFileFrom } from '../spec/load.js';
 import { DEFAULTS } from '../spec/tunnel.js';
 import type { EdgeInfo, Provider } from '../providers/provider.js';
-import { readdir } from 'node:fs/promises';
-import { TunnelName } from '../spec/primitives.js';
 import { stateRoot, tunnelPaths } from '../state/paths.js';
+import { listTunnelDirs } from '../state/tunnel-record.js';
 
 export interface ListOptions {
   flags: Record<string, unknown>;
@@ -59,7 +58,7 @@ async function strayLine(
   edges: readonly ListedEdge[],
 ): Promise<string> {
   if (!provider.sweep) return '';
-  const keep = new Set([...(await tunnelsWithState(stateRoot(ctx.env))), ...edges.map((e) => e.tunnel)]);
+  const keep = new Set([...(await listTunnelDirs(stateRoot(ctx.env))), ...edges.map((e) => e.tunnel)]);
   const report = await provider.sweep({ keepTunnels: keep, destroy: false, emit: ctx.emit, signal: ctx.signal });
   const parts = [
     ...(report.keys.length > 0 ? [`SSH key${report.keys.length === 1 ? '' : 's'} ${report.keys.join(', ')}`] : []),
@@ -98,15 +97,4 @@ function totalLine(edges: readonly ListedEdge[]): string {
     `${edges.length} edge${edges.length === 1 ? '' : 's'}, ${formatUsd(total)} a month` +
     `${priced.length < edges.length ? ' (some unpriced)' : ''}\n`
   );
-}
-
-/** Tunnel names with a state directory on this host. */
-export async function tunnelsWithState(root: string): Promise<Set<string>> {
-  try {
-    const entries = await readdir(root, { withFileTypes: true });
-    return new Set(entries.filter((e) => e.isDirectory() && TunnelName.safeParse(e.name).success).map((e) => e.name));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
-    throw error;
-  }
 }

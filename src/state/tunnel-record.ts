@@ -1,6 +1,6 @@
 // tunnel.json: a tunnel's identity on this host (its addressing), written once and kept across runs so the edge
 // config, the interface name and the tunnel addresses stay the same. Keys live beside it in wireguard/ and ssh/.
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Allocation } from '../addressing.js';
@@ -48,23 +48,31 @@ export function damagedStateError(paths: TunnelPaths, file: string): UsageError 
 }
 
 /**
- * Names of the tunnels with state under the root: directories holding a tunnel.json or status.json, readable or not.
+ * Directories under the root named like a tunnel, sorted: what `list` calls local state and `clean` keeps, even when
+ * their files are unreadable or not yet written.
  */
-export async function listTunnelNames(root: string): Promise<string[]> {
-  let entries: string[];
+export async function listTunnelDirs(root: string): Promise<string[]> {
+  let entries: Dirent[];
   try {
-    entries = await readdir(root);
+    entries = await readdir(root, { withFileTypes: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw fsFailure(error, root, 'list');
   }
   return entries
-    .filter((entry) => TUNNEL_NAME_PATTERN.test(entry))
-    .filter((entry) => {
-      const paths = tunnelPaths(root, entry);
-      return existsSync(paths.tunnel) || existsSync(paths.status);
-    })
+    .filter((entry) => entry.isDirectory() && TUNNEL_NAME_PATTERN.test(entry.name))
+    .map((entry) => entry.name)
     .sort();
+}
+
+/**
+ * Names of the tunnels with state under the root: directories holding a tunnel.json or status.json, readable or not.
+ */
+export async function listTunnelNames(root: string): Promise<string[]> {
+  return (await listTunnelDirs(root)).filter((name) => {
+    const paths = tunnelPaths(root, name);
+    return existsSync(paths.tunnel) || existsSync(paths.status);
+  });
 }
 
 export async function writeTunnelRecord(
@@ -81,17 +89,9 @@ export async function writeTunnelRecord(
 
 /** Every tunnel with state under the root (directories holding a readable tunnel.json). */
 export async function listTunnelRecords(root: string): Promise<TunnelRecord[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(root);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw fsFailure(error, root, 'list');
-  }
   const records: TunnelRecord[] = [];
-  for (const entry of entries.sort()) {
-    if (!TUNNEL_NAME_PATTERN.test(entry)) continue;
-    const record = await readTunnelRecord(tunnelPaths(root, entry)).catch(() => undefined);
+  for (const name of await listTunnelDirs(root)) {
+    const record = await readTunnelRecord(tunnelPaths(root, name)).catch(() => undefined);
     if (record) records.push(record);
   }
   return records;

@@ -1,13 +1,19 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BusyError } from '../../src/lib/errors.js';
 import { writeFileAtomic } from '../../src/state/files.js';
 import { acquireLock, processStartTime } from '../../src/state/lock.js';
 import { stateRoot, tunnelPaths } from '../../src/state/paths.js';
-import { ensureTunnelKeys, listTunnelRecords, writeTunnelRecord } from '../../src/state/tunnel-record.js';
+import {
+  ensureTunnelKeys,
+  listTunnelDirs,
+  listTunnelNames,
+  listTunnelRecords,
+  writeTunnelRecord,
+} from '../../src/state/tunnel-record.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
 // ---
@@ -80,12 +86,19 @@ files('listing tunnels reads every tunnel.json and skips junk', async () => {
       new Date(0),
     );
     writeFileSync(join(dir.path, 'README'), 'not a tunnel');
+    writeFileSync(join(dir.path, 'file'), 'a file named like a tunnel');
+    mkdirSync(join(dir.path, 'Not_A_Name'));
+    mkdirSync(join(dir.path, 'empty'));
     const records = await listTunnelRecords(dir.path);
     assert.equal(
       records.map((r) => r.name),
       ['a', 'b'],
     );
+    // A directory named like a tunnel is local state (list, clean) even before its files exist; status wants them.
+    assert.equal(await listTunnelDirs(dir.path), ['a', 'b', 'empty']);
+    assert.equal(await listTunnelNames(dir.path), ['a', 'b']);
     assert.equal(await listTunnelRecords(join(dir.path, 'missing')), []);
+    assert.equal(await listTunnelDirs(join(dir.path, 'missing')), []);
   } finally {
     dir.remove();
   }
