@@ -59,8 +59,12 @@ function findModule(root: string, name: string): string | undefined {
   return files.split('\n').find((f) => f !== '');
 }
 
-/** Builds the initramfs: busybox as /init, the 9p and overlay modules, and a script that chroots into the overlay. */
-function buildInitramfs(kernel: VmKernel, dir: string): string {
+/**
+ * Builds the initramfs: busybox as /init, the 9p and overlay modules, and a script that chroots into the overlay.
+ * `share`, a host directory, is mounted at its own path last, so a checkout under /tmp or /root (tmpfs in the guest)
+ * is still seen.
+ */
+function buildInitramfs(kernel: VmKernel, dir: string, share: string | undefined): string {
   const root = join(dir, 'initramfs');
   for (const sub of ['bin', 'mods', 'host', 'upper', 'new', 'proc', 'sys', 'dev'])
     mkdirSync(join(root, sub), { recursive: true });
@@ -97,6 +101,12 @@ function buildInitramfs(kernel: VmKernel, dir: string): string {
     // edge, and under emulation it costs seconds each time.
     '/bin/busybox mount -t tmpfs -o mode=0700 tmpfs /new/root',
     '/bin/busybox mount --bind /job /new/job',
+    ...(share
+      ? [
+          `/bin/busybox mkdir -p '/new${share}'`,
+          `/bin/busybox mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 share '/new${share}'`,
+        ]
+      : []),
     // The kernel runs its module loader from the initramfs root, not the chroot: hand requests to the chroot's
     // modprobe, so veth, nf_tables and the rest load on demand as on a booted system.
     'echo /bin/modprobe-in-root > /proc/sys/kernel/modprobe',
@@ -127,7 +137,14 @@ export interface VmResult {
 /** Runs `script` (POSIX sh) as root inside a fresh VM; /job inside is a host directory shared with the caller. */
 export async function runInVm(
   script: string,
-  options: { timeoutMs?: number; memoryMb?: number; cpus?: number; onOutput?: (text: string) => void } = {},
+  options: {
+    timeoutMs?: number;
+    memoryMb?: number;
+    cpus?: number;
+    onOutput?: (text: string) => void;
+    /** A host directory the guest sees read-only at the same path, wherever it is. */
+    share?: string;
+  } = {},
 ): Promise<VmResult> {
   const kernel = findKernel();
   if (!kernel) throw new Error('no kernel: call vmUnavailable() first');
@@ -136,7 +153,7 @@ export async function runInVm(
   mkdirSync(job);
   writeFileSync(join(job, 'cmd.sh'), `cd /\n${script}\n`);
   try {
-    const initrd = buildInitramfs(kernel, dir);
+    const initrd = buildInitramfs(kernel, dir, options.share);
     const args = [
       // Multi-threaded TCG: one host thread per guest CPU, so the guest gets what the host can spare.
       '-machine',
@@ -164,6 +181,9 @@ export async function runInVm(
       'local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap',
       '-virtfs',
       `local,path=${job},mount_tag=job,security_model=none,multidevs=remap`,
+      ...(options.share
+        ? ['-virtfs', `local,path=${options.share},mount_tag=share,security_model=none,readonly=on,multidevs=remap`]
+        : []),
     ];
     const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
@@ -193,11 +213,12 @@ export async function runInVm(
  * asserts that it passed; returns its output. esbuild under emulation would cost more than the test itself.
  */
 export async function runGuestTest(file: string, timeoutMs = 480_000): Promise<string> {
-  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const repo = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
   const compiled = file.replace(/^test\//, 'dist/test/').replace(/\.ts$/, '.js');
   const result = await runInVm(
     ['ip link set lo up', 'modprobe wireguard', `cd '${repo}'`, `node ${compiled}`].join('\n'),
-    { timeoutMs, memoryMb: 1536 },
+    // The checkout is shared on its own: one under /tmp or /root would be hidden by the guest's tmpfs there.
+    { timeoutMs, memoryMb: 1536, share: repo },
   );
   assert.is(result.timedOut, false, `the VM timed out:\n${result.output}`);
   assert.is(result.code, 0, `guest tests failed:\n${result.output}`);
