@@ -59,10 +59,13 @@ export async function listTunnelDirs(root: string): Promise<string[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw fsFailure(error, root, 'list');
   }
-  return entries
-    .filter((entry) => entry.isDirectory() && TUNNEL_NAME_PATTERN.test(entry.name))
-    .map((entry) => entry.name)
-    .sort();
+  return (
+    entries
+      // A link to a directory counts: the allocation of a linked-in tunnel must not be handed out twice.
+      .filter((entry) => (entry.isDirectory() || entry.isSymbolicLink()) && TUNNEL_NAME_PATTERN.test(entry.name))
+      .map((entry) => entry.name)
+      .sort()
+  );
 }
 
 /**

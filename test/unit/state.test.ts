@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BusyError } from '../../src/lib/errors.js';
 import { writeFileAtomic } from '../../src/state/files.js';
@@ -89,14 +89,22 @@ files('listing tunnels reads every tunnel.json and skips junk', async () => {
     writeFileSync(join(dir.path, 'file'), 'a file named like a tunnel');
     mkdirSync(join(dir.path, 'Not_A_Name'));
     mkdirSync(join(dir.path, 'empty'));
+    mkdirSync(join(dir.path, 'elsewhere'));
+    await writeTunnelRecord(
+      tunnelPaths(join(dir.path, 'elsewhere'), 'c'),
+      'c',
+      { ...allocation, index: 3 },
+      new Date(0),
+    );
+    symlinkSync(join(dir.path, 'elsewhere', 'c'), join(dir.path, 'c'));
     const records = await listTunnelRecords(dir.path);
     assert.equal(
       records.map((r) => r.name),
-      ['a', 'b'],
+      ['a', 'b', 'c'],
     );
     // A directory named like a tunnel is local state (list, clean) even before its files exist; status wants them.
-    assert.equal(await listTunnelDirs(dir.path), ['a', 'b', 'empty']);
-    assert.equal(await listTunnelNames(dir.path), ['a', 'b']);
+    assert.equal(await listTunnelDirs(dir.path), ['a', 'b', 'c', 'elsewhere', 'empty']);
+    assert.equal(await listTunnelNames(dir.path), ['a', 'b', 'c']);
     assert.equal(await listTunnelRecords(join(dir.path, 'missing')), []);
     assert.equal(await listTunnelDirs(join(dir.path, 'missing')), []);
   } finally {
