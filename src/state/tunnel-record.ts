@@ -48,8 +48,8 @@ export function damagedStateError(paths: TunnelPaths, file: string): UsageError 
 }
 
 /**
- * Directories under the root named like a tunnel, sorted: what `list` calls local state and `clean` keeps, even when
- * their files are unreadable or not yet written.
+ * Directories (or links) under the root named like a tunnel, sorted: what `list` calls local state and `clean`
+ * keeps, even when their files are unreadable or not yet written.
  */
 export async function listTunnelDirs(root: string): Promise<string[]> {
   let entries: Dirent[];

@@ -1,6 +1,7 @@
-// What reserved IPs and reserved IPv6 share: who may hold one, and the assign and unassign actions, run once the
-// droplet's own actions are over (an action during a pending one fails with "Droplet already has a pending event").
-// The two families differ in their paths, where an action is polled, and their names in messages.
+// What reserved IPs and reserved IPv6 share: who may hold one, the refusals before an assign, and the assign and
+// unassign actions, run once the droplet's own actions are over (an action during a pending one fails with "Droplet
+// already has a pending event"). The two families differ in their paths, where an action is polled, how they name
+// their region, their names and hints in messages, and (IPv6 only) which droplets can take one.
 import { ProviderError } from '../../lib/errors.js';
 import type { ResourceKind } from '../../state/resources.js';
 import type { DigitalOceanClient } from './client.js';
