@@ -13,6 +13,7 @@ import type { SshTarget } from '../../src/edge/deployer-port.js';
 import { systemClock } from '../../src/lib/context.js';
 import { parsePid } from '../../src/lib/pid.js';
 import { type ProgressEvent, silent } from '../../src/lib/events.js';
+import { edgeSessionPath } from '../../src/providers/local/edge-runtime-files.js';
 import { LocalProvider } from '../../src/providers/local/index.js';
 import {
   assertNoHostCollision,
@@ -82,13 +83,19 @@ if (skip) {
       await waitReady(target, { timeoutMs: 10_000, clock: systemClock, emit: silent, signal });
       const inside = await runSsh(
         target,
-        'readlink /proc/self/ns/net; echo $INNISFREE_LOCAL_EDGE_DIR; command -v innisfree-edge-status',
+        'readlink /proc/self/ns/net; echo $INNISFREE_LOCAL_EDGE_DIR; command -v innisfree-edge-status; ' +
+          'echo $HOME; echo $PATH; ls -A $HOME | wc -l',
       );
       assert.is(inside.exitCode, 0, inside.stderr);
-      const [netns, dir, statusCommand] = inside.stdout.trim().split('\n');
+      const [netns, dir, statusCommand, home, path, homeEntries] = inside.stdout.trim().split('\n');
       assert.is(netns, readlinkSync(`/proc/${footprint.pids[0]}/ns/net`), 'the session runs in the edge namespace');
       assert.is(dir, local.paths.dir);
       assert.match(statusCommand ?? '', /\/bin\/innisfree-edge-status$/);
+      // Root's home on the edge is its own and empty, as on a fresh droplet: bash sources ~/.bashrc for SSH
+      // sessions, and this host's (pyenv, cargo) changed PATH and once blocked every session on a stale lock.
+      assert.is(home, local.paths.home);
+      assert.is(homeEntries, '0');
+      assert.is(path, edgeSessionPath(local.paths), "no dotfile of this host's root changed the session's PATH");
 
       // The edge reports its status with the same script NixOS edges run: not deployed yet.
       const status = await readEdgeStatus(runSsh, target);

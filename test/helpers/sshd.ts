@@ -60,6 +60,7 @@ export async function startSshd(options: { hostKey?: SshKeyPair; port?: number }
   writeFileSync(join(dir, 'client_key.pub'), `${client.publicKey}\n`);
   writeFileSync(join(dir, 'authorized_keys'), `${client.publicKey}\n`);
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  mkdirSync(join(dir, 'home'), { mode: 0o700 });
   const pidFile = join(dir, 'sshd.pid');
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = options.port ?? (await freePort());
@@ -77,6 +78,8 @@ export async function startSshd(options: { hostKey?: SshKeyPair; port?: number }
         'StrictModes no',
         'UsePAM no',
         'LogLevel VERBOSE',
+        // Sessions must not source this host's ~/.bashrc (it can change PATH or block): an empty home of their own.
+        `SetEnv HOME=${join(dir, 'home')}`,
         '',
       ].join('\n'),
     );

@@ -35,7 +35,7 @@ S('the local sshd_config has the lines it had when they were written out in Type
     'PrintMotd no',
     'LogLevel INFO',
     'SetEnv PATH=/run/innisfree/local/web/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ' +
-      'INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
+      'HOME=/run/innisfree/local/web/home INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
     '',
   ];
   assert.equal(text.split('\n').sort(), [...before].sort());

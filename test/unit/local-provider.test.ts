@@ -234,7 +234,7 @@ S('edge files: sshd keys-only with the edge PATH; wrappers quote their paths; st
     'PasswordAuthentication no',
     'PermitRootLogin prohibit-password',
     'SetEnv PATH=/run/innisfree/local/web/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ' +
-      'INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
+      'HOME=/run/innisfree/local/web/home INNISFREE_LOCAL_EDGE_DIR=/run/innisfree/local/web',
   ]) {
     assert.ok(sshd.split('\n').includes(line), line);
   }

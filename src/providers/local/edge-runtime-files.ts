@@ -6,6 +6,11 @@ import type { RuntimePaths } from './layout.js';
 export const AGENT_COMMAND = 'innisfree-local-edge';
 export const LOCAL_EDGE_DIR_ENV = 'INNISFREE_LOCAL_EDGE_DIR';
 
+/** The PATH of a session on a local edge: its commands first, then the system's. */
+export function edgeSessionPath(paths: RuntimePaths): string {
+  return `${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+}
+
 export function sshdConfigText(paths: RuntimePaths, port: number): string {
   return [
     '# innisfree local edge: an sshd inside the edge network namespace',
@@ -22,8 +27,9 @@ export function sshdConfigText(paths: RuntimePaths, port: number): string {
     'PrintMotd no',
     'LogLevel INFO',
     // The edge commands (innisfree-edge-status, innisfree-local-edge) are found like on a real edge: on PATH.
-    `SetEnv PATH=${paths.bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ` +
-      `${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
+    // HOME is the edge's own: sshd runs root's shell, and bash would otherwise source this host's ~/.bashrc, which
+    // can change PATH or block (a stale pyenv rehash lock held every session for 60 s).
+    `SetEnv PATH=${edgeSessionPath(paths)} HOME=${paths.home} ${LOCAL_EDGE_DIR_ENV}=${paths.dir}`,
     '',
   ].join('\n');
 }

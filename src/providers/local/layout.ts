@@ -243,6 +243,8 @@ export function runtimePaths(root: string, tunnel: string) {
     /** The client key the edge was created for (authorized_keys follows deploys; this does not). */
     creatorKey: join(dir, 'creator_key.pub'),
     bin: join(dir, 'bin'),
+    /** Root's home on the edge: empty, as on a fresh droplet, so sessions never read this host's dotfiles. */
+    home: join(dir, 'home'),
     /** The edge's WireGuard private key: made on the edge, 0600, never leaves this directory. */
     wireguardPrivate: join(dir, 'wireguard', 'private'),
     agent: join(dir, 'agent'),

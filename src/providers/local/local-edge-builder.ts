@@ -355,6 +355,7 @@ export class LocalEdgeBuilder {
   async startSshd(edge: LocalEdge): Promise<void> {
     const { paths, layout, record } = edge;
     await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
+    await mkdir(paths.home, { recursive: true, mode: 0o700 });
     await rm(paths.sshdPid, { force: true });
     const check = await this.exec(SSHD, ['-t', '-f', paths.sshdConfig], { reject: false });
     if (check.exitCode !== 0) {
