@@ -1,5 +1,6 @@
 // The files that make a local edge answer like a real one: the sshd config (its own host key, the tunnel's key for
-// root, a PATH and directory for the edge commands) and the two commands on that PATH. Pure text builders.
+// root, a PATH and directory for the edge commands, a home of its own) and the two commands on that PATH. Pure
+// text builders.
 import { EDGE_STATUS_ENV, type EdgeStatusVariable, sshdHardeningLines } from '../../edge/edge-settings.js';
 import type { RuntimePaths } from './layout.js';
 
