@@ -435,6 +435,27 @@ environment(
   },
 );
 
+environment(
+  'INNISFREE_LOCAL_DIR with a space: exit 9 naming it before anything is made (sshd_config cannot hold the paths)',
+  async () => {
+    await withDir(async (dir) => {
+      const runtime = join(dir, 'local edges');
+      const env = { ...isolatedEnv(dir), INNISFREE_LOCAL_DIR: runtime };
+      const expected = new RegExp(
+        `^innisfree: INNISFREE_LOCAL_DIR ${runtime.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} has whitespace or a ` +
+          /quote in it, which the local edge's sshd_config cannot hold \(hint: /.source,
+      );
+      assertOneLine(await runCli(['list', '--provider', 'local'], env), 9, expected);
+      const up = await runCli(['up', '--provider', 'local', '--ports', '8080'], env);
+      if (up.code === 9 && !/INNISFREE_LOCAL_DIR/.test(up.stderr))
+        return console.log(`  SKIPPED: up cannot run here: ${up.stderr.trim()}`);
+      assertOneLine(up, 9, expected);
+      assert.not.ok(existsSync(runtime), 'no runtime directory');
+      assert.not.ok(existsSync(join(dir, 'state')), 'no state directory');
+    });
+  },
+);
+
 files.run();
 environment.run();
 

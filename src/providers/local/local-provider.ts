@@ -209,6 +209,15 @@ export class LocalProvider implements Provider {
    * `up` asks before it makes anything, so a bad runtime directory costs no half-made state.
    */
   async checkRuntimeDir(): Promise<void> {
+    // sshd_config splits its arguments at whitespace and reads quotes and backslashes: HostKey, PidFile and SetEnv
+    // take paths under this directory, and no quoting makes all three agree.
+    if (/[\s"'\\]/.test(this.runtimeDir)) {
+      throw new EnvironmentError(
+        `INNISFREE_LOCAL_DIR ${this.runtimeDir} has whitespace or a quote in it, which the local edge's sshd_config ` +
+          'cannot hold',
+        { hint: `point INNISFREE_LOCAL_DIR at a path without them (default ${DEFAULT_RUNTIME_DIR})` },
+      );
+    }
     try {
       await readdir(this.runtimeDir);
     } catch (error) {
